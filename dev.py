@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Developer entry point: ``python3 dev.py test`` and ``python3 dev.py demo``.
+
+Both commands create (or reuse) the virtual environment ``.venv`` from the
+committed lock file ``requirements.lock``, installing exact versions with
+their hashes, then install lockstep itself in editable mode. The environment
+is rebuilt when the lock file or ``pyproject.toml`` changes.
+
+Commands
+--------
+test [PYTEST ARGS...]   run the test suite (the command CI runs)
+demo                    run the example systems end to end
+lock                    re-resolve ``requirements.lock`` from ``pyproject.toml``
+env                     only create or update the environment
+
+Only the Python standard library is used here, so a machine with Python 3.11
+and pip is enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+LOCK = ROOT / "requirements.lock"
+STAMP = VENV / ".lockstep-installed"
+
+
+def _venv_python() -> Path:
+    sub = "Scripts/python.exe" if os.name == "nt" else "bin/python"
+    return VENV / sub
+
+
+def _bin(name: str) -> Path:
+    return _venv_python().parent / name
+
+
+def _run(cmd: list[str | os.PathLike[str]], **kwargs) -> None:
+    printable = " ".join(str(c) for c in cmd)
+    print(f"$ {printable}", flush=True)
+    result = subprocess.run([str(c) for c in cmd], **kwargs)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def _lock_digest() -> str:
+    h = hashlib.sha256()
+    for path in (LOCK, ROOT / "pyproject.toml"):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def ensure_env() -> Path:
+    """Create or update ``.venv`` from the lock file; return its interpreter."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"lockstep needs Python >= 3.11; this is {sys.version.split()[0]}")
+    digest = _lock_digest()
+    if STAMP.exists() and STAMP.read_text().strip() == digest and _venv_python().exists():
+        return _venv_python()
+    if VENV.exists():
+        print("Lock file changed: rebuilding .venv", flush=True)
+        shutil.rmtree(VENV)
+    _run([sys.executable, "-m", "venv", VENV])
+    py = _venv_python()
+    pip = [py, "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+    # Every dependency, build backend included, comes from the lock file with
+    # its hash: nothing is resolved at install time.
+    _run([*pip, "--require-hashes", "--no-deps", "-r", LOCK])
+    _run([*pip, "--no-deps", "--no-build-isolation", "--editable", ROOT])
+    _run([py, "-m", "pip", "check"])
+    STAMP.write_text(digest + "\n")
+    return py
+
+
+def cmd_test(args: list[str]) -> None:
+    py = ensure_env()
+    _run([py, "-m", "pytest", *args], cwd=ROOT)
+
+
+def cmd_demo(args: list[str]) -> None:
+    py = ensure_env()
+    _run([py, str(ROOT / "examples" / "demo.py"), *args], cwd=ROOT)
+
+
+def cmd_lock(args: list[str]) -> None:
+    py = ensure_env()
+    _run([py, "-m", "pip", "install", "--quiet", "pip-tools"])
+    _run(
+        [
+            _bin("pip-compile"),
+            "--quiet",
+            "--generate-hashes",
+            "--allow-unsafe",
+            "--strip-extras",
+            "--extra",
+            "dev",
+            "--all-build-deps",
+            "--output-file",
+            LOCK,
+            ROOT / "pyproject.toml",
+            *args,
+        ],
+        cwd=ROOT,
+    )
+
+
+COMMANDS = {
+    "test": cmd_test,
+    "demo": cmd_demo,
+    "lock": cmd_lock,
+    "env": lambda args: ensure_env(),
+}
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        sys.exit(2)
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

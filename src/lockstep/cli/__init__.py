@@ -1,0 +1,51 @@
+"""The ``lockstep`` command line.
+
+Commands are thin: they parse options, call the Python API and print. Every
+command accepts ``--project DIR`` and ``--json``. Exit codes: 0 success,
+2 a user error (bad configuration, data or arguments; the message says what
+to fix), 1 an internal error (a bug: please report it; ``LOCKSTEP_DEBUG=1``
+shows the traceback).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from lockstep._version import __version__
+from lockstep.cli import _data, _init
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="lockstep",
+    help="Reproducible ML systems on tabular data: versioned data, features and models, "
+    "and commands that prove the results.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lockstep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """lockstep: same raw data in, same model and predictions out, and a command that proves it."""
+
+
+_init.register(app)
+_data.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; exit 0 on success, 2 for user errors, 1 for internal errors."""
+    app(args=argv, prog_name="lockstep")

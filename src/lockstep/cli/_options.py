@@ -1,0 +1,16 @@
+"""Options shared by every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["JsonOpt", "ProjectOpt"]
+
+ProjectOpt = Annotated[
+    Path,
+    typer.Option("--project", "-p", help="The project folder (holding lockstep.toml).", show_default="current folder"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]

@@ -1,0 +1,116 @@
+"""How the CLI talks: rich tables for people, JSON for scripts, errors on stderr.
+
+With ``--json`` a command prints exactly one JSON document on stdout (an
+error too, as ``{"error": ..., "message": ..., "hint": ...}``); progress and
+messages go to stderr, so ``lockstep ... --json | jq`` always works.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from lockstep.errors import LockstepError
+
+__all__ = ["Output", "command", "fmt_int", "print_json"]
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+class Output:
+    """The output of one command.
+
+    Parameters
+    ----------
+    json_mode : bool
+        Print JSON on stdout instead of tables.
+    """
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode = json_mode
+        self.console = Console(highlight=False, soft_wrap=False)
+        if not self.console.is_terminal and "COLUMNS" not in os.environ:
+            # Piped into a file or a pager: rich would assume 80 columns.
+            self.console = Console(highlight=False, soft_wrap=False, width=140)
+        self.err = Console(stderr=True, highlight=False)
+
+    def result(self, data: Any, render: Callable[[Console], None]) -> None:
+        """Print ``data`` as JSON, or call ``render`` for people."""
+        if self.json_mode:
+            print_json(data)
+        else:
+            render(self.console)
+
+    def note(self, text: str) -> None:
+        """A message for people (stderr), silent in JSON mode."""
+        if not self.json_mode:
+            self.err.print(text)
+
+    @contextmanager
+    def progress(self, title: str) -> Iterator[Callable[[str], None]]:
+        """A spinner on stderr showing the current step; yields ``step(name)``."""
+        if self.json_mode or not self.err.is_terminal:
+            yield lambda _name: None
+            return
+        with self.err.status(f"{title}...") as status:
+            yield lambda name: status.update(f"{title}: {name}...")
+
+
+def _report(exc: LockstepError, json_mode: bool) -> None:
+    if json_mode:
+        print_json(exc.to_dict())
+    err = Console(stderr=True, highlight=False)
+    label = "error" if exc.exit_code == 2 else "internal error"
+    err.print(f"[bold red]{label}:[/] ", end="")
+    err.print(exc.message, markup=False, soft_wrap=True)
+    if exc.hint:
+        err.print("[yellow]hint:[/] ", end="")
+        err.print(exc.hint, markup=False, soft_wrap=True)
+
+
+def command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a CLI command: user errors exit 2 with their message, bugs exit 1.
+
+    ``LOCKSTEP_DEBUG=1`` prints the traceback as well.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        json_mode = bool(kwargs.get("json_mode", False))
+        debug = os.environ.get("LOCKSTEP_DEBUG", "") not in ("", "0")
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except LockstepError as exc:
+            if debug:
+                traceback.print_exc()
+            _report(exc, json_mode)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: say so plainly, never hide it
+            if debug:
+                traceback.print_exc()
+            _report(LockstepError(f"{type(exc).__name__}: {exc}",
+                                  hint="this is a bug in lockstep; rerun with LOCKSTEP_DEBUG=1 to see the "
+                                  "traceback, and report it"), json_mode)
+            raise typer.Exit(1) from None
+
+    return wrapper

@@ -1,0 +1,465 @@
+"""The ``lockstep.toml`` model: what a project is.
+
+The file is read once, validated strictly (unknown keys and wrong types are
+errors that name the file and the key) and passed explicitly to the layers
+that need it; nothing else reads configuration.
+
+Examples
+--------
+>>> from lockstep.config import Config
+>>> cfg = Config.model_validate({
+...     "project": {"name": "demo"},
+...     "data": {"source": "raw.csv", "id": "id", "target": "y",
+...              "task": "classification",
+...              "schema": {"id": {"dtype": "int"}, "y": {"dtype": "str"},
+...                         "x": {"dtype": "float", "nullable": True}}},
+... })
+>>> cfg.data.feature_columns
+['x']
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import json
+import tomllib
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from lockstep.errors import ConfigError, ProjectError
+
+__all__ = [
+    "CONFIG_FILE",
+    "ColumnSchema",
+    "Config",
+    "DataConfig",
+    "DerivedId",
+    "FeaturesConfig",
+    "ProjectSection",
+    "SplitConfig",
+    "load_config",
+]
+
+CONFIG_FILE = "lockstep.toml"
+
+#: Name of the id column lockstep derives when ``[data] id`` is not set.
+DerivedId = "_row_id"
+
+Dtype = Literal["int", "float", "bool", "str", "datetime", "date"]
+Number = StrictInt | StrictFloat
+Bound = StrictInt | StrictFloat | datetime | date | StrictStr
+Category = StrictStr | StrictInt | StrictBool
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
+
+
+class ColumnSchema(_Section):
+    """The declared schema of one raw column.
+
+    Attributes
+    ----------
+    dtype : {"int", "float", "bool", "str", "datetime", "date"}
+        Logical type. Values are converted to it; values that do not convert
+        are schema failures.
+    nullable : bool
+        Whether missing values are allowed.
+    min, max : number or datetime, optional
+        Inclusive bounds (numbers, or ISO dates for datetime and date columns).
+    allowed : list, optional
+        The allowed values (categories) for ``str``, ``int`` and ``bool`` columns.
+    description : str, optional
+        Free text, carried into generated documentation.
+    """
+
+    dtype: Dtype
+    nullable: StrictBool = False
+    min: Bound | None = None
+    max: Bound | None = None
+    allowed: list[Category] | None = None
+    description: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> ColumnSchema:
+        if (self.min is not None or self.max is not None) and self.dtype in ("bool", "str"):
+            raise ValueError(f"min/max do not apply to dtype '{self.dtype}'")
+        if self.allowed is not None:
+            if self.dtype not in ("str", "int", "bool"):
+                raise ValueError(f"allowed values do not apply to dtype '{self.dtype}'")
+            if not self.allowed:
+                raise ValueError("allowed must list at least one value")
+        for name in ("min", "max"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.dtype in ("int", "float") and not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number for dtype '{self.dtype}'")
+            if self.dtype in ("datetime", "date"):
+                _as_datetime(value, name)
+        if self.min is not None and self.max is not None and _order_key(self.min) > _order_key(self.max):
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+def _as_datetime(value: Any, name: str) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name} must be an ISO date or datetime, got {value!r}") from None
+    raise ValueError(f"{name} must be a date or datetime, got {value!r}")
+
+
+def _order_key(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return _as_datetime(value, "bound")
+
+
+class ProjectSection(_Section):
+    """``[project]``: the project's name and where its store lives."""
+
+    name: StrictStr = Field(min_length=1)
+    description: StrictStr | None = None
+    store: StrictStr = ".lockstep"
+
+
+class DataConfig(_Section):
+    """``[data]``: the raw data source, the id, the target and the raw schema.
+
+    Exactly one of ``source`` (a CSV or Parquet file, or a glob of them,
+    relative to the project folder) and ``sql`` (a DuckDB query over files)
+    must be set. When ``id`` is not set, lockstep derives a stable row id
+    named ``_row_id`` from the content of each row (see the documentation).
+    """
+
+    source: StrictStr | None = None
+    sql: StrictStr | None = None
+    format: Literal["csv", "parquet"] | None = None
+    delimiter: StrictStr = ","
+    encoding: StrictStr = "utf-8"
+    null_values: list[StrictStr] | None = None
+    id: StrictStr | None = None
+    target: StrictStr
+    task: Literal["classification", "regression"]
+    columns: dict[str, ColumnSchema] = Field(alias="schema", min_length=1)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, v: str) -> str:
+        if len(v) != 1:
+            raise ValueError(f"delimiter must be a single character, got {v!r}")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r} (for example 'utf-8', 'latin-1', 'cp1252')") from None
+        return v
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DataConfig:
+        if (self.source is None) == (self.sql is None):
+            raise ValueError("set exactly one of 'source' (a file or glob) and 'sql' (a DuckDB query)")
+        names = list(self.columns)
+        if self.target not in self.columns:
+            raise ValueError(f"target column '{self.target}' is not in [data.schema]{_suggest(self.target, names)}")
+        if self.id is not None:
+            if self.id not in self.columns:
+                raise ValueError(f"id column '{self.id}' is not in [data.schema]{_suggest(self.id, names)}")
+            if self.columns[self.id].nullable:
+                raise ValueError(f"id column '{self.id}' cannot be nullable")
+            if self.columns[self.id].dtype not in ("int", "str"):
+                raise ValueError(f"id column '{self.id}' must have dtype 'int' or 'str'")
+            if self.id == self.target:
+                raise ValueError("the id column and the target cannot be the same column")
+        if DerivedId in self.columns:
+            raise ValueError(f"'{DerivedId}' is reserved for the derived row id; rename that column")
+        if self.task == "regression" and self.columns[self.target].dtype not in ("int", "float"):
+            raise ValueError(f"a regression target must be numeric; '{self.target}' has dtype "
+                             f"'{self.columns[self.target].dtype}'")
+        return self
+
+    @property
+    def id_column(self) -> str:
+        """The id column of the snapshots: ``id``, or the derived ``_row_id``."""
+        return self.id if self.id is not None else DerivedId
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The raw columns other than the id and the target, in schema order."""
+        return [c for c in self.columns if c not in (self.id, self.target)]
+
+
+class SplitConfig(_Section):
+    """``[split]``: how rows are assigned to train, valid and test.
+
+    With ``by = "hash"`` (the default) a row's split is decided by a hash of
+    its id and ``salt``, so it never changes when rows are added. With
+    ``by = "time"``, rows before ``valid_from`` are train, rows from
+    ``valid_from`` to before ``test_from`` are valid, the rest test.
+    ``max_shared_fraction`` is the largest fraction of valid or test rows that
+    may be identical (in every column but the id) to a train row.
+    """
+
+    by: Literal["hash", "time"] = "hash"
+    valid: Number = 0.15
+    test: Number = 0.15
+    salt: StrictStr = "lockstep"
+    time_column: StrictStr | None = None
+    valid_from: datetime | date | StrictStr | None = None
+    test_from: datetime | date | StrictStr | None = None
+    max_shared_fraction: Number = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitConfig:
+        for name in ("valid", "test", "max_shared_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be at least 0 and below 1, got {value}")
+        if self.by == "hash" and self.valid + self.test >= 1:
+            raise ValueError(f"valid + test must be below 1 (got {self.valid} + {self.test}); "
+                             "the rest is the training split")
+        if self.by == "time":
+            if not self.time_column or self.valid_from is None or self.test_from is None:
+                raise ValueError("by = 'time' needs time_column, valid_from and test_from")
+            if _as_datetime(self.valid_from, "valid_from") > _as_datetime(self.test_from, "test_from"):
+                raise ValueError("valid_from must not be later than test_from")
+        return self
+
+    def cutoffs(self) -> tuple[datetime, datetime]:
+        """The time split's cut-offs as datetimes."""
+        return _as_datetime(self.valid_from, "valid_from"), _as_datetime(self.test_from, "test_from")
+
+
+class FeaturesConfig(_Section):
+    """``[features]``: the raw columns the feature pipeline reads.
+
+    ``columns`` defaults to every raw column but the id and the target.
+    """
+
+    columns: list[StrictStr] | None = None
+
+
+class Config(_Section):
+    """The whole ``lockstep.toml``.
+
+    Use :func:`load_config` to read it from a project folder; the folder is
+    then available as :attr:`project_dir`.
+    """
+
+    project: ProjectSection
+    data: DataConfig
+    split: SplitConfig = SplitConfig()
+    features: FeaturesConfig = FeaturesConfig()
+
+    _project_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_cross(self) -> Config:
+        schema = self.data.columns
+        if self.split.by == "time":
+            col = self.split.time_column
+            if col not in schema:
+                raise ValueError(f"split.time_column '{col}' is not in [data.schema]{_suggest(col, list(schema))}")
+            if schema[col].dtype not in ("datetime", "date"):
+                raise ValueError(f"split.time_column '{col}' must have dtype 'datetime' or 'date'")
+            if schema[col].nullable:
+                raise ValueError(f"split.time_column '{col}' cannot be nullable: every row needs a time")
+        for col in self.features.columns or []:
+            if col not in schema:
+                raise ValueError(f"features.columns names '{col}', which is not in [data.schema]"
+                                 f"{_suggest(col, list(schema))}")
+        return self
+
+    @property
+    def project_dir(self) -> Path:
+        """The folder that holds ``lockstep.toml`` (the current folder if not loaded from disk)."""
+        return self._project_dir if self._project_dir is not None else Path.cwd()
+
+    @property
+    def config_path(self) -> Path:
+        return self.project_dir / CONFIG_FILE
+
+    @property
+    def store_path(self) -> Path:
+        """The store folder, resolved against the project folder."""
+        return (self.project_dir / self.project.store).resolve()
+
+    def normalized(self) -> dict:
+        """The configuration as plain JSON-ready data, keys sorted, defaults filled in."""
+        return json.loads(json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True))
+
+
+def load_config(project_dir: str | Path = ".") -> Config:
+    """Read and validate ``lockstep.toml`` in ``project_dir``.
+
+    Parameters
+    ----------
+    project_dir : str or Path
+        The project folder.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ProjectError
+        If the folder or its ``lockstep.toml`` does not exist.
+    ConfigError
+        If the file is not valid TOML or breaks the configuration model; the
+        message names the file and every key at fault.
+    """
+    project_dir = Path(project_dir)
+    if not project_dir.is_dir():
+        raise ProjectError(f"project folder {project_dir} does not exist")
+    path = project_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ProjectError(
+            f"no {CONFIG_FILE} in {project_dir.resolve()}",
+            hint="run `lockstep init DATA_FILE --target COLUMN` to create a project, "
+            "or pass --project DIR",
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    config = parse_config(raw, source=str(path))
+    config._project_dir = project_dir.resolve()
+    return config
+
+
+def parse_config(raw: dict, *, source: str = CONFIG_FILE) -> Config:
+    """Validate an already-parsed configuration mapping, with lockstep's error messages."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(err, raw) for err in exc.errors()]
+        lines = [f"{source}: invalid configuration ({len(problems)} problem(s)):"]
+        lines += [f"  - {p}" for p in problems]
+        raise ConfigError("\n".join(lines), hint="see docs/configuration.md for every key") from None
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "datetime_type": "a datetime",
+}
+
+
+def _key(loc: tuple) -> str:
+    parts = [str(p) for p in loc if not _is_union_tag(p)]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _is_union_tag(part: Any) -> bool:
+    # Pydantic adds the member type of a union to the location (e.g. 'int',
+    # 'function-after[...]'); those are not keys of the file.
+    return isinstance(part, str) and (
+        part in {"int", "float", "str", "bool", "datetime", "date", "list[...]"}
+        or "[" in part
+    )
+
+
+def _lookup(raw: Any, loc: tuple) -> Any:
+    node = raw
+    for part in loc:
+        if _is_union_tag(part):
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _describe(err: dict, raw: dict) -> str:
+    loc = tuple(err.get("loc", ()))
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        parent, name = loc[:-1], str(loc[-1])
+        allowed = _allowed_keys(parent)
+        where = f"[{_key(parent)}]" if parent else "the top level"
+        return f"unknown key '{name}' in {where}{_suggest(name, allowed)}; allowed: {', '.join(allowed)}"
+    key = _key(loc)
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    got = _lookup(raw, loc)
+    got_text = f"{got!r} ({type(got).__name__})"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{key}: expected one of {expected}, got {got_text}"
+    if kind in _TYPE_WORDS:
+        return f"{key}: expected {_TYPE_WORDS[kind]}, got {got_text}"
+    if kind == "value_error":
+        msg = err.get("msg", "").removeprefix("Value error, ")
+        return f"{key}: {msg}" if loc else msg
+    return f"{key}: {err.get('msg', 'invalid value')}, got {got_text}"
+
+
+def _allowed_keys(parent: tuple) -> list[str]:
+    model: type[BaseModel] | None = Config
+    for part in parent:
+        if model is DataConfig and part == "schema":
+            # [data.schema.<column>]: the keys of one column's schema
+            model = ColumnSchema
+            break
+        field = _field_by_name(model, str(part))
+        model = _submodel(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _field_by_name(model: type[BaseModel], name: str):
+    for field_name, field in model.model_fields.items():
+        if name in (field_name, field.alias):
+            return field
+    return None
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _suggest(name: str | None, candidates: list[str]) -> str:
+    if not name:
+        return ""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,8 @@
+"""The data layer: schema validation, snapshots, stable splits, leakage checks, summaries and diffs.
+
+Nothing here reads or writes files directly; the store does (:mod:`lockstep.store`).
+"""
+
+from lockstep.data.ingest import IngestResult, ingest
+
+__all__ = ["IngestResult", "ingest"]

@@ -1,0 +1,242 @@
+"""Ingest: read the raw source, validate it, and snapshot it when it changed.
+
+The steps, in order; nothing is written unless every check passes:
+
+1. read the source (:func:`lockstep.store.read_source`);
+2. convert to the declared types and validate with pandera, collecting every
+   failure (:func:`lockstep.data.schema.validate_table`); ids must be unique;
+3. with ``quarantine=True``, set failing rows aside (they go to the
+   quarantine table, with their reasons) instead of refusing the data;
+4. derive the row id when ``[data] id`` is not set;
+5. leakage checks: the target among the declared features, rows shared
+   between train and valid/test;
+6. fingerprint the table; write a new snapshot version only if the
+   fingerprint differs from the latest one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lockstep._version import __version__
+from lockstep.errors import SchemaFailure, SchemaValidationError, SourceError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from lockstep.config import Config
+    from lockstep.data.leakage import SharedRows
+    from lockstep.data.schema import ValidationResult
+    from lockstep.store import QuarantineRecord, SnapshotInfo, SourceData, Store
+
+__all__ = ["IngestResult", "ingest"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestResult:
+    """The outcome of :func:`ingest`.
+
+    Attributes
+    ----------
+    snapshot : SnapshotInfo
+        The new snapshot, or the latest one when the data was unchanged.
+    changed : bool
+        Whether a new snapshot version was written.
+    quarantined : int
+        Source rows set aside in the quarantine table.
+    quarantine_failures : list of SchemaFailure
+        The rules those rows broke.
+    shared : SharedRows
+        Rows shared between train and valid/test.
+    source : dict
+        What was read.
+    """
+
+    snapshot: SnapshotInfo
+    changed: bool
+    quarantined: int = 0
+    quarantine_failures: list[SchemaFailure] = field(default_factory=list)
+    shared: SharedRows | None = None
+    source: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = self.snapshot.to_dict()
+        out["changed"] = self.changed
+        out["quarantined"] = self.quarantined
+        out["quarantine_failures"] = [f.to_dict() for f in self.quarantine_failures]
+        out["shared_rows"] = self.shared.to_dict() if self.shared else None
+        return out
+
+
+def ingest(config: Config, store: Store, *, source: Path | None = None, quarantine: bool = False,
+           progress: Progress | None = None) -> IngestResult:
+    """Validate the raw source and snapshot it if it changed.
+
+    Parameters
+    ----------
+    config : Config
+    store : Store
+    source : Path, optional
+        Read this file or glob instead of ``[data] source``.
+    quarantine : bool, default False
+        Set rows that break the schema aside in the quarantine table instead
+        of refusing the whole source.
+    progress : callable, optional
+        Called with the name of each step as it starts.
+
+    Returns
+    -------
+    IngestResult
+
+    Raises
+    ------
+    SourceError, SchemaValidationError, LeakageError
+        Nothing is written in any of these cases.
+    """
+    import pyarrow as pa
+
+    from lockstep.data.leakage import check_declared_features, check_shared_rows, shared_rows
+    from lockstep.data.schema import bad_row_mask
+    from lockstep.data.splits import assign_splits
+    from lockstep.fingerprint import fingerprint_json, fingerprint_table
+    from lockstep.store import SnapshotInfo, read_source
+
+    step = progress or (lambda _name: None)
+    data = config.data
+    check_declared_features(config)
+
+    step("reading the source")
+    src = read_source(data, config.project_dir, override=source)
+
+    step("validating against the schema")
+    result = _validate(src, config)
+    if result.column_failures:
+        raise SchemaValidationError(src.description, result.failures(src.locate),
+                                    hint="column problems cannot be quarantined: fix the data or [data.schema]")
+    table = result.table
+    records: list[QuarantineRecord] = []
+    quarantine_failures: list[SchemaFailure] = []
+    if result.row_failures:
+        if not quarantine:
+            raise SchemaValidationError(src.description, result.failures(src.locate))
+        step("setting failing rows aside")
+        bad = result.bad_rows()
+        records = _quarantine_records(src, table, bad, result.reasons_by_row(), data.id)
+        quarantine_failures = result.failures(src.locate)
+        table = table.filter(pa.array(~bad_row_mask(table.num_rows, bad)))
+        if table.num_rows == 0:
+            raise SchemaValidationError(src.description, quarantine_failures,
+                                        hint="every row failed: nothing to ingest; fix the data or the schema")
+
+    if data.id is None:
+        from lockstep.config import DerivedId
+        from lockstep.data.rows import derive_row_ids
+
+        step("deriving row ids")
+        table = table.add_column(0, DerivedId, derive_row_ids(table))
+
+    step("checking for leakage")
+    splits = assign_splits(table, data.id_column, config.split)
+    shared = shared_rows(table, data.id_column, splits)
+    check_shared_rows(shared, config.split.max_shared_fraction)
+
+    step("fingerprinting")
+    fingerprint = fingerprint_table(table)
+    latest = store.snapshots.latest()
+    changed = latest is None or latest.fingerprint != fingerprint
+    next_version = (latest.version + 1) if latest is not None else 0
+
+    if records:
+        # The quarantine is written before the snapshot that leaves those rows
+        # out, so that no row is ever dropped silently; a batch already there
+        # (a re-run) is not written twice.
+        step("writing the quarantine")
+        store.ensure()
+        batch = fingerprint_json([r.__dict__ for r in records])
+        store.quarantine.append(batch, records, snapshot_version=next_version if changed else latest.version,
+                                ingested=datetime.now(timezone.utc))
+
+    if not changed:
+        return IngestResult(snapshot=latest, changed=False, quarantined=len(records),
+                            quarantine_failures=quarantine_failures, shared=shared, source=src.metadata())
+
+    step("writing the snapshot")
+    store.ensure()
+    info = SnapshotInfo(
+        version=next_version,
+        fingerprint=fingerprint,
+        rows=table.num_rows,
+        column_names=table.column_names,
+        schema={name: (data.columns[name].dtype if name in data.columns else "str") for name in table.column_names},
+        id_column=data.id_column,
+        target=data.target,
+        source=src.metadata(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        lockstep_version=__version__,
+        quarantined=len(records),
+        declared_schema=config.normalized()["data"]["schema"],
+    )
+    snapshot = store.snapshots.write(table, info)
+    return IngestResult(snapshot=snapshot, changed=True, quarantined=len(records),
+                        quarantine_failures=quarantine_failures, shared=shared, source=src.metadata())
+
+
+def _validate(src: SourceData, config: Config) -> ValidationResult:
+    """Validate each part of the source; failures carry rows numbered across all parts."""
+    import pyarrow as pa
+
+    from lockstep.data.leakage import duplicate_ids
+    from lockstep.data.schema import RowFailure, ValidationResult, validate_table
+
+    data = config.data
+    typed_parts: list[pa.Table] = []
+    column_failures: list[SchemaFailure] = []
+    row_failures: list[RowFailure] = []
+    for part in src.parts:
+        result = validate_table(part.table, data, source=part.name)
+        column_failures += result.column_failures
+        for f in result.row_failures:
+            f.rows = [r + part.row_offset for r in f.rows]
+            row_failures.append(f)
+        typed_parts.append(result.table)
+    if column_failures:
+        return ValidationResult(table=pa.table({}), column_failures=column_failures, row_failures=row_failures)
+    try:
+        table = pa.concat_tables(typed_parts) if len(typed_parts) > 1 else typed_parts[0]
+    except pa.ArrowInvalid as exc:
+        raise SourceError(f"the files of {src.description} do not share one schema: {exc}",
+                          hint="a datetime column may have a time zone in some files but not in others") from None
+    if data.id is not None:
+        dupes = duplicate_ids(table.column(data.id))
+        if dupes:
+            rows = sorted(r for positions in dupes.values() for r in positions)
+            values = table.column(data.id).take(pa.array(rows)).to_pylist()
+            row_failures.append(RowFailure(column=data.id, rule=f"unique id ({len(dupes)} id(s) occur more than once)",
+                                           rows=rows, values=values))
+    return ValidationResult(table=table, row_failures=row_failures)
+
+
+def _quarantine_records(src: SourceData, table: pa.Table, bad: list[int], reasons: dict[int, list[str]],
+                        id_column: str | None) -> list[QuarantineRecord]:
+    """One record per failing row: where it came from, why it failed, and its values as read."""
+    import pyarrow as pa
+
+    from lockstep.store import QuarantineRecord
+
+    ids = table.column(id_column).take(pa.array(bad)).to_pylist() if id_column else [None] * len(bad)
+    records = []
+    for row, id_value in zip(bad, ids):
+        name, local = src.part_of(row)
+        part = next(p for p in src.parts if p.name == name and p.row_offset <= row)
+        values = part.table.slice(row - part.row_offset, 1).to_pylist()[0]
+        records.append(QuarantineRecord(
+            source=name, row=local, id=None if id_value is None else str(id_value),
+            reasons="; ".join(reasons[row]), record=json.dumps(values, default=str, sort_keys=True)))
+    return records

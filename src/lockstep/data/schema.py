@@ -1,0 +1,439 @@
+"""Converting raw tables to the declared schema and validating them with pandera.
+
+Two steps, both lazy (every failure is collected, nothing stops at the first):
+
+1. **Conversion**: each declared column is converted to its logical type's
+   Arrow type (:data:`ARROW_TYPES`). Text is trimmed before it is parsed as a
+   number, boolean or date; a value that does not convert is a failure of
+   the rule ``dtype <type>`` and becomes missing in the converted table.
+   Floating-point NaN becomes missing.
+2. **Checks**: the converted table is validated with a pandera schema built
+   from ``[data.schema]`` (:func:`pandera_schema`): nullability, ``min`` and
+   ``max``, ``allowed`` values. Columns the schema declares but the data
+   lacks, and columns the data has but the schema does not declare, are
+   failures too.
+
+The result says which rows broke which rules, so that the caller can refuse
+the data or quarantine those rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lockstep.errors import SchemaFailure
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from lockstep.config import ColumnSchema, DataConfig
+
+__all__ = ["ARROW_TYPES", "ValidationResult", "arrow_type", "pandera_schema", "to_pandas", "validate_table"]
+
+_MAX_EXAMPLES = 5
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def arrow_type(dtype: str, tz: str | None = None) -> pa.DataType:
+    """The Arrow type of a logical type."""
+    import pyarrow as pa
+
+    return {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "str": pa.string(),
+        "datetime": pa.timestamp("us", tz=tz),
+        "date": pa.date32(),
+    }[dtype]
+
+
+ARROW_TYPES = ("int", "float", "bool", "str", "datetime", "date")
+
+
+@dataclass
+class RowFailure:
+    """Rows of one column that broke one rule."""
+
+    column: str
+    rule: str
+    rows: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ValidationResult:
+    """What :func:`validate_table` found.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        The declared columns that exist, converted to their logical types
+        (failed cells are missing).
+    column_failures : list of SchemaFailure
+        Failures of whole columns (missing or undeclared); rows cannot be
+        quarantined for these.
+    row_failures : list of RowFailure
+        Failures of individual rows.
+    """
+
+    table: pa.Table
+    column_failures: list[SchemaFailure] = field(default_factory=list)
+    row_failures: list[RowFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.column_failures and not self.row_failures
+
+    def bad_rows(self) -> list[int]:
+        """Sorted positions of every row that broke a rule."""
+        return sorted({r for f in self.row_failures for r in f.rows})
+
+    def reasons_by_row(self) -> dict[int, list[str]]:
+        """For each failing row, the rules it broke with its value."""
+        out: dict[int, list[str]] = defaultdict(list)
+        for failure in self.row_failures:
+            for row, value in zip(failure.rows, failure.values):
+                out[row].append(f"{failure.column}: {failure.rule} (got {value!r})")
+        return dict(out)
+
+    def failures(self, locate) -> list[SchemaFailure]:
+        """Every failure as a :class:`SchemaFailure`, rows located by ``locate(row) -> str``."""
+        out = list(self.column_failures)
+        for f in self.row_failures:
+            examples = [(locate(r), v) for r, v in zip(f.rows[:_MAX_EXAMPLES], f.values[:_MAX_EXAMPLES])]
+            out.append(SchemaFailure(column=f.column, rule=f.rule, rows=len(f.rows), examples=examples))
+        return out
+
+
+def validate_table(table: pa.Table, data: DataConfig, *, source: str = "the data") -> ValidationResult:
+    """Convert ``table`` to the schema of ``data`` and check every rule.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The raw rows, as read.
+    data : DataConfig
+        The ``[data]`` section (its schema, id and target).
+    source : str
+        How to name the data in messages.
+
+    Returns
+    -------
+    ValidationResult
+    """
+    import pyarrow as pa
+
+    declared = data.columns
+    column_failures: list[SchemaFailure] = []
+    for name in declared:
+        if name not in table.column_names:
+            role = " (the target)" if name == data.target else " (the id column)" if name == data.id else ""
+            column_failures.append(SchemaFailure(
+                column=name, rule=f"declared in [data.schema]{role} but missing from {source}", rows=0))
+    for name in table.column_names:
+        if name not in declared:
+            column_failures.append(SchemaFailure(
+                column=name, rule=f"in {source} but not declared in [data.schema] "
+                                  "(declare it, or select columns with [data] sql)", rows=0))
+
+    arrays, names, row_failures = [], [], []
+    for name, spec in declared.items():
+        if name not in table.column_names:
+            continue
+        converted, failure = _convert(table.column(name), spec, name)
+        arrays.append(converted)
+        names.append(name)
+        if failure is not None:
+            row_failures.append(failure)
+    typed = pa.table(arrays, names=names) if arrays else pa.table({})
+
+    converted_failed = {(f.column, r) for f in row_failures for r in f.rows}
+    row_failures += _check_rules(typed, declared, converted_failed)
+    return ValidationResult(table=typed, column_failures=column_failures, row_failures=row_failures)
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _convert(column: pa.ChunkedArray, spec: ColumnSchema, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column = pc.cast(column, t.value_type)
+        t = column.type
+    is_text = pa.types.is_string(t) or pa.types.is_large_string(t) or (
+        hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t))
+    dtype = spec.dtype
+    if dtype == "str":
+        return pc.cast(column, pa.string()), None
+    if is_text:
+        column = pc.utf8_trim_whitespace(column)
+        column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+
+    if dtype == "float":
+        if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
+            out = pc.cast(column, pa.float64())
+        else:
+            return _cast_each(column, pa.float64(), name, "dtype float (not a number)", nan_to_null=True)
+        return _nan_to_null(out), None
+    if dtype == "int":
+        if pa.types.is_integer(t):
+            return _cast_each(column, pa.int64(), name, "dtype int (out of the 64-bit range)")
+        if pa.types.is_floating(t) or pa.types.is_decimal(t):
+            return _float_to_int(column, name)
+        if pa.types.is_boolean(t):
+            return pc.cast(column, pa.int64()), None
+        return _cast_each(column, pa.int64(), name, "dtype int (not an integer)")
+    if dtype == "bool":
+        if pa.types.is_boolean(t):
+            return column, None
+        if pa.types.is_integer(t):
+            bad = pc.fill_null(pc.invert(pc.is_in(column, value_set=pa.array([0, 1], t))), False)
+            return _with_failures(column, bad, pc.cast(pc.if_else(bad, pa.scalar(None, t), column), pa.bool_()),
+                                  name, "dtype bool (only 0 and 1 are booleans)")
+        if is_text:
+            lowered = pc.utf8_lower(column)
+            is_true = pc.is_in(lowered, value_set=pa.array(sorted(_TRUE)))
+            is_false = pc.is_in(lowered, value_set=pa.array(sorted(_FALSE)))
+            bad = pc.and_(pc.is_valid(column), pc.invert(pc.or_(is_true, is_false)))
+            out = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+            return _with_failures(column, bad, out, name, "dtype bool (expected true/false, yes/no or 1/0)")
+        return _cast_each(column, pa.bool_(), name, "dtype bool")
+    if dtype == "datetime":
+        if pa.types.is_timestamp(t):
+            target = arrow_type("datetime", "UTC" if t.tz else None)
+            return _cast_each(column, target, name, "dtype datetime (out of range)", safe=False)
+        if pa.types.is_date(t):
+            return pc.cast(column, arrow_type("datetime")), None
+        if is_text:
+            return _parse_datetimes(column, name)
+        return _cast_each(column, arrow_type("datetime"), name, "dtype datetime (not a date and time)")
+    if dtype == "date":
+        if pa.types.is_date(t):
+            return pc.cast(column, pa.date32()), None
+        if pa.types.is_timestamp(t):
+            return pc.cast(column, pa.date32()), None
+        return _cast_each(column, pa.date32(), name, "dtype date (not a date)")
+    raise AssertionError(f"unknown dtype {dtype}")  # pragma: no cover - the config model forbids it
+
+
+def _nan_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.any(pc.is_nan(arr)).as_py():
+        return pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    return arr
+
+
+def _with_failures(source: pa.ChunkedArray, bad: pa.ChunkedArray, converted: pa.ChunkedArray,
+                   name: str, rule: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
+    import numpy as np
+
+    mask = np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)
+    if not mask.any():
+        return converted, None
+    rows = np.flatnonzero(mask)
+    values = source.take(rows[:_MAX_EXAMPLES]).to_pylist()
+    return converted, RowFailure(column=name, rule=rule, rows=rows.tolist(), values=values)
+
+
+def _cast_each(column: pa.ChunkedArray, target: pa.DataType, name: str, rule: str, *,
+               safe: bool = True, nan_to_null: bool = False) -> tuple[pa.ChunkedArray, RowFailure | None]:
+    """Cast; if some values do not convert, find them (by distinct value) and make them missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        out = pc.cast(column, target, safe=safe)
+        return (_nan_to_null(out) if nan_to_null else out), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    bad_values = []
+    for value in pc.unique(column).drop_null():
+        try:
+            pc.cast(pa.array([value.as_py()], column.type), target, safe=safe)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            bad_values.append(value.as_py())
+    bad = pc.is_in(column, value_set=pa.array(bad_values, column.type))
+    cleaned = pc.if_else(bad, pa.scalar(None, column.type), column)
+    out = pc.cast(cleaned, target, safe=safe)
+    if nan_to_null:
+        out = _nan_to_null(out)
+    return _with_failures(column, bad, out, name, rule)
+
+
+def _float_to_int(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    as_float = _nan_to_null(pc.cast(column, pa.float64()))
+    whole = pc.and_(pc.equal(pc.floor(as_float), as_float), pc.less_equal(pc.abs(as_float), 2.0**53))
+    bad = pc.fill_null(pc.invert(whole), False)
+    cleaned = pc.if_else(bad, pa.scalar(None, pa.float64()), as_float)
+    return _with_failures(column, bad, pc.cast(cleaned, pa.int64()), name, "dtype int (not a whole number)")
+
+
+def _parse_datetimes(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
+    """ISO 8601 text to timestamps; values with a zone offset become UTC."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    has_zone = pc.fill_null(pc.match_substring_regex(column, r"(Z|[+-]\d\d:?\d\d)$"), False)
+    if pc.any(has_zone).as_py():
+        if not pc.all(pc.or_(has_zone, pc.is_null(column))).as_py():
+            return _cast_each(column, arrow_type("datetime", "UTC"), name,
+                              "dtype datetime (mixes values with and without a time zone)")
+        return _cast_each(column, arrow_type("datetime", "UTC"), name, "dtype datetime (not a date and time)")
+    return _cast_each(column, arrow_type("datetime"), name, "dtype datetime (not a date and time)")
+
+
+# --------------------------------------------------------------------------- pandera checks
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas with nullable integer and boolean dtypes and datetime64 dates."""
+    import pandas as pd
+    import pyarrow as pa
+
+    mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=mapping.get, date_as_object=False)
+
+
+def pandera_schema(columns: dict[str, ColumnSchema], *, dtypes: bool = True):
+    """The pandera ``DataFrameSchema`` of ``[data.schema]``.
+
+    Parameters
+    ----------
+    columns : dict
+        ``[data.schema]``: column name to :class:`~lockstep.config.ColumnSchema`.
+    dtypes : bool, default True
+        Include the pandas dtypes (with ``coerce=True``). lockstep converts
+        types itself before checking, so it validates with ``dtypes=False``;
+        with ``True`` the schema is usable on your own DataFrames, for example
+        in data tests.
+
+    Returns
+    -------
+    pandera.pandas.DataFrameSchema
+    """
+    import pandera.pandas as pa
+
+    pandas_dtypes = {"int": "Int64", "float": "float64", "bool": "boolean", "str": "str",
+                     "datetime": "datetime64[us]", "date": "datetime64[ms]"}
+    schema_columns = {}
+    for name, spec in columns.items():
+        checks = [check for check, _ in _checks(spec, tz_aware=False)]
+        schema_columns[name] = pa.Column(
+            pandas_dtypes[spec.dtype] if dtypes else None,
+            checks=checks,
+            nullable=spec.nullable,
+            coerce=dtypes,
+            required=True,
+        )
+    return pa.DataFrameSchema(schema_columns, strict=dtypes, coerce=dtypes, name="lockstep raw schema")
+
+
+def _bound(value: Any, dtype: str, tz_aware: bool) -> Any:
+    import pandas as pd
+
+    if dtype in ("datetime", "date"):
+        ts = pd.Timestamp(value)
+        if tz_aware and ts.tzinfo is None:
+            ts = ts.tz_localize("UTC")
+        return ts
+    return value
+
+
+def _checks(spec: ColumnSchema, tz_aware: bool) -> list[tuple[Any, str]]:
+    """pandera checks of one column, each with the rule as lockstep words it."""
+    import pandera.pandas as pa
+
+    out = []
+    if spec.min is not None:
+        out.append((pa.Check.ge(_bound(spec.min, spec.dtype, tz_aware)), f"min {spec.min}"))
+    if spec.max is not None:
+        out.append((pa.Check.le(_bound(spec.max, spec.dtype, tz_aware)), f"max {spec.max}"))
+    if spec.allowed is not None:
+        shown = ", ".join(repr(v) for v in spec.allowed[:8]) + (", ..." if len(spec.allowed) > 8 else "")
+        out.append((pa.Check.isin(list(spec.allowed)), f"allowed values [{shown}]"))
+    return out
+
+
+def _check_rules(typed: pa.Table, declared: dict[str, ColumnSchema],
+                 converted_failed: set[tuple[str, int]]) -> list[RowFailure]:
+    import pandera.pandas as pa
+
+    if typed.num_columns == 0:
+        return []
+    frame = to_pandas(typed)
+    rules: dict[tuple[str, int | None], str] = {}
+    columns = {}
+    for name in typed.column_names:
+        spec = declared[name]
+        tz_aware = bool(getattr(typed.schema.field(name).type, "tz", None))
+        checks = _checks(spec, tz_aware)
+        for number, (_, rule) in enumerate(checks):
+            rules[(name, number)] = rule
+        columns[name] = pa.Column(None, checks=[c for c, _ in checks], nullable=spec.nullable)
+    schema = pa.DataFrameSchema(columns, strict=False, coerce=False)
+    try:
+        schema.validate(frame, lazy=True)
+        return []
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    grouped: dict[tuple[str, str], RowFailure] = {}
+    for column, check, number, value, index in zip(cases["column"], cases["check"], cases["check_number"],
+                                                   cases["failure_case"], cases["index"]):
+        if index is None or column is None or (isinstance(index, float) and index != index):
+            continue
+        row = int(index)
+        if check == "not_nullable":
+            if (column, row) in converted_failed:
+                continue  # already reported as a conversion failure
+            rule = "not nullable (missing value)"
+            value = None
+        else:
+            key_number = None if number is None or number != number else int(number)
+            rule = rules.get((column, key_number), str(check))
+        failure = grouped.setdefault((column, rule), RowFailure(column=column, rule=rule))
+        failure.rows.append(row)
+        failure.values.append(_plain(value))
+    out = []
+    for failure in grouped.values():
+        order = sorted(range(len(failure.rows)), key=failure.rows.__getitem__)
+        failure.rows = [failure.rows[i] for i in order]
+        failure.values = [failure.values[i] for i in order]
+        out.append(failure)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A Python scalar for messages and JSON."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            pass
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def bad_row_mask(n: int, rows: list[int]) -> np.ndarray:
+    """A boolean mask of length ``n``, True at ``rows``."""
+    import numpy as np
+
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask

@@ -1,0 +1,168 @@
+"""The exceptions lockstep raises.
+
+Every error lockstep raises on purpose is a :class:`LockstepError`; catch
+that one class to handle them all. The tree::
+
+    LockstepError                 base class, exit code 1 in the CLI
+    ├── UserError                 the user can fix it: exit code 2, no traceback
+    │   ├── ConfigError           lockstep.toml is missing, not TOML, or invalid
+    │   ├── ProjectError          the project folder is not usable (exists, missing)
+    │   ├── SourceError           the raw data cannot be read (missing, empty, bad CSV)
+    │   ├── SchemaValidationError rows or columns break the declared schema
+    │   ├── LeakageError          duplicate ids, target used as a feature, rows shared across splits
+    │   └── NotFoundError         an unknown version or artifact was asked for
+    └── StoreError                the store is damaged or cannot be written (exit code 1)
+
+Messages are short and name the file, key, column or row at fault; where
+there is an obvious fix, :attr:`LockstepError.hint` says what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ConfigError",
+    "LeakageError",
+    "LockstepError",
+    "NotFoundError",
+    "ProjectError",
+    "SchemaFailure",
+    "SchemaValidationError",
+    "SourceError",
+    "StoreError",
+    "UserError",
+]
+
+
+class LockstepError(Exception):
+    """Base class of every error lockstep raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, naming the file, key, column or row at fault.
+    hint : str, optional
+        How to fix it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\nHint: {self.hint}"
+        return self.message
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serializable description of the error."""
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+class UserError(LockstepError):
+    """An error the user can fix; the CLI prints it without a traceback and exits 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """``lockstep.toml`` is missing, is not valid TOML or breaks the configuration model."""
+
+
+class ProjectError(UserError):
+    """The project folder cannot be used as asked (for example it already has a project)."""
+
+
+class SourceError(UserError):
+    """The raw data source cannot be read: missing, empty, mis-delimited, badly encoded."""
+
+
+class LeakageError(UserError):
+    """A check against leakage between the target, the features and the splits failed."""
+
+
+class NotFoundError(UserError):
+    """A version or artifact that was asked for does not exist."""
+
+
+class StoreError(LockstepError):
+    """The store cannot be read or written; this is not something the user did."""
+
+
+@dataclass(frozen=True)
+class SchemaFailure:
+    """One rule of the schema broken by one or more rows (or by a whole column).
+
+    Attributes
+    ----------
+    column : str or None
+        The column at fault, ``None`` for table-level failures.
+    rule : str
+        The rule, for example ``"min 0"``, ``"allowed values"``, ``"not nullable"``.
+    rows : int
+        How many rows break the rule (0 for column-level failures).
+    examples : list of tuple
+        Up to five ``(location, value)`` pairs; the location names the file
+        and line where it is known.
+    """
+
+    column: str | None
+    rule: str
+    rows: int
+    examples: list[tuple[str, object]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for humans."""
+        where = f"column '{self.column}'" if self.column else "table"
+        if not self.rows:
+            return f"{where}: {self.rule}"
+        shown = ", ".join(f"{loc} ({value!r})" for loc, value in self.examples)
+        plural = "row" if self.rows == 1 else "rows"
+        return f"{where}: {self.rule}: {self.rows} {plural}, e.g. {shown}"
+
+    def to_dict(self) -> dict:
+        return {
+            "column": self.column,
+            "rule": self.rule,
+            "rows": self.rows,
+            "examples": [{"location": loc, "value": _jsonable(v)} for loc, v in self.examples],
+        }
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+class SchemaValidationError(UserError):
+    """The data breaks the declared schema; nothing was written.
+
+    Parameters
+    ----------
+    source : str
+        The data source that was validated.
+    failures : list of SchemaFailure
+        Every broken rule, collected at once (lazy validation).
+    """
+
+    def __init__(self, source: str, failures: list[SchemaFailure], *, hint: str | None = None):
+        self.source = source
+        self.failures = failures
+        lines = [f"{source}: the data breaks the schema in lockstep.toml ({len(failures)} rule(s)):"]
+        lines += [f"  - {f.describe()}" for f in failures]
+        super().__init__(
+            "\n".join(lines),
+            hint=hint
+            or "fix the data, widen [data.schema] in lockstep.toml, "
+            "or run `lockstep ingest --quarantine` to set failing rows aside",
+        )
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["failures"] = [f.to_dict() for f in self.failures]
+        return out

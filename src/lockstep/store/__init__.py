@@ -1,0 +1,80 @@
+"""The store: the only code that reads or writes lockstep's artifacts.
+
+The embedded store is a folder (``.lockstep/`` in the project by default)
+holding Delta Lake tables::
+
+    .lockstep/
+      raw/          raw snapshots, one Delta version per changed ingest
+      quarantine/   source rows that broke the schema, with the reasons
+
+Every write is a single Delta commit, so a failed or interrupted write leaves
+the previous version intact and readable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lockstep.store._files import atomic_write_text, ensure_line
+from lockstep.store.quarantine import QuarantineRecord, QuarantineTable
+from lockstep.store.snapshots import SnapshotInfo, SnapshotTable
+from lockstep.store.sources import (
+    ReadOptions,
+    SourceData,
+    SourceFile,
+    SourcePart,
+    display_path,
+    read_file,
+    read_source,
+    sniff_delimiter,
+)
+
+__all__ = [
+    "QuarantineRecord",
+    "QuarantineTable",
+    "ReadOptions",
+    "SnapshotInfo",
+    "SnapshotTable",
+    "SourceData",
+    "SourceFile",
+    "SourcePart",
+    "Store",
+    "atomic_write_text",
+    "display_path",
+    "ensure_line",
+    "read_file",
+    "read_source",
+    "sniff_delimiter",
+]
+
+_GITIGNORE = "# lockstep's store: versioned artifacts, not source code\n*\n"
+
+
+class Store:
+    """A lockstep store rooted at a folder.
+
+    Nothing is created on disk until something is written.
+
+    Parameters
+    ----------
+    root : str or Path
+        The store folder, for example ``my-project/.lockstep``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.snapshots = SnapshotTable(self.root / "raw")
+        self.quarantine = QuarantineTable(self.root / "quarantine")
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def ensure(self) -> None:
+        """Create the store folder (and its ``.gitignore``) if it does not exist yet."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        ignore = self.root / ".gitignore"
+        if not ignore.exists():
+            atomic_write_text(ignore, _GITIGNORE)

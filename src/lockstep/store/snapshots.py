@@ -1,0 +1,165 @@
+"""Raw snapshots: the validated raw data, one Delta table version per change.
+
+The table lives at ``<store>/raw``. Each version is the whole raw table as it
+was ingested (time travel reads any earlier one) and its commit carries a
+:class:`SnapshotInfo`: fingerprint, shape, schema, source files and their
+fingerprints, time and lockstep version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockstep.errors import NotFoundError
+from lockstep.store import _delta
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["SnapshotInfo", "SnapshotTable"]
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What lockstep recorded about one raw snapshot version.
+
+    Attributes
+    ----------
+    version : int
+        The Delta table version (0 for the first snapshot).
+    fingerprint : str
+        The data fingerprint (:func:`lockstep.fingerprint.fingerprint_table`).
+    rows : int
+    column_names : list of str
+    schema : dict
+        Column name to logical type (``int``, ``float``, ``bool``, ``str``,
+        ``datetime``, ``date``).
+    id_column, target : str
+    source : dict
+        What was read: kind, description, files with sizes and fingerprints,
+        or the SQL query.
+    created : str
+        UTC time of the ingest, ISO 8601.
+    lockstep_version : str
+    quarantined : int
+        Rows of the source set aside in the quarantine table by this ingest.
+    declared_schema : dict
+        ``[data.schema]`` as it was when the snapshot was taken.
+    """
+
+    version: int
+    fingerprint: str
+    rows: int
+    column_names: list[str]
+    schema: dict[str, str]
+    id_column: str
+    target: str
+    source: dict[str, Any]
+    created: str
+    lockstep_version: str
+    quarantined: int = 0
+    declared_schema: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> int:
+        return len(self.column_names)
+
+    @classmethod
+    def from_metadata(cls, version: int, meta: dict) -> SnapshotInfo:
+        return cls(
+            version=version,
+            fingerprint=meta["fingerprint"],
+            rows=int(meta["rows"]),
+            column_names=list(meta["column_names"]),
+            schema=dict(meta["schema"]),
+            id_column=meta["id_column"],
+            target=meta["target"],
+            source=dict(meta.get("source", {})),
+            created=meta["created"],
+            lockstep_version=meta["lockstep_version"],
+            quarantined=int(meta.get("quarantined", 0)),
+            declared_schema=dict(meta.get("declared_schema", {})),
+        )
+
+    def to_metadata(self) -> dict:
+        """The commit metadata (everything but the version, which Delta assigns)."""
+        out = self.to_dict()
+        del out["version"], out["columns"]
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-ready; ``columns`` is the number of columns, ``column_names`` their names."""
+        return {
+            "version": self.version,
+            "fingerprint": self.fingerprint,
+            "rows": self.rows,
+            "columns": self.columns,
+            "column_names": list(self.column_names),
+            "schema": dict(self.schema),
+            "id_column": self.id_column,
+            "target": self.target,
+            "source": self.source,
+            "created": self.created,
+            "lockstep_version": self.lockstep_version,
+            "quarantined": self.quarantined,
+            "declared_schema": self.declared_schema,
+        }
+
+
+class SnapshotTable:
+    """The raw snapshot table of a store.
+
+    Parameters
+    ----------
+    path : Path
+        The table's folder (``<store>/raw``).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"SnapshotTable({str(self.path)!r})"
+
+    def list(self) -> list[SnapshotInfo]:
+        """Every snapshot, oldest first."""
+        return [SnapshotInfo.from_metadata(v, m) for v, m in _delta.commit_metadata(self.path).items()]
+
+    def latest(self) -> SnapshotInfo | None:
+        """The newest snapshot, or ``None`` when nothing was ingested yet."""
+        infos = self.list()
+        return infos[-1] if infos else None
+
+    def info(self, version: int | None = None) -> SnapshotInfo:
+        """The snapshot ``version`` (default: the latest).
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such version; the message lists those that exist.
+        """
+        infos = self.list()
+        if not infos:
+            raise NotFoundError("no raw snapshot exists yet", hint="run `lockstep ingest` first")
+        if version is None:
+            return infos[-1]
+        for info in infos:
+            if info.version == version:
+                return info
+        known = ", ".join(str(i.version) for i in infos)
+        raise NotFoundError(f"raw snapshot version {version} does not exist (versions: {known})",
+                            hint="`lockstep data list` shows every version")
+
+    def read(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
+        """The rows of snapshot ``version`` (default: the latest), in the order they were ingested."""
+        info = self.info(version)
+        table = _delta.open_table(self.path, version=info.version)
+        return table.to_pyarrow_table(columns=columns)
+
+    def write(self, table: pa.Table, info: SnapshotInfo) -> SnapshotInfo:
+        """Write ``table`` as a new version, atomically, and return its info with the version set."""
+        _delta.write_table(self.path, table, info.to_metadata())
+        version = _delta.open_table(self.path).version()
+        return SnapshotInfo.from_metadata(version, info.to_metadata())

@@ -1,0 +1,378 @@
+"""Reading raw data sources: CSV and Parquet files, globs of them, DuckDB queries.
+
+This is the only code that opens the user's raw files. It returns Arrow
+tables as the files hold them (types as the reader infers them, except that
+columns declared ``str`` are read as text) together with what was read: the
+paths, sizes and fingerprints of the files. Converting to the declared types
+and validating is the data layer's job (:mod:`lockstep.data.schema`).
+
+Every problem with a file is a :class:`~lockstep.errors.SourceError` whose
+message names the file, and the line where it is known.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import glob as globlib
+import io
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from lockstep.errors import SourceError
+from lockstep.fingerprint import fingerprint_file, fingerprint_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from lockstep.config import DataConfig
+
+__all__ = ["ReadOptions", "SourceData", "SourceFile", "SourcePart", "display_path", "read_file", "read_source",
+           "sniff_delimiter"]
+
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.bz2", ".tsv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read files: the ``[data]`` keys that matter to the readers."""
+
+    format: str | None = None
+    delimiter: str | None = ","  # None: guess it from the first lines
+    encoding: str = "utf-8"
+    null_values: tuple[str, ...] | None = None
+    text_columns: tuple[str, ...] = ()
+    expected_columns: int | None = None
+
+    @classmethod
+    def from_config(cls, data: DataConfig) -> ReadOptions:
+        return cls(
+            format=data.format,
+            delimiter=data.delimiter,
+            encoding=data.encoding,
+            null_values=tuple(data.null_values) if data.null_values is not None else None,
+            text_columns=tuple(c for c, spec in data.columns.items() if spec.dtype == "str"),
+            expected_columns=len(data.columns),
+        )
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file that was read: its path (relative to the project where possible), size and fingerprint."""
+
+    path: str
+    bytes: int
+    fingerprint: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "bytes": self.bytes, "fingerprint": self.fingerprint}
+
+
+@dataclass
+class SourcePart:
+    """The rows of one file (or of a query), before type conversion."""
+
+    name: str
+    table: pa.Table
+    row_offset: int = 0  # rows of the source before this part
+
+
+@dataclass
+class SourceData:
+    """What :func:`read_source` read."""
+
+    kind: Literal["file", "glob", "sql"]
+    description: str
+    parts: list[SourcePart]
+    files: list[SourceFile] = field(default_factory=list)
+    query: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(p.table.num_rows for p in self.parts)
+
+    def locate(self, row: int) -> str:
+        """Where global row ``row`` (0-based) comes from, for messages: ``"data/raw.csv row 12"``.
+
+        Rows are counted from 1 after the header, within each file.
+        """
+        for part in reversed(self.parts):
+            if row >= part.row_offset:
+                return f"{part.name} row {row - part.row_offset + 1}"
+        return f"row {row + 1}"
+
+    def part_of(self, row: int) -> tuple[str, int]:
+        """``(part name, 1-based row within the part)`` of global row ``row``."""
+        for part in reversed(self.parts):
+            if row >= part.row_offset:
+                return part.name, row - part.row_offset + 1
+        return self.description, row + 1
+
+    def metadata(self) -> dict:
+        """A JSON-ready description, stored with the snapshot."""
+        out: dict = {"kind": self.kind, "description": self.description,
+                     "files": [f.to_dict() for f in self.files]}
+        if self.query is not None:
+            out["query"] = self.query
+            out["query_fingerprint"] = fingerprint_json(self.query)
+        return out
+
+
+def display_path(path: Path, project_dir: Path) -> str:
+    """``path`` relative to the project folder when it is inside it, else absolute."""
+    try:
+        return path.resolve().relative_to(project_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def read_source(data: DataConfig, project_dir: Path, *, override: Path | None = None) -> SourceData:
+    """Read the raw data that ``[data]`` describes.
+
+    Parameters
+    ----------
+    data : DataConfig
+        The ``[data]`` section.
+    project_dir : Path
+        Relative paths in the configuration are relative to this folder.
+    override : Path, optional
+        Read this file or glob instead of ``[data] source`` (for example
+        ``lockstep ingest --source new_export.csv``).
+
+    Returns
+    -------
+    SourceData
+
+    Raises
+    ------
+    SourceError
+        If the source is missing, empty, or cannot be parsed.
+    """
+    if override is None and data.sql is not None:
+        return _read_sql(data.sql, project_dir)
+    pattern = str(override) if override is not None else str(data.source)
+    if any(ch in pattern for ch in "*?["):
+        full = pattern if os.path.isabs(pattern) else str(project_dir / pattern)
+        paths = sorted(Path(p) for p in globlib.glob(full, recursive=True) if Path(p).is_file())
+        if not paths:
+            raise SourceError(f"no files match the source pattern '{pattern}' (in {project_dir})",
+                              hint="check [data] source in lockstep.toml")
+        kind: Literal["file", "glob"] = "glob"
+        description = f"{pattern} ({len(paths)} files)"
+    else:
+        path = Path(pattern) if os.path.isabs(pattern) else project_dir / pattern
+        if not path.exists():
+            raise SourceError(f"data file {display_path(path, project_dir)} does not exist",
+                              hint="check [data] source in lockstep.toml or the --source option")
+        if path.is_dir():
+            raise SourceError(f"data source {display_path(path, project_dir)} is a folder, not a file",
+                              hint="use a glob such as 'data/*.csv' to read every file in a folder")
+        paths = [path]
+        kind = "file"
+        description = display_path(path, project_dir)
+
+    options = ReadOptions.from_config(data)
+    parts: list[SourcePart] = []
+    files: list[SourceFile] = []
+    offset = 0
+    first_columns: list[str] | None = None
+    for path in paths:
+        name = display_path(path, project_dir)
+        table = read_file(path, name, options)
+        if first_columns is None:
+            first_columns = table.column_names
+        elif sorted(table.column_names) != sorted(first_columns):
+            raise SourceError(
+                f"{name} has columns {table.column_names}, but {parts[0].name} has {first_columns}",
+                hint="every file matched by the source pattern must have the same columns",
+            )
+        parts.append(SourcePart(name=name, table=table, row_offset=offset))
+        files.append(SourceFile(path=name, bytes=path.stat().st_size, fingerprint=fingerprint_file(path)))
+        offset += table.num_rows
+    return SourceData(kind=kind, description=description, parts=parts, files=files)
+
+
+def _file_format(path: Path, options: ReadOptions) -> str:
+    if options.format is not None:
+        return options.format
+    name = path.name.lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    raise SourceError(
+        f"cannot tell the format of {path.name} from its extension",
+        hint="set [data] format = 'csv' or 'parquet' in lockstep.toml",
+    )
+
+
+def read_file(path: Path, name: str, options: ReadOptions) -> pa.Table:
+    """Read one CSV or Parquet file as Arrow, with messages that name ``name`` (the path shown to users)."""
+    if not path.is_file():
+        raise SourceError(f"data file {name} does not exist")
+    if path.stat().st_size == 0:
+        raise SourceError(f"data file {name} is empty (0 bytes)")
+    fmt = _file_format(path, options)
+    table = _read_parquet(path, name) if fmt == "parquet" else _read_csv(path, name, options)
+    if table.num_rows == 0:
+        raise SourceError(f"data file {name} has no data rows" + (" (only a header)" if fmt == "csv" else ""))
+    return table
+
+
+def _read_parquet(path: Path, name: str) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{name} is not a readable Parquet file: {exc}",
+                          hint="check the file, or set [data] format if it is CSV") from None
+
+
+def _read_csv(path: Path, name: str, options: ReadOptions) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if options.delimiter is None:
+        guess = _sniff_delimiter(_decode_or_explain(path, name, options.encoding, limit=1 << 16))
+        options = replace(options, delimiter=guess or ",")
+    encoding = codecs.lookup(options.encoding).name
+    read_options = pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8" else options.encoding)
+    parse_options = pacsv.ParseOptions(delimiter=options.delimiter)
+    convert_kwargs: dict = {"column_types": {c: pa.string() for c in options.text_columns},
+                            "strings_can_be_null": True}
+    if options.null_values is not None:
+        convert_kwargs["null_values"] = list(options.null_values)
+    try:
+        table = pacsv.read_csv(path, read_options=read_options, parse_options=parse_options,
+                               convert_options=pacsv.ConvertOptions(**convert_kwargs))
+    except pa.ArrowInvalid as exc:
+        _explain_csv_failure(path, name, options, str(exc))
+        raise SourceError(f"{name} could not be read as CSV: {exc}") from None
+    except UnicodeDecodeError:
+        _explain_encoding(path, name, options.encoding)
+        raise
+    binary = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if binary:
+        _explain_encoding(path, name, options.encoding)
+    if table.num_columns == 1 and (options.expected_columns or 2) > 1:
+        _explain_delimiter(name, options.delimiter, table.column_names[0])
+    return table
+
+
+def _explain_csv_failure(path: Path, name: str, options: ReadOptions, message: str) -> None:
+    """Turn pyarrow's CSV error into a message that names the line; raises SourceError."""
+    if "Empty CSV file" in message:
+        raise SourceError(f"data file {name} is empty (no header line)")
+    if "UTF8" in message or "utf8" in message.lower() or "decode" in message.lower():
+        _explain_encoding(path, name, options.encoding)
+    if "Expected" in message and "columns, got" in message:
+        text = _decode_or_explain(path, name, options.encoding)
+        reader = csv.reader(io.StringIO(text), delimiter=options.delimiter)
+        header = next(reader, [])
+        for fields in reader:
+            if fields and len(fields) != len(header):
+                hint = "check the quoting on that line"
+                guess = _sniff_delimiter(text)
+                if guess and guess != options.delimiter:
+                    hint = f"the file looks {_delimiter_name(guess)}-delimited: set [data] delimiter = {guess!r}"
+                raise SourceError(
+                    f"{name} line {reader.line_num} has {len(fields)} fields, but the header has {len(header)}",
+                    hint=hint,
+                )
+
+
+def _decode_or_explain(path: Path, name: str, encoding: str, limit: int | None = None) -> str:
+    raw = _read_bytes(path, limit)
+    if limit is not None:
+        return raw.decode(encoding, errors="ignore")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        _explain_encoding(path, name, encoding)
+        raise  # pragma: no cover - _explain_encoding always raises here
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes (decompressed for .gz and .bz2), or its first ``limit`` bytes."""
+    if path.name.lower().endswith((".gz", ".bz2")):
+        import pyarrow as pa
+
+        with pa.input_stream(str(path), compression="detect") as fh:
+            return fh.read(limit) if limit is not None else fh.read()
+    with open(path, "rb") as fh:
+        return fh.read(limit) if limit is not None else fh.read()
+
+
+def _explain_encoding(path: Path, name: str, encoding: str) -> None:
+    raw = _read_bytes(path)
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        bad = raw[exc.start:exc.end]
+        raise SourceError(
+            f"{name} is not valid {encoding} text: line {line} has the byte(s) {bad!r} "
+            f"at offset {exc.start}",
+            hint="set [data] encoding in lockstep.toml to the file's encoding "
+            "(for example 'latin-1' or 'cp1252'), or convert the file to UTF-8",
+        ) from None
+    raise SourceError(f"{name} has values that are not text in the {encoding} encoding",
+                      hint="set [data] encoding in lockstep.toml to the file's encoding")
+
+
+def sniff_delimiter(path: Path) -> str | None:
+    """Guess the delimiter of a CSV file from its first 64 KiB (``None`` for Parquet or no guess)."""
+    if not path.name.lower().endswith(_CSV_SUFFIXES):
+        return None
+    return _sniff_delimiter(_read_bytes(path, 1 << 16).decode("utf-8", errors="ignore"))
+
+
+def _sniff_delimiter(text: str) -> str | None:
+    sample = "\n".join(text.splitlines()[:20])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters="".join(_CANDIDATE_DELIMITERS)).delimiter
+    except csv.Error:
+        return None
+
+
+def _delimiter_name(d: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(d, repr(d))
+
+
+def _explain_delimiter(name: str, delimiter: str, header: str) -> None:
+    others = [d for d in _CANDIDATE_DELIMITERS if d != delimiter and d in header]
+    if others:
+        guess = max(others, key=header.count)
+        raise SourceError(
+            f"{name} was read as a single column '{header[:60]}': "
+            f"it is not {_delimiter_name(delimiter)}-delimited",
+            hint=f"the header looks {_delimiter_name(guess)}-delimited: set [data] delimiter = {guess!r}",
+        )
+
+
+def _read_sql(query: str, project_dir: Path) -> SourceData:
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"SET file_search_path = '{_sql_quote(str(project_dir.resolve()))}'")
+        table = con.sql(query).fetch_arrow_table()
+    except duckdb.Error as exc:
+        raise SourceError(f"[data] sql failed in DuckDB: {exc}",
+                          hint="check the query in lockstep.toml; paths are relative to the project folder") from None
+    finally:
+        con.close()
+    if table.num_rows == 0:
+        raise SourceError("[data] sql returned no rows")
+    return SourceData(kind="sql", description="[data] sql", parts=[SourcePart(name="[data] sql", table=table)],
+                      query=query)
+
+
+def _sql_quote(text: str) -> str:
+    return text.replace("'", "''")
