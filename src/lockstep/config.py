@@ -361,10 +361,28 @@ def parse_config(raw: dict, *, source: str = CONFIG_FILE) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(err, raw) for err in exc.errors()]
+        problems = _merge_union_errors([(_key(tuple(err.get("loc", ()))), err) for err in exc.errors()], raw)
         lines = [f"{source}: invalid configuration ({len(problems)} problem(s)):"]
         lines += [f"  - {p}" for p in problems]
         raise ConfigError("\n".join(lines), hint="see docs/configuration.md for every key") from None
+
+
+def _merge_union_errors(errors: list[tuple[str, dict]], raw: dict) -> list[str]:
+    """One line per key: a value that fits no member of a union is one problem, not one per member."""
+    grouped: dict[str, list[dict]] = {}
+    for key, err in errors:
+        grouped.setdefault(key, []).append(err)
+    out = []
+    for key, errs in grouped.items():
+        types = [e for e in errs if e.get("type") in _TYPE_WORDS]
+        if len(types) > 1 and len(types) == len(errs):
+            words = list(dict.fromkeys(_TYPE_WORDS[e["type"]] for e in types))
+            got = _lookup(raw, tuple(types[0].get("loc", ())))
+            expected = ", ".join(words[:-1]) + " or " + words[-1]
+            out.append(f"{key}: expected {expected}, got {got!r} ({type(got).__name__})")
+        else:
+            out += [_describe(e, raw) for e in errs]
+    return out
 
 
 _TYPE_WORDS = {

@@ -362,7 +362,7 @@ def _read_sql(query: str, project_dir: Path) -> SourceData:
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET file_search_path = '{_sql_quote(str(project_dir.resolve()))}'")
-        table = con.sql(query).fetch_arrow_table()
+        table = con.sql(query).to_arrow_table()
     except duckdb.Error as exc:
         raise SourceError(f"[data] sql failed in DuckDB: {exc}",
                           hint="check the query in lockstep.toml; paths are relative to the project folder") from None

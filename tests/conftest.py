@@ -1,0 +1,90 @@
+"""Shared fixtures: small real projects built from the example data."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TELCO_CSV = EXAMPLES / "telco-churn" / "data" / "wa_churn.csv"
+AMES_CSV = EXAMPLES / "ames-housing" / "data" / "ames.csv"
+
+
+def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return header, list(reader)
+
+
+def write_rows(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def telco_project(tmp_path: Path) -> Path:
+    """A copy of the telco-churn example, with the first 600 rows of its data."""
+    project = tmp_path / "telco"
+    shutil.copytree(EXAMPLES / "telco-churn", project, ignore=shutil.ignore_patterns(".lockstep", "data"))
+    header, rows = read_rows(TELCO_CSV)
+    write_rows(project / "data" / "wa_churn.csv", header, rows[:600])
+    # The sample may hold a few more look-alike customers than the full data.
+    text = (project / "lockstep.toml").read_text()
+    (project / "lockstep.toml").write_text(text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 0.05"))
+    return project
+
+
+@pytest.fixture
+def small_project(tmp_path: Path) -> Path:
+    """A tiny hand-written project: every dtype, an id, a classification target."""
+    project = tmp_path / "small"
+    project.mkdir()
+    (project / "data").mkdir()
+    (project / "data" / "raw.csv").write_text(
+        "id,label,age,income,city,member,signup\n"
+        "1,yes,34,1200.5,Paris,true,2024-01-05T10:00:00\n"
+        "2,no,51,,Lyon,false,2024-02-11T08:30:00\n"
+        "3,yes,29,980.0,Paris,true,2024-03-02T17:45:00\n"
+        "4,no,45,1500.25,Nice,false,2024-03-20T09:15:00\n"
+        "5,no,38,1100.0,Lyon,true,2024-04-01T12:00:00\n"
+        "6,yes,62,2100.75,Paris,false,2024-05-09T14:20:00\n",
+        encoding="utf-8",
+    )
+    (project / "lockstep.toml").write_text(SMALL_CONFIG, encoding="utf-8")
+    return project
+
+
+SMALL_CONFIG = """\
+[project]
+name = "small"
+
+[data]
+source = "data/raw.csv"
+id = "id"
+target = "label"
+task = "classification"
+
+[data.schema]
+id = { dtype = "int" }
+label = { dtype = "str", allowed = ["yes", "no"] }
+age = { dtype = "int", min = 18, max = 99 }
+income = { dtype = "float", nullable = true, min = 0 }
+city = { dtype = "str", allowed = ["Paris", "Lyon", "Nice"] }
+member = { dtype = "bool" }
+signup = { dtype = "datetime", min = "2020-01-01" }
+
+[split]
+valid = 0.2
+test = 0.2
+salt = "small"
+max_shared_fraction = 0.0
+"""

@@ -1,0 +1,176 @@
+"""The command line: JSON contracts, exit codes, messages, fast start-up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lockstep.cli import app
+
+from .conftest import TELCO_CSV, read_rows, write_rows
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_json(*args: str):
+    code, out, err = run(*args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_ingest_json_contract(telco_project: Path) -> None:
+    first = run_json("ingest", "--project", str(telco_project))
+    assert isinstance(first["version"], int) and first["version"] == 0
+    assert isinstance(first["fingerprint"], str) and len(first["fingerprint"]) == 64
+    assert first["rows"] == 600 and first["columns"] == 21
+    assert first["changed"] is True
+    second = run_json("ingest", "--project", str(telco_project))
+    assert second["changed"] is False and second["fingerprint"] == first["fingerprint"]
+
+
+def test_data_list_show_diff_json_contract(telco_project: Path) -> None:
+    run_json("ingest", "--project", str(telco_project))
+    header, rows = read_rows(telco_project / "data" / "wa_churn.csv")
+    rows.append([str(9001), *rows[0][1:]])
+    del rows[1]
+    write_rows(telco_project / "data" / "wa_churn.csv", header, rows)
+    run_json("ingest", "--project", str(telco_project), "--quarantine")
+    listing = run_json("data", "list", "--project", str(telco_project))
+    assert [item["version"] for item in listing] == [0, 1]
+    for item in listing:
+        assert {"version", "fingerprint", "rows", "columns"} <= set(item)
+        assert isinstance(item["columns"], int)
+    shown = run_json("data", "show", "0", "--project", str(telco_project))
+    assert shown["version"] == 0 and shown["rows"] == 600 and shown["columns"] == 21
+    assert set(shown["splits"]) == {"train", "valid", "test"}
+    assert shown["summary"]["tenure"]["dtype"] == "int"
+    diff = run_json("data", "diff", "0", "1", "--project", str(telco_project))
+    assert diff["rows"] == {"added": 1, "removed": 1, "changed": 0}
+    assert diff["examples"]["added"] == ["9001"] and diff["examples"]["removed"] == ["2"]
+
+
+def test_human_output(telco_project: Path) -> None:
+    code, out, _ = run("ingest", "--project", str(telco_project))
+    assert code == 0 and "Snapshot version 0 written: 600 rows x 21 columns" in out
+    code, out, _ = run("ingest", "--project", str(telco_project))
+    assert "Data unchanged: snapshot version 0 is up to date" in out
+    code, out, _ = run("data", "show", "--project", str(telco_project))
+    assert code == 0 and "Raw snapshot 0" in out and "Splits" in out and "tenure" in out
+    code, out, _ = run("data", "list", "--project", str(telco_project))
+    assert code == 0 and "wa_churn.csv" in out
+    code, out, _ = run("data", "diff", "0", "0", "--project", str(telco_project))
+    assert "identical" in out
+
+
+def test_init_then_ingest(tmp_path: Path) -> None:
+    code, out, err = run("init", str(TELCO_CSV), "--target", "churn", "--id", "rownames", "--dir", str(tmp_path / "p"))
+    assert code == 0, err
+    assert "Wrote lockstep.toml and pipeline.py" in out and "[data.schema]" in out
+    payload = run_json("init", str(TELCO_CSV), "--target", "churn", "--dir", str(tmp_path / "q"))
+    assert payload["task"] == "classification" and payload["review"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (lambda p: (p / "lockstep.toml").write_text("[project\n"), ["ingest"], "invalid TOML"),
+        (lambda p: (p / "lockstep.toml").write_text((p / "lockstep.toml").read_text().replace("target", "targt")),
+         ["ingest"], "unknown key 'targt' in [data]"),
+        (lambda p: (p / "data" / "wa_churn.csv").unlink(), ["ingest"], "data/wa_churn.csv does not exist"),
+        (lambda p: (p / "data" / "wa_churn.csv").write_text(""), ["ingest"], "is empty"),
+        (lambda p: (p / "data" / "wa_churn.csv").write_text(
+            (p / "data" / "wa_churn.csv").read_text().replace(",", ";")), ["ingest"], "delimiter = ';'"),
+        (lambda p: (p / "data" / "wa_churn.csv").write_bytes(
+            (p / "data" / "wa_churn.csv").read_bytes().replace(b"Mailed", b"Ma\xefled")), ["ingest"],
+         "not valid utf-8"),
+        (lambda p: (p / "data" / "wa_churn.csv").write_text(
+            (p / "data" / "wa_churn.csv").read_text().replace("churn,", "churned,", 1)), ["ingest"],
+         "column 'churn': declared in [data.schema] (the target) but missing"),
+        (lambda p: (p / "data" / "wa_churn.csv").write_text(
+            (p / "data" / "wa_churn.csv").read_text().replace("Month-to-month", "Monthly", 1)), ["ingest"],
+         "column 'contract': allowed values"),
+        (lambda p: None, ["data", "show", "7"], "no raw snapshot exists yet"),
+    ],
+)
+def test_user_errors_exit_2_with_a_message_and_write_nothing(telco_project: Path, setup, args, message) -> None:
+    setup(telco_project)
+    code, out, err = run(*args, "--project", str(telco_project))
+    assert code == 2
+    assert message in " ".join(err.split())
+    assert "Traceback" not in err
+    assert not (telco_project / ".lockstep").exists()
+
+
+def test_unknown_version_lists_the_existing_ones(telco_project: Path) -> None:
+    run("ingest", "--project", str(telco_project))
+    for args in (["data", "show", "3"], ["data", "diff", "0", "5"]):
+        code, _, err = run(*args, "--project", str(telco_project))
+        assert code == 2
+        assert "does not exist (versions: 0)" in err
+
+
+def test_errors_in_json_mode_are_json(telco_project: Path) -> None:
+    code, out, _ = run("data", "show", "--project", str(telco_project), "--json")
+    assert code == 2
+    payload = json.loads(out)
+    assert payload["error"] == "NotFoundError" and "ingest" in payload["hint"]
+
+
+def test_schema_errors_in_json_mode_list_failures(telco_project: Path) -> None:
+    header, rows = read_rows(telco_project / "data" / "wa_churn.csv")
+    rows[3][header.index("tenure")] = "-9"
+    write_rows(telco_project / "data" / "wa_churn.csv", header, rows)
+    code, out, _ = run("ingest", "--project", str(telco_project), "--json")
+    assert code == 2
+    failure = json.loads(out)["failures"][0]
+    assert failure == {"column": "tenure", "rule": "min 0", "rows": 1,
+                       "examples": [{"location": "data/wa_churn.csv row 4", "value": -9}]}
+
+
+def test_missing_project_is_a_user_error(tmp_path: Path) -> None:
+    code, _, err = run("ingest", "--project", str(tmp_path))
+    assert code == 2 and "no lockstep.toml" in err
+
+
+def test_usage_errors_exit_2() -> None:
+    code, _, _ = run("data", "show", "not-a-number")
+    assert code == 2
+    code, _, _ = run("init")
+    assert code == 2
+
+
+def test_version() -> None:
+    from lockstep import __version__
+
+    code, out, _ = run("--version")
+    assert code == 0 and __version__ in out
+
+
+def test_help_is_fast_and_imports_no_heavy_library(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from lockstep.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('pandas', 'pyarrow', 'numpy', 'deltalake', 'duckdb', 'pandera', 'sklearn', 'scipy')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+    assert "ingest" in result.stdout
+
+
+def test_console_script_runs(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("lockstep")
+    result = subprocess.run([str(exe), "data", "list", "--project", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "no lockstep.toml" in result.stderr
