@@ -237,10 +237,12 @@ class SplitConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> SplitConfig:
-        for name in ("valid", "test", "max_shared_fraction"):
+        for name in ("valid", "test"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ValueError(f"{name} must be at least 0 and below 1, got {value}")
+        if not 0 <= self.max_shared_fraction <= 1:
+            raise ValueError(f"max_shared_fraction must be between 0 and 1, got {self.max_shared_fraction}")
         if self.by == "hash" and self.valid + self.test >= 1:
             raise ValueError(f"valid + test must be below 1 (got {self.valid} + {self.test}); "
                              "the rest is the training split")

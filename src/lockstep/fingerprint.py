@@ -280,43 +280,54 @@ def _hash_positions(hasher: Any, positions: Any) -> None:
         hasher.update(memoryview(arr).cast("B"))
 
 
-def _missing_positions(chunk: pa.Array, nan_is_missing: bool) -> tuple[Any, pa.Array | None]:
-    """Positions (within the chunk) of missing values, and the mask if any."""
-    import numpy as np
-    import pyarrow.compute as pc
+#: Values per block: blocks are read from memory once and processed in cache.
+_BLOCK = 1 << 16
 
-    has_nan = False
-    if nan_is_missing:
-        has_nan = pc.any(pc.is_nan(chunk)).as_py() or False
-    if not chunk.null_count and not has_nan:
-        return None, None
-    mask = pc.is_null(chunk, nan_is_null=nan_is_missing)
-    return np.flatnonzero(mask.to_numpy(zero_copy_only=False)), mask
+
+def _validity(chunk: pa.Array) -> Any:
+    """A boolean numpy array, True where the chunk has a value, or None when nothing is null."""
+    import numpy as np
+
+    if not chunk.null_count:
+        return None
+    bitmap = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
+    bits = np.unpackbits(bitmap, bitorder="little", count=chunk.offset + len(chunk))
+    return bits[chunk.offset:].astype(bool)
 
 
 def _hash_fixed(chunks: list[pa.Array], width_type: pa.DataType, streams: _Streams,
                 *, nan_is_missing: bool = False) -> bytes:
+    """Hash fixed-width values block by block: missing positions, then values with zeros where missing."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    np_type = {8: "<i8", 1: "<u1"}[width_type.byte_width] if not pa.types.is_floating(width_type) else "<f8"
     offset = 0
-    zero = pa.scalar(0, width_type)
     for chunk in chunks:
         if chunk.type != width_type:
             chunk = pc.cast(chunk, width_type)
-        positions, mask = _missing_positions(chunk, nan_is_missing)
-        if positions is not None:
-            _hash_positions(streams.missing, positions + offset)
-            chunk = pc.if_else(mask, zero, chunk)
-        width = width_type.byte_width
-        data = chunk.buffers()[1]
-        start = chunk.offset * width
-        streams.values.update(memoryview(data)[start:start + len(chunk) * width])
-        offset += len(chunk)
+        n = len(chunk)
+        values = np.frombuffer(chunk.buffers()[1], dtype=np_type, count=chunk.offset + n)[chunk.offset:]
+        valid = _validity(chunk)
+        for start in range(0, n, _BLOCK):
+            block = values[start:start + _BLOCK]
+            missing = None if valid is None else ~valid[start:start + _BLOCK]
+            if nan_is_missing:
+                nan = np.isnan(block)
+                missing = nan if missing is None else (missing | nan)
+            if missing is not None and missing.any():
+                positions = np.flatnonzero(missing).astype("<u8") + np.uint64(offset + start)
+                streams.missing.update(memoryview(positions).cast("B"))
+                block = block.copy()
+                block[missing] = 0
+            streams.values.update(memoryview(np.ascontiguousarray(block)).cast("B"))
+        offset += n
     return streams.digest()
 
 
 def _hash_variable(chunks: list[pa.Array], streams: _Streams) -> bytes:
+    """Hash variable-width values block by block: missing positions, byte lengths, bytes."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -325,20 +336,24 @@ def _hash_variable(chunks: list[pa.Array], streams: _Streams) -> bytes:
     for chunk in chunks:
         if _is_string_view(chunk.type):
             chunk = chunk.cast(pa.large_string())
-        positions, _ = _missing_positions(chunk, False)
-        if positions is not None:
-            _hash_positions(streams.missing, positions + offset)
+        valid = _validity(chunk)
+        if valid is not None:
+            positions = np.flatnonzero(~valid).astype("<u8") + np.uint64(offset)
+            streams.missing.update(memoryview(positions).cast("B"))
             textual = pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)
             chunk = pc.fill_null(chunk, pa.scalar("" if textual else b"", chunk.type))
         bufs = chunk.buffers()
         large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
-        offsets = np.frombuffer(bufs[1], dtype="<i8" if large else "<i4")
-        offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1]
-        lengths = np.diff(offsets).astype("<u8", copy=False)
-        streams.lengths.update(memoryview(lengths).cast("B"))
-        if bufs[2] is not None and len(offsets):
-            streams.values.update(memoryview(bufs[2])[int(offsets[0]):int(offsets[-1])])
-        offset += len(chunk)
+        n = len(chunk)
+        offsets = np.frombuffer(bufs[1], dtype="<i8" if large else "<i4", count=chunk.offset + n + 1)
+        offsets = offsets[chunk.offset:]
+        data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
+        for start in range(0, n, _BLOCK):
+            bounds = offsets[start:start + _BLOCK + 1]
+            lengths = np.diff(bounds).astype("<u8")
+            streams.lengths.update(memoryview(lengths).cast("B"))
+            streams.values.update(data[int(bounds[0]):int(bounds[-1])])
+        offset += n
     return streams.digest()
 
 
