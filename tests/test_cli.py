@@ -36,6 +36,7 @@ def test_ingest_json_contract(telco_project: Path) -> None:
     assert first["changed"] is True
     second = run_json("ingest", "--project", str(telco_project))
     assert second["changed"] is False and second["fingerprint"] == first["fingerprint"]
+    assert first["cached"] is False and second["cached"] is True
 
 
 def test_data_list_show_diff_json_contract(telco_project: Path) -> None:
@@ -63,6 +64,8 @@ def test_human_output(telco_project: Path) -> None:
     code, out, _ = run("ingest", "--project", str(telco_project))
     assert code == 0 and "Snapshot version 0 written: 600 rows x 21 columns" in out
     code, out, _ = run("ingest", "--project", str(telco_project))
+    assert "Inputs unchanged: snapshot version 0 is up to date" in out
+    code, out, _ = run("ingest", "--project", str(telco_project), "--force")
     assert "Data unchanged: snapshot version 0 is up to date" in out
     code, out, _ = run("data", "show", "--project", str(telco_project))
     assert code == 0 and "Raw snapshot 0" in out and "Splits" in out and "tenure" in out
@@ -96,6 +99,9 @@ def test_init_then_ingest(tmp_path: Path) -> None:
         (lambda p: (p / "data" / "wa_churn.csv").write_text(
             (p / "data" / "wa_churn.csv").read_text().replace("churn,", "churned,", 1)), ["ingest"],
          "column 'churn': declared in [data.schema] (the target) but missing"),
+        (lambda p: (p / "data" / "wa_churn.csv").write_text(
+            (p / "data" / "wa_churn.csv").read_text().replace("rownames,", "row,", 1)), ["ingest"],
+         "column 'rownames': declared in [data.schema] (the id column) but missing"),
         (lambda p: (p / "data" / "wa_churn.csv").write_text(
             (p / "data" / "wa_churn.csv").read_text().replace("Month-to-month", "Monthly", 1)), ["ingest"],
          "column 'contract': allowed values"),

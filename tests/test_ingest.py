@@ -58,6 +58,46 @@ def test_unchanged_data_writes_nothing(telco_project: Path) -> None:
     assert len(project.snapshots()) == 1
 
 
+def test_unchanged_inputs_skip_reading_and_validation(telco_project: Path, monkeypatch) -> None:
+    project = Project(telco_project)
+    first = project.ingest()
+    assert not first.cached and first.snapshot.inputs
+
+    import lockstep.store as store_module
+
+    def must_not_read(*args, **kwargs):
+        raise AssertionError("the source was read although its inputs were unchanged")
+
+    monkeypatch.setattr(store_module, "read_source", must_not_read)
+    again = project.ingest()
+    assert again.cached and not again.changed and again.snapshot == first.snapshot
+    monkeypatch.undo()
+    forced = project.ingest(force=True)
+    assert not forced.cached and not forced.changed
+
+
+def test_changed_configuration_is_validated_again(telco_project: Path) -> None:
+    project = Project(telco_project)
+    project.ingest()
+    toml = (telco_project / "lockstep.toml").read_text()
+    (telco_project / "lockstep.toml").write_text(
+        toml.replace('tenure = { dtype = "int", min = 0,', 'tenure = { dtype = "int", min = 5,'))
+    with pytest.raises(SchemaValidationError, match="column 'tenure': min 5"):
+        Project(telco_project).ingest()
+
+
+def test_touched_but_identical_file_is_still_cached_and_edited_file_is_not(telco_project: Path) -> None:
+    project = Project(telco_project)
+    project.ingest()
+    path = telco_project / "data" / "wa_churn.csv"
+    path.write_bytes(path.read_bytes())  # new mtime, same bytes
+    assert project.ingest().cached
+    header, rows = read_rows(path)
+    write_rows(path, header, rows[:-1])
+    result = project.ingest()
+    assert not result.cached and result.changed
+
+
 def test_same_rows_as_parquet_are_recognized_as_unchanged(telco_project: Path) -> None:
     project = Project(telco_project)
     first = project.ingest()

@@ -31,6 +31,15 @@ def test_init_telco_infers_a_valid_reviewed_draft(tmp_path: Path) -> None:
     assert any("observed ranges" in note for note in result.notes)
 
 
+def test_init_warns_about_rows_shared_between_splits(tmp_path: Path) -> None:
+    result = init_project(TELCO_CSV, target="churn", id_column="rownames", directory=tmp_path / "p")
+    note = next(n for n in result.notes if "identical to a train row" in n)
+    assert "max_shared_fraction" in note
+    text = (tmp_path / "p" / "lockstep.toml").read_text()
+    assert "max_shared_fraction = 0.0" in text and "found" in text
+    assert load_config(tmp_path / "p").split.max_shared_fraction == 0.0
+
+
 def test_init_ames_infers_regression(tmp_path: Path) -> None:
     result = init_project(AMES_CSV, target="Sale_Price", id_column="rownames", directory=tmp_path / "a")
     assert result.task == "regression"

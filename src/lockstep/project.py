@@ -57,13 +57,13 @@ class Project:
     def path(self) -> Path:
         return self.config.project_dir
 
-    def ingest(self, source: str | Path | None = None, *, quarantine: bool = False,
+    def ingest(self, source: str | Path | None = None, *, quarantine: bool = False, force: bool = False,
                progress: Progress | None = None) -> IngestResult:
         """Validate the raw source and snapshot it if it changed (see :func:`lockstep.data.ingest`)."""
         from lockstep.data.ingest import ingest
 
         return ingest(self.config, self.store, source=Path(source) if source is not None else None,
-                      quarantine=quarantine, progress=progress)
+                      quarantine=quarantine, force=force, progress=progress)
 
     def snapshots(self) -> list[SnapshotInfo]:
         """Every raw snapshot, oldest first."""

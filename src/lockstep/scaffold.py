@@ -79,7 +79,8 @@ def _inline(entry: dict[str, Any]) -> str:
 
 
 def render_config(*, name: str, source: str, target: str, id_column: str | None, task: str,
-                  schema: dict[str, dict[str, Any]], delimiter: str = ",", rows: int, origin: str) -> str:
+                  schema: dict[str, dict[str, Any]], delimiter: str = ",", rows: int, origin: str,
+                  shared: tuple[int, int] = (0, 0)) -> str:
     """The text of a commented ``lockstep.toml``."""
     today = datetime.now(timezone.utc).date().isoformat()
     lines = [
@@ -119,8 +120,15 @@ def render_config(*, name: str, source: str, target: str, id_column: str | None,
         "valid = 0.15",
         "test = 0.15",
         f"salt = {_toml_value(name)}",
-        "",
     ]
+    if any(shared):
+        lines += [
+            f"# `lockstep init` found {shared[0]} valid and {shared[1]} test rows identical to a train row",
+            "# (every column but the id). Ingest refuses them unless allowed: remove duplicated records,",
+            "# or, if they are distinct entities that look alike, raise this limit (e.g. to 0.01).",
+            "max_shared_fraction = 0.0",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -255,10 +263,15 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
     draft = infer_draft(table, target=target, id_column=id_column, task=task)
 
     project_name = name or _project_name(directory)
+    shared = _shared_rows(table, id_column, project_name)
+    if any(shared):
+        draft.notes.append(
+            f"{shared[0]} valid and {shared[1]} test rows are identical to a train row (every column but the id): "
+            "ingest will refuse them until you remove them or raise [split] max_shared_fraction")
     source = os.path.relpath(data_path.resolve(), directory.resolve()).replace(os.sep, "/")
     text = render_config(name=project_name, source=source, target=target, id_column=id_column, task=draft.task,
                          schema=draft.schema, delimiter=delimiter or ",", rows=draft.rows,
-                         origin=display_path(data_path, Path.cwd()))
+                         origin=display_path(data_path, Path.cwd()), shared=shared)
     parse_config(tomllib.loads(text), source=str(config_path))  # never write an invalid project
 
     feature_cols = [c for c in columns if c not in (target, id_column)]
@@ -279,6 +292,20 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
     return InitResult(directory=directory.resolve(), config_path=config_path.resolve(),
                       pipeline_path=pipeline_path.resolve() if pipeline_path else None, rows=draft.rows,
                       columns=len(columns), task=draft.task, id_column=id_column, notes=notes)
+
+
+def _shared_rows(table, id_column: str | None, salt: str) -> tuple[int, int]:
+    """Valid and test rows identical to a train row, with the split the draft configures."""
+    from lockstep.config import DerivedId, SplitConfig
+    from lockstep.data.leakage import shared_rows
+    from lockstep.data.rows import derive_row_ids
+    from lockstep.data.splits import assign_splits
+
+    if id_column is None:
+        table = table.add_column(0, DerivedId, derive_row_ids(table))
+        id_column = DerivedId
+    counts = shared_rows(table, id_column, assign_splits(table, id_column, SplitConfig(salt=salt)))
+    return counts.valid_shared, counts.test_shared
 
 
 def _check_unique_id(table, id_column: str, shown: str) -> None:

@@ -37,6 +37,8 @@ def ingest(
                                                 "[data] source.")] = None,
     quarantine: Annotated[bool, typer.Option("--quarantine", help="Set rows that break the schema aside in the "
                                              "quarantine table and ingest the rest.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Read and validate the source even if its files and the "
+                                        "configuration are unchanged since the last snapshot.")] = False,
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
 ) -> None:
@@ -45,13 +47,17 @@ def ingest(
     proj = _project(project)
     with out.progress("Ingesting") as step:
         result = proj.ingest(source.resolve() if source is not None else None, quarantine=quarantine,
-                             progress=step)
+                             force=force, progress=step)
 
     def render(console: Console) -> None:
         snap = result.snapshot
         if result.changed:
             console.print(f"[green]Snapshot version {snap.version} written[/]: {fmt_int(snap.rows)} rows x "
                           f"{snap.columns} columns, fingerprint {_short(snap.fingerprint)}")
+        elif result.cached:
+            console.print(f"Inputs unchanged: snapshot version {snap.version} is up to date "
+                          f"(same source files and configuration; fingerprint {_short(snap.fingerprint)}); "
+                          "nothing read or written. Use --force to validate again.")
         else:
             console.print(f"Data unchanged: snapshot version {snap.version} is up to date "
                           f"(fingerprint {_short(snap.fingerprint)}); nothing written")

@@ -57,6 +57,9 @@ class IngestResult:
         Rows shared between train and valid/test.
     source : dict
         What was read.
+    cached : bool
+        True when the inputs (source files, configuration, lockstep version)
+        were those of the latest snapshot, so nothing was read or validated.
     """
 
     snapshot: SnapshotInfo
@@ -65,10 +68,12 @@ class IngestResult:
     quarantine_failures: list[SchemaFailure] = field(default_factory=list)
     shared: SharedRows | None = None
     source: dict = field(default_factory=dict)
+    cached: bool = False
 
     def to_dict(self) -> dict:
         out = self.snapshot.to_dict()
         out["changed"] = self.changed
+        out["cached"] = self.cached
         out["quarantined"] = self.quarantined
         out["quarantine_failures"] = [f.to_dict() for f in self.quarantine_failures]
         out["shared_rows"] = self.shared.to_dict() if self.shared else None
@@ -76,7 +81,7 @@ class IngestResult:
 
 
 def ingest(config: Config, store: Store, *, source: Path | None = None, quarantine: bool = False,
-           progress: Progress | None = None) -> IngestResult:
+           force: bool = False, progress: Progress | None = None) -> IngestResult:
     """Validate the raw source and snapshot it if it changed.
 
     Parameters
@@ -88,6 +93,9 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     quarantine : bool, default False
         Set rows that break the schema aside in the quarantine table instead
         of refusing the whole source.
+    force : bool, default False
+        Read and validate the source even when its files and the
+        configuration are those of the latest snapshot.
     progress : callable, optional
         Called with the name of each step as it starts.
 
@@ -106,14 +114,25 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     from lockstep.data.schema import bad_row_mask
     from lockstep.data.splits import assign_splits
     from lockstep.fingerprint import fingerprint_json, fingerprint_table
-    from lockstep.store import SnapshotInfo, read_source
+    from lockstep.store import SnapshotInfo, hash_source_files, locate_source, read_source
 
     step = progress or (lambda _name: None)
     data = config.data
     check_declared_features(config)
 
+    location = locate_source(data, config.project_dir, override=source)
+    files, inputs = None, ""
+    if location.kind != "sql":
+        step("fingerprinting the source files")
+        files = hash_source_files(location, config.project_dir)
+        inputs = _inputs_fingerprint(config, files, quarantine)
+        latest = store.snapshots.latest()
+        if not force and latest is not None and latest.inputs == inputs:
+            return IngestResult(snapshot=latest, changed=False, quarantined=latest.quarantined,
+                                source=latest.source, cached=True)
+
     step("reading the source")
-    src = read_source(data, config.project_dir, override=source)
+    src = read_source(data, config.project_dir, location=location, files=files)
 
     step("validating against the schema")
     result = _validate(src, config)
@@ -182,10 +201,24 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
         lockstep_version=__version__,
         quarantined=len(records),
         declared_schema=config.normalized()["data"]["schema"],
+        inputs=inputs,
     )
     snapshot = store.snapshots.write(table, info)
     return IngestResult(snapshot=snapshot, changed=True, quarantined=len(records),
                         quarantine_failures=quarantine_failures, shared=shared, source=src.metadata())
+
+
+def _inputs_fingerprint(config: Config, files: list, quarantine: bool) -> str:
+    """Everything an ingest's result depends on, when the source is files."""
+    from lockstep.fingerprint import fingerprint_json
+
+    normalized = config.normalized()
+    return fingerprint_json({
+        "files": [f.to_dict() for f in files],
+        "config": {key: normalized[key] for key in ("data", "split", "features")},
+        "quarantine": quarantine,
+        "lockstep": __version__,
+    })
 
 
 def _validate(src: SourceData, config: Config) -> ValidationResult:

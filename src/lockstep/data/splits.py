@@ -36,17 +36,25 @@ __all__ = ["SPLITS", "assign_splits", "split_unit"]
 SPLITS = ("train", "valid", "test")
 
 
-def split_unit(ids: list, salt: str) -> np.ndarray:
-    """The uniform number in [0, 1) that decides each id's split."""
-    import numpy as np
+def split_unit(ids, salt: str) -> np.ndarray:
+    """The uniform number in [0, 1) that decides each id's split.
 
-    prefix = f"{salt}\x1f"
-    scale = float(2**64)
-    return np.fromiter(
-        (xxhash.xxh3_64_intdigest((prefix + str(i)).encode("utf-8")) / scale for i in ids),
-        dtype=np.float64,
-        count=len(ids),
-    )
+    Parameters
+    ----------
+    ids : pyarrow.Array, pyarrow.ChunkedArray or list
+        Integer or text ids; an id's decimal text is what is hashed.
+    salt : str
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        ids = pa.array([str(i) for i in ids], pa.string())
+    keys = pc.binary_join_element_wise(pa.scalar(f"{salt}\x1f"), pc.cast(ids, pa.string()), "")
+    hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, pc.cast(keys, pa.binary()).to_pylist()),
+                         dtype=np.uint64, count=len(keys))
+    return hashes / float(2**64)
 
 
 def assign_splits(table: pa.Table, id_column: str, split: SplitConfig) -> np.ndarray:
@@ -69,7 +77,7 @@ def assign_splits(table: pa.Table, id_column: str, split: SplitConfig) -> np.nda
     if split.by == "time":
         codes = _time_codes(table, split)
     else:
-        u = split_unit(table.column(id_column).to_pylist(), split.salt)
+        u = split_unit(table.column(id_column), split.salt)
         codes = np.where(u < split.test, 2, np.where(u < split.test + split.valid, 1, 0))
     return labels[codes]
 

@@ -47,6 +47,10 @@ class SnapshotInfo:
         Rows of the source set aside in the quarantine table by this ingest.
     declared_schema : dict
         ``[data.schema]`` as it was when the snapshot was taken.
+    inputs : str
+        Fingerprint of everything the ingest read: the source files' fingerprints,
+        the configuration and lockstep's version (empty for SQL sources). An
+        ingest with the same inputs is skipped without reading the data.
     """
 
     version: int
@@ -61,6 +65,7 @@ class SnapshotInfo:
     lockstep_version: str
     quarantined: int = 0
     declared_schema: dict[str, Any] = field(default_factory=dict)
+    inputs: str = ""
 
     @property
     def columns(self) -> int:
@@ -81,6 +86,7 @@ class SnapshotInfo:
             lockstep_version=meta["lockstep_version"],
             quarantined=int(meta.get("quarantined", 0)),
             declared_schema=dict(meta.get("declared_schema", {})),
+            inputs=meta.get("inputs", ""),
         )
 
     def to_metadata(self) -> dict:
@@ -105,6 +111,7 @@ class SnapshotInfo:
             "lockstep_version": self.lockstep_version,
             "quarantined": self.quarantined,
             "declared_schema": self.declared_schema,
+            "inputs": self.inputs,
         }
 
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.config import DataConfig
 
-__all__ = ["ReadOptions", "SourceData", "SourceFile", "SourcePart", "display_path", "read_file", "read_source",
-           "sniff_delimiter"]
+__all__ = ["ReadOptions", "SourceData", "SourceFile", "SourceLocation", "SourcePart", "display_path",
+           "hash_source_files", "locate_source", "read_file", "read_source", "sniff_delimiter"]
 
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.bz2", ".tsv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -130,7 +130,52 @@ def display_path(path: Path, project_dir: Path) -> str:
         return str(path.resolve())
 
 
-def read_source(data: DataConfig, project_dir: Path, *, override: Path | None = None) -> SourceData:
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where the raw data is, before anything is read: the files (or the query) and how to name them."""
+
+    kind: Literal["file", "glob", "sql"]
+    description: str
+    paths: tuple[Path, ...] = ()
+    query: str | None = None
+
+
+def locate_source(data: DataConfig, project_dir: Path, *, override: Path | None = None) -> SourceLocation:
+    """Resolve ``[data] source`` (or ``override``) to the files it names, without reading them.
+
+    Raises
+    ------
+    SourceError
+        If a file is missing, a glob matches nothing, or the source is a folder.
+    """
+    if override is None and data.sql is not None:
+        return SourceLocation(kind="sql", description="[data] sql", query=data.sql)
+    pattern = str(override) if override is not None else str(data.source)
+    if any(ch in pattern for ch in "*?["):
+        full = pattern if os.path.isabs(pattern) else str(project_dir / pattern)
+        paths = sorted(Path(p) for p in globlib.glob(full, recursive=True) if Path(p).is_file())
+        if not paths:
+            raise SourceError(f"no files match the source pattern '{pattern}' (in {project_dir})",
+                              hint="check [data] source in lockstep.toml")
+        return SourceLocation(kind="glob", description=f"{pattern} ({len(paths)} files)", paths=tuple(paths))
+    path = Path(pattern) if os.path.isabs(pattern) else project_dir / pattern
+    if not path.exists():
+        raise SourceError(f"data file {display_path(path, project_dir)} does not exist",
+                          hint="check [data] source in lockstep.toml or the --source option")
+    if path.is_dir():
+        raise SourceError(f"data source {display_path(path, project_dir)} is a folder, not a file",
+                          hint="use a glob such as 'data/*.csv' to read every file in a folder")
+    return SourceLocation(kind="file", description=display_path(path, project_dir), paths=(path,))
+
+
+def hash_source_files(location: SourceLocation, project_dir: Path) -> list[SourceFile]:
+    """Path (as shown), size and fingerprint of every file of ``location``."""
+    return [SourceFile(path=display_path(p, project_dir), bytes=p.stat().st_size, fingerprint=fingerprint_file(p))
+            for p in location.paths]
+
+
+def read_source(data: DataConfig, project_dir: Path, *, override: Path | None = None,
+                location: SourceLocation | None = None, files: list[SourceFile] | None = None) -> SourceData:
     """Read the raw data that ``[data]`` describes.
 
     Parameters
@@ -142,6 +187,9 @@ def read_source(data: DataConfig, project_dir: Path, *, override: Path | None = 
     override : Path, optional
         Read this file or glob instead of ``[data] source`` (for example
         ``lockstep ingest --source new_export.csv``).
+    location, files : optional
+        The result of :func:`locate_source` and :func:`hash_source_files`,
+        when the caller already has them.
 
     Returns
     -------
@@ -152,35 +200,15 @@ def read_source(data: DataConfig, project_dir: Path, *, override: Path | None = 
     SourceError
         If the source is missing, empty, or cannot be parsed.
     """
-    if override is None and data.sql is not None:
-        return _read_sql(data.sql, project_dir)
-    pattern = str(override) if override is not None else str(data.source)
-    if any(ch in pattern for ch in "*?["):
-        full = pattern if os.path.isabs(pattern) else str(project_dir / pattern)
-        paths = sorted(Path(p) for p in globlib.glob(full, recursive=True) if Path(p).is_file())
-        if not paths:
-            raise SourceError(f"no files match the source pattern '{pattern}' (in {project_dir})",
-                              hint="check [data] source in lockstep.toml")
-        kind: Literal["file", "glob"] = "glob"
-        description = f"{pattern} ({len(paths)} files)"
-    else:
-        path = Path(pattern) if os.path.isabs(pattern) else project_dir / pattern
-        if not path.exists():
-            raise SourceError(f"data file {display_path(path, project_dir)} does not exist",
-                              hint="check [data] source in lockstep.toml or the --source option")
-        if path.is_dir():
-            raise SourceError(f"data source {display_path(path, project_dir)} is a folder, not a file",
-                              hint="use a glob such as 'data/*.csv' to read every file in a folder")
-        paths = [path]
-        kind = "file"
-        description = display_path(path, project_dir)
-
+    location = location or locate_source(data, project_dir, override=override)
+    if location.kind == "sql":
+        return _read_sql(location.query or "", project_dir)
+    files = files if files is not None else hash_source_files(location, project_dir)
     options = ReadOptions.from_config(data)
     parts: list[SourcePart] = []
-    files: list[SourceFile] = []
     offset = 0
     first_columns: list[str] | None = None
-    for path in paths:
+    for path in location.paths:
         name = display_path(path, project_dir)
         table = read_file(path, name, options)
         if first_columns is None:
@@ -191,9 +219,8 @@ def read_source(data: DataConfig, project_dir: Path, *, override: Path | None = 
                 hint="every file matched by the source pattern must have the same columns",
             )
         parts.append(SourcePart(name=name, table=table, row_offset=offset))
-        files.append(SourceFile(path=name, bytes=path.stat().st_size, fingerprint=fingerprint_file(path)))
         offset += table.num_rows
-    return SourceData(kind=kind, description=description, parts=parts, files=files)
+    return SourceData(kind=location.kind, description=location.description, parts=parts, files=files)
 
 
 def _file_format(path: Path, options: ReadOptions) -> str:
