@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def render_config(*, name: str, source: str, target: str, id_column: str | None,
                   schema: dict[str, dict[str, Any]], delimiter: str = ",", rows: int, origin: str,
                   shared: tuple[int, int] = (0, 0)) -> str:
     """The text of a commented ``lockstep.toml``."""
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     lines = [
         f"# lockstep project, scaffolded by `lockstep init` on {today} from {origin} ({rows} rows).",
         "# Review [data.schema] before the first `lockstep ingest`: it was inferred from the data.",
@@ -163,9 +163,9 @@ helpers included, makes lockstep recompute what depends on it.
 """
 
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 {estimator_import}
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 TARGET = {json.dumps(target)}

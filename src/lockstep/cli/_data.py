@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
-from lockstep.cli._options import JsonOpt, ProjectOpt
 from rich.markup import escape
 
+from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,7 +123,8 @@ def _render_show(console: Console, report: dict, proj) -> None:
     src = report.get("source", {})
     console.print(f"  source       {src.get('description', '')}")
     for f in src.get("files", [])[:5]:
-        console.print(f"               {f['path']}  {fmt_int(f['bytes'])} bytes  fingerprint {_short(f['fingerprint'])}")
+        console.print(f"               {f['path']}  {fmt_int(f['bytes'])} bytes  "
+                      f"fingerprint {_short(f['fingerprint'])}")
     if report.get("quarantined"):
         console.print(f"  quarantined  {fmt_int(report['quarantined'])} row(s)")
 

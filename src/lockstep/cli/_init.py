@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from lockstep.cli._options import JsonOpt
 from rich.markup import escape
 
+from lockstep.cli._options import JsonOpt
 from lockstep.cli._output import Output, command, fmt_int
 
 __all__ = ["register"]

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,12 +121,12 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     check_declared_features(config)
 
     location = locate_source(data, config.project_dir, override=source)
+    latest = store.snapshots.latest()
     files, inputs = None, ""
     if location.kind != "sql":
         step("fingerprinting the source files")
         files = hash_source_files(location, config.project_dir)
         inputs = _inputs_fingerprint(config, files, quarantine)
-        latest = store.snapshots.latest()
         if not force and latest is not None and latest.inputs == inputs:
             return IngestResult(snapshot=latest, changed=False, quarantined=latest.quarantined,
                                 source=latest.source, cached=True)
@@ -168,7 +168,6 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
 
     step("fingerprinting")
     fingerprint = fingerprint_table(table)
-    latest = store.snapshots.latest()
     changed = latest is None or latest.fingerprint != fingerprint
     next_version = (latest.version + 1) if latest is not None else 0
 
@@ -178,9 +177,9 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
         # (a re-run) is not written twice.
         step("writing the quarantine")
         store.ensure()
-        batch = fingerprint_json([r.__dict__ for r in records])
+        batch = fingerprint_json([asdict(r) for r in records])
         store.quarantine.append(batch, records, snapshot_version=next_version if changed else latest.version,
-                                ingested=datetime.now(timezone.utc))
+                                ingested=datetime.now(UTC))
 
     if not changed:
         return IngestResult(snapshot=latest, changed=False, quarantined=len(records),
@@ -197,7 +196,7 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
         id_column=data.id_column,
         target=data.target,
         source=src.metadata(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         lockstep_version=__version__,
         quarantined=len(records),
         declared_schema=config.normalized()["data"]["schema"],

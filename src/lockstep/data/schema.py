@@ -284,7 +284,6 @@ def _float_to_int(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, 
 
 def _parse_datetimes(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
     """ISO 8601 text to timestamps; values with a zone offset become UTC."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     has_zone = pc.fill_null(pc.match_substring_regex(column, r"(Z|[+-]\d\d:?\d\d)$"), False)

@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 import xxhash
@@ -97,9 +98,8 @@ def _time_codes(table: pa.Table, split: SplitConfig) -> np.ndarray:
 
     def scalar(value):
         if tz and value.tzinfo is None:
-            from datetime import timezone
 
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return pa.scalar(value, pa.timestamp("us", tz=tz))
 
     col = pc.cast(column, pa.timestamp("us", tz=tz))
