@@ -1,0 +1,1 @@
+"""The feature layer: stateless transformers, the feature pipeline, the stateless (parity) check."""
