@@ -2,8 +2,9 @@
 
 For each example project it shows what ``lockstep init`` scaffolds from the
 raw data (in ``build/demo/``), then ingests the committed, reviewed project
-and shows the snapshot. Running it again shows that unchanged data is not
-snapshotted twice.
+and shows the snapshot, then computes the feature set (checking that the
+feature pipeline is stateless) and shows it with its lineage. Running it
+again shows that nothing unchanged is recomputed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def main() -> None:
         run("ingest", "--project", project)
         run("data", "list", "--project", project)
         run("data", "show", "--project", project)
-    print("\nDemo complete: both examples ingested, validated and snapshotted.")
+        run("features", "--project", project)
+        run("features", "show", "--project", project)
+    print("\nDemo complete: both examples ingested, validated, snapshotted and turned into feature sets.")
 
 
 if __name__ == "__main__":

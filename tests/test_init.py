@@ -49,11 +49,15 @@ def test_init_ames_infers_regression(tmp_path: Path) -> None:
     assert config.data.columns["Mas_Vnr_Type"].nullable
 
 
-def test_scaffolded_project_ingests_its_own_data(tmp_path: Path) -> None:
+def test_scaffolded_project_ingests_its_own_data_and_builds_features(tmp_path: Path) -> None:
     header, rows = read_rows(AMES_CSV)
     data = write_rows(tmp_path / "p" / "data" / "sales.csv", header, rows[:300])
     init_project(data, target="Sale_Price", id_column="rownames", directory=tmp_path / "p")
-    assert Project(tmp_path / "p").ingest().snapshot.rows == 300
+    project = Project(tmp_path / "p")
+    assert project.config.features.pipeline == "pipeline:features"
+    assert project.ingest().snapshot.rows == 300
+    features = project.build_features().info
+    assert features.columns == project.config.data.feature_columns  # the template is the identity
 
 
 def test_pipeline_template_imports_and_its_model_fits(tmp_path: Path) -> None:

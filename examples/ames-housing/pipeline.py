@@ -1,128 +1,133 @@
-"""The code of the ames-housing project: its feature pipeline and its model.
+"""ames-housing: the feature pipeline and the model.
 
-lockstep imports the functions below by the names given in lockstep.toml:
-
-features()
-    A *stateless* scikit-learn transformer: raw columns in, feature columns out,
-    row by row. It learns nothing from data, so it gives the same result for a
-    row alone (at serving time) as for the whole table (at training time).
-    lockstep checks that on every run.
-
-model()
-    A scikit-learn Pipeline fitted on the training split only. Everything that
-    learns from data (imputers, encoders, scalers, ...) goes here, before the
-    estimator, so that it is fitted on training rows and travels with the model.
-
-The whole source of this module is fingerprinted: changing any function in it,
-helpers included, makes lockstep recompute what depends on it.
+features() is stateless (fixed parameters, row by row); model() holds
+everything that learns from data and is fitted on the training split only.
+The whole source of this module is fingerprinted.
 """
 
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
-TARGET = "Sale_Price"
+from lockstep.features.transformers import (
+    CategoryMissingFiller,
+    Clip,
+    ColumnArithmetic,
+    DateTimeParts,
+    DropColumns,
+    LogTransform,
+    MissingIndicatorImputer,
+    PowerTransform,
+    RareCategoryGrouper,
+)
 
-# Raw columns by kind, as `lockstep init` found them. Edit freely.
-NUMERIC = [
-    "Lot_Frontage",
-    "Lot_Area",
-    "Year_Built",
-    "Year_Remod_Add",
-    "Mas_Vnr_Area",
-    "BsmtFin_SF_1",
-    "BsmtFin_SF_2",
-    "Bsmt_Unf_SF",
-    "Total_Bsmt_SF",
-    "First_Flr_SF",
-    "Second_Flr_SF",
-    "Gr_Liv_Area",
-    "Bsmt_Full_Bath",
-    "Bsmt_Half_Bath",
-    "Full_Bath",
-    "Half_Bath",
-    "Bedroom_AbvGr",
-    "Kitchen_AbvGr",
-    "TotRms_AbvGrd",
-    "Fireplaces",
-    "Garage_Cars",
-    "Garage_Area",
-    "Wood_Deck_SF",
-    "Open_Porch_SF",
-    "Enclosed_Porch",
-    "Three_season_porch",
-    "Screen_Porch",
-    "Pool_Area",
-    "Misc_Val",
-    "Mo_Sold",
-    "Year_Sold",
-    "Longitude",
-    "Latitude",
-]
-CATEGORICAL = [
-    "MS_SubClass",
-    "MS_Zoning",
-    "Street",
-    "Alley",
-    "Lot_Shape",
-    "Land_Contour",
-    "Utilities",
-    "Lot_Config",
-    "Land_Slope",
-    "Neighborhood",
-    "Condition_1",
-    "Condition_2",
-    "Bldg_Type",
-    "House_Style",
-    "Overall_Cond",
-    "Roof_Style",
-    "Roof_Matl",
-    "Exterior_1st",
-    "Exterior_2nd",
-    "Mas_Vnr_Type",
-    "Exter_Cond",
-    "Foundation",
-    "Bsmt_Cond",
-    "Bsmt_Exposure",
-    "BsmtFin_Type_1",
-    "BsmtFin_Type_2",
-    "Heating",
-    "Heating_QC",
-    "Central_Air",
-    "Electrical",
-    "Functional",
-    "Garage_Type",
-    "Garage_Finish",
-    "Garage_Cond",
-    "Paved_Drive",
-    "Pool_QC",
-    "Fence",
-    "Misc_Feature",
-    "Sale_Type",
-    "Sale_Condition",
-]
+#: Quality and condition words of the Ames data on one scale; "no basement",
+#: "no garage" and "no pool" score 0.
+QUALITY = {"Very_Poor": 1, "Poor": 2, "Fair": 3, "Below_Average": 4, "Average": 5, "Typical": 5,
+           "Above_Average": 6, "Good": 7, "Very_Good": 8, "Excellent": 9, "Very_Excellent": 10,
+           "No_Basement": 0, "No_Garage": 0, "No_Pool": 0}
+RATED = ["Overall_Cond", "Exter_Cond", "Bsmt_Cond", "Heating_QC", "Garage_Cond", "Pool_QC"]
+NEAR_CONSTANT = ["Utilities", "Street", "Pool_Area", "Misc_Feature", "Misc_Val"]
+
+
+class QualityScore(TransformerMixin, BaseEstimator):
+    """Add ``<column>_score``: the quality word of each column as a number (fixed scale).
+
+    A custom, stateless transformer: the scale is a parameter, not learned.
+    Unknown words and missing values score NaN.
+
+    Parameters
+    ----------
+    columns : list of str
+    scale : dict, optional
+        Word to score; ``QUALITY`` when ``None``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> QualityScore(["Heating_QC"]).fit_transform(pd.DataFrame({"Heating_QC": ["Good", "Poor"]}))
+      Heating_QC  Heating_QC_score
+    0       Good               7.0
+    1       Poor               2.0
+    """
+
+    def __init__(self, columns=(), scale=None):
+        self.columns = columns
+        self.scale = scale
+
+    def fit(self, X, y=None):
+        missing = [c for c in self.columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"QualityScore: columns {missing} are not in X")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        scale = QUALITY if self.scale is None else self.scale
+        out = X.copy()
+        for column in self.columns:
+            out[f"{column}_score"] = X[column].map(scale).astype(np.float64)
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return np.asarray([*self.feature_names_in_, *(f"{c}_score" for c in self.columns)], dtype=object)
+
+
+class SaleDate(TransformerMixin, BaseEstimator):
+    """Add ``sale_date``, the first day of the month of sale, from ``Year_Sold`` and ``Mo_Sold``."""
+
+    def fit(self, X, y=None):
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        out = X.copy()
+        parts = pd.DataFrame({"year": X["Year_Sold"], "month": X["Mo_Sold"], "day": 1})
+        out["sale_date"] = pd.to_datetime(parts).astype("datetime64[us]")
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return np.asarray([*self.feature_names_in_, "sale_date"], dtype=object)
 
 
 def features():
-    """The feature pipeline: here the identity; add stateless, row-wise steps."""
-    return FunctionTransformer(feature_names_out="one-to-one").set_output(transform="pandas")
+    """House and sale attributes to model features, row by row."""
+    return make_pipeline(
+        QualityScore(RATED),
+        ColumnArithmetic([
+            ("house_age", "Year_Sold", "-", "Year_Built"),
+            ("years_since_remodel", "Year_Sold", "-", "Year_Remod_Add"),
+            ("total_area", "Gr_Liv_Area", "+", "Total_Bsmt_SF"),
+            ("porch_area", "Open_Porch_SF", "+", "Enclosed_Porch"),
+            ("bathrooms", "Full_Bath", "+", "Half_Bath"),
+        ]),
+        SaleDate(),
+        DateTimeParts(["sale_date"], parts=["quarter"]),
+        Clip(upper={"Gr_Liv_Area": 4000, "total_area": 7000}),
+        LogTransform(["Lot_Area"]),
+        PowerTransform(["Lot_Frontage"], power=0.5),
+        DropColumns(NEAR_CONSTANT),
+    ).set_output(transform="pandas")
 
 
 def model():
-    """The model pipeline: preprocessing fitted on the training split, then the estimator."""
-    preprocess = ColumnTransformer(
-        [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-            (
-                "categorical",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="missing"),
-                    OneHotEncoder(handle_unknown="ignore"),
-                ),
-                CATEGORICAL,
-            ),
-        ]
-    )
-    return Pipeline([("preprocess", preprocess), ("estimator", Ridge(alpha=1.0))])
+    """Preprocessing fitted on the training split, then a ridge regression."""
+    preprocess = ColumnTransformer([
+        ("numeric", make_pipeline(MissingIndicatorImputer(), StandardScaler()),
+         make_column_selector(dtype_include="number")),
+        ("categorical", make_pipeline(CategoryMissingFiller(), RareCategoryGrouper(min_frequency=0.01),
+                                      OneHotEncoder(handle_unknown="ignore")),
+         make_column_selector(dtype_include=object)),
+    ])
+    return Pipeline([("preprocess", preprocess), ("estimator", Ridge(alpha=10.0))])

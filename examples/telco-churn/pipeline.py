@@ -1,74 +1,131 @@
-"""The code of the telco-churn project: its feature pipeline and its model.
+"""telco-churn: the feature pipeline and the model.
 
-lockstep imports the functions below by the names given in lockstep.toml:
+lockstep imports the functions below by the names lockstep.toml gives:
 
 features()
-    A *stateless* scikit-learn transformer: raw columns in, feature columns out,
-    row by row. It learns nothing from data, so it gives the same result for a
-    row alone (at serving time) as for the whole table (at training time).
-    lockstep checks that on every run.
+    A *stateless* transformer: raw columns in, feature columns out, row by
+    row, with fixed parameters. lockstep checks on every run that each row
+    transformed alone equals the row transformed with the whole table.
 
 model()
-    A scikit-learn Pipeline fitted on the training split only. Everything that
-    learns from data (imputers, encoders, scalers, ...) goes here, before the
-    estimator, so that it is fitted on training rows and travels with the model.
+    A scikit-learn Pipeline fitted on the training split only: everything
+    that learns from data (imputation, rare-category grouping, encoding,
+    scaling) is here, so that it is fitted on training rows and travels with
+    the model.
 
-The whole source of this module is fingerprinted: changing any function in it,
-helpers included, makes lockstep recompute what depends on it.
+The whole source of this module is fingerprinted: editing any function,
+helpers included, makes `lockstep features` recompute.
 """
 
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
-TARGET = "churn"
+from lockstep.features.transformers import (
+    CategoryMissingFiller,
+    ColumnArithmetic,
+    FixedBins,
+    MissingIndicatorImputer,
+    NormalizeStrings,
+    RareCategoryGrouper,
+    RenameColumns,
+    SelectColumns,
+)
 
-# Raw columns by kind, as `lockstep init` found them. Edit freely.
-NUMERIC = [
-    "female",
-    "senior_citizen",
-    "partner",
-    "dependents",
-    "tenure",
-    "phone_service",
-    "paperless_billing",
-    "monthly_charges",
-    "total_charges",
-]
-CATEGORICAL = [
-    "multiple_lines",
-    "internet_service",
-    "online_security",
-    "online_backup",
-    "device_protection",
-    "tech_support",
-    "streaming_tv",
-    "streaming_movies",
-    "contract",
-    "payment_method",
-]
+TEXT = ["multiple_lines", "internet_service", "online_security", "online_backup", "device_protection",
+        "tech_support", "streaming_tv", "streaming_movies", "contract", "payment_method"]
+ADD_ONS = ["online_security", "online_backup", "device_protection", "tech_support", "streaming_tv",
+           "streaming_movies"]
+
+NUMERIC_FEATURES = ["tenure", "monthly_charges", "total_charges", "charges_per_month", "charge_drift",
+                    "add_on_services", "is_female", "senior_citizen", "partner", "dependents", "phone_service",
+                    "paperless_billing"]
+CATEGORICAL_FEATURES = ["tenure_band", "multiple_lines", "internet_service", "online_security", "online_backup",
+                        "device_protection", "tech_support", "streaming_tv", "streaming_movies", "contract",
+                        "payment_method"]
+
+
+class CountEqual(TransformerMixin, BaseEstimator):
+    """Count, row by row, how many of ``columns`` hold ``value``; the count goes to column ``name``.
+
+    A custom transformer written for this project, following scikit-learn's
+    contract: ``__init__`` only stores the parameters, ``fit`` checks the
+    input and learns nothing from the values (so the step is stateless) and
+    returns ``self``, ``transform`` adds one float64 column, and
+    ``get_feature_names_out`` names the output.
+
+    Parameters
+    ----------
+    columns : list of str
+    value : str, default "yes"
+    name : str, default "count"
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"a": ["yes", "no"], "b": ["yes", "yes"]})
+    >>> CountEqual(["a", "b"], name="n").fit_transform(X)["n"].tolist()
+    [2.0, 1.0]
+    """
+
+    def __init__(self, columns=(), value="yes", name="count"):
+        self.columns = columns
+        self.value = value
+        self.name = name
+
+    def fit(self, X, y=None):
+        missing = [c for c in self.columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"CountEqual: columns {missing} are not in X")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        out = X.copy()
+        hits = np.zeros(len(X), dtype=np.float64)
+        for column in self.columns:
+            hits += (X[column].astype(object) == self.value).to_numpy(dtype=np.float64)
+        out[self.name] = hits
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return np.asarray([*self.feature_names_in_, self.name], dtype=object)
 
 
 def features():
-    """The feature pipeline: here the identity; add stateless, row-wise steps."""
-    return FunctionTransformer(feature_names_out="one-to-one").set_output(transform="pandas")
+    """Raw customer attributes to model features, row by row."""
+    return make_pipeline(
+        NormalizeStrings(TEXT, mapping={"no internet service": "no", "no phone service": "no"}),
+        CountEqual(ADD_ONS, value="yes", name="add_on_services"),
+        ColumnArithmetic([
+            ("charges_per_month", "total_charges", "/", "tenure"),
+            ("charge_drift", "monthly_charges", "-", "charges_per_month"),
+        ]),
+        FixedBins({"tenure": [0, 12, 24, 48, float("inf")]}, labels=["under 1y", "1-2y", "2-4y", "4y+"],
+                  suffix="_band"),
+        RenameColumns({"female": "is_female"}),
+        SelectColumns(NUMERIC_FEATURES + CATEGORICAL_FEATURES),
+    ).set_output(transform="pandas")
 
 
 def model():
-    """The model pipeline: preprocessing fitted on the training split, then the estimator."""
-    preprocess = ColumnTransformer(
-        [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-            (
-                "categorical",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="missing"),
-                    OneHotEncoder(handle_unknown="ignore"),
-                ),
-                CATEGORICAL,
-            ),
-        ]
-    )
-    return Pipeline([("preprocess", preprocess), ("estimator", LogisticRegression(max_iter=1000))])
+    """Preprocessing fitted on the training split, then a logistic regression."""
+    preprocess = ColumnTransformer([
+        ("numeric", make_pipeline(MissingIndicatorImputer(strategy="median"), StandardScaler()), NUMERIC_FEATURES),
+        ("categorical", make_pipeline(CategoryMissingFiller(), RareCategoryGrouper(min_frequency=0.005),
+                                      OneHotEncoder(handle_unknown="ignore")), CATEGORICAL_FEATURES),
+    ])
+    return Pipeline([("preprocess", preprocess), ("estimator", LogisticRegression(max_iter=2000))])
+
+
+if __name__ == "__main__":  # a quick look: python pipeline.py
+    raw = pd.read_csv("data/wa_churn.csv").drop(columns=["rownames", "churn"])
+    print(features().fit_transform(raw).head())

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
 from lockstep.errors import (
+    CodeError,
     ConfigError,
     LeakageError,
     LockstepError,
     NotFoundError,
+    PipelineError,
     ProjectError,
     SchemaValidationError,
     SourceError,
@@ -34,11 +36,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.scaffold import init_project
 
 __all__ = [
+    "CodeError",
     "Config",
     "ConfigError",
     "LeakageError",
     "LockstepError",
     "NotFoundError",
+    "PipelineError",
     "Project",
     "ProjectError",
     "SchemaValidationError",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import json
+import re
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from lockstep.errors import ConfigError, ProjectError
 
 __all__ = [
     "CONFIG_FILE",
+    "REF_PATTERN",
     "ColumnSchema",
     "Config",
     "DataConfig",
@@ -57,6 +59,9 @@ __all__ = [
 ]
 
 CONFIG_FILE = "lockstep.toml"
+
+#: ``"module:callable"``, as [features] pipeline and [train] model name code.
+REF_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 #: Name of the id column lockstep derives when ``[data] id`` is not set.
 DerivedId = "_row_id"
@@ -214,6 +219,11 @@ class DataConfig(_Section):
         """The raw columns other than the id and the target, in schema order."""
         return [c for c in self.columns if c not in (self.id, self.target)]
 
+    @property
+    def snapshot_columns(self) -> list[str]:
+        """The columns of a snapshot: the id (derived or not) first when derived, then the schema's."""
+        return ([DerivedId] if self.id is None else []) + list(self.columns)
+
 
 class SplitConfig(_Section):
     """``[split]``: how rows are assigned to train, valid and test.
@@ -259,12 +269,28 @@ class SplitConfig(_Section):
 
 
 class FeaturesConfig(_Section):
-    """``[features]``: the raw columns the feature pipeline reads.
+    """``[features]``: the feature pipeline.
 
-    ``columns`` defaults to every raw column but the id and the target.
+    ``pipeline`` names a callable, ``"module:callable"`` in the project
+    folder, that returns a stateless scikit-learn transformer; without it the
+    raw columns pass through unchanged. ``columns`` are the raw columns it
+    reads (default: every raw column but the id and the target). ``name``
+    names the feature set (and its table in the store). ``parity_rows`` rows
+    are transformed one at a time on every run to check that the pipeline is
+    stateless.
     """
 
+    name: StrictStr = Field(default="features", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    pipeline: StrictStr | None = None
     columns: list[StrictStr] | None = None
+    parity_rows: StrictInt = Field(default=100, ge=1, le=100_000)
+
+    @field_validator("pipeline")
+    @classmethod
+    def _reference(cls, v: str | None) -> str | None:
+        if v is not None and not REF_PATTERN.match(v):
+            raise ValueError(f"pipeline must look like 'module:callable' (for example 'pipeline:features'), got {v!r}")
+        return v
 
 
 class Config(_Section):
@@ -297,6 +323,11 @@ class Config(_Section):
                 raise ValueError(f"features.columns names '{col}', which is not in [data.schema]"
                                  f"{_suggest(col, list(schema))}")
         return self
+
+    @property
+    def feature_inputs(self) -> list[str]:
+        """The raw columns the feature pipeline reads."""
+        return list(self.features.columns) if self.features.columns is not None else self.data.feature_columns
 
     @property
     def project_dir(self) -> Path:

@@ -10,6 +10,8 @@ that one class to handle them all. The tree::
     │   ├── SourceError           the raw data cannot be read (missing, empty, bad CSV)
     │   ├── SchemaValidationError rows or columns break the declared schema
     │   ├── LeakageError          duplicate ids, target used as a feature, rows shared across splits
+    │   ├── CodeError             the code lockstep.toml names cannot be imported or called
+    │   ├── PipelineError         a pipeline breaks its contract (output, statelessness)
     │   └── NotFoundError         an unknown version or artifact was asked for
     └── StoreError                the store is damaged or cannot be written (exit code 1)
 
@@ -22,10 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CodeError",
     "ConfigError",
     "LeakageError",
     "LockstepError",
     "NotFoundError",
+    "PipelineError",
     "ProjectError",
     "SchemaFailure",
     "SchemaValidationError",
@@ -83,6 +87,18 @@ class SourceError(UserError):
 
 class LeakageError(UserError):
     """A check against leakage between the target, the features and the splits failed."""
+
+
+class CodeError(UserError):
+    """The code that ``lockstep.toml`` names cannot be found, imported or called."""
+
+
+class PipelineError(UserError):
+    """A feature or model pipeline breaks its contract.
+
+    For example its output is not a DataFrame with the input's rows, or a
+    step of a feature pipeline learns from the data.
+    """
 
 
 class NotFoundError(UserError):

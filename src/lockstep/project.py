@@ -21,9 +21,10 @@ from lockstep.config import Config, load_config
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from lockstep.data.diff import SnapshotDiff
+    from lockstep.data.diff import TableDiff
     from lockstep.data.ingest import IngestResult, Progress
-    from lockstep.store import SnapshotInfo, Store
+    from lockstep.features.build import FeatureResult
+    from lockstep.store import FeatureInfo, SnapshotInfo, Store
 
 __all__ = ["Project"]
 
@@ -84,9 +85,46 @@ class Project:
         info = self.snapshot(version)
         return describe_snapshot(info, self.store.snapshots.read(info.version), self.config)
 
-    def diff(self, old: int, new: int) -> SnapshotDiff:
+    def diff(self, old: int, new: int) -> TableDiff:
         """What changed from snapshot ``old`` to snapshot ``new``."""
         from lockstep.data.diff import diff_snapshots
 
         old_info, new_info = self.snapshot(old), self.snapshot(new)
         return diff_snapshots(old_info, self.store.snapshots.read(old), new_info, self.store.snapshots.read(new))
+
+    # ------------------------------------------------------------------ features
+
+    def build_features(self, raw_version: int | None = None, *, force: bool = False,
+                       progress: Progress | None = None) -> FeatureResult:
+        """Compute the feature set from a raw snapshot, or find it up to date (see :mod:`lockstep.features.build`)."""
+        from lockstep.features.build import build_features
+
+        return build_features(self.config, self.store, raw_version=raw_version, force=force, progress=progress)
+
+    def feature_versions(self) -> list[FeatureInfo]:
+        """Every version of the project's feature set, oldest first."""
+        return self.store.features(self.config.features.name).list()
+
+    def feature_info(self, version: int | None = None) -> FeatureInfo:
+        """The metadata of a feature set version (default: the latest)."""
+        return self.store.features(self.config.features.name).info(version)
+
+    def read_features(self, version: int | None = None) -> pa.Table:
+        """The rows of a feature set version: id, features, label, split."""
+        return self.store.features(self.config.features.name).read(version)
+
+    def describe_features(self, version: int | None = None) -> dict:
+        """Metadata, lineage back to the raw snapshot, and a summary of every feature column."""
+        from lockstep.features.report import describe_features
+
+        info = self.feature_info(version)
+        snapshots = {s.version: s for s in self.snapshots()}
+        return describe_features(info, self.read_features(info.version), snapshots.get(info.raw_version))
+
+    def diff_features(self, old: int, new: int) -> dict:
+        """What changed between two feature set versions: rows, columns, summaries and lineage."""
+        from lockstep.features.report import diff_features
+
+        table = self.store.features(self.config.features.name)
+        old_info, new_info = table.info(old), table.info(new)
+        return diff_features(old_info, table.read(old), new_info, table.read(new))

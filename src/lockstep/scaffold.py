@@ -128,7 +128,16 @@ def render_config(*, name: str, source: str, target: str, id_column: str | None,
             "# or, if they are distinct entities that look alike, raise this limit (e.g. to 0.01).",
             "max_shared_fraction = 0.0",
         ]
-    lines.append("")
+    lines += [
+        "",
+        "# The feature pipeline: features() in pipeline.py returns a stateless transformer",
+        "# (raw columns in, features out, row by row). `lockstep features` checks on every",
+        "# run that each row transformed alone equals the row transformed with the table.",
+        "[features]",
+        f"name = {_toml_value(name + '-features')}",
+        'pipeline = "pipeline:features"',
+        "",
+    ]
     return "\n".join(lines)
 
 

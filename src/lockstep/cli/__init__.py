@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from lockstep._version import __version__
-from lockstep.cli import _data, _init
+from lockstep.cli import _data, _features, _init
 
 __all__ = ["app", "main"]
 
@@ -44,6 +44,7 @@ def _root(
 
 _init.register(app)
 _data.register(app)
+_features.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

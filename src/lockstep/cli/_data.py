@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
+from lockstep.cli._render import columns_table, num, render_diff, short
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -23,12 +24,6 @@ def _project(path: Path):
     from lockstep.project import Project
 
     return Project(path)
-
-
-def _short(fp: str | None) -> str:
-    from lockstep.fingerprint import short
-
-    return short(fp)
 
 
 def ingest(
@@ -52,14 +47,14 @@ def ingest(
         snap = result.snapshot
         if result.changed:
             console.print(f"[green]Snapshot version {snap.version} written[/]: {fmt_int(snap.rows)} rows x "
-                          f"{snap.columns} columns, fingerprint {_short(snap.fingerprint)}")
+                          f"{snap.columns} columns, fingerprint {short(snap.fingerprint)}")
         elif result.cached:
             console.print(f"Inputs unchanged: snapshot version {snap.version} is up to date "
-                          f"(same source files and configuration; fingerprint {_short(snap.fingerprint)}); "
+                          f"(same source files and configuration; fingerprint {short(snap.fingerprint)}); "
                           "nothing read or written. Use --force to validate again.")
         else:
             console.print(f"Data unchanged: snapshot version {snap.version} is up to date "
-                          f"(fingerprint {_short(snap.fingerprint)}); nothing written")
+                          f"(fingerprint {short(snap.fingerprint)}); nothing written")
         if result.quarantined:
             console.print(f"[yellow]{fmt_int(result.quarantined)} row(s) set aside in the quarantine table[/] "
                           f"({proj.store.quarantine.path}):")
@@ -91,7 +86,7 @@ def data_list(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> No
             table.add_column(col, justify="right" if col in ("version", "rows", "columns", "quarantined") else "left")
         for info in infos:
             table.add_row(str(info.version), info.created.replace("+00:00", "").replace("T", " "), fmt_int(info.rows),
-                          str(info.columns), _short(info.fingerprint), info.source.get("description", ""),
+                          str(info.columns), short(info.fingerprint), info.source.get("description", ""),
                           fmt_int(info.quarantined))
         console.print(table)
 
@@ -124,7 +119,7 @@ def _render_show(console: Console, report: dict, proj) -> None:
     console.print(f"  source       {src.get('description', '')}")
     for f in src.get("files", [])[:5]:
         console.print(f"               {f['path']}  {fmt_int(f['bytes'])} bytes  "
-                      f"fingerprint {_short(f['fingerprint'])}")
+                      f"fingerprint {short(f['fingerprint'])}")
     if report.get("quarantined"):
         console.print(f"  quarantined  {fmt_int(report['quarantined'])} row(s)")
 
@@ -150,44 +145,14 @@ def _render_show(console: Console, report: dict, proj) -> None:
             for name, s in splits.items():
                 t = s["target"]
                 table.add_row(name, fmt_int(s["rows"]), f"{s['fraction']:.1%}",
-                              *(_num(t[k]) for k in ("mean", "std", "min", "max")))
+                              *(num(t[k]) for k in ("mean", "std", "min", "max")))
         console.print(table)
         shared = report.get("shared_rows") or {}
         if shared.get("valid_shared") or shared.get("test_shared"):
             console.print(f"Rows identical to a train row (all columns but the id): "
                           f"{shared['valid_shared']} valid, {shared['test_shared']} test")
 
-    table = Table(title="Columns")
-    for col in ("column", "dtype", "missing", "summary"):
-        table.add_column(col, justify="right" if col == "missing" else "left")
-    for name, s in report["summary"].items():
-        missing = f"{s['missing']:,} ({s['missing_rate']:.1%})" if s["missing"] else "0"
-        table.add_row(escape(name), s["dtype"], missing, escape(_summary_text(s, report["rows"])))
-    console.print(table)
-
-
-def _summary_text(s: dict, rows: int) -> str:
-    if "top" in s:
-        shown = ", ".join(f"{t['value']} {t['count'] / rows:.0%}" for t in s["top"][:3])
-        more = ", ..." if s["distinct"] > 3 else ""
-        return f"{s['distinct']:,} distinct: {shown}{more}"
-    parts = [f"min {_num(s.get('min'))}", f"max {_num(s.get('max'))}"]
-    if s.get("mean") is not None:
-        parts.append(f"mean {_num(s['mean'])}")
-    return "  ".join(parts)
-
-
-def _num(value: Any) -> str:
-    """Numbers for people: thousands separators from 10,000 on, four significant digits below."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (int, float)):
-        if abs(value) >= 10_000:
-            return f"{value:,.0f}"
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-    return str(value)
+    console.print(columns_table("Columns", report["summary"], report["rows"]))
 
 
 @data_app.command("diff")
@@ -199,42 +164,9 @@ def data_diff(
     json_mode: JsonOpt = False,
 ) -> None:
     """Compare two snapshots: rows added, removed and changed (by id), schema and column summaries."""
-    from rich.table import Table
-
     out = Output(json_mode)
-    diff = _project(project).diff(old, new)
-
-    def render(console: Console) -> None:
-        console.print(f"[bold]Snapshot {diff.old} -> {diff.new}[/]  "
-                      f"({_short(diff.old_fingerprint)} -> {_short(diff.new_fingerprint)})")
-        if diff.identical:
-            console.print("The two snapshots are identical.")
-            return
-        console.print(f"  rows: +{diff.rows_added:,} added, -{diff.rows_removed:,} removed, "
-                      f"~{diff.rows_changed:,} changed")
-        for kind in ("added", "removed"):
-            if diff.examples.get(kind):
-                console.print(f"    {kind}, e.g. ids {', '.join(map(str, diff.examples[kind]))}")
-        for ex in diff.examples.get("changed", []):
-            cols = "; ".join(f"{c}: {a!r} -> {b!r}" for c, (a, b) in ex["columns"].items())
-            console.print(f"    changed id {escape(str(ex['id']))}: {escape(cols)}", soft_wrap=True)
-        if diff.columns_added or diff.columns_removed or diff.type_changes:
-            console.print(f"  schema: added {diff.columns_added or '-'}, removed {diff.columns_removed or '-'}, "
-                          f"retyped {diff.type_changes or '-'}")
-        if diff.summary_changes:
-            table = Table(title="Column summaries that changed")
-            table.add_column("column")
-            table.add_column("statistic")
-            table.add_column(f"v{diff.old}", justify="right")
-            table.add_column(f"v{diff.new}", justify="right")
-            for col, stats in diff.summary_changes.items():
-                for stat, (a, b) in stats.items():
-                    if stat in ("top", "std"):
-                        continue
-                    table.add_row(col, stat, _num(a), _num(b))
-            console.print(table)
-
-    out.result(diff.to_dict(), render)
+    diff = _project(project).diff(old, new).to_dict()
+    out.result(diff, lambda console: render_diff(console, diff, "Snapshot"))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,8 @@
-"""What changed between two snapshots: rows by id, schema, per-column summaries."""
+"""What changed between two versions of a table: rows by id, schema, per-column summaries.
+
+Used for raw snapshots (``lockstep data diff``) and feature sets
+(``lockstep features diff``).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.store import SnapshotInfo
 
-__all__ = ["SnapshotDiff", "diff_snapshots"]
+__all__ = ["TableDiff", "diff_snapshots", "diff_tables"]
 
 _EXAMPLES = 5
 
 
 @dataclass
-class SnapshotDiff:
-    """The differences between snapshot ``old`` and snapshot ``new``.
+class TableDiff:
+    """The differences between version ``old`` and version ``new`` of a table.
 
     Attributes
     ----------
@@ -71,26 +75,40 @@ class SnapshotDiff:
         }
 
 
-def diff_snapshots(old_info: SnapshotInfo, old: pa.Table, new_info: SnapshotInfo, new: pa.Table) -> SnapshotDiff:
-    """Compare two snapshots of the same project.
+def diff_snapshots(old_info: SnapshotInfo, old: pa.Table, new_info: SnapshotInfo, new: pa.Table) -> TableDiff:
+    """Compare two raw snapshots; rows are matched by the newer snapshot's id column."""
+    return diff_tables(old_info.version, old_info.fingerprint, old, old_info.schema,
+                       new_info.version, new_info.fingerprint, new, new_info.schema, id_col=new_info.id_column)
 
-    Rows are matched by the id column of the newer snapshot.
+
+def diff_tables(old_version: int, old_fingerprint: str, old: pa.Table, old_cols: dict[str, str],
+                new_version: int, new_fingerprint: str, new: pa.Table, new_cols: dict[str, str], *,
+                id_col: str) -> TableDiff:
+    """Compare two versions of a table.
+
+    Parameters
+    ----------
+    old_version, old_fingerprint, old, old_cols
+        The older version: number, fingerprint, rows, and column to logical
+        type (``int``, ``float``, ``bool``, ``str``, ``datetime``, ``date``).
+    new_version, new_fingerprint, new, new_cols
+        The newer version, likewise.
+    id_col : str
+        The column that matches rows.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from lockstep.data.rows import row_hashes
 
-    out = SnapshotDiff(old=old_info.version, new=new_info.version,
-                       old_fingerprint=old_info.fingerprint, new_fingerprint=new_info.fingerprint)
-    old_cols, new_cols = old_info.schema, new_info.schema
+    out = TableDiff(old=old_version, new=new_version, old_fingerprint=old_fingerprint,
+                    new_fingerprint=new_fingerprint)
     out.columns_added = [c for c in new_cols if c not in old_cols]
     out.columns_removed = [c for c in old_cols if c not in new_cols]
     out.type_changes = {c: [old_cols[c], new_cols[c]] for c in new_cols if c in old_cols and old_cols[c] != new_cols[c]}
 
-    id_col = new_info.id_column
     if id_col not in old.column_names:
-        out.examples["note"] = [f"the id column '{id_col}' is not in version {old_info.version}; rows not matched"]
+        out.examples["note"] = [f"the id column '{id_col}' is not in version {old_version}; rows not matched"]
         return out
     old_ids = pc.cast(old.column(id_col), pa.string())
     new_ids = pc.cast(new.column(id_col), pa.string())

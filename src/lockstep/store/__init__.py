@@ -4,8 +4,9 @@ The embedded store is a folder (``.lockstep/`` in the project by default)
 holding Delta Lake tables::
 
     .lockstep/
-      raw/          raw snapshots, one Delta version per changed ingest
-      quarantine/   source rows that broke the schema, with the reasons
+      raw/              raw snapshots, one Delta version per changed ingest
+      quarantine/       source rows that broke the schema, with the reasons
+      features/<name>/  feature sets, one Delta version per computation
 
 Every write is a single Delta commit, so a failed or interrupted write leaves
 the previous version intact and readable.
@@ -16,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lockstep.store._files import atomic_write_text, ensure_line
+from lockstep.store.features import FeatureInfo, FeatureTable
 from lockstep.store.quarantine import QuarantineRecord, QuarantineTable
 from lockstep.store.snapshots import SnapshotInfo, SnapshotTable
 from lockstep.store.sources import (
@@ -33,6 +35,8 @@ from lockstep.store.sources import (
 )
 
 __all__ = [
+    "FeatureInfo",
+    "FeatureTable",
     "QuarantineRecord",
     "QuarantineTable",
     "ReadOptions",
@@ -71,6 +75,10 @@ class Store:
         self.root = Path(root)
         self.snapshots = SnapshotTable(self.root / "raw")
         self.quarantine = QuarantineTable(self.root / "quarantine")
+
+    def features(self, name: str) -> FeatureTable:
+        """The feature set ``name``."""
+        return FeatureTable(self.root / "features" / name, name)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"

@@ -1,0 +1,249 @@
+"""``lockstep features``: a raw snapshot in, a versioned feature set out, computed at most once.
+
+The steps:
+
+1. fingerprint the inputs without reading any data: the raw snapshot's
+   recorded fingerprint, the feature code (:mod:`lockstep.usercode`), the
+   configuration that shapes the features, the numerical environment and
+   lockstep's version. If a version of the feature set was computed from
+   exactly these inputs, it is up to date and nothing runs (step caching);
+2. read the snapshot and build the pipeline's input (:func:`~lockstep.features.frames.raw_frame`);
+3. run the pipeline and check its output (:func:`~lockstep.features.pipeline.run_pipeline`);
+4. check on a sample that the pipeline is stateless, row by row;
+5. write id, features, label and split as a new version of the feature set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from lockstep._version import __version__
+from lockstep.errors import LeakageError, PipelineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import pyarrow as pa
+
+    from lockstep.config import Config
+    from lockstep.store import FeatureInfo, Store
+
+__all__ = ["FeatureResult", "build_features", "feature_inputs"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class FeatureResult:
+    """The outcome of :func:`build_features`.
+
+    Attributes
+    ----------
+    info : FeatureInfo
+        The version written, or the one already up to date.
+    skipped : bool
+        True when every input fingerprint matched an existing version.
+    """
+
+    info: FeatureInfo
+    skipped: bool
+
+    def to_dict(self) -> dict:
+        out = self.info.to_dict()
+        out["skipped"] = self.skipped
+        return out
+
+
+def _config_part(config: Config) -> dict:
+    """The configuration that shapes a feature set (not the parity sample size)."""
+    normalized = config.normalized()
+    features = {k: v for k, v in normalized["features"].items() if k != "parity_rows"}
+    data = {k: normalized["data"][k] for k in ("id", "target", "task", "schema")}
+    return {"features": features, "data": data, "split": normalized["split"]}
+
+
+def feature_inputs(config: Config, raw_fingerprint: str) -> dict[str, Any]:
+    """Every input of a feature computation, fingerprinted; ``inputs`` is the cache key."""
+    from lockstep.environment import capture, core_fingerprint
+    from lockstep.fingerprint import fingerprint_json
+    from lockstep.usercode import code_identity
+
+    ref = config.features.pipeline
+    if ref is not None:
+        code = code_identity(ref, config.project_dir).to_dict()
+    else:
+        code = {"ref": None, "files": {}, "fingerprint": fingerprint_json({})}
+    environment = capture()
+    parts = {
+        "raw": raw_fingerprint,
+        "code": code["fingerprint"],
+        "config": fingerprint_json(_config_part(config)),
+        "environment": core_fingerprint(environment),
+        "lockstep": __version__,
+    }
+    return {"code": code, "environment": environment, "parts": parts, "inputs": fingerprint_json(parts)}
+
+
+def build_features(config: Config, store: Store, *, raw_version: int | None = None, force: bool = False,
+                   progress: Progress | None = None) -> FeatureResult:
+    """Compute (or find up to date) the feature set of ``[features]`` from a raw snapshot.
+
+    Parameters
+    ----------
+    config : Config
+    store : Store
+    raw_version : int, optional
+        The raw snapshot (default: the latest).
+    force : bool, default False
+        Recompute even when a version with the same inputs exists.
+    progress : callable, optional
+        Called with the name of each step.
+
+    Returns
+    -------
+    FeatureResult
+
+    Raises
+    ------
+    NotFoundError
+        If the raw snapshot does not exist.
+    CodeError, PipelineError, LeakageError
+        If the pipeline cannot be loaded or breaks its contract; nothing is written.
+    """
+    from lockstep.environment import git_state
+    from lockstep.store import FeatureInfo
+
+    step = progress or (lambda _name: None)
+    snapshot = store.snapshots.info(raw_version)
+    columns = config.feature_inputs
+    missing = [c for c in columns if c not in snapshot.column_names]
+    if missing:
+        raise PipelineError(f"raw snapshot {snapshot.version} has no column(s) {missing} that [features] reads",
+                            hint="ingest data with those columns, or change [features] columns")
+
+    step("fingerprinting the inputs")
+    fingerprints = feature_inputs(config, snapshot.fingerprint)
+    table = store.features(config.features.name)
+    if not force:
+        existing = table.find(fingerprints["inputs"])
+        if existing is not None:
+            return FeatureResult(info=existing, skipped=True)
+
+    ref = config.features.pipeline or "(identity: the raw columns)"
+    factory = None
+    if config.features.pipeline is not None:
+        from lockstep.usercode import load_object
+
+        step("importing the feature pipeline")
+        factory = load_object(config.features.pipeline, config.project_dir)
+
+    step(f"reading raw snapshot {snapshot.version}")
+    raw = store.snapshots.read(snapshot.version)
+    frame = _input_frame(raw, config, columns)
+
+    step("running the feature pipeline")
+    from lockstep.features.pipeline import check_stateless, make_transformer, run_pipeline, sample_rows
+
+    features = run_pipeline(make_transformer(factory, ref), frame, ref)
+    _check_names(features, config, ref)
+
+    rows = sample_rows(frame, config.features.parity_rows)
+    step(f"checking that the pipeline is stateless on {len(rows)} rows")
+    ids = raw.column(snapshot.id_column).to_numpy(zero_copy_only=False)
+    parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
+
+    step("assembling the feature table")
+    from lockstep.data.splits import assign_splits
+    from lockstep.fingerprint import fingerprint_table
+
+    splits = assign_splits(raw, snapshot.id_column, config.split)
+    output, dtypes = _assemble(raw, features, snapshot.id_column, snapshot.target, splits, ref)
+    fingerprint = fingerprint_table(output)
+
+    step("writing the feature set")
+    store.ensure()
+    info = FeatureInfo(
+        version=-1,
+        name=config.features.name,
+        fingerprint=fingerprint,
+        rows=output.num_rows,
+        columns=[str(c) for c in features.columns],
+        dtypes=dtypes,
+        id_column=snapshot.id_column,
+        label_column=snapshot.target,
+        raw_version=snapshot.version,
+        raw_fingerprint=snapshot.fingerprint,
+        code=fingerprints["code"],
+        config_fingerprint=fingerprints["parts"]["config"],
+        environment_fingerprint=fingerprints["parts"]["environment"],
+        inputs=fingerprints["inputs"],
+        parity=parity.to_dict(),
+        splits={name: int((splits == name).sum()) for name in ("train", "valid", "test")},
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        lockstep_version=__version__,
+        environment=fingerprints["environment"],
+        git=git_state(config.project_dir),
+    )
+    return FeatureResult(info=table.write(output, info), skipped=False)
+
+
+def _input_frame(raw: pa.Table, config: Config, columns: list[str]) -> pd.DataFrame:
+    from lockstep.features.frames import raw_frame
+
+    return raw_frame(raw, config.data.columns, columns)
+
+
+def _check_names(features: pd.DataFrame, config: Config, ref: str) -> None:
+    names = [str(c) for c in features.columns]
+    target = config.data.target
+    if target in names:
+        raise LeakageError(f"the feature pipeline {ref!r} outputs a column named like the target '{target}'",
+                           hint="features must not contain the answer; drop or rename that column")
+    for reserved in (config.data.id_column, "split"):
+        if reserved in names:
+            raise PipelineError(f"the feature pipeline {ref!r} outputs a column named '{reserved}', which the "
+                                "feature table uses for the id or the split", hint="rename that feature")
+    if not names:
+        raise PipelineError(f"the feature pipeline {ref!r} outputs no columns")
+
+
+def _logical(arrow_type) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    return "str"
+
+
+def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str, splits, ref: str):
+    """id, features, label, split as one Arrow table; feature dtypes as logical types."""
+    import pandas as pd
+    import pyarrow as pa
+
+    arrays, names, dtypes = [raw.column(id_column)], [id_column], {}
+    for name in features.columns:
+        series = features[name]
+        textual = pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)
+        textual = textual and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
+        try:
+            array = pa.array(series, type=pa.string() if textual else None, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise PipelineError(f"feature {name!r} of {ref!r} mixes types that cannot be stored: {exc}",
+                                hint="give every feature one type: numbers, booleans or text") from None
+        if pa.types.is_null(array.type):
+            array = array.cast(pa.float64())
+        if pa.types.is_large_string(array.type) or (hasattr(pa.types, "is_string_view")
+                                                     and pa.types.is_string_view(array.type)):
+            array = array.cast(pa.string())
+        arrays.append(array)
+        names.append(str(name))
+        dtypes[str(name)] = _logical(array.type)
+    arrays += [raw.column(label), pa.array(splits.astype(str), pa.string())]
+    names += [label, "split"]
+    return pa.table(arrays, names=names), dtypes

@@ -1,0 +1,182 @@
+"""The user's code: finding it, fingerprinting it, importing it.
+
+``lockstep.toml`` names code as ``"module:callable"``, for example
+``"pipeline:features"`` for the function ``features`` in the project's
+``pipeline.py``. Modules are looked up in the project folder.
+
+The *code fingerprint* covers the whole source of the named module and of
+every module of the project folder it imports, directly or not (found by
+reading the import statements, without running anything), so a change to a
+helper function, or to a helper module, changes it. Modules from outside the
+project (installed packages) are covered by the environment fingerprint.
+
+Importing is fresh each time: modules previously imported from a project
+folder are forgotten first, so that two projects with a ``pipeline.py`` in
+one process never see each other's code.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lockstep.config import REF_PATTERN
+from lockstep.errors import CodeError
+from lockstep.fingerprint import fingerprint_bytes, fingerprint_json
+
+__all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "load_object", "parse_ref"]
+
+
+#: Module names this process imported from project folders, forgotten before each fresh import.
+_FROM_PROJECTS: set[str] = set()
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``"pkg.module:name"`` to ``("pkg.module", "name")``."""
+    if not REF_PATTERN.match(ref):
+        raise CodeError(f"{ref!r} is not of the form 'module:callable' (for example 'pipeline:features')")
+    module, name = ref.split(":")
+    return module, name
+
+
+def _module_file(project_dir: Path, module: str) -> Path | None:
+    base = project_dir.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(path: Path, module: str) -> set[str]:
+    """Module names a source file imports (absolute, with relative imports resolved)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        raise CodeError(f"{path.name} line {exc.lineno}: syntax error: {exc.msg}") from None
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                base_parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join(p for p in [*base_parts, node.module or ""] if p)
+            else:
+                base = node.module or ""
+            if base:
+                names.add(base)
+                names.update(f"{base}.{alias.name}" for alias in node.names)
+    expanded = set()
+    for name in names:
+        parts = name.split(".")
+        expanded.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return expanded
+
+
+@dataclass(frozen=True)
+class CodeIdentity:
+    """The files behind a code reference and their fingerprints.
+
+    Attributes
+    ----------
+    ref : str
+        ``"module:callable"``.
+    files : dict
+        Path relative to the project folder to BLAKE3 of the file's bytes.
+    fingerprint : str
+        Fingerprint of ``files`` (names and contents).
+    """
+
+    ref: str
+    files: dict[str, str]
+    fingerprint: str
+
+    def to_dict(self) -> dict:
+        return {"ref": self.ref, "files": dict(self.files), "fingerprint": self.fingerprint}
+
+
+def code_identity(ref: str, project_dir: Path) -> CodeIdentity:
+    """Find the module of ``ref`` and the project modules it imports; fingerprint their sources.
+
+    Raises
+    ------
+    CodeError
+        If the module is not a file of the project folder, or has a syntax error.
+    """
+    module, _ = parse_ref(ref)
+    project_dir = project_dir.resolve()
+    root = _module_file(project_dir, module)
+    if root is None:
+        raise CodeError(f"{ref!r}: no module '{module}' in {project_dir} (looked for "
+                        f"{module.replace('.', '/')}.py and {module.replace('.', '/')}/__init__.py)",
+                        hint="put the code in the project folder, or fix the reference in lockstep.toml")
+    seen: dict[str, Path] = {module: root}
+    queue = [module]
+    while queue:
+        current = queue.pop()
+        for name in sorted(_imported_names(seen[current], current)):
+            if name in seen:
+                continue
+            path = _module_file(project_dir, name)
+            if path is not None:
+                seen[name] = path
+                queue.append(name)
+    files = {path.relative_to(project_dir).as_posix(): fingerprint_bytes(path.read_bytes())
+             for path in sorted(set(seen.values()))}
+    return CodeIdentity(ref=ref, files=files, fingerprint=fingerprint_json(files))
+
+
+def _forget_project_modules() -> None:
+    for name in list(_FROM_PROJECTS):
+        sys.modules.pop(name, None)
+    _FROM_PROJECTS.clear()
+
+
+def load_object(ref: str, project_dir: Path) -> Any:
+    """Import ``module`` fresh from ``project_dir`` and return its attribute ``callable``.
+
+    Raises
+    ------
+    CodeError
+        If the module cannot be imported (the message names the file and
+        the exception) or has no such attribute.
+    """
+    module_name, attr = parse_ref(ref)
+    project_dir = project_dir.resolve()
+    if _module_file(project_dir, module_name) is None:
+        code_identity(ref, project_dir)  # raises the detailed "no module" error
+    _forget_project_modules()
+    top = module_name.split(".")[0]
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        sys.modules.pop(name, None)
+    before = set(sys.modules)
+    sys.path.insert(0, str(project_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except CodeError:
+        raise
+    except SyntaxError as exc:
+        where = Path(exc.filename or module_name).name
+        raise CodeError(f"{where} line {exc.lineno}: syntax error: {exc.msg}") from None
+    except Exception as exc:
+        raise CodeError(f"importing '{module_name}' (for {ref!r}) failed: {type(exc).__name__}: {exc}",
+                        hint="run `python -c 'import " + module_name + "'` in the project folder to see the "
+                        "traceback") from exc
+    finally:
+        sys.path.remove(str(project_dir))
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules.get(name), "__file__", None)
+            if file and Path(file).resolve().is_relative_to(project_dir):
+                _FROM_PROJECTS.add(name)
+        _FROM_PROJECTS.add(module_name)
+    if not hasattr(module, attr):
+        public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise CodeError(f"{module_name} has no attribute '{attr}' (for {ref!r}); callables there: "
+                        f"{', '.join(public[:12]) or 'none'}")
+    return getattr(module, attr)

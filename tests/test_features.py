@@ -1,0 +1,343 @@
+"""lockstep features: versioned feature sets, step caching, the stateless check, bad pipelines."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from lockstep import Project
+from lockstep.cli import app
+from lockstep.errors import CodeError, LeakageError, NotFoundError, PipelineError
+from lockstep.features.frames import feature_frame, raw_frame
+from lockstep.fingerprint import fingerprint_table
+
+from .conftest import read_rows, write_rows
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def project(telco_project: Path) -> Project:
+    p = Project(telco_project)
+    p.ingest()
+    return p
+
+
+def use_pipeline(project_dir: Path, body: str, ref: str = "custom:features") -> Project:
+    """Write custom.py with ``body`` and point [features] pipeline at it."""
+    (project_dir / ref.split(":")[0].replace(".", "/")).with_suffix(".py").write_text(textwrap.dedent(body))
+    toml = (project_dir / "lockstep.toml").read_text()
+    toml = toml.replace('pipeline = "pipeline:features"', f'pipeline = "{ref}"')
+    (project_dir / "lockstep.toml").write_text(toml)
+    return Project(project_dir)
+
+
+def test_builds_a_versioned_feature_set(project: Project) -> None:
+    result = project.build_features()
+    info = result.info
+    assert not result.skipped and info.version == 0
+    assert info.rows == 600 and "charges_per_month" in info.columns and "tenure_band" in info.columns
+    assert info.dtypes["tenure_band"] == "str" and info.dtypes["charges_per_month"] == "float"
+    assert info.raw_version == 0 and info.raw_fingerprint == project.snapshot(0).fingerprint
+    assert info.code["files"].keys() == {"pipeline.py"}
+    assert info.parity == {"rows_checked": 100, "identical": True}
+    assert sum(info.splits.values()) == 600
+    assert info.environment["packages"]["scikit-learn"]
+    table = project.read_features(0)
+    assert table.column_names == ["rownames", *info.columns, "churn", "split"]
+    assert fingerprint_table(table) == info.fingerprint
+    assert set(table.column("split").to_pylist()) == {"train", "valid", "test"}
+
+
+def test_same_inputs_skip_without_running_the_pipeline(project: Project, monkeypatch) -> None:
+    first = project.build_features()
+    import lockstep.usercode as usercode
+
+    monkeypatch.setattr(usercode, "load_object", lambda *a, **k: pytest.fail("the pipeline was imported"))
+    again = Project(project.path).build_features()
+    assert again.skipped and again.info == first.info
+    assert len(project.feature_versions()) == 1
+    monkeypatch.undo()
+    forced = project.build_features(force=True)
+    assert not forced.skipped and forced.info.version == 1
+    assert forced.info.fingerprint == first.info.fingerprint  # same inputs, same bytes
+
+
+def test_editing_a_helper_invalidates_the_cache(project: Project) -> None:
+    first = project.build_features()
+    source = (project.path / "pipeline.py").read_text()
+    # change only the helper class's body, not features() itself
+    (project.path / "pipeline.py").write_text(source.replace("hits = np.zeros(len(X), dtype=np.float64)",
+                                                             "hits = np.zeros(len(X), dtype=np.float64) + 0.0"))
+    second = Project(project.path).build_features()
+    assert not second.skipped and second.info.version == 1
+    assert second.info.code["fingerprint"] != first.info.code["fingerprint"]
+    assert second.info.fingerprint == first.info.fingerprint  # same values: the code change was neutral
+    diff = Project(project.path).diff_features(0, 1)
+    assert diff["lineage"]["code_changed"] and diff["lineage"]["code_files_changed"] == ["pipeline.py"]
+    assert diff["identical"]
+
+
+def test_a_local_helper_module_is_part_of_the_code_fingerprint(telco_project: Path) -> None:
+    Project(telco_project).ingest()
+    (telco_project / "helpers.py").write_text("FACTOR = 2.0\n")
+    project = use_pipeline(telco_project, """
+        from helpers import FACTOR
+        from lockstep.features.transformers import ColumnArithmetic, SelectColumns
+        from sklearn.pipeline import make_pipeline
+
+        def features():
+            return make_pipeline(ColumnArithmetic([("double", "tenure", "*", FACTOR)]), SelectColumns(["double"]))
+    """)
+    first = project.build_features()
+    assert set(first.info.code["files"]) == {"custom.py", "helpers.py"}
+    (telco_project / "helpers.py").write_text("FACTOR = 3.0\n")
+    second = Project(telco_project).build_features()
+    assert not second.skipped
+    assert second.info.fingerprint != first.info.fingerprint
+    values = Project(telco_project).read_features().column("double").to_pylist()
+    tenure = Project(telco_project).read_snapshot().column("tenure").to_pylist()
+    assert values[:5] == [3.0 * t for t in tenure[:5]]
+
+
+def test_new_raw_data_and_older_raw_versions(project: Project) -> None:
+    project.build_features()
+    header, rows = read_rows(project.path / "data" / "wa_churn.csv")
+    write_rows(project.path / "data" / "wa_churn.csv", header, rows[:500])
+    project.ingest()
+    on_new = project.build_features()
+    assert not on_new.skipped and on_new.info.raw_version == 1 and on_new.info.rows == 500
+    on_old = project.build_features(raw_version=0)
+    assert on_old.skipped and on_old.info.version == 0
+    diff = project.diff_features(0, 1)
+    assert diff["rows"]["removed"] == 100 and diff["lineage"]["raw_changed"]
+
+
+def test_identity_pipeline_when_none_is_configured(project: Project) -> None:
+    toml = (project.path / "lockstep.toml").read_text().replace('pipeline = "pipeline:features"\n', "")
+    (project.path / "lockstep.toml").write_text(toml)
+    info = Project(project.path).build_features().info
+    assert info.columns == Project(project.path).config.data.feature_columns
+    assert info.code["ref"] is None
+
+
+def test_json_contract_and_cli_commands(project: Project) -> None:
+    code, out, err = run("features", "--project", str(project.path), "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert isinstance(payload["version"], int) and isinstance(payload["fingerprint"], str)
+    assert isinstance(payload["rows"], int) and isinstance(payload["columns"], list)
+    assert payload["skipped"] is False
+    code, out, _ = run("features", "--project", str(project.path), "--json")
+    assert json.loads(out)["skipped"] is True
+    code, out, _ = run("features", "--project", str(project.path))
+    assert code == 0 and "is up to date" in out
+    code, out, _ = run("features", "--project", str(project.path), "--force")
+    assert code == 0 and "version 1 written" in out and "stateless check passed on 100 rows" in out
+    listing = json.loads(run("features", "list", "--project", str(project.path), "--json")[1])
+    assert [v["version"] for v in listing] == [0, 1]
+    shown = json.loads(run("features", "show", "--project", str(project.path), "--json")[1])
+    assert shown["lineage"]["raw_version"] == 0 and shown["lineage"]["raw_exists"]
+    assert shown["summary"]["charges_per_month"]["missing"] >= 0
+    code, out, _ = run("features", "show", "0", "--project", str(project.path))
+    assert "Lineage" in out and "pipeline.py" in out and "charges_per_month" in out
+    code, out, _ = run("features", "diff", "0", "1", "--project", str(project.path))
+    assert code == 0 and "identical" in out
+
+
+def _expect(project_dir: Path, error: type, message: str) -> None:
+    with pytest.raises(error) as info:
+        Project(project_dir).build_features()
+    assert message in str(info.value), str(info.value)
+    assert not (project_dir / ".lockstep" / "features").exists()
+    code, _, err = run("features", "--project", str(project_dir))
+    assert code == 2 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("body", "ref", "error", "message"),
+    [
+        ("def features():\n    return 1\n", "custom:missing", CodeError, "custom has no attribute 'missing'"),
+        ("import not_a_module_anywhere\n", "custom:features", CodeError,
+         "importing 'custom' (for 'custom:features') failed: ModuleNotFoundError"),
+        ("def features(:\n", "custom:features", CodeError, "custom.py line 1: syntax error"),
+        ("def features():\n    return {'a': 1}\n", "custom:features", PipelineError,
+         "returned a dict, not a scikit-learn transformer"),
+        ("features = 42\n", "custom:features", PipelineError, "is not callable"),
+        ("""
+         from sklearn.base import BaseEstimator, TransformerMixin
+         class ToArray(TransformerMixin, BaseEstimator):
+             def fit(self, X, y=None):
+                 return self
+             def transform(self, X):
+                 return X[["tenure"]].to_numpy()
+         def features():
+             return ToArray()
+         """, "custom:features", PipelineError, "returned a ndarray, not a pandas DataFrame"),
+        ("""
+         from sklearn.preprocessing import FunctionTransformer
+         def features():
+             return FunctionTransformer(lambda X: X.dropna())
+         """, "custom:features", PipelineError, "returned 599 rows for 600 input rows"),
+        ("""
+         from sklearn.preprocessing import FunctionTransformer
+         def features():
+             return FunctionTransformer(lambda X: X.sort_values("tenure"))
+         """, "custom:features", PipelineError, "reordered or re-indexed rows"),
+        ("""
+         import pandas as pd
+         from sklearn.preprocessing import FunctionTransformer
+         def features():
+             return FunctionTransformer(lambda X: X.assign(when=pd.Timestamp("2024-01-01")))
+         """, "custom:features", PipelineError, "column 'when' of dtype datetime64"),
+        ("""
+         from sklearn.preprocessing import FunctionTransformer
+         def features():
+             return FunctionTransformer(lambda X: X.assign(churn=1))
+         """, "custom:features", LeakageError, "outputs a column named like the target 'churn'"),
+    ],
+    ids=["no-attribute", "import-error", "syntax-error", "not-a-transformer", "not-callable", "ndarray",
+         "drops-rows", "reorders-rows", "datetime-column", "target-column"],
+)
+def test_bad_pipelines_are_user_errors_and_write_nothing(project: Project, body, ref, error, message) -> None:
+    use_pipeline(project.path, body, ref)
+    _expect(project.path, error, message)
+
+
+def test_missing_module_is_named(project: Project) -> None:
+    toml = (project.path / "lockstep.toml").read_text().replace('"pipeline:features"', '"nowhere:features"')
+    (project.path / "lockstep.toml").write_text(toml)
+    _expect(project.path, CodeError, "no module 'nowhere'")
+
+
+def test_a_stateful_step_is_caught_with_column_row_and_advice(project: Project) -> None:
+    use_pipeline(project.path, """
+        from sklearn.compose import ColumnTransformer
+        from sklearn.preprocessing import StandardScaler
+
+        def features():
+            return ColumnTransformer([("scaled", StandardScaler(), ["monthly_charges"])],
+                                     verbose_feature_names_out=False)
+    """)
+    with pytest.raises(PipelineError) as info:
+        Project(project.path).build_features()
+    message = str(info.value)
+    assert "is not stateless: row 0 (id 1) transformed alone gives monthly_charges value 0.0" in message
+    assert "model pipeline" in info.value.hint
+    assert not (project.path / ".lockstep" / "features").exists()
+
+
+def test_a_step_that_looks_at_other_rows_is_caught(project: Project) -> None:
+    use_pipeline(project.path, """
+        from sklearn.preprocessing import FunctionTransformer
+
+        def centre(X):
+            return X.assign(tenure_vs_mean=X["tenure"] - X["tenure"].mean())
+
+        def features():
+            return FunctionTransformer(centre)
+    """)
+    _expect(project.path, PipelineError, "transformed alone gives tenure_vs_mean value 0.0")
+
+
+def test_a_data_dependent_dtype_is_caught(project: Project) -> None:
+    use_pipeline(project.path, """
+        from sklearn.preprocessing import FunctionTransformer
+
+        def rounded(X):
+            out = X[["total_charges"]].copy()
+            if out["total_charges"].notna().all():  # int64 without missing values, float64 with them
+                out["total_charges"] = out["total_charges"].round().astype("int64")
+            return out
+
+        def features():
+            return FunctionTransformer(rounded)
+    """)
+    _expect(project.path, PipelineError, "transformed alone gives total_charges dtype 'int64', but 'float64'")
+
+
+def test_unknown_raw_version(project: Project) -> None:
+    with pytest.raises(NotFoundError, match=r"raw snapshot version 7 does not exist \(versions: 0\)"):
+        project.build_features(raw_version=7)
+    code, _, err = run("features", "--raw-version", "7", "--project", str(project.path))
+    assert code == 2 and "does not exist" in err
+
+
+def test_features_before_any_ingest(telco_project: Path) -> None:
+    code, _, err = run("features", "--project", str(telco_project))
+    assert code == 2 and "no raw snapshot exists yet" in err
+
+
+def test_two_projects_with_the_same_module_name_in_one_process(tmp_path: Path, telco_project: Path) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(telco_project, other)
+    for path, factor in ((telco_project, 2), (other, 5)):
+        use_pipeline(path, f"""
+            from lockstep.features.transformers import ColumnArithmetic, SelectColumns
+            from sklearn.pipeline import make_pipeline
+
+            def features():
+                return make_pipeline(ColumnArithmetic([("x", "tenure", "*", {factor})]), SelectColumns(["x"]))
+        """, ref="pipeline:features")
+        Project(path).ingest()
+    a = Project(telco_project).build_features()
+    b = Project(other).build_features()
+    first_tenure = Project(telco_project).read_snapshot().column("tenure")[1].as_py()
+    assert Project(telco_project).read_features().column("x")[1].as_py() == 2 * first_tenure
+    assert Project(other).read_features().column("x")[1].as_py() == 5 * first_tenure
+    assert a.info.code["fingerprint"] != b.info.code["fingerprint"]
+
+
+def test_raw_frame_dtypes_come_from_the_schema_not_the_values(project: Project) -> None:
+    table = project.read_snapshot()
+    schema = project.config.data.columns
+    whole = raw_frame(table, schema)
+    without_missing = raw_frame(table.slice(0, 1), schema)
+    assert list(whole.dtypes) == list(without_missing.dtypes)
+    assert whole["total_charges"].dtype == np.float64  # nullable float
+    assert whole["tenure"].dtype == np.int64 and whole["contract"].dtype == object
+    assert whole["total_charges"].isna().sum() == table.column("total_charges").null_count
+    nullable_int = raw_frame(pa.table({"n": pa.array([1, None], pa.int64())}),
+                             {"n": schema["tenure"].model_copy(update={"nullable": True})})
+    assert nullable_int["n"].dtype == np.float64
+
+
+def test_example_model_pipelines_fit_on_their_features(project: Project, tmp_path: Path) -> None:
+    """The examples' model() use the stateful transformers on the feature set."""
+    import shutil
+
+    from lockstep.usercode import load_object
+
+    from .conftest import AMES_CSV, EXAMPLES
+
+    info = project.build_features().info
+    table = feature_frame(project.read_features())
+    model = load_object("pipeline:model", project.path)()
+    train = table[table["split"] == "train"]
+    model.fit(train[info.columns], train["churn"])
+    assert set(model.predict(table[info.columns])) <= {"No", "Yes"}
+
+    ames = tmp_path / "ames"
+    shutil.copytree(EXAMPLES / "ames-housing", ames, ignore=shutil.ignore_patterns(".lockstep", "data"))
+    header, rows = read_rows(AMES_CSV)
+    write_rows(ames / "data" / "ames.csv", header, rows[:400])
+    house = Project(ames)
+    house.ingest()
+    features = house.build_features().info
+    frame = feature_frame(house.read_features())
+    regressor = load_object("pipeline:model", ames)().fit(frame[features.columns], frame["Sale_Price"])
+    assert np.isfinite(regressor.predict(frame[features.columns])).all()
+    assert "sale_date_quarter" in features.columns and "Overall_Cond_score" in features.columns
