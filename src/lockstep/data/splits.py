@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.config import SplitConfig
 
-__all__ = ["SPLITS", "assign_splits", "split_unit"]
+__all__ = ["SPLITS", "assign_splits", "split_codes", "split_unit"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -74,13 +74,19 @@ def assign_splits(table: pa.Table, id_column: str, split: SplitConfig) -> np.nda
     """
     import numpy as np
 
-    labels = np.array(SPLITS, dtype=object)
+    return np.array(SPLITS, dtype=object)[split_codes(table, id_column, split)]
+
+
+def split_codes(table: pa.Table, id_column: str, split: SplitConfig) -> np.ndarray:
+    """The split of every row as an int8 code: 0 train, 1 valid, 2 test (``SPLITS[code]``)."""
+    import numpy as np
+
     if split.by == "time":
         codes = _time_codes(table, split)
     else:
         u = split_unit(table.column(id_column), split.salt)
         codes = np.where(u < split.test, 2, np.where(u < split.test + split.valid, 1, 0))
-    return labels[codes]
+    return codes.astype(np.int8)
 
 
 def _time_codes(table: pa.Table, split: SplitConfig) -> np.ndarray:

@@ -140,7 +140,7 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
         factory = load_object(config.features.pipeline, config.project_dir)
 
     step(f"reading raw snapshot {snapshot.version}")
-    raw = store.snapshots.read(snapshot.version)
+    raw = store.snapshots.read(snapshot.version, text_as_dictionary=True)
     frame = _input_frame(raw, config, columns)
 
     step("running the feature pipeline")
@@ -155,11 +155,11 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
     parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
 
     step("assembling the feature table")
-    from lockstep.data.splits import assign_splits
+    from lockstep.data.splits import SPLITS, split_codes
     from lockstep.fingerprint import fingerprint_table
 
-    splits = assign_splits(raw, snapshot.id_column, config.split)
-    output, dtypes = _assemble(raw, features, snapshot.id_column, snapshot.target, splits, ref)
+    codes = split_codes(raw, snapshot.id_column, config.split)
+    output, dtypes = _assemble(raw, features, snapshot.id_column, snapshot.target, codes, ref)
     fingerprint = fingerprint_table(output)
 
     step("writing the feature set")
@@ -180,7 +180,7 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
         environment_fingerprint=fingerprints["parts"]["environment"],
         inputs=fingerprints["inputs"],
         parity=parity.to_dict(),
-        splits={name: int((splits == name).sum()) for name in ("train", "valid", "test")},
+        splits={name: int((codes == i).sum()) for i, name in enumerate(SPLITS)},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         lockstep_version=__version__,
         environment=fingerprints["environment"],
@@ -221,29 +221,43 @@ def _logical(arrow_type) -> str:
     return "str"
 
 
-def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str, splits, ref: str):
+def _text_array(series: pd.Series) -> pa.Array:
+    """Text to Arrow through its distinct values (one conversion per distinct value, not per row)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    dictionary = pa.array(np.asarray(uniques, dtype=object), pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32(), mask=codes < 0), dictionary).cast(pa.string())
+
+
+def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str, codes, ref: str):
     """id, features, label, split as one Arrow table; feature dtypes as logical types."""
     import pandas as pd
     import pyarrow as pa
 
-    arrays, names, dtypes = [raw.column(id_column)], [id_column], {}
+    from lockstep.data.splits import SPLITS
+
+    def decoded(column):
+        return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+    arrays, names, dtypes = [decoded(raw.column(id_column))], [id_column], {}
     for name in features.columns:
         series = features[name]
         textual = pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)
         textual = textual and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
         try:
-            array = pa.array(series, type=pa.string() if textual else None, from_pandas=True)
+            array = _text_array(series) if textual else pa.array(series, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise PipelineError(f"feature {name!r} of {ref!r} mixes types that cannot be stored: {exc}",
                                 hint="give every feature one type: numbers, booleans or text") from None
         if pa.types.is_null(array.type):
             array = array.cast(pa.float64())
-        if pa.types.is_large_string(array.type) or (hasattr(pa.types, "is_string_view")
-                                                     and pa.types.is_string_view(array.type)):
-            array = array.cast(pa.string())
         arrays.append(array)
         names.append(str(name))
         dtypes[str(name)] = _logical(array.type)
-    arrays += [raw.column(label), pa.array(splits.astype(str), pa.string())]
+    split = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(SPLITS, pa.string()))
+    arrays += [decoded(raw.column(label)), split.cast(pa.string())]
     names += [label, "split"]
     return pa.table(arrays, names=names), dtypes

@@ -69,21 +69,44 @@ def raw_frame(table: pa.Table, schema: dict[str, ColumnSchema], columns: list[st
             else:
                 data[name] = column.to_numpy(zero_copy_only=False).astype(bool)
         elif dtype == "str":
-            values = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False).astype(object)
-            if column.null_count:
-                values[np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
-            data[name] = values
+            data[name] = _text_values(column)
         else:  # datetime, date
             if pa.types.is_date(column.type):
                 column = pc.cast(column, pa.timestamp("us"))
             data[name] = column.to_pandas().to_numpy() if getattr(column.type, "tz", None) is None \
                 else column.to_pandas()
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) if schema[name].dtype == "str"
-                          else values for name, values in data.items()}, index=pd.RangeIndex(table.num_rows))
+    # copy=False keeps one block per column instead of copying them all into 2-D blocks.
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object, copy=False) if schema[name].dtype == "str"
+                          else values for name, values in data.items()}, index=pd.RangeIndex(table.num_rows),
+                         copy=False)
     for name in names:
         if schema[name].dtype in ("datetime", "date") and not isinstance(frame[name].dtype, pd.DatetimeTZDtype):
             frame[name] = frame[name].astype("datetime64[us]")
     return frame
+
+
+def _text_values(column: pa.ChunkedArray):
+    """An object array of Python strings (NaN where missing), built from the distinct values.
+
+    Equal values share one string object, which costs one conversion per
+    distinct value instead of one per row.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(pc.cast(column, pa.string()))
+    parts = []
+    for chunk in column.chunks:
+        uniques = np.empty(len(chunk.dictionary) + 1, dtype=object)
+        uniques[:-1] = pc.cast(chunk.dictionary, pa.string()).to_pylist()
+        uniques[-1] = np.nan
+        codes = pc.fill_null(chunk.indices, len(chunk.dictionary)).to_numpy(zero_copy_only=False)
+        parts.append(uniques[codes])
+    if not parts:
+        return np.empty(0, dtype=object)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def feature_frame(table: pa.Table, columns: list[str] | None = None) -> pd.DataFrame:
@@ -93,7 +116,6 @@ def feature_frame(table: pa.Table, columns: list[str] | None = None) -> pd.DataF
     ONNX converters work with object columns, so lockstep uses those
     everywhere a model sees features.
     """
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -102,9 +124,7 @@ def feature_frame(table: pa.Table, columns: list[str] | None = None) -> pd.DataF
     for name in table.column_names:
         column = table.column(name)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            values = column.to_numpy(zero_copy_only=False).astype(object)
-            values[pd.isna(values)] = np.nan
-            data[name] = pd.Series(values, dtype=object)
+            data[name] = pd.Series(_text_values(column), dtype=object)
         else:
             data[name] = column.to_pandas()
-    return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
+    return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows), copy=False)

@@ -18,7 +18,8 @@ from lockstep.errors import StoreError
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "is_table", "open_table", "write_table"]
+__all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "is_table", "open_table", "read_table",
+           "write_table"]
 
 METADATA_KEY = "lockstep"
 
@@ -45,6 +46,22 @@ def open_table(path: Path, version: int | None = None):
         return DeltaTable(str(path), version=version)
     except Exception as exc:  # deltalake raises several unrelated types
         raise StoreError(f"cannot open the Delta table {path}: {exc}") from exc
+
+
+def read_table(path: Path, version: int, columns: list[str] | None = None, *,
+               text_as_dictionary: bool = False) -> pa.Table:
+    """The rows of ``version``, in the order they were written."""
+    table = open_table(path, version=version)
+    if not text_as_dictionary:
+        return table.to_pyarrow_table(columns=columns)
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    schema = table.schema().to_arrow()
+    text = [f.name for f in pa.schema(schema) if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(f.type))]
+    dataset = table.to_pyarrow_dataset(parquet_read_options=ds.ParquetReadOptions(dictionary_columns=text))
+    return dataset.to_table(columns=columns)
 
 
 def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dict[str, Any], *,

@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-__all__ = ["LockstepTransformer", "is_numeric", "is_text"]
+__all__ = ["LockstepTransformer", "is_numeric", "is_text", "map_distinct"]
 
 
 def is_numeric(series: pd.Series) -> bool:
@@ -39,6 +39,18 @@ def is_text(series: pd.Series) -> bool:
     dtype = series.dtype
     return (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
             or isinstance(dtype, pd.CategoricalDtype))
+
+
+def map_distinct(series: pd.Series, func) -> pd.Series:
+    """``func`` applied to each distinct non-missing value, spread back to every row (object dtype).
+
+    Missing values stay NaN. One call per distinct value, not per row.
+    """
+    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [func(u) for u in uniques]
+    mapped[-1] = np.nan
+    return pd.Series(mapped[codes], index=series.index, dtype=object)
 
 
 class LockstepTransformer(TransformerMixin, BaseEstimator):
@@ -141,7 +153,9 @@ class LockstepTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         frame, was_frame = self._frame(X, reset=False)
-        out = self._transform(frame.copy())
+        # A shallow copy: transformers assign whole columns, and with pandas'
+        # copy-on-write that never touches the caller's frame.
+        out = self._transform(frame.copy(deep=False))
         return self._output(out, was_frame)
 
     def get_feature_names_out(self, input_features=None):

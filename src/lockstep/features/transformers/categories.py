@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from lockstep.features.transformers._base import LockstepTransformer, as_list
+from lockstep.features.transformers._base import LockstepTransformer, as_list, map_distinct
 
 __all__ = ["CategoryMissingFiller"]
 
@@ -51,7 +50,6 @@ class CategoryMissingFiller(LockstepTransformer):
 
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         for name in self.columns_:
-            column = frame[name].astype(object)
-            filled = np.where(column.isna(), self.fill_value, column.astype(str))
-            frame[name] = pd.Series(filled, index=frame.index, dtype=object)
+            values = map_distinct(frame[name], str)
+            frame[name] = values.where(values.notna(), self.fill_value)
         return frame

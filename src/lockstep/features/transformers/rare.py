@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import Interval
 
-from lockstep.features.transformers._base import LockstepTransformer, as_list
+from lockstep.features.transformers._base import LockstepTransformer, as_list, map_distinct
 
 __all__ = ["RareCategoryGrouper"]
 
@@ -74,9 +73,7 @@ class RareCategoryGrouper(LockstepTransformer):
 
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         for name in self.columns_:
-            column = frame[name].astype(object)
-            keep = column.isna() | column.astype(str).isin(self.frequent_[name])
-            values = column.where(keep, self.replacement)
-            frame[name] = pd.Series(np.where(values.isna(), np.nan, values.astype(str)), index=frame.index,
-                                    dtype=object).where(~column.isna(), np.nan)
+            frequent = set(self.frequent_[name])
+            frame[name] = map_distinct(frame[name], lambda v, keep=frequent: str(v) if str(v) in keep
+                                       else self.replacement)
         return frame

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from lockstep.features.transformers._base import LockstepTransformer, as_list
+from lockstep.features.transformers._base import LockstepTransformer, as_list, map_distinct
 
 __all__ = ["NormalizeStrings"]
 
@@ -59,7 +58,7 @@ class NormalizeStrings(LockstepTransformer):
 
     def _normalize(self, value):
         if not isinstance(value, str):
-            return np.nan if value is None or (isinstance(value, float) and np.isnan(value)) else value
+            return value
         if self.strip:
             value = value.strip()
         if self.lower:
@@ -70,8 +69,5 @@ class NormalizeStrings(LockstepTransformer):
 
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         for name in self.columns_:
-            column = frame[name]
-            uniques = pd.unique(column.astype(object))
-            table = {u: self._normalize(u) for u in uniques if not pd.isna(u)}
-            frame[name] = pd.Series(column.astype(object).map(table), index=frame.index, dtype=object)
+            frame[name] = map_distinct(frame[name], self._normalize)
         return frame

@@ -1,0 +1,128 @@
+"""``lockstep features`` on 1M rows against calling the same transformer directly, and a cached re-run.
+
+Run: ``.venv/bin/python bench/features.py [--rows 1000000]``
+
+The project is the telco-churn example (its feature pipeline: string
+normalization, a custom counting transformer, ratios, bins, renaming,
+selection) on ``--rows`` resampled rows (made by ``bench/ingest.py``'s data
+generator, under ``bench/out/``).
+
+Each figure comes from a fresh process, so that neither side benefits from
+the other's warm caches; scikit-learn and pandas are imported before the
+clock starts on both sides.
+
+* baseline: build the pipeline's input DataFrame (not timed), then time one
+  ``features().fit_transform(X)``;
+* lockstep: time ``Project.build_features(force=True)``: read the snapshot,
+  build the input, run the pipeline, check statelessness on 100 rows,
+  assemble, fingerprint and write the Delta version;
+* cached: the wall time of the whole ``lockstep features`` command when the
+  inputs are unchanged (process start-up included).
+
+Peak memory is the process's maximum resident set size, next to the size of
+the raw snapshot and of the feature table in Arrow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "features"
+sys.path.insert(0, str(ROOT / "bench"))
+
+BASELINE = """
+import json, resource, sys, time
+import pandas, sklearn.pipeline
+from lockstep import Project
+from lockstep.features.frames import raw_frame
+from lockstep.usercode import load_object
+p = Project(sys.argv[1])
+raw = p.store.snapshots.read(None, text_as_dictionary=True)
+X = raw_frame(raw, p.config.data.columns, p.config.feature_inputs)
+factory = load_object(p.config.features.pipeline, p.path)
+start = time.perf_counter()
+factory().fit_transform(X)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "raw_mb": raw.nbytes / 1e6}))
+"""
+
+LOCKSTEP = """
+import json, resource, sys, time
+import pandas, sklearn.pipeline
+from lockstep import Project
+p = Project(sys.argv[1])
+marks = []
+start = time.perf_counter()
+result = p.build_features(force=True, progress=lambda s: marks.append((s, time.perf_counter())))
+seconds = time.perf_counter() - start
+marks.append(("end", start + seconds))
+steps = {a: round(tb - ta, 3) for (a, ta), (_, tb) in zip(marks, marks[1:])}
+table = p.read_features(result.info.version)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "steps": steps, "peak_mb": peak, "features_mb": table.nbytes / 1e6,
+                  "rows": result.info.rows}))
+"""
+
+
+def run_python(code: str, project: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prepare(rows: int) -> Path:
+    from ingest import make_data
+
+    csv_path, _ = make_data(rows)
+    project = OUT / f"project_{rows}"
+    if not (project / ".lockstep").exists():
+        shutil.rmtree(project, ignore_errors=True)
+        project.mkdir(parents=True)
+        shutil.copy(ROOT / "examples" / "telco-churn" / "pipeline.py", project)
+        text = (ROOT / "examples" / "telco-churn" / "lockstep.toml").read_text()
+        text = text.replace('source = "data/wa_churn.csv"', f'source = "{csv_path.as_posix()}"')
+        text = text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 1.0")
+        (project / "lockstep.toml").write_text(text)
+        subprocess.run([str(Path(sys.executable).with_name("lockstep")), "ingest", "-p", str(project)], check=True,
+                       capture_output=True)
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    project = prepare(args.rows)
+
+    baseline = min((run_python(BASELINE, project) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+    lockstep = min((run_python(LOCKSTEP, project) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    cached = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        result = subprocess.run([exe, "features", "-p", str(project), "--json"], capture_output=True, text=True,
+                                check=True)
+        cached.append(time.perf_counter() - start)
+        assert json.loads(result.stdout)["skipped"]
+
+    print(f"data: {lockstep['rows']:,} rows; raw snapshot {baseline['raw_mb']:.0f} MB and feature table "
+          f"{lockstep['features_mb']:.0f} MB in Arrow")
+    print(f"baseline, features().fit_transform(X) on the in-memory DataFrame: {baseline['seconds']:.2f} s "
+          f"(peak RSS {baseline['peak_mb']:.0f} MB)")
+    print(f"lockstep features (read, run, stateless check, write): {lockstep['seconds']:.2f} s "
+          f"(peak RSS {lockstep['peak_mb']:.0f} MB)")
+    print(f"  steps: {', '.join(f'{k} {v:.2f}s' for k, v in lockstep['steps'].items())}")
+    print(f"ratio lockstep / baseline: {lockstep['seconds'] / baseline['seconds']:.2f}x   target <= 1.3x")
+    print(f"cached re-run, whole command: {min(cached):.2f} s   target < 1 s")
+
+
+if __name__ == "__main__":
+    main()
