@@ -8,10 +8,11 @@ The whole source of this module is fingerprinted.
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor, make_column_selector
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from lockstep.features.transformers import (
@@ -121,8 +122,13 @@ def features():
     ).set_output(transform="pandas")
 
 
+def _log_price(regressor):
+    """Fit on log prices (errors are proportional to price), predict in dollars."""
+    return TransformedTargetRegressor(regressor=regressor, func=np.log, inverse_func=np.exp)
+
+
 def model():
-    """Preprocessing fitted on the training split, then a ridge regression."""
+    """Preprocessing fitted on the training split, then a ridge regression on log prices."""
     preprocess = ColumnTransformer([
         ("numeric", make_pipeline(MissingIndicatorImputer(), StandardScaler()),
          make_column_selector(dtype_include="number")),
@@ -130,4 +136,16 @@ def model():
                                       OneHotEncoder(handle_unknown="ignore")),
          make_column_selector(dtype_include=object)),
     ])
-    return Pipeline([("preprocess", preprocess), ("estimator", Ridge(alpha=10.0))])
+    return Pipeline([("preprocess", preprocess), ("estimator", _log_price(Ridge(alpha=10.0)))])
+
+
+def boosted_model():
+    """Gradient-boosted trees on log prices; categories as ordinal codes."""
+    preprocess = ColumnTransformer([
+        ("numeric", "passthrough", make_column_selector(dtype_include="number")),
+        ("categorical", make_pipeline(CategoryMissingFiller(), RareCategoryGrouper(min_frequency=0.01),
+                                      OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+         make_column_selector(dtype_include=object)),
+    ], verbose_feature_names_out=False)
+    return Pipeline([("preprocess", preprocess),
+                     ("estimator", _log_price(HistGradientBoostingRegressor(max_iter=300, early_stopping=False)))])

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from lockstep.features.transformers import (
@@ -124,6 +125,21 @@ def model():
                                       OneHotEncoder(handle_unknown="ignore")), CATEGORICAL_FEATURES),
     ])
     return Pipeline([("preprocess", preprocess), ("estimator", LogisticRegression(max_iter=2000))])
+
+
+def boosted_model():
+    """Gradient-boosted trees on the same features; categories as ordinal codes, missing values handled natively."""
+    preprocess = ColumnTransformer([
+        ("numeric", "passthrough", NUMERIC_FEATURES),
+        ("categorical", make_pipeline(CategoryMissingFiller(), OrdinalEncoder(handle_unknown="use_encoded_value",
+                                                                               unknown_value=-1)),
+         CATEGORICAL_FEATURES),
+    ])
+    n_numeric = len(NUMERIC_FEATURES)
+    categorical = list(range(n_numeric, n_numeric + len(CATEGORICAL_FEATURES)))
+    return Pipeline([("preprocess", preprocess),
+                     ("estimator", HistGradientBoostingClassifier(categorical_features=categorical, max_iter=200,
+                                                                  early_stopping=False))])
 
 
 if __name__ == "__main__":  # a quick look: python pipeline.py

@@ -46,8 +46,14 @@ from pydantic import (
 from lockstep.errors import ConfigError, ProjectError
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
     "CONFIG_FILE",
     "REF_PATTERN",
+    "REGRESSION_METRICS",
+    "RegistryConfig",
+    "SearchConfig",
+    "TrainConfig",
+    "task_metrics",
     "ColumnSchema",
     "Config",
     "DataConfig",
@@ -293,6 +299,131 @@ class FeaturesConfig(_Section):
         return v
 
 
+#: Metrics lockstep computes, by task, with whether higher is better.
+CLASSIFICATION_METRICS = {"accuracy": True, "balanced_accuracy": True, "precision": True, "recall": True,
+                          "f1": True, "roc_auc": True, "log_loss": False, "brier_score": False}
+REGRESSION_METRICS = {"rmse": False, "mae": False, "r2": True, "mape": False}
+DEFAULT_PRIMARY = {"classification": "roc_auc", "regression": "rmse"}
+
+
+def task_metrics(task: str) -> dict[str, bool]:
+    """Metric name to "higher is better" for a task."""
+    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+
+
+class Distribution(_Section):
+    """A distribution to sample a hyperparameter from in a random search.
+
+    ``dist`` is ``"uniform"`` or ``"loguniform"`` (floats between ``low`` and
+    ``high``) or ``"randint"`` (integers from ``low`` to ``high - 1``).
+    """
+
+    dist: Literal["uniform", "loguniform", "randint"]
+    low: Number
+    high: Number
+
+    @model_validator(mode="after")
+    def _check(self) -> Distribution:
+        if self.high <= self.low:
+            raise ValueError(f"high ({self.high}) must be above low ({self.low})")
+        if self.dist == "loguniform" and self.low <= 0:
+            raise ValueError("loguniform needs low > 0")
+        return self
+
+
+SpaceValue = list[StrictStr | StrictInt | StrictFloat | StrictBool | None] | Distribution
+
+
+class SearchConfig(_Section):
+    """A hyperparameter search on cross-validation folds of the training split.
+
+    ``space`` maps ``step__param`` names of the model pipeline to a list of
+    values (or, for ``kind = "random"``, a distribution).
+    """
+
+    kind: Literal["grid", "random"] = "grid"
+    space: dict[str, SpaceValue] = Field(min_length=1)
+    cv: StrictInt = Field(default=5, ge=2, le=100)
+    n_iter: StrictInt = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchConfig:
+        for name, value in self.space.items():
+            if isinstance(value, Distribution) and self.kind == "grid":
+                raise ValueError(f"space.{name}: a grid search needs a list of values, not a distribution")
+            if isinstance(value, list) and not value:
+                raise ValueError(f"space.{name}: the list of values is empty")
+        return self
+
+
+class CandidateConfig(_Section):
+    """Another model to train with ``lockstep train --candidate NAME``: its own model and search."""
+
+    model: StrictStr
+    search: SearchConfig | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _reference(cls, v: str) -> str:
+        if not REF_PATTERN.match(v):
+            raise ValueError(f"model must look like 'module:callable' (for example 'pipeline:model'), got {v!r}")
+        return v
+
+
+class TrainConfig(_Section):
+    """``[train]``: the model pipeline, the search, seeds, threads and metrics.
+
+    ``model`` names a callable returning a scikit-learn Pipeline whose last
+    step is an estimator of the task. The final model is fitted once per seed
+    in ``seeds``; the first seed's model is the one registered.
+    """
+
+    model: StrictStr
+    search: SearchConfig | None = None
+    candidates: dict[str, CandidateConfig] = Field(default_factory=dict)
+    seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1)
+    threads: StrictInt = Field(default=1, ge=1, le=256)
+    thread_check: StrictBool = False
+    n_jobs: StrictInt = Field(default=1, ge=1, le=256)
+    metrics: list[StrictStr] | None = None
+    primary_metric: StrictStr | None = None
+    positive_class: StrictStr | StrictInt | StrictBool | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _reference(cls, v: str) -> str:
+        if not REF_PATTERN.match(v):
+            raise ValueError(f"model must look like 'module:callable' (for example 'pipeline:model'), got {v!r}")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        if any(s < 0 or s >= 2**32 for s in v):
+            raise ValueError("seeds must be between 0 and 2**32 - 1")
+        return v
+
+
+class RegistryConfig(_Section):
+    """``[registry]``: the registered model's name and the promotion gates.
+
+    ``gates`` holds absolute thresholds, ``min_<metric>`` or
+    ``max_<metric>`` on the test split's mean. ``improvement`` is what a
+    challenger must beat the champion's primary metric by: ``"std"`` (more
+    than the larger of the two seed-to-seed standard deviations) or a number.
+    ``trusted_types`` lists extra classes (``"package.module.Class"``) that
+    the saved model may contain, beyond those of scikit-learn, NumPy, SciPy,
+    lockstep and the project's own modules, which are trusted automatically.
+    """
+
+    model: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    gates: dict[str, Number] = Field(default_factory=dict)
+    improvement: Literal["std"] | Number = "std"
+    trusted_types: list[StrictStr] = Field(default_factory=list)
+
+
 class Config(_Section):
     """The whole ``lockstep.toml``.
 
@@ -304,6 +435,8 @@ class Config(_Section):
     data: DataConfig
     split: SplitConfig = SplitConfig()
     features: FeaturesConfig = FeaturesConfig()
+    train: TrainConfig | None = None
+    registry: RegistryConfig = RegistryConfig()
 
     _project_dir: Path | None = PrivateAttr(default=None)
 
@@ -322,7 +455,42 @@ class Config(_Section):
             if col not in schema:
                 raise ValueError(f"features.columns names '{col}', which is not in [data.schema]"
                                  f"{_suggest(col, list(schema))}")
+        known = task_metrics(self.data.task)
+        if self.train is not None:
+            for metric in [*(self.train.metrics or []), *([self.train.primary_metric] if self.train.primary_metric
+                                                          else [])]:
+                if metric not in known:
+                    raise ValueError(f"train: metric '{metric}' is not computed for {self.data.task}"
+                                     f"{_suggest(metric, list(known))}; choose from {', '.join(known)}")
+            if self.train.metrics and self.primary_metric not in self.train.metrics:
+                raise ValueError(f"train.primary_metric '{self.primary_metric}' must be one of train.metrics")
+            if self.train.positive_class is not None and self.data.task != "classification":
+                raise ValueError("train.positive_class only applies to classification")
+        for gate in self.registry.gates:
+            kind, _, metric = gate.partition("_")
+            if kind not in ("min", "max") or metric not in known:
+                raise ValueError(f"registry.gates: '{gate}' is not min_<metric> or max_<metric> for a "
+                                 f"{self.data.task} metric ({', '.join(known)})")
         return self
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics to compute: ``[train] metrics``, or all of the task's."""
+        if self.train is not None and self.train.metrics:
+            return list(self.train.metrics)
+        return list(task_metrics(self.data.task))
+
+    @property
+    def primary_metric(self) -> str:
+        """``[train] primary_metric``, or ROC AUC (classification) / RMSE (regression)."""
+        if self.train is not None and self.train.primary_metric:
+            return self.train.primary_metric
+        return DEFAULT_PRIMARY[self.data.task]
+
+    @property
+    def model_name(self) -> str:
+        """The registered model's name: ``[registry] model``, or the project's name."""
+        return self.registry.model or self.project.name
 
     @property
     def feature_inputs(self) -> list[str]:

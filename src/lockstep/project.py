@@ -24,7 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.data.diff import TableDiff
     from lockstep.data.ingest import IngestResult, Progress
     from lockstep.features.build import FeatureResult
+    from lockstep.registry.mlflow_registry import LoadedModel, Registry, VersionInfo
+    from lockstep.registry.promotion import PromotionResult
     from lockstep.store import FeatureInfo, SnapshotInfo, Store
+    from lockstep.training.train import TrainResult
 
 __all__ = ["Project"]
 
@@ -128,3 +131,45 @@ class Project:
         table = self.store.features(self.config.features.name)
         old_info, new_info = table.info(old), table.info(new)
         return diff_features(old_info, table.read(old), new_info, table.read(new))
+
+    # ------------------------------------------------------------------ training and the registry
+
+    @property
+    def registry(self) -> Registry:
+        """The store's MLflow tracking and model registry."""
+        from lockstep.registry.mlflow_registry import Registry
+
+        return Registry(self.store.root, experiment=self.config.project.name)
+
+    def train(self, features_version: int | None = None, *, candidate: str | None = None, force: bool = False,
+              progress: Progress | None = None) -> TrainResult:
+        """Train, evaluate, track and register a model, or find it up to date (see :mod:`lockstep.training.train`)."""
+        from lockstep.training.train import train
+
+        self.store.ensure()
+        return train(self.config, self.store, self.registry, features_version=features_version, candidate=candidate,
+                     force=force, progress=progress)
+
+    def model_ref(self, text: str | None = None, default_alias: str | None = None):
+        """Parse a model reference; the name defaults to the project's registered model."""
+        from lockstep.registry.refs import parse_model_ref
+
+        return parse_model_ref(text, self.config.model_name, default_alias)
+
+    def model_version(self, ref: str | None = None) -> VersionInfo:
+        """A registered version: ``NAME@ALIAS``, ``NAME/VERSION``, or the latest of the project's model."""
+        return self.registry.version(self.model_ref(ref))
+
+    def model_versions(self, name: str | None = None) -> list[VersionInfo]:
+        """Every version of a registered model (default: the project's), oldest first."""
+        return self.registry.versions(name or self.config.model_name)
+
+    def promote(self, ref: str | None = None) -> PromotionResult:
+        """Make a version (default: the project's ``@challenger``) the champion if the gates pass."""
+        from lockstep.registry.promotion import promote
+
+        return promote(self.config, self.registry, self.model_ref(ref, default_alias="challenger"))
+
+    def load_model(self, ref: str | None = None) -> LoadedModel:
+        """Load a registered model (default: ``@champion``), checked against its recorded fingerprint."""
+        return self.registry.load(self.model_ref(ref, default_alias="champion"))

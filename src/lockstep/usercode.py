@@ -10,9 +10,12 @@ reading the import statements, without running anything), so a change to a
 helper function, or to a helper module, changes it. Modules from outside the
 project (installed packages) are covered by the environment fingerprint.
 
-Importing is fresh each time: modules previously imported from a project
-folder are forgotten first, so that two projects with a ``pipeline.py`` in
-one process never see each other's code.
+Importing is fresh whenever it matters: a module imported from another
+project folder, or whose source changed on disk since it was imported, is
+forgotten and imported again, so that two projects with a ``pipeline.py`` in
+one process never see each other's code. A module already imported from
+this project with the same source is reused, so that classes keep their
+identity within one operation.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from lockstep.fingerprint import fingerprint_bytes, fingerprint_json
 __all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "load_object", "parse_ref"]
 
 
-#: Module names this process imported from project folders, forgotten before each fresh import.
-_FROM_PROJECTS: set[str] = set()
+#: Modules this process imported from project folders: name -> (project folder, fingerprint of the file).
+_FROM_PROJECTS: dict[str, tuple[Path, str]] = {}
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -132,10 +135,32 @@ def code_identity(ref: str, project_dir: Path) -> CodeIdentity:
     return CodeIdentity(ref=ref, files=files, fingerprint=fingerprint_json(files))
 
 
-def _forget_project_modules() -> None:
-    for name in list(_FROM_PROJECTS):
+def _unchanged(name: str, project_dir: Path) -> bool:
+    recorded = _FROM_PROJECTS.get(name)
+    if recorded is None or name not in sys.modules or recorded[0] != project_dir:
+        return False
+    path = _module_file(project_dir, name)
+    return path is not None and fingerprint_bytes(path.read_bytes()) == recorded[1]
+
+
+def _current(name: str, project_dir: Path) -> bool:
+    """Whether ``name`` and every other module imported from ``project_dir`` are unchanged on disk."""
+    if not _unchanged(name, project_dir):
+        return False
+    return all(_unchanged(other, project_dir) for other, (folder, _) in _FROM_PROJECTS.items()
+               if folder == project_dir)
+
+
+def _forget(project_dir: Path, module_name: str) -> None:
+    """Drop modules of other project folders, and ``module_name``'s tree, from ``sys.modules``."""
+    top = module_name.split(".")[0]
+    for name, (folder, _) in list(_FROM_PROJECTS.items()):
+        stale = folder != project_dir or not _unchanged(name, project_dir)
+        if stale or name == top or name.startswith(top + "."):
+            sys.modules.pop(name, None)
+            del _FROM_PROJECTS[name]
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
         sys.modules.pop(name, None)
-    _FROM_PROJECTS.clear()
 
 
 def load_object(ref: str, project_dir: Path) -> Any:
@@ -151,10 +176,9 @@ def load_object(ref: str, project_dir: Path) -> Any:
     project_dir = project_dir.resolve()
     if _module_file(project_dir, module_name) is None:
         code_identity(ref, project_dir)  # raises the detailed "no module" error
-    _forget_project_modules()
-    top = module_name.split(".")[0]
-    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
-        sys.modules.pop(name, None)
+    if _current(module_name, project_dir):
+        return _attribute(sys.modules[module_name], module_name, attr, ref)
+    _forget(project_dir, module_name)
     before = set(sys.modules)
     sys.path.insert(0, str(project_dir))
     try:
@@ -173,8 +197,11 @@ def load_object(ref: str, project_dir: Path) -> Any:
         for name in set(sys.modules) - before:
             file = getattr(sys.modules.get(name), "__file__", None)
             if file and Path(file).resolve().is_relative_to(project_dir):
-                _FROM_PROJECTS.add(name)
-        _FROM_PROJECTS.add(module_name)
+                _FROM_PROJECTS[name] = (project_dir, fingerprint_bytes(Path(file).read_bytes()))
+    return _attribute(module, module_name, attr, ref)
+
+
+def _attribute(module: Any, module_name: str, attr: str, ref: str) -> Any:
     if not hasattr(module, attr):
         public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
         raise CodeError(f"{module_name} has no attribute '{attr}' (for {ref!r}); callables there: "

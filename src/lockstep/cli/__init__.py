@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from lockstep._version import __version__
-from lockstep.cli import _data, _features, _init
+from lockstep.cli import _data, _features, _init, _train
 
 __all__ = ["app", "main"]
 
@@ -45,6 +45,7 @@ def _root(
 _init.register(app)
 _data.register(app)
 _features.register(app)
+_train.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

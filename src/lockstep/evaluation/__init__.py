@@ -1,0 +1,1 @@
+"""The evaluation layer: metrics (from sklearn.metrics only), seed-to-seed spread, plots, promotion gates."""

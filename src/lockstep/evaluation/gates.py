@@ -1,0 +1,85 @@
+"""Promotion gates: may a model version become the champion?
+
+Two kinds of rules, both on the test split's metrics:
+
+* absolute thresholds from ``[registry] gates``: ``min_<metric>`` (the mean
+  must be at least this) and ``max_<metric>`` (at most this);
+* against the current champion, when there is one: the primary metric must
+  improve by more than ``[registry] improvement``, either ``"std"`` (the
+  larger of the two versions' seed-to-seed standard deviations: a change
+  smaller than the noise between seeds is no improvement) or a number.
+
+Every rule reports its numbers, passed or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["GateReport", "GateRule", "check_gates"]
+
+
+@dataclass(frozen=True)
+class GateRule:
+    rule: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass
+class GateReport:
+    candidate: str
+    champion: str | None
+    rules: list[GateRule] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rules)
+
+    def failures(self) -> list[GateRule]:
+        return [r for r in self.rules if not r.passed]
+
+    def to_dict(self) -> dict:
+        return {"candidate": self.candidate, "champion": self.champion, "passed": self.passed,
+                "rules": [r.to_dict() for r in self.rules]}
+
+
+def _fmt(x: float | None) -> str:
+    return "missing" if x is None else f"{x:.6g}"
+
+
+def check_gates(candidate: dict[str, dict[str, float]], gates: dict[str, float], *, primary: str,
+                higher_is_better: bool, improvement: Any, champion: dict[str, dict[str, float]] | None,
+                candidate_name: str, champion_name: str | None) -> GateReport:
+    """Check a candidate's test metrics (name -> {mean, std}) against the gates and the champion."""
+    report = GateReport(candidate=candidate_name, champion=champion_name)
+    for gate, threshold in sorted(gates.items()):
+        kind, _, metric = gate.partition("_")
+        value = candidate.get(metric, {}).get("mean")
+        passed = value is not None and (value >= threshold if kind == "min" else value <= threshold)
+        sign = ">=" if kind == "min" else "<="
+        report.rules.append(GateRule(gate, passed, f"test {metric} mean {_fmt(value)} {sign} {threshold:g}"))
+    if champion is not None and champion_name != candidate_name:
+        new = candidate.get(primary, {})
+        old = champion.get(primary, {})
+        if improvement == "std":
+            margin = max(new.get("std", 0.0) or 0.0, old.get("std", 0.0) or 0.0)
+            margin_text = f"the larger seed-to-seed std ({margin:.6g})"
+        else:
+            margin = float(improvement)
+            margin_text = f"the configured margin ({margin:g})"
+        if new.get("mean") is None or old.get("mean") is None:
+            report.rules.append(GateRule("improvement", False, f"{primary} is missing for one of the versions"))
+        else:
+            gain = (new["mean"] - old["mean"]) if higher_is_better else (old["mean"] - new["mean"])
+            direction = "higher" if higher_is_better else "lower"
+            report.rules.append(GateRule(
+                "improvement", gain > margin,
+                f"{primary} {_fmt(new['mean'])} vs champion {champion_name} {_fmt(old['mean'])}: improvement "
+                f"{gain:+.6g} ({direction} is better), which must exceed {margin_text}",
+            ))
+    return report

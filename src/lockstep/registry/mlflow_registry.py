@@ -1,0 +1,440 @@
+"""The embedded MLflow tracking server and model registry of a store.
+
+Every training run is an MLflow run (parameters, per-seed and aggregate
+metrics, lineage tags, plots, predictions, the environment) and registers a
+model version that gets the alias ``challenger``. Registered models are the
+whole path from raw columns to prediction, saved with skops (never pickle)
+with the user's modules as ``code_paths``, so they load from the registry
+alone.
+
+Loading checks, before deserializing anything, that the model file's hash
+and its list of trusted types are those recorded at registration, then that
+the loaded model's fingerprint is the recorded one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lockstep.errors import NotFoundError, StoreError, UserError
+from lockstep.registry.refs import ModelRef
+
+__all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG"]
+
+TAG = "lockstep"  # prefix of every tag lockstep writes
+_SKOPS_FILE = "model.skops"
+
+
+@dataclass
+class TrainingRecord:
+    """Everything a training run logs; built by the training layer, written by :meth:`Registry.log_training`."""
+
+    run_name: str
+    model_name: str
+    model: Any
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    version_tags: dict[str, str]
+    code_paths: list[Path]
+    pip_requirements: list[str]
+    trusted_types: list[str]
+    input_example: Any
+    signature: dict[str, Any]
+    json_artifacts: dict[str, Any] = field(default_factory=dict)
+    table_artifacts: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version, with what lockstep recorded about it."""
+
+    name: str
+    version: int
+    aliases: list[str]
+    run_id: str
+    created: str
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    params: dict[str, str]
+    source: str
+
+    @property
+    def fingerprint(self) -> str:
+        return self.tags.get(f"{TAG}.model.fingerprint", "")
+
+    def metric_summary(self, split: str = "test") -> dict[str, dict[str, float]]:
+        """Metric name to mean, std and 95% interval on ``split`` (metrics are logged as
+        ``<split>_<metric>_<statistic>``)."""
+        out: dict[str, dict[str, float]] = {}
+        prefix = f"{split}_"
+        for key, value in self.metrics.items():
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix):]
+            for stat in ("ci_low", "ci_high", "mean", "std"):
+                if rest.endswith("_" + stat):
+                    out.setdefault(rest[: -len(stat) - 1], {})[stat] = value
+                    break
+        return dict(sorted(out.items()))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "aliases": list(self.aliases),
+            "run_id": self.run_id,
+            "created": self.created,
+            "fingerprint": self.fingerprint,
+            "metrics": {split: self.metric_summary(split) for split in ("valid", "test")},
+            "lineage": {k[len(TAG) + 1:]: v for k, v in sorted(self.tags.items()) if k.startswith(TAG + ".")},
+            "params": dict(self.params),
+        }
+
+
+@dataclass
+class LoadedModel:
+    """A model loaded from the registry and checked against its recorded fingerprint."""
+
+    model: Any
+    info: VersionInfo
+    path: Path
+
+
+class Registry:
+    """The MLflow tracking store and model registry of a lockstep store.
+
+    Parameters
+    ----------
+    root : Path
+        The store folder (``.lockstep``).
+    experiment : str
+        The MLflow experiment runs go to (the project's name).
+    """
+
+    def __init__(self, root: Path, experiment: str) -> None:
+        self.root = Path(root)
+        self.experiment = experiment
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{(self.root / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.root / "mlartifacts").resolve()
+
+    def exists(self) -> bool:
+        return (self.root / "mlflow.db").exists()
+
+    @contextmanager
+    def _mlflow(self) -> Iterator[Any]:
+        """MLflow, pointed at this store for the duration of the block (restored afterwards)."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        import mlflow
+
+        for name in ("mlflow", "alembic", "mlflow.store", "mlflow.tracking"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self.root.mkdir(parents=True, exist_ok=True)
+        previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        try:
+            yield mlflow
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
+
+    def _client(self, mlflow: Any) -> Any:
+        return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _experiment_id(self, mlflow: Any) -> str:
+        client = self._client(mlflow)
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = (self.artifact_root / self.experiment).as_uri()
+        return client.create_experiment(self.experiment, artifact_location=location)
+
+    # ------------------------------------------------------------------ runs
+
+    def find_run(self, inputs: str) -> dict | None:
+        """The newest finished run with these input fingerprints and a registered version, if any."""
+        if not self.exists():
+            return None
+        with self._mlflow() as mlflow:
+            client = self._client(mlflow)
+            experiment = client.get_experiment_by_name(self.experiment)
+            if experiment is None:
+                return None
+            query = f"tags.`{TAG}.inputs` = '{inputs}' and attributes.status = 'FINISHED'"
+            runs = client.search_runs([experiment.experiment_id], filter_string=query,
+                                      order_by=["attributes.start_time DESC"], max_results=5)
+            for run in runs:
+                version = run.data.tags.get(f"{TAG}.registered.version")
+                name = run.data.tags.get(f"{TAG}.registered.name")
+                if version and name:
+                    return {"run_id": run.info.run_id, "name": name, "version": int(version)}
+        return None
+
+    def log_training(self, record: TrainingRecord) -> VersionInfo:
+        """Log a training run, register its model, give the new version the alias ``challenger``.
+
+        If anything fails, the run is marked FAILED and no version is left registered.
+        """
+        with self._mlflow() as mlflow:
+            import mlflow.sklearn
+
+            client = self._client(mlflow)
+            experiment_id = self._experiment_id(mlflow)
+            with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
+                run_id = run.info.run_id
+                mlflow.log_params({k: _param(v) for k, v in record.params.items()})
+                mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if _finite(v)})
+                mlflow.set_tags(record.tags)
+                with tempfile.TemporaryDirectory() as tmp:
+                    for path, obj in record.json_artifacts.items():
+                        mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
+                    for path, frame in record.table_artifacts.items():
+                        local = Path(tmp) / Path(path).name
+                        if path.endswith(".parquet"):
+                            frame.to_parquet(local, index=False)
+                        else:
+                            frame.to_csv(local, index=False)
+                        mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
+                for path, figure in record.figures.items():
+                    mlflow.log_figure(figure, path)
+                with _quiet():
+                    info = mlflow.sklearn.log_model(
+                        record.model,
+                        name="model",
+                        serialization_format="skops",
+                        skops_trusted_types=record.trusted_types,
+                        code_paths=[str(p) for p in record.code_paths],
+                        pip_requirements=record.pip_requirements,
+                        signature=_signature(record.signature),
+                        input_example=record.input_example,
+                        registered_model_name=record.model_name,
+                    )
+                version = int(info.registered_model_version)
+                try:
+                    model_dir = self._model_dir(client, info.model_id)
+                    digest = _file_digest(model_dir / _SKOPS_FILE)
+                    tags = {**record.version_tags, f"{TAG}.model.file_digest": digest,
+                            f"{TAG}.model.trusted_types": json.dumps(sorted(record.trusted_types)),
+                            f"{TAG}.run_id": run_id}
+                    for key, value in tags.items():
+                        client.set_model_version_tag(record.model_name, str(version), key, value)
+                    client.set_registered_model_alias(record.model_name, "challenger", str(version))
+                    mlflow.set_tags({f"{TAG}.registered.name": record.model_name,
+                                     f"{TAG}.registered.version": str(version),
+                                     f"{TAG}.model.file_digest": digest})
+                except Exception:
+                    client.delete_model_version(record.model_name, str(version))
+                    raise
+        return self.version(ModelRef(record.model_name, version=version))
+
+    # ------------------------------------------------------------------ versions
+
+    def model_names(self) -> list[str]:
+        if not self.exists():
+            return []
+        with self._mlflow() as mlflow:
+            return sorted(m.name for m in self._client(mlflow).search_registered_models())
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every version of model ``name``, oldest first."""
+        if not self.exists():
+            return []
+        with self._mlflow() as mlflow:
+            client = self._client(mlflow)
+            found = client.search_model_versions(f"name='{name}'")
+            return sorted((self._info(client, mv) for mv in found), key=lambda v: v.version)
+
+    def version(self, ref: ModelRef) -> VersionInfo:
+        """The version a reference points at (an alias, a number, or the latest).
+
+        Raises
+        ------
+        NotFoundError
+            Naming what exists.
+        """
+        if not self.exists():
+            raise NotFoundError(f"no model is registered yet (looked for {ref})", hint="run `lockstep train` first")
+        with self._mlflow() as mlflow:
+            client = self._client(mlflow)
+            exceptions = mlflow.exceptions.MlflowException
+            try:
+                if ref.alias:
+                    mv = client.get_model_version_by_alias(ref.name, ref.alias)
+                elif ref.version is not None:
+                    mv = client.get_model_version(ref.name, str(ref.version))
+                else:
+                    found = client.search_model_versions(f"name='{ref.name}'")
+                    if not found:
+                        raise exceptions(f"no versions of {ref.name}")
+                    mv = max(found, key=lambda m: int(m.version))
+            except exceptions:
+                names = [m.name for m in client.search_registered_models()]
+                if ref.name not in names:
+                    raise NotFoundError(f"no registered model named '{ref.name}' "
+                                        f"(models: {', '.join(names) or 'none'})",
+                                        hint="`lockstep models list` shows them") from None
+                versions = sorted(int(m.version) for m in client.search_model_versions(f"name='{ref.name}'"))
+                aliases = sorted(client.get_registered_model(ref.name).aliases)
+                wanted = f"alias {ref.alias}" if ref.alias else f"version {ref.version}"
+                raise NotFoundError(f"model '{ref.name}' has no {wanted} (versions: {', '.join(map(str, versions))}; "
+                                    f"aliases: {', '.join(aliases) or 'none'})",
+                                    hint="`lockstep models show` lists versions and aliases") from None
+            return self._info(client, mv)
+
+    def _info(self, client: Any, mv: Any) -> VersionInfo:
+        run = client.get_run(mv.run_id) if mv.run_id else None
+        # Searches do not fill in aliases; the registered model knows them.
+        registered = client.get_registered_model(mv.name)
+        aliases = [alias for alias, version in (registered.aliases or {}).items() if str(version) == str(mv.version)]
+        from datetime import UTC, datetime
+
+        created = datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, UTC).isoformat(timespec="seconds")
+        return VersionInfo(
+            name=mv.name, version=int(mv.version), aliases=sorted(aliases), run_id=mv.run_id or "",
+            created=created, tags={**(run.data.tags if run else {}), **dict(mv.tags or {})},
+            metrics=dict(run.data.metrics) if run else {}, params=dict(run.data.params) if run else {},
+            source=mv.source or "",
+        )
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        with self._mlflow() as mlflow:
+            self._client(mlflow).set_registered_model_alias(name, alias, str(version))
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        with self._mlflow() as mlflow:
+            self._client(mlflow).set_model_version_tag(name, str(version), key, value)
+
+    # ------------------------------------------------------------------ artifacts and models
+
+    def _model_dir(self, client: Any, model_id: str) -> Path:
+        logged = client.get_logged_model(model_id)
+        return _local_path(logged.artifact_location)
+
+    def model_dir(self, info: VersionInfo) -> Path:
+        """The folder holding a version's MLmodel and model file."""
+        with self._mlflow() as mlflow:
+            client = self._client(mlflow)
+            model_id = info.source.removeprefix("models:/")
+            return self._model_dir(client, model_id)
+
+    def run_artifact(self, run_id: str, path: str) -> Path:
+        """The local path of a run's artifact."""
+        with self._mlflow() as mlflow:
+            run = self._client(mlflow).get_run(run_id)
+            local = _local_path(run.info.artifact_uri) / path
+        if not local.exists():
+            raise NotFoundError(f"run {run_id} has no artifact {path}")
+        return local
+
+    def load(self, ref: ModelRef) -> LoadedModel:
+        """Load a registered model, refusing it unless its file, trusted types and fingerprint check out.
+
+        Raises
+        ------
+        UserError
+            If the model file changed since registration, lists types that
+            were not trusted at registration, or loads to a model whose
+            fingerprint differs from the recorded one.
+        """
+        import yaml
+
+        from lockstep.fingerprint import model_fingerprint
+
+        info = self.version(ref)
+        path = self.model_dir(info)
+        recorded_digest = info.tags.get(f"{TAG}.model.file_digest")
+        if not (path / _SKOPS_FILE).exists():
+            raise StoreError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} is missing")
+        if recorded_digest and _file_digest(path / _SKOPS_FILE) != recorded_digest:
+            raise UserError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} changed since it was "
+                            "registered (its hash differs); refusing to load it",
+                            hint="the store was modified; retrain or restore the file")
+        recorded_types = set(json.loads(info.tags.get(f"{TAG}.model.trusted_types", "[]")))
+        mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+        declared = set(mlmodel.get("flavors", {}).get("sklearn", {}).get("skops_trusted_types") or [])
+        extra = sorted(declared - recorded_types)
+        if extra:
+            raise UserError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
+                            f"registration: {', '.join(extra)}; refusing to load it",
+                            hint="the MLmodel file was edited; retrain or restore it")
+        with self._mlflow() as mlflow:
+            import mlflow.sklearn
+
+            try:
+                model = mlflow.sklearn.load_model(str(path))
+            except Exception as exc:
+                if type(exc).__name__ == "UntrustedTypesFoundException":
+                    raise UserError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
+                                    hint="only types recorded as trusted at registration are loaded") from None
+                raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
+        if info.fingerprint and model_fingerprint(model) != info.fingerprint:
+            raise UserError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
+                            "recorded at registration; refusing to use it",
+                            hint="the model file or its code changed; retrain or restore it")
+        return LoadedModel(model=model, info=info, path=path)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """MLflow prints registry messages and warnings on stderr; lockstep reports for itself."""
+    import contextlib
+    import io
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _signature(spec: dict[str, Any]):
+    """An MLflow signature from ``{"inputs": [(name, type, required)], "output": type}``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in spec["inputs"]])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))
+
+
+def _local_path(uri: str) -> Path:
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path))
+    raise StoreError(f"artifact location {uri} is not a local folder")
+
+
+def _file_digest(path: Path) -> str:
+    from lockstep.fingerprint import fingerprint_file
+
+    return fingerprint_file(path)
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:6000]
+
+
+def _finite(value: Any) -> bool:
+    import math
+
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

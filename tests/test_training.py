@@ -1,0 +1,495 @@
+"""lockstep train / promote / models on a real MLflow store: determinism, caching, gates, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lockstep import Project
+from lockstep.cli import app
+from lockstep.errors import CodeError, ConfigError, NotFoundError, PipelineError, UserError
+
+runner = CliRunner()
+
+FAST_TRAIN = '''
+[train]
+model = "pipeline:model"
+seeds = [0, 1]
+threads = 1
+primary_metric = "roc_auc"
+search = { kind = "grid", cv = 3, space = { "estimator__C" = [0.3, 1.0] } }
+
+[train.candidates.boosted]
+model = "pipeline:boosted_model"
+search = { kind = "random", n_iter = 2, cv = 3, space = { "estimator__learning_rate" = { dist = "loguniform", \
+low = 0.05, high = 0.2 } } }
+
+[registry]
+model = "churn-test"
+gates = { min_roc_auc = 0.70 }
+improvement = "std"
+'''
+
+
+def run(*args: str):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def project(telco_project: Path) -> Project:
+    """The telco sample with features built and a fast [train] section."""
+    text = (telco_project / "lockstep.toml").read_text()
+    text = text[: text.index("# Training:")] + FAST_TRAIN
+    (telco_project / "lockstep.toml").write_text(text)
+    p = Project(telco_project)
+    p.ingest()
+    p.build_features()
+    return p
+
+
+def test_train_registers_a_challenger_with_everything_recorded(project: Project, monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may be written to ./mlruns of the current folder
+    code, out, err = run("train", "--project", str(project.path), "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert isinstance(payload["run_id"], str) and payload["model"] == "churn-test"
+    assert payload["version"] == 1 and payload["skipped"] is False
+    assert len(payload["fingerprint"]) == 64
+    assert set(payload["metrics"]) == {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
+                                       "log_loss", "brier_score"}
+    assert {"mean", "std"} <= set(payload["metrics"]["roc_auc"])
+    assert 0.5 < payload["metrics"]["roc_auc"]["mean"] <= 1
+    assert not (tmp_path / "mlruns").exists()
+
+    info = Project(project.path).model_version()
+    assert info.aliases == ["challenger"]
+    tags = info.tags
+    assert tags["lockstep.features.version"] == "0" and tags["lockstep.raw.version"] == "0"
+    assert tags["lockstep.features.fingerprint"] == project.feature_info().fingerprint
+    assert tags["lockstep.raw.fingerprint"] == project.snapshot().fingerprint
+    assert json.loads(tags["lockstep.seeds"]) == [0, 1]
+    for key in ("lockstep.code.fingerprint", "lockstep.config.fingerprint", "lockstep.environment.fingerprint",
+                "lockstep.git.commit", "lockstep.threads", "lockstep.pythonhashseed"):
+        assert key in tags
+    assert info.metrics["test_roc_auc_seed0"] == info.metrics["test_roc_auc_seed1"]  # logistic: no randomness
+    registry = Project(project.path).registry
+    for artifact in ("plots/roc_curve.png", "plots/confusion_matrix.png", "plots/precision_recall.png",
+                     "plots/calibration.png", "predictions.parquet", "confusion_matrix.csv",
+                     "search/results.csv", "environment.json", "reference_profile.json", "training.json"):
+        assert registry.run_artifact(info.run_id, artifact).stat().st_size > 0, artifact
+    assert registry.run_artifact(info.run_id, "plots/roc_curve.png").read_bytes()[:4] == b"\x89PNG"
+    predictions = pd.read_parquet(registry.run_artifact(info.run_id, "predictions.parquet"))
+    assert set(predictions["split"]) == {"valid", "test"}
+    assert {"rownames", "truth", "prediction", "proba_No", "proba_Yes"} <= set(predictions.columns)
+    profile = json.loads(registry.run_artifact(info.run_id, "reference_profile.json").read_text())
+    assert profile["raw"]["tenure"]["kind"] == "numeric" and sum(profile["raw"]["tenure"]["counts"]) > 0
+    assert profile["features"]["contract"]["kind"] == "categorical"
+    environment = json.loads(registry.run_artifact(info.run_id, "environment.json").read_text())
+    assert environment["packages"]["scikit-learn"]
+
+
+def test_training_twice_gives_the_same_model_and_bitwise_equal_predictions(project: Project) -> None:
+    first = project.train()
+    second = project.train(force=True)
+    assert second.version.version == first.version.version + 1
+    assert first.version.fingerprint == second.version.fingerprint
+    registry = project.registry
+    a = pd.read_parquet(registry.run_artifact(first.version.run_id, "predictions.parquet"))
+    b = pd.read_parquet(registry.run_artifact(second.version.run_id, "predictions.parquet"))
+    assert a["proba_Yes"].to_numpy().tobytes() == b["proba_Yes"].to_numpy().tobytes()
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_training_in_two_processes_gives_the_same_fingerprint(project: Project) -> None:
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    fingerprints = []
+    for hashseed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hashseed}
+        out = subprocess.run([exe, "train", "--project", str(project.path), "--force", "--json"], env=env,
+                             capture_output=True, text=True, check=True)
+        fingerprints.append(json.loads(out.stdout)["fingerprint"])
+    assert fingerprints[0] == fingerprints[1]
+
+
+def test_unchanged_inputs_skip_training(project: Project, monkeypatch) -> None:
+    first = project.train()
+    import lockstep.usercode as usercode
+
+    monkeypatch.setattr(usercode, "load_object", lambda *a, **k: pytest.fail("the model code was imported"))
+    again = Project(project.path).train()
+    assert again.skipped and again.version.version == first.version.version
+    assert len(project.model_versions()) == 1
+
+
+def test_a_changed_feature_version_retrains(project: Project) -> None:
+    first = project.train()
+    from .conftest import read_rows, write_rows
+
+    header, rows = read_rows(project.path / "data" / "wa_churn.csv")
+    write_rows(project.path / "data" / "wa_churn.csv", header, rows[:550])
+    project.ingest()
+    project.build_features()
+    second = project.train()
+    assert not second.skipped and second.version.version == 2
+    assert second.version.tags["lockstep.features.version"] == "1"
+    assert second.version.fingerprint != first.version.fingerprint
+
+
+def _thread_fingerprints(model_factory, X, y) -> tuple[str, str]:
+    from lockstep.fingerprint import model_fingerprint
+    from lockstep.training.determinism import deterministic, seed_estimator
+
+    out = []
+    for threads in (1, 2):
+        with deterministic(0, threads):
+            model = model_factory()
+            seed_estimator(model, 0)
+            out.append(model_fingerprint(model.fit(X, y)))
+    return out[0], out[1]
+
+
+def test_thread_count_one_against_two(project: Project) -> None:
+    """Logistic regression on the telco features is identical with 1 and 2 threads; the run says so."""
+    text = (project.path / "lockstep.toml").read_text().replace("threads = 1\n", "threads = 1\nthread_check = true\n")
+    (project.path / "lockstep.toml").write_text(text)
+    result = Project(project.path).train()
+    assert result.version.tags["lockstep.thread_invariant"] == "true"
+    from lockstep.features.frames import feature_frame
+    from lockstep.usercode import load_object
+
+    frame = feature_frame(project.read_features())
+    columns = project.feature_info().columns
+    one, two = _thread_fingerprints(load_object("pipeline:model", project.path), frame[columns], frame["churn"])
+    assert one == two
+
+
+def test_the_run_reports_a_thread_dependent_estimator_truthfully(tmp_path: Path) -> None:
+    """Ridge (Cholesky on BLAS) may differ across thread counts: the recorded flag must match reality."""
+    from .conftest import AMES_CSV, EXAMPLES, read_rows, write_rows
+
+    folder = tmp_path / "ames"
+    shutil.copytree(EXAMPLES / "ames-housing", folder, ignore=shutil.ignore_patterns(".lockstep", "data"))
+    header, rows = read_rows(AMES_CSV)
+    write_rows(folder / "data" / "ames.csv", header, rows[:800])
+    text = (folder / "lockstep.toml").read_text()
+    text = text.replace("seeds = [0, 1, 2]", "seeds = [0]").replace(
+        '"estimator__regressor__alpha" = [1.0, 3.0, 10.0, 30.0]', '"estimator__regressor__alpha" = [1.0, 10.0]')
+    (folder / "lockstep.toml").write_text(text)
+    project = Project(folder)
+    project.ingest()
+    project.build_features()
+    result = project.train()
+    recorded = result.version.tags["lockstep.thread_invariant"] == "true"
+    from lockstep.features.frames import feature_frame
+    from lockstep.usercode import load_object
+
+    frame = feature_frame(project.read_features())
+    train = frame[frame["split"] == "train"]
+    columns = project.feature_info().columns
+    factory = load_object("pipeline:model", folder)
+    best = json.loads(result.version.params["best_params"])
+
+    def fitted():
+        return factory().set_params(**best)
+
+    one, two = _thread_fingerprints(fitted, train[columns], train["Sale_Price"].to_numpy())
+    assert recorded == (one == two)
+    assert result.to_dict()["metrics"]["rmse"]["mean"] > 0  # regression metrics are there
+    registry = project.registry
+    for artifact in ("plots/residuals.png", "plots/predicted_vs_actual.png"):
+        assert registry.run_artifact(result.version.run_id, artifact).stat().st_size > 0
+
+
+def test_promotion_gates(project: Project) -> None:
+    first = project.train()
+    promoted = project.promote()
+    assert promoted.promoted and promoted.report.passed
+    assert Project(project.path).model_version("churn-test@champion").version == first.version.version
+    # a challenger that is not better than the champion by more than the spread is refused
+    second = project.train(force=True)
+    refused = project.promote()
+    assert not refused.promoted
+    rule = next(r for r in refused.report.rules if r.rule == "improvement")
+    assert not rule.passed and "improvement +0" in rule.detail
+    assert project.model_version("churn-test@champion").version == first.version.version
+    code, out, _ = run("promote", f"churn-test/{second.version.version}", "--project", str(project.path), "--json")
+    assert code == 3 and json.loads(out)["promoted"] is False
+    # an absolute gate the model cannot meet
+    text = (project.path / "lockstep.toml").read_text().replace("min_roc_auc = 0.70", "min_roc_auc = 0.999")
+    (project.path / "lockstep.toml").write_text(text)
+    code, out, _ = run("promote", "churn-test/1", "--project", str(project.path))
+    assert code == 3 and "FAIL min_roc_auc" in out and ">= 0.999" in out
+
+
+def test_models_list_and_show(project: Project) -> None:
+    project.train()
+    project.promote()
+    code, out, _ = run("models", "list", "--project", str(project.path), "--json")
+    versions = json.loads(out)
+    assert code == 0 and versions[0]["aliases"] == ["challenger", "champion"]
+    code, out, _ = run("models", "show", "churn-test@champion", "--project", str(project.path), "--json")
+    shown = json.loads(out)
+    assert shown["version"] == 1 and shown["lineage"]["raw.version"] == "0"
+    assert shown["metrics"]["test"]["roc_auc"]["mean"] > 0.5
+    code, out, _ = run("models", "show", "--project", str(project.path))
+    assert code == 0 and "Lineage" in out and "raw data" in out
+    code, _, err = run("models", "show", "churn-test/9", "--project", str(project.path))
+    assert code == 2 and "has no version 9 (versions: 1" in err
+    code, _, err = run("models", "show", "nothere@champion", "--project", str(project.path))
+    assert code == 2 and "no registered model named 'nothere'" in err
+
+
+def test_the_registered_model_loads_in_a_fresh_process_from_the_registry_alone(project: Project,
+                                                                               tmp_path: Path) -> None:
+    result = project.train()
+    registry = project.registry
+    predictions = pd.read_parquet(registry.run_artifact(result.version.run_id, "predictions.parquet"))
+    test_ids = predictions.loc[predictions["split"] == "test", "rownames"].tolist()
+    raw = project.read_snapshot().to_pandas()
+    rows = raw.set_index("rownames").loc[test_ids].reset_index()
+    rows.to_parquet(tmp_path / "rows.parquet")
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    script = f"""
+import sys, json
+import pandas as pd
+from lockstep.config import load_config
+from lockstep.features.frames import raw_frame
+from lockstep.registry.mlflow_registry import Registry
+from lockstep.registry.refs import ModelRef
+import pyarrow as pa
+sys.path = [p for p in sys.path if p not in ('', '{project.path}')]
+config = load_config('{project.path}')
+loaded = Registry(config.store_path, 'telco').load(ModelRef('churn-test', version=1))
+table = pa.Table.from_pandas(pd.read_parquet('{tmp_path / "rows.parquet"}'), preserve_index=False)
+X = raw_frame(table, config.data.columns, config.feature_inputs)
+proba = loaded.model.predict_proba(X)[:, 1]
+print(json.dumps({{"proba": proba.tolist(), "module": loaded.model.steps[0][1].steps[1][1].__module__}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=moved, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = predictions.loc[predictions["split"] == "test", "proba_Yes"].to_numpy()
+    assert np.asarray(payload["proba"]).tobytes() == expected.tobytes()
+
+
+def test_loading_refuses_a_tampered_model(project: Project) -> None:
+    result = project.train()
+    registry = project.registry
+    model_dir = registry.model_dir(result.version)
+    mlmodel = (model_dir / "MLmodel").read_text()
+    # an extra trusted type smuggled into the MLmodel file
+    smuggled = mlmodel.replace("skops_trusted_types:\n", "skops_trusted_types:\n    - os.system\n")
+    (model_dir / "MLmodel").write_text(smuggled)
+    with pytest.raises(UserError, match="declares types that were not trusted at registration: os.system"):
+        project.load_model("churn-test/1")
+    (model_dir / "MLmodel").write_text(mlmodel)
+    assert project.load_model("churn-test/1").info.version == 1
+    # a changed model file
+    skops_file = model_dir / "model.skops"
+    original = skops_file.read_bytes()
+    skops_file.write_bytes(original + b"\x00")
+    with pytest.raises(UserError, match="changed since it was registered"):
+        project.load_model("churn-test/1")
+    skops_file.write_bytes(original)
+
+
+def test_an_untrusted_type_is_refused_at_training_unless_listed(project: Project) -> None:
+    (project.path / "oddmodel.py").write_text('''
+from fractions import Fraction
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+import pipeline
+
+class Keep(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        self.scale_ = Fraction(1, 3)
+        return self
+    def transform(self, X):
+        return X[pipeline.NUMERIC_FEATURES].fillna(0)
+
+def model():
+    return Pipeline([("keep", Keep()), ("estimator", LogisticRegression(max_iter=5000))])
+''')
+    text = (project.path / "lockstep.toml").read_text().replace('model = "pipeline:model"', 'model = "oddmodel:model"')
+    text = text.replace('search = { kind = "grid", cv = 3, space = { "estimator__C" = [0.3, 1.0] } }\n', "", 1)
+    (project.path / "lockstep.toml").write_text(text)
+    with pytest.raises(PipelineError, match="types lockstep does not trust by default: fractions.Fraction"):
+        Project(project.path).train()
+    assert Project(project.path).model_versions() == []
+    text = text.replace('improvement = "std"', 'improvement = "std"\ntrusted_types = ["fractions.Fraction"]')
+    (project.path / "lockstep.toml").write_text(text)
+    assert Project(project.path).train().version.version == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("def model():\n    from sklearn.linear_model import LogisticRegression\n    return LogisticRegression()\n",
+         "returned a LogisticRegression, not a scikit-learn Pipeline"),
+        ("def model():\n    from sklearn.pipeline import make_pipeline\n    from sklearn.linear_model import Ridge\n"
+         "    return make_pipeline(Ridge())\n", "last step is Ridge, not a classifier"),
+    ],
+)
+def test_a_model_callable_that_breaks_the_contract(project: Project, body: str, message: str) -> None:
+    (project.path / "badmodel.py").write_text(body)
+    text = (project.path / "lockstep.toml").read_text().replace('model = "pipeline:model"', 'model = "badmodel:model"')
+    text = text.replace('search = { kind = "grid", cv = 3, space = { "estimator__C" = [0.3, 1.0] } }\n', "", 1)
+    (project.path / "lockstep.toml").write_text(text)
+    with pytest.raises(PipelineError, match=message):
+        Project(project.path).train()
+    code, _, err = run("train", "--project", str(project.path))
+    assert code == 2 and "Traceback" not in err
+    assert Project(project.path).model_versions() == []
+
+
+def test_a_search_parameter_that_does_not_exist(project: Project) -> None:
+    text = (project.path / "lockstep.toml").read_text().replace('"estimator__C"', '"estimator__Cee"')
+    (project.path / "lockstep.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Project(project.path).train()
+    assert "'estimator__Cee' (did you mean 'estimator__C'" in str(info.value)
+    assert "[train.search]" in str(info.value)
+    assert Project(project.path).model_versions() == []
+
+
+def test_a_primary_metric_not_computed_for_the_task(project: Project) -> None:
+    text = (project.path / "lockstep.toml").read_text().replace('primary_metric = "roc_auc"', 'primary_metric = "rmse"')
+    (project.path / "lockstep.toml").write_text(text)
+    code, _, err = run("train", "--project", str(project.path))
+    assert code == 2 and "metric 'rmse' is not computed for classification" in " ".join(err.split())
+
+
+def test_a_feature_version_that_does_not_exist(project: Project) -> None:
+    with pytest.raises(NotFoundError, match=r"no version 4 \(versions: 0\)"):
+        project.train(features_version=4)
+
+
+def test_missing_train_section_and_unknown_candidate(telco_project: Path) -> None:
+    text = (telco_project / "lockstep.toml").read_text()
+    (telco_project / "lockstep.toml").write_text(text[: text.index("# Training:")])
+    p = Project(telco_project)
+    p.ingest()
+    p.build_features()
+    with pytest.raises(ConfigError, match=r"there is no \[train\] section"):
+        p.train()
+
+
+def test_unknown_candidate(project: Project) -> None:
+    with pytest.raises(ConfigError, match=r"no \[train.candidates.nope\] \(candidates: boosted\)"):
+        project.train(candidate="nope")
+
+
+def test_model_code_that_cannot_be_imported(project: Project) -> None:
+    text = (project.path / "lockstep.toml").read_text()
+    text = text.replace('model = "pipeline:model"', 'model = "pipeline:nomodel"')
+    (project.path / "lockstep.toml").write_text(text)
+    with pytest.raises(CodeError, match="pipeline has no attribute 'nomodel'"):
+        Project(project.path).train()
+
+
+def test_stale_features_are_refused(project: Project) -> None:
+    source = (project.path / "pipeline.py").read_text()
+    (project.path / "pipeline.py").write_text(source + "\n# an edit\n")
+    with pytest.raises(PipelineError, match="feature code changed since feature set version 0"):
+        Project(project.path).train()
+
+
+def test_boosted_candidate_with_random_search(project: Project) -> None:
+    result = project.train(candidate="boosted")
+    assert result.version.tags["lockstep.candidate"] == "boosted"
+    assert "estimator__learning_rate" in json.loads(result.version.params["best_params"])
+
+
+def test_ui_serves_the_store_on_localhost(project: Project) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    project.train()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    proc = subprocess.Popen([exe, "ui", "--port", str(port), "--project", str(project.path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/registered-models/search",
+                                      timeout=5).read().decode()
+        assert "churn-test" in body
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def test_metrics_match_sklearn() -> None:
+    from sklearn import metrics as m
+
+    from lockstep.evaluation.metrics import Outputs, compute_metrics, summarize_seeds
+
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(200) > 0.6, "Yes", "No").astype(object)
+    p = rng.random(200)
+    proba = np.column_stack([1 - p, p])
+    pred = np.where(p > 0.5, "Yes", "No").astype(object)
+    got = compute_metrics("classification", ["roc_auc", "f1", "log_loss", "brier_score"],
+                          Outputs(y, pred, proba, ["No", "Yes"]))
+    assert got["roc_auc"] == m.roc_auc_score(y == "Yes", p)
+    assert got["f1"] == m.f1_score(y, pred, pos_label="Yes")
+    assert got["log_loss"] == m.log_loss(y, proba, labels=["No", "Yes"])
+    assert got["brier_score"] == m.brier_score_loss(y == "Yes", p)
+    summary = summarize_seeds([{"a": 1.0}, {"a": 2.0}, {"a": 3.0}])["a"]
+    assert summary["mean"] == 2.0 and summary["std"] == 1.0
+    assert summary["ci_low"] == pytest.approx(2.0 - 4.302652729 / 3 ** 0.5, rel=1e-6)
+    assert summarize_seeds([{"a": 0.1 + 0.2}] * 3)["a"]["std"] == 0.0
+
+
+def test_seed_estimator_reaches_nested_random_states() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import SplineTransformer
+
+    from lockstep.training.determinism import seed_estimator
+
+    pipe = Pipeline([("pre", ColumnTransformer([("s", SplineTransformer(), ["a"])])),
+                     ("forest", RandomForestClassifier())])
+    names = seed_estimator(pipe, 7)
+    assert names == ["forest__random_state"]
+    assert pipe.get_params()["forest__random_state"] == 7
+
+
+def test_model_fingerprint_is_stable_across_processes() -> None:
+    script = """
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from lockstep.fingerprint import model_fingerprint
+rng = np.random.default_rng(0)
+X = rng.normal(size=(100, 3)); y = (X[:, 0] > 0).astype(int)
+print(model_fingerprint(RandomForestClassifier(n_estimators=5, random_state=1).fit(X, y)))
+"""
+    outs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("3", "4")}
+    assert len(outs) == 1 and re.fullmatch(r"[0-9a-f]{64}", outs.pop())
