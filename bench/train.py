@@ -1,0 +1,135 @@
+"""``lockstep train`` on the telco-churn example against the bare work it wraps.
+
+Run: ``.venv/bin/python bench/train.py [--repeat 3]``
+
+Two configurations of the telco-churn example (7,043 rows):
+
+* small model: the logistic regression, one seed, no search;
+* search-dominated: the gradient-boosted candidate with a random search of
+  12 candidates on 5 folds, one seed.
+
+The baseline is the same work in a plain script without tracking: read the
+feature table, run the same search with the same scorer and folds, fit the
+final model with the same BLAS/OpenMP thread limit, compute the same metrics
+on valid and test. lockstep's time
+includes everything ``lockstep train --force`` does on top: importing
+MLflow, the determinism guard, the end-to-end check, plots, predictions,
+the reference profile, logging and registering the model. Each figure comes
+from a fresh process with scikit-learn and pandas already imported on both
+sides. Targets (issue 4): at most 1.5x for the small model and 1.1x when the
+search dominates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "train"
+
+CONFIGS = {
+    "small model": '''
+[train]
+model = "pipeline:model"
+seeds = [0]
+primary_metric = "roc_auc"
+''',
+    "search-dominated": '''
+[train]
+model = "pipeline:boosted_model"
+seeds = [0]
+primary_metric = "roc_auc"
+search = { kind = "random", n_iter = 12, cv = 5, space = { "estimator__learning_rate" = { dist = "loguniform", \
+low = 0.02, high = 0.3 }, "estimator__max_leaf_nodes" = [15, 31, 63], \
+"estimator__l2_regularization" = [0.0, 0.1, 1.0] } }
+''',
+}
+
+BASELINE = r"""
+import json, sys, time
+import pandas, sklearn.pipeline
+from threadpoolctl import threadpool_limits
+start = time.perf_counter()
+from lockstep import Project
+from lockstep.evaluation.metrics import compute_metrics, make_scorer
+from lockstep.features.frames import feature_frame
+from lockstep.training.search import build_search
+from lockstep.usercode import load_object
+p = Project(sys.argv[1])
+cfg = p.config
+info = p.feature_info()
+frame = feature_frame(p.read_features())
+X, y, split = frame[info.columns], frame[info.label_column].to_numpy(), frame["split"].to_numpy()
+factory = load_object(cfg.train.model, p.path)
+limits = threadpool_limits(cfg.train.threads)  # the same thread count lockstep fits with
+params = {}
+if cfg.train.search:
+    search = build_search(factory(), cfg.train.search, make_scorer("classification", cfg.primary_metric), 0, 1,
+                          "classification")
+    search.fit(X[split == "train"], y[split == "train"])
+    params = search.best_params_
+model = factory().set_params(**params).fit(X[split == "train"], y[split == "train"])
+from lockstep.evaluation.metrics import Outputs
+for name in ("valid", "test"):
+    m = split == name
+    out = Outputs(y[m], model.predict(X[m]), model.predict_proba(X[m]), list(model.classes_))
+    compute_metrics("classification", cfg.metrics, out)
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+LOCKSTEP = r"""
+import json, sys, time
+import pandas, sklearn.pipeline
+from lockstep import Project
+p = Project(sys.argv[1])
+marks = []
+start = time.perf_counter()
+result = p.train(force=True, progress=lambda s: marks.append((s, time.perf_counter())))
+seconds = time.perf_counter() - start
+marks.append(("end", start + seconds))
+steps = {a: round(tb - ta, 3) for (a, ta), (_, tb) in zip(marks, marks[1:])}
+print(json.dumps({"seconds": seconds, "steps": steps}))
+"""
+
+
+def run_python(code: str, project: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prepare(name: str, train_section: str) -> Path:
+    project = OUT / name.replace(" ", "-")
+    shutil.rmtree(project, ignore_errors=True)
+    shutil.copytree(ROOT / "examples" / "telco-churn", project, ignore=shutil.ignore_patterns(".lockstep"))
+    text = (project / "lockstep.toml").read_text()
+    text = text[: text.index("# Training:")] + train_section
+    (project / "lockstep.toml").write_text(text)
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    for command in (["ingest"], ["features"]):
+        subprocess.run([exe, *command, "-p", str(project)], check=True, capture_output=True)
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    targets = {"small model": 1.5, "search-dominated": 1.1}
+    for name, section in CONFIGS.items():
+        project = prepare(name, section)
+        run_python(LOCKSTEP, project)  # warm the store (first registration creates the database)
+        bare = min(run_python(BASELINE, project)["seconds"] for _ in range(args.repeat))
+        runs = [run_python(LOCKSTEP, project) for _ in range(args.repeat)]
+        best = min(runs, key=lambda r: r["seconds"])
+        print(f"{name}: bare {bare:.2f} s, lockstep train {best['seconds']:.2f} s, "
+              f"ratio {best['seconds'] / bare:.2f}x (target <= {targets[name]}x)")
+        print(f"  steps: {', '.join(f'{k} {v:.2f}s' for k, v in best['steps'].items())}")
+
+
+if __name__ == "__main__":
+    main()
