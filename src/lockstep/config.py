@@ -52,6 +52,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "RegistryConfig",
     "SearchConfig",
+    "ServeConfig",
     "TrainConfig",
     "task_metrics",
     "ColumnSchema",
@@ -424,6 +425,29 @@ class RegistryConfig(_Section):
     trusted_types: list[StrictStr] = Field(default_factory=list)
 
 
+class ServeConfig(_Section):
+    """``[serve]``: the HTTP service.
+
+    ``token_env`` names the environment variable holding the bearer token
+    (default ``LOCKSTEP_API_TOKEN``); when it is set, every endpoint but
+    ``/health`` requires ``Authorization: Bearer <token>``. With
+    ``poll_seconds`` above 0 the service checks the model alias that often and
+    switches to a new version when the alias moves.
+    """
+
+    model: StrictStr = "@champion"
+    host: StrictStr = "127.0.0.1"
+    port: StrictInt = Field(default=8000, ge=0, le=65535)
+    runtime: Literal["sklearn", "onnx"] = "sklearn"
+    workers: StrictInt = Field(default=1, ge=1, le=64)
+    max_batch: StrictInt = Field(default=1000, ge=1)
+    max_body_bytes: StrictInt = Field(default=1_000_000, ge=1024)
+    allow_unknown_fields: StrictBool = False
+    token_env: StrictStr = "LOCKSTEP_API_TOKEN"
+    poll_seconds: Number = Field(default=0, ge=0)
+    audit: StrictBool = True
+
+
 class Config(_Section):
     """The whole ``lockstep.toml``.
 
@@ -437,6 +461,7 @@ class Config(_Section):
     features: FeaturesConfig = FeaturesConfig()
     train: TrainConfig | None = None
     registry: RegistryConfig = RegistryConfig()
+    serve: ServeConfig = ServeConfig()
 
     _project_dir: Path | None = PrivateAttr(default=None)
 

@@ -97,6 +97,7 @@ __all__ = [
     "logical_type",
     "model_fingerprint",
     "short",
+    "TableHasher",
 ]
 
 CANONICAL_VERSION = "lockstep.table.v1"
@@ -223,6 +224,12 @@ class _Streams:
 
 
 def _column_digest(column: pa.ChunkedArray) -> tuple[str, bytes]:
+    tag, streams = _update_column(column, _Streams(), 0)
+    return tag, streams.digest()
+
+
+def _update_column(column: pa.ChunkedArray, streams: _Streams, start: int) -> tuple[str, _Streams]:
+    """Feed ``column`` (rows ``start`` onwards of the whole column) into ``streams``; return its logical type."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -230,40 +237,48 @@ def _column_digest(column: pa.ChunkedArray) -> tuple[str, bytes]:
     if pa.types.is_dictionary(t):
         column = pc.cast(column, t.value_type)
         t = column.type
-    streams = _Streams()
     chunks = [c for c in column.chunks if len(c)]
 
     if pa.types.is_integer(t):
         if pa.types.is_uint64(t) and _max_above_int64(column):
-            return "uint64", _hash_fixed(chunks, pa.uint64(), streams)
-        return "int64", _hash_fixed(chunks, pa.int64(), streams)
+            _hash_fixed(chunks, pa.uint64(), streams, start=start)
+            return "uint64", streams
+        _hash_fixed(chunks, pa.int64(), streams, start=start)
+        return "int64", streams
     if pa.types.is_floating(t):
-        return "float64", _hash_fixed(chunks, pa.float64(), streams, nan_is_missing=True)
+        _hash_fixed(chunks, pa.float64(), streams, nan_is_missing=True, start=start)
+        return "float64", streams
     if pa.types.is_boolean(t):
-        return "bool", _hash_fixed(chunks, pa.uint8(), streams)
+        _hash_fixed(chunks, pa.uint8(), streams, start=start)
+        return "bool", streams
     if pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t):
-        return "string", _hash_variable(chunks, streams)
+        _hash_variable(chunks, streams, start=start)
+        return "string", streams
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return "binary", _hash_variable([c.cast(pa.large_binary()) for c in chunks], streams)
+        _hash_variable([c.cast(pa.large_binary()) for c in chunks], streams, start=start)
+        return "binary", streams
     if pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_duration(t):
-        return _hash_temporal(column, chunks, streams)
+        return _hash_temporal(column, chunks, streams, start), streams
     if pa.types.is_date(t):
         days = [pc.cast(c, pa.date32()).cast(pa.int32()) for c in chunks]
-        return "date", _hash_fixed(days, pa.int64(), streams)
+        _hash_fixed(days, pa.int64(), streams, start=start)
+        return "date", streams
     if pa.types.is_decimal(t):
-        return "decimal", _hash_variable([pc.cast(c, pa.large_string()) for c in chunks], streams)
+        _hash_variable([pc.cast(c, pa.large_string()) for c in chunks], streams, start=start)
+        return "decimal", streams
     if pa.types.is_null(t):
-        offset = 0
+        offset = start
         for chunk in chunks:
             _hash_positions(streams.missing, range(offset, offset + len(chunk)))
             offset += len(chunk)
-        return "null", streams.digest()
+        return "null", streams
     texts = [
         pa.array([None if v is None else json.dumps(v, sort_keys=True, default=str) for v in c.to_pylist()],
                  pa.large_string())
         for c in chunks
     ]
-    return "json", _hash_variable(texts, streams)
+    _hash_variable(texts, streams, start=start)
+    return "json", streams
 
 
 def _max_above_int64(column: pa.ChunkedArray) -> bool:
@@ -297,14 +312,14 @@ def _validity(chunk: pa.Array) -> Any:
 
 
 def _hash_fixed(chunks: list[pa.Array], width_type: pa.DataType, streams: _Streams,
-                *, nan_is_missing: bool = False) -> bytes:
+                *, nan_is_missing: bool = False, start: int = 0) -> bytes:
     """Hash fixed-width values block by block: missing positions, then values with zeros where missing."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     np_type = {8: "<i8", 1: "<u1"}[width_type.byte_width] if not pa.types.is_floating(width_type) else "<f8"
-    offset = 0
+    offset = start
     for chunk in chunks:
         if chunk.type != width_type:
             chunk = pc.cast(chunk, width_type)
@@ -327,13 +342,13 @@ def _hash_fixed(chunks: list[pa.Array], width_type: pa.DataType, streams: _Strea
     return streams.digest()
 
 
-def _hash_variable(chunks: list[pa.Array], streams: _Streams) -> bytes:
+def _hash_variable(chunks: list[pa.Array], streams: _Streams, *, start: int = 0) -> bytes:
     """Hash variable-width values block by block: missing positions, byte lengths, bytes."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    offset = 0
+    offset = start
     for chunk in chunks:
         if _is_string_view(chunk.type):
             chunk = chunk.cast(pa.large_string())
@@ -361,7 +376,7 @@ def _hash_variable(chunks: list[pa.Array], streams: _Streams) -> bytes:
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
-def _hash_temporal(column: pa.ChunkedArray, chunks: list[pa.Array], streams: _Streams) -> tuple[str, bytes]:
+def _hash_temporal(column: pa.ChunkedArray, chunks: list[pa.Array], streams: _Streams, start: int = 0) -> str:
     import pyarrow as pa
 
     t = column.type
@@ -380,7 +395,8 @@ def _hash_temporal(column: pa.ChunkedArray, chunks: list[pa.Array], streams: _St
     scaled = [_rescale(c, factor, divisor) for c in ints]
     tz = getattr(t, "tz", None)
     tag = f"{kind}[{target}, {tz}]" if tz else f"{kind}[{target}]"
-    return tag, _hash_fixed(scaled, pa.int64(), streams)
+    _hash_fixed(scaled, pa.int64(), streams, start=start)
+    return tag
 
 
 def _all_multiples(chunk: pa.Array, k: int) -> bool:
@@ -400,6 +416,55 @@ def _rescale(chunk: pa.Array, factor: int, divisor: int) -> pa.Array:
     if divisor != 1:
         chunk = pc.divide(chunk, divisor)
     return chunk
+
+
+class TableHasher:
+    """The fingerprint of a table fed in consecutive pieces, equal to :func:`fingerprint_table` of the whole.
+
+    Every piece must have the same columns and logical types (which holds
+    for tables converted to a declared schema).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> t = pa.table({"a": [1, 2, 3], "b": ["x", None, "z"]})
+    >>> h = TableHasher()
+    >>> h.update(t.slice(0, 2)); h.update(t.slice(2))
+    >>> h.hexdigest() == fingerprint_table(t)
+    True
+    """
+
+    def __init__(self) -> None:
+        self._columns: dict[str, tuple[str, _Streams]] = {}
+        self._names: list[str] | None = None
+        self.rows = 0
+
+    def update(self, table: pa.Table) -> None:
+        names = sorted(table.column_names, key=lambda n: n.encode("utf-8"))
+        if self._names is None:
+            if len(set(names)) != len(names):
+                raise ValueError("column names must be unique")
+            self._names = names
+        elif names != self._names:
+            raise ValueError(f"every piece must have the same columns: {names} vs {self._names}")
+        for name in names:
+            previous = self._columns.get(name)
+            tag, streams = _update_column(table.column(name), previous[1] if previous else _Streams(), self.rows)
+            if previous is not None and previous[0] != tag:
+                raise ValueError(f"column {name!r} changed logical type between pieces: {previous[0]} then {tag}")
+            self._columns[name] = (tag, streams)
+        self.rows += table.num_rows
+
+    def hexdigest(self) -> str:
+        hasher = blake3.blake3(_HEADER)
+        names = self._names or []
+        hasher.update(_U64.pack(self.rows))
+        hasher.update(_U64.pack(len(names)))
+        for name in names:
+            tag, streams = self._columns[name]
+            name_b, tag_b = name.encode("utf-8"), tag.encode("utf-8")
+            hasher.update(_U32.pack(len(name_b)) + name_b + _U32.pack(len(tag_b)) + tag_b + streams.digest())
+        return hasher.hexdigest()
 
 
 def iter_column_digests(table: pa.Table) -> Iterator[tuple[str, str, str]]:

@@ -111,17 +111,21 @@ class ValidationResult:
         return out
 
 
-def validate_table(table: pa.Table, data: DataConfig, *, source: str = "the data") -> ValidationResult:
-    """Convert ``table`` to the schema of ``data`` and check every rule.
+def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], *, source: str = "the data",
+                   extra_columns: str = "error") -> ValidationResult:
+    """Convert ``table`` to the declared schema and check every rule.
 
     Parameters
     ----------
     table : pyarrow.Table
         The raw rows, as read.
-    data : DataConfig
-        The ``[data]`` section (its schema, id and target).
+    data : DataConfig or dict
+        The ``[data]`` section (its schema, id and target), or just a schema:
+        column name to :class:`~lockstep.config.ColumnSchema`.
     source : str
         How to name the data in messages.
+    extra_columns : {"error", "ignore"}
+        What to do with columns the schema does not declare.
 
     Returns
     -------
@@ -129,15 +133,17 @@ def validate_table(table: pa.Table, data: DataConfig, *, source: str = "the data
     """
     import pyarrow as pa
 
-    declared = data.columns
+    declared = data if isinstance(data, dict) else data.columns
+    target = None if isinstance(data, dict) else data.target
+    id_column = None if isinstance(data, dict) else data.id
     column_failures: list[SchemaFailure] = []
     for name in declared:
         if name not in table.column_names:
-            role = " (the target)" if name == data.target else " (the id column)" if name == data.id else ""
+            role = " (the target)" if name == target else " (the id column)" if name == id_column else ""
             column_failures.append(SchemaFailure(
                 column=name, rule=f"declared in [data.schema]{role} but missing from {source}", rows=0))
     for name in table.column_names:
-        if name not in declared:
+        if name not in declared and extra_columns == "error":
             column_failures.append(SchemaFailure(
                 column=name, rule=f"in {source} but not declared in [data.schema] "
                                   "(declare it, or select columns with [data] sql)", rows=0))

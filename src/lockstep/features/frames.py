@@ -11,7 +11,7 @@ declared       not nullable                nullable
 ``int``        int64                       float64 (missing is NaN)
 ``float``      float64                     float64
 ``bool``       bool                        float64 (1.0, 0.0, NaN)
-``str``        object (str)                object (str, NaN)
+``str``        object (str)                object (str, NaN; "" is missing)
 ``datetime``   datetime64[us] (UTC if the data has a time zone)
 ``date``       datetime64[us] (midnight)
 =============  ==========================  =============================
@@ -89,7 +89,8 @@ def _text_values(column: pa.ChunkedArray):
     """An object array of Python strings (NaN where missing), built from the distinct values.
 
     Equal values share one string object, which costs one conversion per
-    distinct value instead of one per row.
+    distinct value instead of one per row. An empty string is missing, as it
+    is when a CSV file is read, whatever the data came from.
     """
     import numpy as np
     import pyarrow as pa
@@ -100,7 +101,7 @@ def _text_values(column: pa.ChunkedArray):
     parts = []
     for chunk in column.chunks:
         uniques = np.empty(len(chunk.dictionary) + 1, dtype=object)
-        uniques[:-1] = pc.cast(chunk.dictionary, pa.string()).to_pylist()
+        uniques[:-1] = [v if v != "" else np.nan for v in pc.cast(chunk.dictionary, pa.string()).to_pylist()]
         uniques[-1] = np.nan
         codes = pc.fill_null(chunk.indices, len(chunk.dictionary)).to_numpy(zero_copy_only=False)
         parts.append(uniques[codes])

@@ -108,6 +108,7 @@ class LoadedModel:
     model: Any
     info: VersionInfo
     path: Path
+    schema: Any = None  # the ModelSchema recorded at training
 
 
 class Registry:
@@ -387,7 +388,18 @@ class Registry:
             raise UserError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
                             "recorded at registration; refusing to use it",
                             hint="the model file or its code changed; retrain or restore it")
-        return LoadedModel(model=model, info=info, path=path)
+        return LoadedModel(model=model, info=info, path=path, schema=self.model_schema(info))
+
+    def model_schema(self, info: VersionInfo):
+        """The input schema recorded with a version (its run's ``input_schema.json``)."""
+        from lockstep.inference.schema import ModelSchema
+
+        try:
+            path = self.run_artifact(info.run_id, "input_schema.json")
+        except NotFoundError:
+            raise StoreError(f"{info.name}/{info.version} has no recorded input schema (trained by an older "
+                             "lockstep?); retrain it") from None
+        return ModelSchema.from_dict(json.loads(path.read_text()))
 
 
 @contextmanager

@@ -7,6 +7,8 @@ holding Delta Lake tables::
       raw/              raw snapshots, one Delta version per changed ingest
       quarantine/       source rows that broke the schema, with the reasons
       features/<name>/  feature sets, one Delta version per computation
+      audit/            the audit log of every prediction request (segments, then a Delta table)
+      predictions/      batch prediction outputs kept in the store, and the record of every batch run
 
 Every write is a single Delta commit, so a failed or interrupted write leaves
 the previous version intact and readable.
@@ -17,7 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lockstep.store._files import atomic_write_text, ensure_line
+from lockstep.store.audit import AuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable
+from lockstep.store.predictions import FileOutput, PredictionStore
 from lockstep.store.quarantine import QuarantineRecord, QuarantineTable
 from lockstep.store.snapshots import SnapshotInfo, SnapshotTable
 from lockstep.store.sources import (
@@ -26,8 +30,10 @@ from lockstep.store.sources import (
     SourceFile,
     SourceLocation,
     SourcePart,
+    count_rows,
     display_path,
     hash_source_files,
+    iter_file_batches,
     locate_source,
     read_file,
     read_source,
@@ -35,8 +41,11 @@ from lockstep.store.sources import (
 )
 
 __all__ = [
+    "AuditLog",
     "FeatureInfo",
     "FeatureTable",
+    "FileOutput",
+    "PredictionStore",
     "QuarantineRecord",
     "QuarantineTable",
     "ReadOptions",
@@ -48,9 +57,11 @@ __all__ = [
     "SourcePart",
     "Store",
     "atomic_write_text",
+    "count_rows",
     "display_path",
     "ensure_line",
     "hash_source_files",
+    "iter_file_batches",
     "locate_source",
     "read_file",
     "read_source",
@@ -75,6 +86,8 @@ class Store:
         self.root = Path(root)
         self.snapshots = SnapshotTable(self.root / "raw")
         self.quarantine = QuarantineTable(self.root / "quarantine")
+        self.audit = AuditLog(self.root / "audit")
+        self.predictions = PredictionStore(self.root / "predictions")
 
     def features(self, name: str) -> FeatureTable:
         """The feature set ``name``."""

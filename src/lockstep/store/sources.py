@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.config import DataConfig
 
-__all__ = ["ReadOptions", "SourceData", "SourceFile", "SourceLocation", "SourcePart", "display_path",
-           "hash_source_files", "locate_source", "read_file", "read_source", "sniff_delimiter"]
+__all__ = ["ReadOptions", "SourceData", "SourceFile", "SourceLocation", "SourcePart", "count_rows", "display_path",
+           "hash_source_files", "iter_file_batches", "locate_source", "read_file", "read_source", "sniff_delimiter"]
 
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.bz2", ".tsv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -403,3 +403,66 @@ def _read_sql(query: str, project_dir: Path) -> SourceData:
 
 def _sql_quote(text: str) -> str:
     return text.replace("'", "''")
+
+
+def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 100_000):
+    """Read a CSV or Parquet file in pieces of about ``rows`` rows, as Arrow tables (bounded memory).
+
+    Yields
+    ------
+    pyarrow.Table
+
+    Raises
+    ------
+    SourceError
+        If the file is missing, empty or unreadable (the message names it).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise SourceError(f"input file {name} does not exist")
+    if path.stat().st_size == 0:
+        raise SourceError(f"input file {name} is empty (0 bytes)")
+    fmt = _file_format(path, options)
+    if fmt == "parquet":
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SourceError(f"{name} is not a readable Parquet file: {exc}") from None
+        for batch in parquet.iter_batches(batch_size=rows):
+            yield pa.Table.from_batches([batch])
+        return
+    encoding = codecs.lookup(options.encoding).name
+    read_options = pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8" else options.encoding,
+                                     block_size=1 << 24)
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in options.text_columns},
+                                   strings_can_be_null=True,
+                                   **({"null_values": list(options.null_values)} if options.null_values else {}))
+    try:
+        reader = pacsv.open_csv(path, read_options=read_options,
+                                parse_options=pacsv.ParseOptions(delimiter=options.delimiter or ","),
+                                convert_options=convert)
+        first = True
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            if first and table.num_columns == 1:
+                _explain_delimiter(name, options.delimiter or ",", table.column_names[0])
+            first = False
+            yield table
+    except pa.ArrowInvalid as exc:
+        _explain_csv_failure(path, name, options, str(exc))
+        raise SourceError(f"{name} could not be read as CSV: {exc}") from None
+
+
+def count_rows(path: Path, options: ReadOptions) -> int | None:
+    """The number of rows of a Parquet file from its metadata (None for CSV: unknown without reading it)."""
+    import pyarrow.parquet as pq
+
+    if _file_format(path, options) == "parquet":
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # noqa: BLE001 - reported when the file is read
+            return None
+    return None

@@ -424,6 +424,7 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
         input_example=raw_X.head(5),
         signature=_signature_spec(config, frame[feature.label_column]),
         json_artifacts={"training.json": training_record, "environment.json": fingerprints["environment"],
+                        "input_schema.json": _input_schema(config, primary.model).to_dict(),
                         "reference_profile.json": profile,
                         "lineage.json": {"features": feature.to_dict(), "code_files": files}},
         table_artifacts={"predictions.parquet": predictions, **tables},
@@ -436,6 +437,13 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
         for figure in figures.values():
             figure.clear()
     return version, {"thread_invariant": result["thread_invariant"]}
+
+
+def _input_schema(config: Config, model: Any):
+    from lockstep.inference.schema import ModelSchema
+
+    classes = list(model.classes_) if config.data.task == "classification" else None
+    return ModelSchema.from_config(config, classes)
 
 
 def _signature_spec(config: Config, labels) -> dict[str, Any]:

@@ -1,0 +1,196 @@
+"""``lockstep predict``, ``lockstep serve`` and ``lockstep audit show|export``."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from lockstep.cli._options import JsonOpt, ProjectOpt
+from lockstep.cli._output import Output, command, fmt_int
+from lockstep.cli._render import short
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+__all__ = ["register"]
+
+audit_app = typer.Typer(help="The audit log of the prediction service: show, export.", no_args_is_help=True)
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: the "
+                                              "project's model @champion).")]
+
+
+def _project(path: Path):
+    from lockstep.project import Project
+
+    return Project(path)
+
+
+def predict(
+    output: Annotated[str, typer.Option("--output", "-o", help="A .parquet or .csv file, or with --format delta "
+                                        "a table name in the store.", show_default=False)],
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="A CSV or Parquet file of raw rows.")] = None,
+    features_version: Annotated[int | None, typer.Option("--features-version", help="Predict the raw rows behind "
+                                                         "this feature set version.")] = None,
+    model: ModelOpt = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="parquet, csv or delta (default: the output's "
+                                            "extension).")] = None,
+    quarantine: Annotated[bool, typer.Option("--quarantine", help="Set rows that break the schema aside.")] = False,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk (bounds memory).")] = 100_000,
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Predict a file of raw rows with a registered model; every output row names the model version."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lockstep.inference.batch import predict_batch
+
+    out = Output(json_mode)
+    proj = _project(project)
+    ref = proj.model_ref(model, default_alias="champion")
+    path = input.resolve() if input is not None else None
+    if json_mode or not out.err.is_terminal:
+        result = predict_batch(proj.config, proj.store, proj.registry, ref, input_path=path,
+                               features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
+                               chunk_rows=chunk_rows)
+    else:
+        with Progress(TextColumn("Predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=out.err, transient=True) as bar:
+            task = bar.add_task("rows", total=None)
+            result = predict_batch(proj.config, proj.store, proj.registry, ref, input_path=path,
+                                   features_version=features_version, output=output, fmt=fmt,
+                                   quarantine=quarantine, chunk_rows=chunk_rows,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+    def render(console: Console) -> None:
+        console.print(f"[green]{fmt_int(result.rows)} predictions written[/] to {escape(result.output)} by "
+                      f"{escape(result.model)}/{result.version} (fingerprint {short(result.fingerprint)}) "
+                      f"in {result.seconds:.2f} s")
+        console.print(f"  input {escape(result.input)}, fingerprint {short(result.input_fingerprint)}; "
+                      f"output fingerprint {short(result.output_fingerprint)}; run {result.run_id}")
+        if result.quarantined:
+            console.print(f"[yellow]{fmt_int(result.quarantined)} row(s) set aside in the quarantine table[/]")
+
+    out.result(result.to_dict(), render)
+
+
+def serve(
+    model: ModelOpt = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: [serve] host, "
+                                             "127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: [serve] port, 8000).")] = None,
+    runtime: Annotated[str | None, typer.Option("--runtime", help="sklearn or onnx (default: [serve] "
+                                                "runtime).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default: [serve] "
+                                                "workers).")] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Serve a registered model over HTTP (FastAPI on uvicorn), with validation and an audit log."""
+    import uvicorn
+
+    from lockstep.errors import UserError
+    from lockstep.inference.service import ServeSettings, create_app, load_serving_model
+
+    proj = _project(project)
+    cfg = proj.config.serve
+    chosen_runtime = runtime or cfg.runtime
+    if chosen_runtime not in ("sklearn", "onnx"):
+        raise UserError(f"--runtime must be sklearn or onnx, got {chosen_runtime!r}")
+    settings = ServeSettings(
+        store_root=str(proj.store.root), experiment=proj.config.project.name, model=model or cfg.model,
+        default_name=proj.config.model_name, runtime=chosen_runtime, max_batch=cfg.max_batch,
+        max_body_bytes=cfg.max_body_bytes, allow_unknown_fields=cfg.allow_unknown_fields,
+        token=os.environ.get(cfg.token_env) or None, poll_seconds=float(cfg.poll_seconds), audit=cfg.audit,
+    )
+    serving = load_serving_model(settings)  # refuse a model that does not check out before listening
+    host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers
+    info = serving.info
+    typer.echo(f"Serving {info.name}/{info.version} (fingerprint {short(info.fingerprint)}, runtime "
+               f"{chosen_runtime}) on http://{host}:{port} - docs at /docs"
+               + (", bearer token required" if settings.token else ""), err=True)
+    if workers > 1:
+        os.environ["LOCKSTEP_SERVE_SETTINGS"] = settings.to_env()
+        uvicorn.run("lockstep.inference.service:create_app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", access_log=False)
+    else:
+        uvicorn.run(create_app(settings, serving), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    from lockstep.errors import UserError
+
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{text!r} is not an ISO date or time", hint="for example 2026-11-27 or "
+                        "2026-11-27T08:30:00") from None
+
+
+@audit_app.command("show")
+@command
+def audit_show(
+    since: Annotated[str | None, typer.Option("--since", help="From this time (ISO 8601, UTC if no zone).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Before this time.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model (NAME or NAME/VERSION).")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="The most recent records to show.")] = 20,
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Show the most recent audit records."""
+    from rich.table import Table
+
+    out = Output(json_mode)
+    table = _project(project).store.audit.read(_when(since), _when(until), model)
+    total = table.num_rows
+    recent = table.slice(max(0, total - limit)).to_pylist()
+
+    def render(console: Console) -> None:
+        view = Table(title=f"Audit log: {fmt_int(total)} record(s), the last {len(recent)}")
+        for col in ("time (UTC)", "request id", "status", "model", "rows", "latency ms", "outputs"):
+            view.add_column(col)
+        for r in recent:
+            outputs = (r["outputs"] or r["error"] or "")[:60]
+            view.add_row(r["time"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], r["request_id"], str(r["status"]),
+                         f"{r['model_name']}/{r['model_version']}", str(r["rows"]), f"{r['latency_ms']:.1f}",
+                         escape(outputs))
+        console.print(view)
+
+    out.result({"total": total, "records": recent}, render)
+
+
+@audit_app.command("export")
+@command
+def audit_export(
+    file: Annotated[Path, typer.Argument(help="A .parquet or .csv file.", show_default=False)],
+    since: Annotated[str | None, typer.Option("--since")] = None,
+    until: Annotated[str | None, typer.Option("--until")] = None,
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Export audit records to a Parquet or CSV file."""
+    from lockstep.errors import UserError
+    from lockstep.store import FileOutput
+
+    out = Output(json_mode)
+    table = _project(project).store.audit.read(_when(since), _when(until), model)
+    suffix = file.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise UserError(f"cannot tell the format of {file} from its extension", hint="use .parquet or .csv")
+    writer = FileOutput(file, "parquet" if suffix == ".parquet" else "csv")
+    writer.write(table)
+    writer.commit()
+    out.result({"file": str(file), "records": table.num_rows},
+               lambda console: console.print(f"{fmt_int(table.num_rows)} audit record(s) written to {file}"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(command(predict))
+    app.command("serve")(command(serve))
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,1 @@
+"""The inference layer: batch predictions, the HTTP service, the audit log, ONNX export."""

@@ -1,0 +1,265 @@
+"""``lockstep predict``: raw rows in, predictions out, with the exact model version recorded on every row.
+
+The input is read in chunks (bounded memory); each chunk is validated
+against the input schema recorded with the model, turned into the model's
+input the way training did (:func:`lockstep.features.frames.raw_frame`) and
+predicted. Rows that break the schema stop the run before anything is
+written, or with ``quarantine=True`` go to the quarantine table with their
+reasons. The output is written whole or not at all. The run is recorded
+with the fingerprints of the input (the validated model inputs) and of the
+output.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockstep._version import __version__
+from lockstep.errors import SchemaValidationError, UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from lockstep.config import Config
+    from lockstep.inference.schema import ModelSchema
+    from lockstep.registry.mlflow_registry import LoadedModel, Registry
+    from lockstep.registry.refs import ModelRef
+    from lockstep.store import Store
+
+__all__ = ["BatchResult", "predict_batch", "predict_table"]
+
+Progress = Callable[[int, "int | None"], None]
+
+
+@dataclass
+class BatchResult:
+    """The outcome of :func:`predict_batch`."""
+
+    run_id: str
+    model: str
+    version: int
+    fingerprint: str
+    input: str
+    output: str
+    rows: int
+    quarantined: int
+    input_fingerprint: str
+    output_fingerprint: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _output_format(output: str, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    suffix = Path(output).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv",):
+        return "csv"
+    raise UserError(f"cannot tell the output format of {output!r} from its extension",
+                    hint="name a .parquet or .csv file, or pass --format parquet|csv|delta")
+
+
+def predict_table(loaded: LoadedModel, table: pa.Table) -> pa.Table:
+    """Predictions for validated raw rows: ``prediction``, then ``proba_<class>`` for classifiers."""
+    import numpy as np
+    import pyarrow as pa
+
+    schema: ModelSchema = loaded.schema
+    labels, proba = predict_frame(loaded.model, schema.frame(table), schema.task)
+    columns: dict[str, Any] = {}
+    if proba is not None:
+        columns["prediction"] = pa.array(labels.tolist())
+        for i, cls in enumerate(loaded.model.classes_):
+            columns[f"proba_{cls}"] = pa.array(proba[:, i], pa.float64())
+    else:
+        columns["prediction"] = pa.array(np.asarray(labels, dtype=np.float64))
+    return pa.table(columns)
+
+
+def predict_frame(model: Any, frame: Any, task: str):
+    """Labels (or values) and class probabilities from the registered pipeline, its feature step run once.
+
+    ``Pipeline.predict`` and ``predict_proba`` each run every step; the
+    registered pipeline is ``[features, model]``, so transforming once and
+    calling the last step gives the same numbers for half the work.
+    """
+    features = model[:-1].transform(frame)
+    final = model[-1]
+    if task == "classification":
+        return final.predict(features), final.predict_proba(features)
+    return final.predict(features), None
+
+
+def _chunks(config: Config, store: Store, schema: ModelSchema, input_path: Path | None,
+            features_version: int | None, chunk_rows: int) -> tuple[str, int | None, Iterator[pa.Table]]:
+    from lockstep.store import ReadOptions, count_rows, display_path, iter_file_batches
+
+    if input_path is not None:
+        name = display_path(input_path, Path.cwd())
+        options = ReadOptions(
+            format=None, delimiter=config.data.delimiter if config else ",",
+            encoding=config.data.encoding if config else "utf-8",
+            null_values=tuple(config.data.null_values) if config and config.data.null_values else None,
+            text_columns=tuple(c for c, s in schema.columns.items() if s.dtype == "str"),
+            expected_columns=len(schema.columns),
+        )
+        return name, count_rows(input_path, options), iter_file_batches(input_path, name, options, chunk_rows)
+    feature = store.features(config.features.name).info(features_version)
+    raw = store.snapshots.read(feature.raw_version)
+    name = f"feature set version {feature.version} (raw snapshot {feature.raw_version})"
+    return name, raw.num_rows, (raw.slice(i, chunk_rows) for i in range(0, raw.num_rows, chunk_rows))
+
+
+def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRef, *,
+                  input_path: Path | None = None, features_version: int | None = None, output: str,
+                  fmt: str | None = None, quarantine: bool = False, chunk_rows: int = 100_000,
+                  progress: Progress | None = None) -> BatchResult:
+    """Predict every row of a file (or of a feature set version's raw rows) with a registered model.
+
+    Parameters
+    ----------
+    config : Config
+    store : Store
+    registry : Registry
+    ref : ModelRef
+        The model version (loaded and checked against its fingerprint).
+    input_path : Path, optional
+        A CSV or Parquet file of raw rows; or ``features_version``.
+    features_version : int, optional
+        Predict the raw rows behind this feature set version.
+    output : str
+        A ``.parquet`` or ``.csv`` path, or with ``fmt="delta"`` the name of
+        a table in the store (``<store>/predictions/<name>``).
+    fmt : {"parquet", "csv", "delta"}, optional
+        Default: from the output's extension.
+    quarantine : bool
+        Set rows that break the schema aside instead of failing.
+    chunk_rows : int
+        Rows per chunk.
+    progress : callable, optional
+        Called with ``(rows done, total rows or None)``.
+
+    Returns
+    -------
+    BatchResult
+    """
+    import pyarrow as pa
+
+    from lockstep.data.rows import row_hashes
+    from lockstep.data.schema import bad_row_mask, validate_table
+    from lockstep.fingerprint import TableHasher
+    from lockstep.store import FileOutput, QuarantineRecord
+
+    if (input_path is None) == (features_version is None):
+        raise UserError("give exactly one of an input file (--input) and a feature set version (--features-version)")
+    fmt = _output_format(output, fmt) if fmt != "delta" else "delta"
+    started = time.perf_counter()
+    loaded = registry.load(ref)
+    schema = loaded.schema
+    info = loaded.info
+    run_id = uuid.uuid4().hex
+    source, total, chunks = _chunks(config, store, schema, input_path, features_version, chunk_rows)
+    in_hash, out_hash = TableHasher(), TableHasher()
+    rows = quarantined = 0
+    offset = 0
+    records: list[QuarantineRecord] = []
+    id_column = schema.id_column or "_row_id"
+
+    def outputs() -> Iterator[pa.Table]:
+        nonlocal rows, quarantined, offset
+        for chunk in chunks:
+            result = validate_table(chunk, schema.columns, source=source, extra_columns="ignore")
+            locate = lambda r, base=offset: f"{source} row {base + r + 1}"  # noqa: E731
+            if result.column_failures:
+                raise SchemaValidationError(source, result.failures(locate),
+                                            hint="the input must have the columns the model was trained on")
+            table = result.table
+            if result.row_failures:
+                if not quarantine:
+                    raise SchemaValidationError(source, result.failures(locate),
+                                                hint="fix the rows, or pass --quarantine to set them aside")
+                bad = result.bad_rows()
+                reasons = result.reasons_by_row()
+                raw_rows = chunk.take(pa.array(bad)).to_pylist()
+                for row, raw_row in zip(bad, raw_rows):
+                    ident = raw_row.get(schema.id_column) if schema.id_column else None
+                    records.append(QuarantineRecord(source=source, row=offset + row + 1,
+                                                    id=None if ident is None else str(ident),
+                                                    reasons="; ".join(reasons[row]),
+                                                    record=__import__("json").dumps(raw_row, default=str)))
+                table = table.filter(pa.array(~bad_row_mask(table.num_rows, bad)))
+                quarantined += len(bad)
+            offset += chunk.num_rows
+            if table.num_rows == 0:
+                continue
+            model_inputs = table.select(schema.inputs)
+            in_hash.update(model_inputs)
+            if schema.id_column:
+                ids = table.column(schema.id_column)
+            else:
+                ids = pa.array([f"{int(h):016x}" for h in row_hashes(model_inputs)], pa.string())
+            predicted = predict_table(loaded, table)
+            n = table.num_rows
+            out = pa.table({id_column: ids, **{name: predicted.column(name) for name in predicted.column_names},
+                            "model_name": pa.array([info.name] * n, pa.string()),
+                            "model_version": pa.array([info.version] * n, pa.int64()),
+                            "model_fingerprint": pa.array([info.fingerprint] * n, pa.string())})
+            out_hash.update(out)
+            rows += n
+            if progress:
+                progress(rows + quarantined, total)
+            yield out.append_column("run_id", pa.array([run_id] * n, pa.string()))
+
+    if fmt == "delta":
+        first = next(outputs_iter := outputs(), None)
+        if first is None:
+            raise UserError(f"{source}: no row to predict")
+
+        def all_batches():
+            yield from first.to_batches()
+            for piece in outputs_iter:
+                yield from piece.cast(first.schema).to_batches()
+
+        store.ensure()
+        store.predictions.write_table(output, first.schema, all_batches(),
+                                      {"kind": "batch", "run_id": run_id, "model": info.name,
+                                       "version": info.version, "fingerprint": info.fingerprint})
+        destination = str(store.predictions.table_path(output))
+    else:
+        writer = FileOutput(Path(output), fmt)
+        try:
+            for piece in outputs():
+                writer.write(piece)
+        except BaseException:
+            writer.abort()
+            raise
+        if rows == 0:
+            writer.abort()
+            raise UserError(f"{source}: no row to predict")
+        writer.commit()
+        destination = str(Path(output))
+
+    if records:
+        from lockstep.fingerprint import fingerprint_json
+
+        store.ensure()
+        store.quarantine.append(fingerprint_json([asdict(r) for r in records]), records, snapshot_version=None,
+                                ingested=datetime.now(UTC))
+    result = BatchResult(run_id=run_id, model=info.name, version=info.version, fingerprint=info.fingerprint,
+                         input=source, output=destination, rows=rows, quarantined=quarantined,
+                         input_fingerprint=in_hash.hexdigest(), output_fingerprint=out_hash.hexdigest(),
+                         seconds=round(time.perf_counter() - started, 3))
+    store.ensure()
+    store.predictions.record_run({**result.to_dict(), "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                                  "lockstep_version": __version__})
+    return result

@@ -1,0 +1,141 @@
+"""The service's request model, generated from the model's raw input schema.
+
+Each input column becomes a field: ``int`` a strict integer, ``float`` a
+number (integers accepted, text, NaN and infinity refused), ``bool`` a
+strict boolean, ``str`` text (an enum of the allowed values when the schema
+lists them), ``datetime``/``date`` ISO 8601 text; ``min``/``max`` become
+bounds. A nullable column may be null or left out; the others are required.
+The id column, when the project has one, is an optional field that is
+recorded in the audit log. Unknown fields are refused unless the service
+allows them.
+
+The body is one record (a JSON object) or a list of records (a JSON array);
+it is validated by pydantic-core straight from the JSON bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lockstep.config import ColumnSchema
+    from lockstep.inference.schema import ModelSchema
+
+__all__ = ["BodyError", "RequestModel", "build_request_model"]
+
+
+class BodyError(Exception):
+    """A request body that cannot be used: ``status`` (413 or 422) and ``detail`` (a list of problems)."""
+
+    def __init__(self, status: int, detail: list[dict]) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _field_type(spec: ColumnSchema) -> Any:
+    bounds: dict[str, Any] = {}
+    if spec.dtype in ("int", "float"):  # bounds as declared
+        if spec.min is not None:
+            bounds["ge"] = spec.min
+        if spec.max is not None:
+            bounds["le"] = spec.max
+    if spec.dtype == "int":  # the model's integers are 64-bit: larger ones are a 422, not an overflow
+        bounds["ge"] = max(bounds.get("ge", _INT64[0]), _INT64[0])
+        bounds["le"] = min(bounds.get("le", _INT64[1]), _INT64[1])
+    if spec.allowed is not None:
+        base: Any = Literal[tuple(spec.allowed)]  # type: ignore[misc]
+    elif spec.dtype == "int":
+        base = Annotated[int, Field(**bounds)]
+    elif spec.dtype == "float":
+        base = Annotated[float, Field(allow_inf_nan=False, **bounds)]
+    elif spec.dtype == "bool":
+        base = bool
+    elif spec.dtype == "str":
+        base = Annotated[str, Field(min_length=1)]
+    elif spec.dtype == "datetime":
+        base = dt.datetime
+    else:
+        base = dt.date
+    return base
+
+
+@dataclass
+class RequestModel:
+    """The record model and how to validate request bodies with it."""
+
+    record: type[BaseModel]
+    many: TypeAdapter
+    one: TypeAdapter
+    max_batch: int
+
+    def parse(self, body: bytes) -> tuple[list[dict], bool]:
+        """Validate a body; return the records (as dicts with every field) and whether it was a list.
+
+        Raises
+        ------
+        BodyError
+            413 for a list longer than ``max_batch``, 422 naming each field and rule otherwise.
+        """
+        stripped = body.lstrip()
+        is_list = stripped[:1] == b"["
+        try:
+            if is_list:
+                values = self.many.validate_json(body)
+            else:
+                values = [self.one.validate_json(body)]
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if is_list and any(e["type"] == "too_long" and len(e["loc"]) == 0 for e in errors):
+                raise BodyError(413, [{"field": None, "rule": "max_batch",
+                                       "message": f"at most {self.max_batch} records per request"}]) from None
+            raise BodyError(422, [_problem(e, is_list) for e in errors]) from None
+        if is_list and not values:
+            raise BodyError(422, [{"record": None, "field": None, "rule": "min_length",
+                                   "message": "the list of records is empty"}])
+        return [v.model_dump() for v in values], is_list
+
+    def json_schema(self) -> dict:
+        """The OpenAPI schema of a request body: one record or a list of records."""
+        record = self.record.model_json_schema(ref_template="#/components/schemas/{model}")
+        return record
+
+
+def _problem(error: dict, is_list: bool) -> dict:
+    loc = list(error.get("loc", ()))
+    record = loc.pop(0) if is_list and loc and isinstance(loc[0], int) else (0 if not is_list else None)
+    field = ".".join(str(p) for p in loc) or None
+    problem = {"record": record, "field": field, "rule": error.get("type"), "message": error.get("msg")}
+    if "input" in error and error.get("type") not in ("missing", "json_invalid"):
+        value = error["input"]
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            problem["input"] = value
+    return problem
+
+
+def build_request_model(schema: ModelSchema, *, max_batch: int, allow_unknown: bool) -> RequestModel:
+    """The pydantic model of one record of ``schema``'s inputs."""
+    fields: dict[str, Any] = {}
+    for name in schema.inputs:
+        spec = schema.columns[name]
+        kind = _field_type(spec)
+        description = spec.description or f"{spec.dtype}" + (", may be null" if spec.nullable else "")
+        if spec.nullable:
+            fields[name] = (kind | None, Field(default=None, description=description))
+        else:
+            fields[name] = (kind, Field(..., description=description))
+    if schema.id_column and schema.id_column not in fields:
+        id_type = int if schema.columns[schema.id_column].dtype == "int" else str
+        fields[schema.id_column] = (id_type | None, Field(default=None, description="optional id, recorded in "
+                                                                                     "the audit log"))
+    config = ConfigDict(extra="ignore" if allow_unknown else "forbid", strict=True, title="Record")
+    record = create_model("Record", __config__=config, **fields)
+    many = TypeAdapter(Annotated[list[record], Field(max_length=max_batch)])
+    return RequestModel(record=record, many=many, one=TypeAdapter(record), max_batch=max_batch)

@@ -1,0 +1,423 @@
+"""The HTTP prediction service: FastAPI on uvicorn.
+
+The model is loaded in the app's lifespan (checked against its registered
+fingerprint; a model that does not match is refused and the service does
+not start). Endpoints:
+
+``POST /predict``
+    One record (a JSON object) or a list of records (a JSON array, at most
+    ``max_batch``). The answer: predictions, class probabilities, the model's
+    name, version and fingerprint, and a request id (also the
+    ``X-Request-ID`` header). The response is sent only once the request's
+    audit record is durable.
+``GET /health``, ``GET /ready``, ``GET /model``, ``GET /metrics``
+    Liveness, readiness (model loaded), the model's identity, lineage, input
+    schema and metrics, and Prometheus metrics.
+``POST /admin/reload``
+    Switch to a model version (default: the configured reference, for
+    example after the champion alias moved) without dropping requests: each
+    request uses the model it started with.
+
+With a token configured, every endpoint but ``/health`` answers 401 without
+``Authorization: Bearer <token>``. Oversized bodies and batches get 413,
+invalid records 422 naming each field and rule; nothing a client sends is
+answered with a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# This module is imported only to serve, so FastAPI is imported at its top:
+# FastAPI resolves the endpoints' annotations in the module's globals.
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+__all__ = ["ServeSettings", "create_app", "create_app_from_env"]
+
+_ENV = "LOCKSTEP_SERVE_SETTINGS"
+
+
+@dataclass
+class ServeSettings:
+    """Everything the service needs, independent of the project folder."""
+
+    store_root: str
+    experiment: str
+    model: str
+    default_name: str
+    runtime: str = "sklearn"
+    max_batch: int = 1000
+    max_body_bytes: int = 1_000_000
+    allow_unknown_fields: bool = False
+    token: str | None = None
+    poll_seconds: float = 0.0
+    audit: bool = True
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        return cls(**json.loads(os.environ[_ENV]))
+
+
+@dataclass
+class ServingModel:
+    """A loaded model version with its runtime and request model."""
+
+    runtime: Any
+    info: Any
+    schema: Any
+    requests: Any
+    loaded_at: str
+
+    @property
+    def identity(self) -> dict:
+        return {"name": self.info.name, "version": self.info.version, "fingerprint": self.info.fingerprint}
+
+
+def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> ServingModel:
+    """Load and check a registered version and build its runtime and request model."""
+    from lockstep.inference.requests import build_request_model
+    from lockstep.inference.runtime import SklearnRuntime
+    from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.refs import parse_model_ref
+
+    registry = Registry(Path(settings.store_root), settings.experiment)
+    ref = parse_model_ref(ref_text or settings.model, settings.default_name)
+    loaded = registry.load(ref)
+    if settings.runtime == "onnx":
+        from lockstep.inference.onnx_runtime import OnnxRuntime
+
+        runtime = OnnxRuntime(loaded, registry)
+    else:
+        runtime = SklearnRuntime(loaded)
+    requests = build_request_model(loaded.schema, max_batch=settings.max_batch,
+                                   allow_unknown=settings.allow_unknown_fields)
+    return ServingModel(runtime=runtime, info=loaded.info, schema=loaded.schema, requests=requests,
+                        loaded_at=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class Metrics:
+    """Prometheus metrics of one service process."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("lockstep_requests_total", "HTTP requests", ["endpoint", "status", "model_version"],
+                                registry=self.registry)
+        self.errors = Counter("lockstep_errors_total", "HTTP responses with status 400 or more",
+                              ["endpoint", "status", "model_version"], registry=self.registry)
+        self.latency = Histogram("lockstep_request_latency_seconds", "Request latency", ["endpoint", "model_version"],
+                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                                 registry=self.registry)
+        self.predictions = Counter("lockstep_predicted_records_total", "Records predicted", ["model_version"],
+                                   registry=self.registry)
+        self.model_info = Gauge("lockstep_model_info", "The model being served", ["name", "version", "fingerprint"],
+                                registry=self.registry)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+_KNOWN = {"/predict", "/health", "/ready", "/model", "/metrics", "/admin/reload", "/docs", "/openapi.json"}
+
+
+class ServiceMiddleware:
+    """Request ids, body size limit, bearer-token authentication and metrics, as one ASGI layer."""
+
+    def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics, state: Any) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.state = state
+        self.token = settings.token.encode() if settings.token else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        path = scope.get("path", "")
+        endpoint = path if path in _KNOWN else "other"
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if self.token is not None and path != "/health":
+                auth = headers.get(b"authorization", b"")
+                if not (auth.startswith(b"Bearer ") and hmac.compare_digest(auth[7:], self.token)):
+                    await _json(send_wrapper, 401, {"detail": "missing or wrong bearer token"},
+                                [(b"www-authenticate", b"Bearer")])
+                    return
+            length = headers.get(b"content-length")
+            if length is not None:
+                try:
+                    too_big = int(length) > self.settings.max_body_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await _json(send_wrapper, 413, {"detail": f"the body is larger than "
+                                                              f"{self.settings.max_body_bytes} bytes"})
+                    return
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            model = getattr(self.state, "model", None)
+            version = str(model.info.version) if model is not None else "none"
+            status = str(status_holder["status"])
+            self.metrics.requests.labels(endpoint, status, version).inc()
+            if status_holder["status"] >= 400:
+                self.metrics.errors.labels(endpoint, status, version).inc()
+            self.metrics.latency.labels(endpoint, version).observe(time.perf_counter() - start)
+
+
+async def _json(send: Any, status: int, payload: dict, headers: list | None = None) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    from lockstep.inference.requests import BodyError
+
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyError(413, [{"field": None, "rule": "max_body_bytes",
+                                   "message": f"the body is larger than {limit} bytes"}])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: ServeSettings, serving: ServingModel | None = None):
+    """The FastAPI application.
+
+    Parameters
+    ----------
+    settings : ServeSettings
+    serving : ServingModel, optional
+        An already-loaded model (tests); by default the lifespan loads it.
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    from lockstep.inference.requests import BodyError
+    from lockstep.store.audit import AuditLog
+
+    metrics = Metrics()
+
+    class State:
+        model: ServingModel | None = None
+        recorder: Any = None
+
+    state = State()
+
+    def install(model: ServingModel) -> None:
+        old = state.model
+        state.model = model
+        if old is not None:
+            metrics.model_info.remove(old.info.name, str(old.info.version), old.info.fingerprint)
+        metrics.model_info.labels(model.info.name, str(model.info.version), model.info.fingerprint).set(1)
+        app.openapi_schema = None
+
+    async def poll() -> None:
+        while True:
+            await asyncio.sleep(settings.poll_seconds)
+            with contextlib.suppress(Exception):
+                await reload_model(None, only_if_changed=True)
+
+    async def reload_model(ref_text: str | None, only_if_changed: bool = False) -> ServingModel:
+        if only_if_changed and state.model is not None:
+            from lockstep.registry.mlflow_registry import Registry
+            from lockstep.registry.refs import parse_model_ref
+
+            registry = Registry(Path(settings.store_root), settings.experiment)
+            ref = parse_model_ref(settings.model, settings.default_name)
+            current = await run_in_threadpool(registry.version, ref)
+            if current.version == state.model.info.version and current.name == state.model.info.name:
+                return state.model
+        model = await run_in_threadpool(load_serving_model, settings, ref_text)
+        install(model)
+        return model
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        model = serving if serving is not None else await run_in_threadpool(load_serving_model, settings)
+        install(model)
+        tasks = []
+        if settings.audit:
+            from lockstep.inference.audit import AuditRecorder
+
+            state.recorder = AuditRecorder(AuditLog(Path(settings.store_root) / "audit"))
+            await state.recorder.start()
+        if settings.poll_seconds > 0:
+            tasks.append(asyncio.create_task(poll()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            if state.recorder is not None:
+                await state.recorder.close()
+
+    app = FastAPI(title="lockstep prediction service", version="1", lifespan=lifespan,
+                  description="Predictions from a registered lockstep model, each one recorded in the audit log.")
+    app.state.lockstep = state
+
+    async def audit(request: Request, model: ServingModel | None, status: int, rows: int, inputs: Any,
+                    outputs: Any, error: Any, started: float) -> None:
+        if state.recorder is None:
+            return
+        record = {
+            "request_id": request.scope["state"]["request_id"],
+            "time": datetime.now(UTC).isoformat(),
+            "endpoint": "/predict", "status": status,
+            "client": request.client.host if request.client else None,
+            "model_name": model.info.name if model else None,
+            "model_version": model.info.version if model else None,
+            "model_fingerprint": model.info.fingerprint if model else None,
+            "runtime": settings.runtime,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "rows": rows, "inputs": inputs, "outputs": outputs, "error": error,
+        }
+        await state.recorder.record(record)
+
+    def body_schema() -> dict:
+        record = {"$ref": "#/components/schemas/Record"}
+        max_batch = settings.max_batch
+        return {"required": True, "content": {"application/json": {"schema": {
+            "oneOf": [record, {"type": "array", "items": record, "minItems": 1, "maxItems": max_batch}]}}}}
+
+    @app.post("/predict", openapi_extra={"requestBody": body_schema()},
+              responses={200: {"description": "Predictions"}, 413: {"description": "Body or batch too large"},
+                         422: {"description": "Invalid records: each field and rule"}})
+    async def predict(request: Request) -> Response:
+        started = time.perf_counter()
+        model = state.model
+        request_id = request.scope["state"]["request_id"]
+        body = b""
+        try:
+            body = await _read_body(request, settings.max_body_bytes)
+            records, _ = model.requests.parse(body)
+        except BodyError as exc:
+            preview = body.decode("utf-8", "replace")[:2000] or None
+            await audit(request, model, exc.status, 0, preview, None, exc.detail, started)
+            return JSONResponse({"detail": exc.detail, "request_id": request_id}, status_code=exc.status)
+        runtime = model.runtime
+        if runtime.blocking:
+            labels, probabilities = await run_in_threadpool(runtime.predict, records)
+        else:
+            labels, probabilities = runtime.predict(records)
+        payload = {"request_id": request_id, "model": model.identity, "predictions": labels}
+        if probabilities is not None:
+            payload["probabilities"] = probabilities
+        payload["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        metrics.predictions.labels(str(model.info.version)).inc(len(records))
+        await audit(request, model, 200, len(records), records,
+                    {"predictions": labels, "probabilities": probabilities}, None, started)
+        return Response(json.dumps(payload, default=str), media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        if state.model is None:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({"ready": True, "model": state.model.identity})
+
+    @app.get("/model")
+    async def model_info() -> dict:
+        model = state.model
+        info = model.info
+        return {
+            **model.identity,
+            "aliases": info.aliases,
+            "runtime": settings.runtime,
+            "loaded_at": model.loaded_at,
+            "task": model.schema.task,
+            "classes": model.schema.classes,
+            "input_schema": model.schema.to_dict()["columns"],
+            "inputs": model.schema.inputs,
+            "metrics": {"test": info.metric_summary("test"), "valid": info.metric_summary("valid")},
+            "lineage": {k[len("lockstep."):]: v for k, v in info.tags.items() if k.startswith("lockstep.")
+                        and not k.endswith((".files", ".inputs"))},
+        }
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post("/admin/reload")
+    async def admin_reload(request: Request) -> Response:
+        body = await _read_body(request, 10_000)
+        ref_text = None
+        if body.strip():
+            try:
+                ref_text = json.loads(body).get("model")
+            except (json.JSONDecodeError, AttributeError):
+                return JSONResponse({"detail": 'send {"model": "NAME@ALIAS"} or an empty body'}, status_code=422)
+        try:
+            model = await reload_model(ref_text)
+        except Exception as exc:  # the old model keeps serving
+            return JSONResponse({"detail": f"reload failed, still serving the previous model: {exc}"},
+                                status_code=409)
+        return JSONResponse({"reloaded": True, "model": model.identity})
+
+    def openapi() -> dict:
+        from fastapi.openapi.utils import get_openapi
+
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            model = state.model
+            if model is not None:
+                record = model.requests.record.model_json_schema(ref_template="#/components/schemas/{model}")
+                defs = record.pop("$defs", {})
+                components = schema.setdefault("components", {}).setdefault("schemas", {})
+                components.update(defs)
+                components["Record"] = record
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Response:  # a bug, not the client's fault
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}",
+                             "request_id": request.scope.get("state", {}).get("request_id")}, status_code=500)
+
+    app.add_middleware(ServiceMiddleware, settings=settings, metrics=metrics, state=state)
+    return app
+
+
+def create_app_from_env():
+    """The app for ``uvicorn --factory`` (several workers): settings from ``LOCKSTEP_SERVE_SETTINGS``."""
+    return create_app(ServeSettings.from_env())

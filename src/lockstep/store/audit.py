@@ -1,0 +1,275 @@
+"""The audit log: every prediction request, durable before its response is sent.
+
+Layout under ``<store>/audit/``::
+
+    wal/<pid>-<start>-<id>/<seq>.jsonl   write-ahead segments, one folder per writer
+    table/                  a Delta table of compacted records
+    .compact.lock           taken while compacting
+
+A writer appends a batch of records (one JSON line each) to its current
+segment, flushes and ``fsync``s the file (and the folder when it creates a
+segment), and only then are the batch's requests answered: a record that was
+acknowledged survives the process being killed, even with ``SIGKILL``. A
+batch that was being written when the process died can leave a torn last
+line; readers skip it (no response was sent for it).
+
+Compaction moves segments into the Delta table: the segments of processes
+that are gone, and the segments a live writer has finished (all but its
+newest). Each Delta commit lists the segments it holds, so a compaction
+interrupted between the commit and the removal of the files is not applied
+twice. Readers return the table's records and those still in segments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockstep.store import _delta
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter"]
+
+#: The columns of an audit record, in order.
+AUDIT_FIELDS = ("request_id", "time", "endpoint", "status", "client", "model_name", "model_version",
+                "model_fingerprint", "runtime", "latency_ms", "rows", "inputs", "outputs", "error")
+
+
+def _schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("request_id", pa.string()), ("time", pa.timestamp("us", tz="UTC")), ("endpoint", pa.string()),
+        ("status", pa.int32()), ("client", pa.string()), ("model_name", pa.string()), ("model_version", pa.int64()),
+        ("model_fingerprint", pa.string()), ("runtime", pa.string()), ("latency_ms", pa.float64()),
+        ("rows", pa.int64()), ("inputs", pa.string()), ("outputs", pa.string()), ("error", pa.string()),
+    ])
+
+
+def _start_ticks(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), and None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def _identity() -> str:
+    """This process's segment folder name: pid and start time, so that a reused pid is not mistaken for it."""
+    ticks = _start_ticks(os.getpid())
+    return f"{os.getpid()}-{ticks}" if ticks else str(os.getpid())
+
+
+def _owner_alive(folder_name: str) -> bool:
+    parts = folder_name.split("-")
+    pid_text, ticks = parts[0], (parts[1] if len(parts) > 2 else "")
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if Path("/proc").is_dir():
+        current = _start_ticks(pid)
+        return current is not None and (not ticks or current == ticks)
+    try:  # pragma: no cover - platforms without /proc
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SegmentWriter:
+    """Appends record batches to this process's segments, durably.
+
+    Parameters
+    ----------
+    wal : Path
+        The ``wal`` folder.
+    max_records : int
+        Records per segment before a new one is started.
+    """
+
+    def __init__(self, wal: Path, max_records: int = 50_000) -> None:
+        import uuid
+
+        # a folder per writer, never reused: compaction remembers segments by name
+        self.folder = wal / f"{_identity()}-{uuid.uuid4().hex[:12]}"
+        self.max_records = max_records
+        self._file: Any = None
+        self._count = 0
+        self._seq = 0
+
+    def _open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.stem) for p in self.folder.glob("*.jsonl") if p.stem.isdigit()]
+        self._seq = max(existing, default=-1) + 1
+        path = self.folder / f"{self._seq:08d}.jsonl"
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open across batches
+        self._count = 0
+        _fsync_dir(self.folder)
+        _fsync_dir(self.folder.parent)
+
+    def write(self, records: list[dict]) -> None:
+        """Append ``records`` and make them durable (write, then fsync) before returning."""
+        if self._file is None or self._count >= self.max_records:
+            self.close()
+            self._open()
+        payload = b"".join(json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records)
+        self._file.write(payload)
+        os.fsync(self._file.fileno())
+        self._count += len(records)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_segment(path: Path) -> list[dict]:
+    records = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                records.append(json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue  # a torn last line: its batch was never acknowledged
+    return records
+
+
+class AuditLog:
+    """The audit log of a store (``<store>/audit``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.wal = self.root / "wal"
+        self.table = self.root / "table"
+
+    def writer(self, max_records: int = 50_000) -> SegmentWriter:
+        return SegmentWriter(self.wal, max_records)
+
+    # ------------------------------------------------------------------ compaction
+
+    def _compacted(self) -> set[str]:
+        names: set[str] = set()
+        for meta in _delta.commit_metadata(self.table).values():
+            names.update(meta.get("segments", []))
+        return names
+
+    def _segments(self) -> list[Path]:
+        if not self.wal.is_dir():
+            return []
+        return sorted(p for folder in self.wal.iterdir() if folder.is_dir() for p in folder.glob("*.jsonl"))
+
+    def _finished(self) -> list[Path]:
+        """Segments no process will write to again."""
+        out = []
+        for folder in sorted(p for p in self.wal.iterdir() if p.is_dir()) if self.wal.is_dir() else []:
+            segments = sorted(folder.glob("*.jsonl"))
+            out += segments if not _owner_alive(folder.name) else segments[:-1]
+        return out
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[bool]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".compact.lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def compact(self, include: list[Path] | None = None) -> int:
+        """Move finished segments (and ``include``) into the Delta table; return the records moved."""
+        import pyarrow as pa
+
+        with self._lock() as locked:
+            if not locked:
+                return 0
+            done = self._compacted()
+            candidates = {*self._finished(), *(include or [])}
+            todo = sorted(p for p in candidates if p.exists())
+            fresh = [p for p in todo if self._name(p) not in done]
+            records = [r for p in fresh for r in _read_segment(p)]
+            if records:
+                table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema())
+                _delta.write_table(self.table, table, {"kind": "audit", "segments": [self._name(p) for p in fresh],
+                                                       "rows": table.num_rows}, mode="append")
+            for path in todo:
+                path.unlink(missing_ok=True)
+            for folder in (p for p in self.wal.iterdir() if p.is_dir()) if self.wal.is_dir() else []:
+                if not any(folder.iterdir()) and (not _owner_alive(folder.name)
+                                                  or any(p.parent == folder for p in include or [])):
+                    folder.rmdir()
+            return len(records)
+
+    def _name(self, path: Path) -> str:
+        return f"{path.parent.name}/{path.name}"
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, since: datetime | None = None, until: datetime | None = None,
+             model: str | None = None) -> pa.Table:
+        """Every record (compacted or still in segments), oldest first, optionally filtered."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        parts = []
+        if _delta.is_table(self.table):
+            parts.append(_delta.open_table(self.table).to_pyarrow_table().cast(_schema()))
+        done = self._compacted()
+        pending = [_row(r) for p in self._segments() if self._name(p) not in done for r in _read_segment(p)]
+        if pending:
+            parts.append(pa.Table.from_pylist(pending, schema=_schema()))
+        table = pa.concat_tables(parts) if parts else _schema().empty_table()
+        if table.num_rows:
+            table = table.sort_by([("time", "ascending")])
+        moment = pa.timestamp("us", tz="UTC")
+        if since is not None:
+            table = table.filter(pc.greater_equal(table.column("time"), pa.scalar(_utc(since), moment)))
+        if until is not None:
+            table = table.filter(pc.less(table.column("time"), pa.scalar(_utc(until), moment)))
+        if model is not None:
+            name, _, version = model.partition("/")
+            mask = pc.equal(table.column("model_name"), name)
+            if version:
+                mask = pc.and_(mask, pc.equal(table.column("model_version"), int(version)))
+            table = table.filter(mask)
+        return table
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _row(record: dict) -> dict:
+    row = {name: record.get(name) for name in AUDIT_FIELDS}
+    if isinstance(row["time"], str):
+        row["time"] = datetime.fromisoformat(row["time"])
+    for name in ("inputs", "outputs", "error"):
+        if row[name] is not None and not isinstance(row[name], str):
+            row[name] = json.dumps(row[name], separators=(",", ":"), default=str)
+    return row

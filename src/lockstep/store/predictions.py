@@ -1,0 +1,101 @@
+"""Batch prediction outputs: files written whole or not at all, Delta tables in the store, and the run record.
+
+A file output (Parquet or CSV) is written to a temporary file next to the
+target and renamed over it when every row is written: a failed or
+interrupted run leaves no partial output. A store output
+(``<store>/predictions/<name>``) is a Delta table that every run appends
+to in a single commit. Every run, whatever its output, is recorded in
+``<store>/predictions/_runs``: model, input and output fingerprints, rows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockstep.errors import UserError
+from lockstep.store import _delta
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["FileOutput", "PredictionStore"]
+
+
+class FileOutput:
+    """A Parquet or CSV file written atomically (temporary file, then rename)."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        if fmt not in ("parquet", "csv"):
+            raise UserError(f"unknown output format {fmt!r}", hint="use .parquet, .csv or --format delta")
+        self.path = Path(path)
+        self.fmt = fmt
+        self._writer: Any = None
+        self._tmp: Path | None = None
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            os.close(fd)
+            self._tmp = Path(tmp)
+            self._writer = (pq.ParquetWriter(tmp, table.schema) if self.fmt == "parquet"
+                            else pacsv.CSVWriter(tmp, table.schema))
+        self._writer.write_table(table)
+
+    def commit(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        self._writer = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - the file is being discarded
+                pass
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        self._writer = None
+
+
+class PredictionStore:
+    """``<store>/predictions``: named Delta outputs and the record of every batch run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def table_path(self, name: str) -> Path:
+        return self.root / name
+
+    def write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], metadata: dict) -> None:
+        """Append the batches to ``predictions/<name>`` as one Delta commit (nothing if any batch fails)."""
+        import pyarrow as pa
+
+        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        _delta.write_table(self.table_path(name), reader, metadata, mode="append")
+
+    def read_table(self, name: str) -> pa.Table:
+        return _delta.open_table(self.table_path(name)).to_pyarrow_table()
+
+    def record_run(self, run: dict) -> None:
+        """Append one batch run's record to ``predictions/_runs``."""
+        import pyarrow as pa
+
+        row = {k: (v if not isinstance(v, (dict, list)) else __import__("json").dumps(v, default=str))
+               for k, v in run.items()}
+        _delta.write_table(self.root / "_runs", pa.Table.from_pylist([row]), {"kind": "batch-run"}, mode="append")
+
+    def runs(self) -> pa.Table:
+        import pyarrow as pa
+
+        path = self.root / "_runs"
+        return _delta.open_table(path).to_pyarrow_table() if _delta.is_table(path) else pa.table({})

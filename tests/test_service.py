@@ -1,0 +1,307 @@
+"""The prediction service: in process (TestClient) and as a real server process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from lockstep import Project
+from lockstep.inference.service import ServeSettings, create_app
+
+from .conftest import read_rows
+from .serving import Server, make_trained_project, record
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    return make_trained_project(tmp_path_factory.mktemp("serve") / "telco")
+
+
+@pytest.fixture(scope="module")
+def records(project: Project) -> list[dict]:
+    header, rows = read_rows(project.path / "data" / "wa_churn.csv")
+    return [record(dict(zip(header, row))) for row in rows]
+
+
+def settings(project: Project, **overrides) -> ServeSettings:
+    base = dict(store_root=str(project.store.root), experiment=project.config.project.name, model="@champion",
+                default_name=project.config.model_name)
+    return ServeSettings(**{**base, **overrides})
+
+
+@pytest.fixture
+def client(project: Project):
+    with TestClient(create_app(settings(project))) as c:
+        yield c
+
+
+def test_one_record_and_a_batch(client: TestClient, project: Project, records: list[dict]) -> None:
+    response = client.post("/predict", json=records[0])
+    assert response.status_code == 200
+    body = response.json()
+    champion = project.model_version("churn-serve@champion")
+    assert body["model"] == {"name": "churn-serve", "version": champion.version, "fingerprint": champion.fingerprint}
+    assert response.headers["x-request-id"] == body["request_id"]
+    assert body["predictions"][0] in ("No", "Yes")
+    assert set(body["probabilities"][0]) == {"No", "Yes"}
+    batch = client.post("/predict", json=records[:50]).json()
+    assert len(batch["predictions"]) == 50
+    # the service gives exactly what the registered model gives on the same rows
+    loaded = project.load_model("churn-serve@champion")
+    expected = loaded.model.predict_proba(loaded.schema.frame(project.read_snapshot().slice(0, 50)))[:, 1]
+    assert [p["Yes"] for p in batch["probabilities"]] == expected.tolist()
+
+
+def test_a_client_request_id_is_kept(client: TestClient, records: list[dict]) -> None:
+    response = client.post("/predict", json=records[0], headers={"X-Request-ID": "order-42"})
+    assert response.headers["x-request-id"] == "order-42" and response.json()["request_id"] == "order-42"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        (lambda r: r.pop("tenure"), "tenure", "missing"),
+        (lambda r: r.update(tenure="12"), "tenure", "int_type"),
+        (lambda r: r.update(tenure=3.5), "tenure", "int_type"),
+        (lambda r: r.update(tenure=-1), "tenure", "greater_than_equal"),
+        (lambda r: r.update(contract="Weekly"), "contract", "literal_error"),
+        (lambda r: r.update(monthly_charges=None), "monthly_charges", "float_type"),
+        (lambda r: r.update(partner=2), "partner", "literal_error"),
+        (lambda r: r.update(surprise=1), "surprise", "extra_forbidden"),
+        (lambda r: r.update(monthly_charges="29.85"), "monthly_charges", "float_type"),
+        (lambda r: r.update(tenure=2**70), "tenure", "less_than_equal"),  # found by schemathesis: was a 500
+    ],
+)
+def test_bad_records_are_422_naming_field_and_rule(client: TestClient, records: list[dict], change, field,
+                                                   rule) -> None:
+    bad = dict(records[0])
+    change(bad)
+    response = client.post("/predict", json=bad)
+    assert response.status_code == 422
+    problems = response.json()["detail"]
+    assert any(p["field"] == field and p["rule"] == rule for p in problems), problems
+
+
+def test_nullable_fields_may_be_null_or_left_out(client: TestClient, records: list[dict]) -> None:
+    left_out = {k: v for k, v in records[0].items() if k != "total_charges"}
+    assert client.post("/predict", json=left_out).status_code == 200
+    assert client.post("/predict", json={**records[0], "total_charges": None}).status_code == 200
+
+
+def test_the_position_of_a_bad_record_in_a_batch_is_named(client: TestClient, records: list[dict]) -> None:
+    batch = [records[0], {**records[1], "contract": "Daily"}, records[2]]
+    problems = client.post("/predict", json=batch).json()["detail"]
+    assert problems[0]["record"] == 1 and problems[0]["field"] == "contract"
+
+
+def test_malformed_bodies_are_422(client: TestClient) -> None:
+    for body in (b"not json", b"", b"[]", b"42", b'"text"', b"[1, 2]", b'{"a": ', b"null"):
+        response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, body
+
+
+def test_oversized_bodies_and_batches_are_413(project: Project, records: list[dict]) -> None:
+    with TestClient(create_app(settings(project, max_batch=10, max_body_bytes=20_000))) as c:
+        assert c.post("/predict", json=records[:11]).status_code == 413
+        assert c.post("/predict", json=records[:10]).status_code == 200
+        assert c.post("/predict", content=b"[" + b" " * 30_000 + b"]",
+                      headers={"content-type": "application/json"}).status_code == 413
+
+
+def test_unknown_fields_can_be_allowed(project: Project, records: list[dict]) -> None:
+    with TestClient(create_app(settings(project, allow_unknown_fields=True))) as c:
+        assert c.post("/predict", json={**records[0], "surprise": 1}).status_code == 200
+
+
+def test_health_ready_model_metrics_docs(client: TestClient, records: list[dict]) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["ready"] is True
+    info = client.get("/model").json()
+    assert info["name"] == "churn-serve" and info["task"] == "classification"
+    assert info["input_schema"]["contract"]["allowed"] == ["Month-to-month", "One year", "Two year"]
+    assert "roc_auc" in info["metrics"]["test"] and info["lineage"]["raw.version"] == "0"
+    client.post("/predict", json=records[0])
+    client.post("/predict", json={"bad": 1})
+    text = client.get("/metrics").text
+    assert 'lockstep_requests_total{endpoint="/predict",model_version="1",status="200"}' in text
+    assert 'lockstep_errors_total{endpoint="/predict",model_version="1",status="422"}' in text
+    assert "lockstep_request_latency_seconds_bucket" in text
+    schema = client.get("/openapi.json").json()
+    record_schema = schema["components"]["schemas"]["Record"]
+    assert "contract" in record_schema["required"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_bearer_token(project: Project, records: list[dict]) -> None:
+    with TestClient(create_app(settings(project, token="s3cret"))) as c:
+        assert c.get("/health").status_code == 200
+        for method, path in (("post", "/predict"), ("get", "/model"), ("get", "/metrics"), ("get", "/ready"),
+                             ("get", "/docs"), ("get", "/openapi.json"), ("post", "/admin/reload")):
+            response = getattr(c, method)(path)
+            assert response.status_code == 401, path
+            assert response.headers["www-authenticate"] == "Bearer"
+        wrong = c.post("/predict", json=records[0], headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = c.post("/predict", json=records[0], headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200
+
+
+def test_every_answered_request_is_in_the_audit_log(project: Project, records: list[dict]) -> None:
+    with TestClient(create_app(settings(project))) as c:
+        ids = [c.post("/predict", json=records[i]).json()["request_id"] for i in range(5)]
+        bad = c.post("/predict", json={"nope": 1})
+    table = project.store.audit.read()
+    by_id = {r["request_id"]: r for r in table.to_pylist()}
+    for rid in ids:
+        entry = by_id[rid]
+        assert entry["status"] == 200 and entry["model_name"] == "churn-serve" and entry["rows"] == 1
+        assert json.loads(entry["inputs"])[0]["contract"] in ("Month-to-month", "One year", "Two year")
+        assert json.loads(entry["outputs"])["predictions"][0] in ("No", "Yes")
+        assert entry["latency_ms"] > 0 and entry["model_fingerprint"]
+    assert by_id[bad.json()["request_id"]]["status"] == 422
+
+
+def test_reload_switches_models_without_failing_requests(project: Project, records: list[dict]) -> None:
+    with TestClient(create_app(settings(project))) as c:
+        before = c.get("/model").json()["version"]
+        project.train(force=True)
+        project.registry.set_alias("churn-serve", "champion", before + 1)
+        results: list[int] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                results.append(c.post("/predict", json=records[0]).status_code)
+
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        reloaded = c.post("/admin/reload")
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert reloaded.status_code == 200 and reloaded.json()["model"]["version"] == before + 1
+        assert c.get("/model").json()["version"] == before + 1
+        assert results and set(results) == {200}
+        failed = c.post("/admin/reload", json={"model": "churn-serve/99"})
+        assert failed.status_code == 409 and c.get("/model").json()["version"] == before + 1
+    project.registry.set_alias("churn-serve", "champion", before)
+
+
+def test_an_alias_change_is_picked_up_by_polling(project: Project) -> None:
+    versions = [v.version for v in project.model_versions()]
+    champion = project.model_version("churn-serve@champion").version
+    others = [v for v in versions if v != champion]
+    other = others[0] if others else project.train(force=True).version.version
+    with TestClient(create_app(settings(project, poll_seconds=0.2))) as c:
+        assert c.get("/model").json()["version"] == champion
+        project.registry.set_alias("churn-serve", "champion", other)
+        deadline = time.time() + 20
+        while c.get("/model").json()["version"] != other and time.time() < deadline:
+            time.sleep(0.2)
+        assert c.get("/model").json()["version"] == other
+    project.registry.set_alias("churn-serve", "champion", champion)
+
+
+# ---------------------------------------------------------------------- a real server process
+
+
+def _post(url: str, payload: object, headers: dict | None = None) -> tuple[int, dict, dict]:
+    data = json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read() or b"{}")
+
+
+def test_real_server_process(project: Project, records: list[dict]) -> None:
+    with Server(project.path) as server:
+        status, headers, body = _post(server.url + "/predict", records[0])
+        assert status == 200 and headers["x-request-id"] == body["request_id"]
+        status, _, body = _post(server.url + "/predict", {"tenure": "x"})
+        assert status == 422
+        with httpx.Client() as h:
+            assert h.get(server.url + "/docs").status_code == 200
+            assert "lockstep_requests_total" in h.get(server.url + "/metrics").text
+
+
+def test_real_server_with_token_and_two_workers(project: Project, records: list[dict]) -> None:
+    server = Server(project.path, "--workers", "2", env={"LOCKSTEP_API_TOKEN": "tok"})
+    try:
+        server.wait_ready()
+        assert _post(server.url + "/predict", records[0])[0] == 401
+        statuses = {_post(server.url + "/predict", records[i], {"Authorization": "Bearer tok"})[0]
+                    for i in range(20)}
+        assert statuses == {200}
+    finally:
+        server.stop()
+
+
+def test_sigkill_mid_load_loses_no_acknowledged_request(project: Project, records: list[dict]) -> None:
+    server = Server(project.path)
+    server.wait_ready()
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(offset: int) -> None:
+        with httpx.Client(timeout=10) as h:
+            i = offset
+            while not stop.is_set():
+                try:
+                    response = h.post(server.url + "/predict", json=records[i % len(records)])
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.append(response.json()["request_id"])
+                i += 7
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for k in range(8):
+            pool.submit(client, k)
+        deadline = time.time() + 30
+        while len(acknowledged) < 150 and time.time() < deadline:
+            time.sleep(0.05)
+        server.stop(signal.SIGKILL)  # no shutdown, no compaction: only what was fsynced survives
+        stop.set()
+    assert server.proc.returncode == -signal.SIGKILL
+    assert len(acknowledged) >= 150
+    # restart: the new process compacts the dead one's segments into the table
+    with Server(project.path) as again:
+        assert _post(again.url + "/predict", records[0])[0] == 200
+    logged = set(project.store.audit.read().column("request_id").to_pylist())
+    missing = [rid for rid in acknowledged if rid not in logged]
+    assert not missing, f"{len(missing)} acknowledged requests are not in the audit log"
+
+
+def test_a_tampered_model_is_refused_at_start(project: Project) -> None:
+    import subprocess
+    import sys
+
+    champion = project.model_version("churn-serve@champion")
+    model_file = project.registry.model_dir(champion) / "model.skops"
+    original = model_file.read_bytes()
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    try:
+        model_file.write_bytes(original[:-10] + b"0123456789")
+        out = subprocess.run([exe, "serve", "--project", str(project.path), "--port", "0"], capture_output=True,
+                             text=True, timeout=120)
+    finally:
+        model_file.write_bytes(original)
+    assert out.returncode == 2
+    assert "changed since it was registered" in out.stderr
