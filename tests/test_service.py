@@ -105,7 +105,8 @@ def test_the_position_of_a_bad_record_in_a_batch_is_named(client: TestClient, re
 
 
 def test_malformed_bodies_are_422(client: TestClient) -> None:
-    for body in (b"not json", b"", b"[]", b"42", b'"text"', b"[1, 2]", b'{"a": ', b"null"):
+    for body in (b"not json", b"", b"[]", b"42", b'"text"', b"[1, 2]", b'{"a": ', b"null", b"Infinity", b"[NaN]",
+                 b'{"monthly_charges": -Infinity}'):
         response = client.post("/predict", content=body, headers={"content-type": "application/json"})
         assert response.status_code == 422, body
 

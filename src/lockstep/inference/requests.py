@@ -16,6 +16,7 @@ it is validated by pydantic-core straight from the JSON bytes.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -115,7 +116,9 @@ def _problem(error: dict, is_list: bool) -> dict:
     problem = {"record": record, "field": field, "rule": error.get("type"), "message": error.get("msg")}
     if "input" in error and error.get("type") not in ("missing", "json_invalid"):
         value = error["input"]
-        if isinstance(value, (str, int, float, bool)) or value is None:
+        if isinstance(value, float) and not math.isfinite(value):
+            problem["input"] = repr(value)  # JSON cannot carry inf or nan: echo them as text
+        elif isinstance(value, (str, int, float, bool)) or value is None:
             problem["input"] = value
     return problem
 
