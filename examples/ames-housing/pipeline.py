@@ -81,6 +81,12 @@ class QualityScore(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return np.asarray([*self.feature_names_in_, *(f"{c}_score" for c in self.columns)], dtype=object)
 
+    def lockstep_onnx(self, graph):
+        """The same lookup in ONNX, for `lockstep export onnx`."""
+        scale = QUALITY if self.scale is None else self.scale
+        for column in self.columns:
+            graph[f"{column}_score"] = graph.lookup_number(graph[column], scale)
+
 
 class SaleDate(TransformerMixin, BaseEstimator):
     """Add ``sale_date``, the first day of the month of sale, from ``Year_Sold`` and ``Mo_Sold``."""

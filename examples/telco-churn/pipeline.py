@@ -58,7 +58,8 @@ class CountEqual(TransformerMixin, BaseEstimator):
     contract: ``__init__`` only stores the parameters, ``fit`` checks the
     input and learns nothing from the values (so the step is stateless) and
     returns ``self``, ``transform`` adds one float64 column, and
-    ``get_feature_names_out`` names the output.
+    ``get_feature_names_out`` names the output. ``lockstep_onnx`` describes
+    the same computation for the ONNX export.
 
     Parameters
     ----------
@@ -99,6 +100,11 @@ class CountEqual(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
         return np.asarray([*self.feature_names_in_, self.name], dtype=object)
+
+    def lockstep_onnx(self, graph):
+        """The same count in ONNX, for `lockstep export onnx` (see lockstep's docs/inference.md)."""
+        hits = [graph.to_double(graph.equals_text(graph[c], self.value)) for c in self.columns]
+        graph[self.name] = graph.sum_of(hits)
 
 
 def features():

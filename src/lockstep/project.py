@@ -173,3 +173,20 @@ class Project:
     def load_model(self, ref: str | None = None) -> LoadedModel:
         """Load a registered model (default: ``@champion``), checked against its recorded fingerprint."""
         return self.registry.load(self.model_ref(ref, default_alias="champion"))
+
+    def export_onnx(self, ref: str | None = None):
+        """Export a registered version (default: ``@champion``) to ONNX, check parity, store it with the version."""
+        from lockstep.inference.onnx.export import export_onnx
+
+        return export_onnx(self.store, self.registry, self.model_ref(ref, default_alias="champion"))
+
+    def predict(self, output: str, *, input: str | Path | None = None, features_version: int | None = None,
+                model: str | None = None, fmt: str | None = None, quarantine: bool = False,
+                chunk_rows: int = 100_000):
+        """Batch predictions with a registered model (see :mod:`lockstep.inference.batch`)."""
+        from lockstep.inference.batch import predict_batch
+
+        return predict_batch(self.config, self.store, self.registry, self.model_ref(model, "champion"),
+                             input_path=Path(input) if input is not None else None,
+                             features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
+                             chunk_rows=chunk_rows)

@@ -135,6 +135,11 @@ def code_identity(ref: str, project_dir: Path) -> CodeIdentity:
     return CodeIdentity(ref=ref, files=files, fingerprint=fingerprint_json(files))
 
 
+def forget(name: str) -> None:
+    """Stop tracking module ``name`` (it was removed from ``sys.modules`` by someone else)."""
+    _FROM_PROJECTS.pop(name, None)
+
+
 def _unchanged(name: str, project_dir: Path) -> bool:
     recorded = _FROM_PROJECTS.get(name)
     if recorded is None or name not in sys.modules or recorded[0] != project_dir:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["register"]
 
 audit_app = typer.Typer(help="The audit log of the prediction service: show, export.", no_args_is_help=True)
+export_app = typer.Typer(help="Export a registered model: onnx.", no_args_is_help=True)
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: the "
                                               "project's model @champion).")]
 
@@ -190,7 +191,30 @@ def audit_export(
                lambda console: console.print(f"{fmt_int(table.num_rows)} audit record(s) written to {file}"))
 
 
+@export_app.command("onnx")
+@command
+def export_onnx(
+    ref: Annotated[str | None, typer.Argument(help="MODEL@ALIAS or MODEL/VERSION (default: @champion).")] = None,
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Convert a registered model to ONNX, check it against scikit-learn on the test split, store it."""
+    out = Output(json_mode)
+    result = _project(project).export_onnx(ref)
+
+    def render(console: Console) -> None:
+        p = result.parity
+        console.print(f"[green]Exported {escape(result.to_dict()['model'])}/{result.version.version} to ONNX[/]: "
+                      f"{escape(result.path)}")
+        console.print(f"  parity on {fmt_int(p['rows'])} test rows: {p['label_mismatches']} label mismatches, "
+                      f"largest difference {p['max_abs_diff']:.3g} (tolerance {p['tolerance']:g})")
+        console.print("  serve it with: lockstep serve --runtime onnx")
+
+    out.result(result.to_dict(), render)
+
+
 def register(app: typer.Typer) -> None:
     app.command("predict")(command(predict))
     app.command("serve")(command(serve))
     app.add_typer(audit_app, name="audit")
+    app.add_typer(export_app, name="export")

@@ -87,14 +87,20 @@ def predict_table(loaded: LoadedModel, table: pa.Table) -> pa.Table:
 
 
 def predict_frame(model: Any, frame: Any, task: str):
-    """Labels (or values) and class probabilities from the registered pipeline, its feature step run once.
+    """Labels (or values) and class probabilities from the registered pipeline, every step run once.
 
-    ``Pipeline.predict`` and ``predict_proba`` each run every step; the
-    registered pipeline is ``[features, model]``, so transforming once and
-    calling the last step gives the same numbers for half the work.
+    ``Pipeline.predict`` and ``predict_proba`` each run every step; running
+    the transforms once and calling the estimator's ``predict`` and
+    ``predict_proba`` on the result is what they do internally, for half the
+    work.
     """
+    from sklearn.pipeline import Pipeline
+
     features = model[:-1].transform(frame)
     final = model[-1]
+    if isinstance(final, Pipeline):  # the model pipeline: its preprocessing once, then the estimator
+        features = final[:-1].transform(features)
+        final = final[-1]
     if task == "classification":
         return final.predict(features), final.predict_proba(features)
     return final.predict(features), None

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.inference.schema import ModelSchema
     from lockstep.registry.mlflow_registry import LoadedModel
 
-__all__ = ["SklearnRuntime", "records_table"]
+__all__ = ["OnnxRuntime", "SklearnRuntime", "records_table"]
 
 
 def records_table(records: list[dict], schema: ModelSchema) -> pa.Table:
@@ -64,3 +64,53 @@ def _outputs(labels: Any, proba: Any, classes: list | None) -> tuple[list, list[
         return out_labels, None
     names = [str(c) for c in classes]
     return out_labels, [dict(zip(names, row)) for row in proba.tolist()]
+
+
+class OnnxRuntime:
+    """Predict with the ONNX export of the registered model (checked against its recorded hash).
+
+    Input tensors are built straight from the validated records, the way
+    :func:`lockstep.inference.onnx.onnx_inputs` builds them from a table.
+    """
+
+    name = "onnx"
+    blocking = False  # tens of microseconds: run it in the event loop
+
+    def __init__(self, loaded: LoadedModel, registry) -> None:
+        import onnxruntime as ort
+
+        from lockstep.inference.onnx import input_kind
+
+        self.loaded = loaded
+        self.schema = loaded.schema
+        data, parity = registry.onnx(loaded.info)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.outputs = [o for o in (parity["outputs"]["label"], parity["outputs"]["scores"]) if o]
+        self.kinds = [(name, f"in_{name}", input_kind(self.schema.columns[name])) for name in self.schema.inputs]
+        self.classes = list(loaded.model.classes_) if self.schema.task == "classification" else None
+
+    def feeds(self, records: list[dict]) -> dict:
+        import numpy as np
+
+        feeds = {}
+        n = len(records)
+        for name, tensor, kind in self.kinds:
+            values = [r.get(name) for r in records]
+            if kind == "int64":
+                feeds[tensor] = np.array(values, dtype=np.int64).reshape(n, 1)
+            elif kind == "double":
+                feeds[tensor] = np.array([np.nan if v is None else float(v) for v in values],
+                                         dtype=np.float64).reshape(n, 1)
+            else:
+                feeds[tensor] = np.array(["" if v is None else v for v in values], dtype=object).reshape(n, 1)
+        return feeds
+
+    def predict(self, records: list[dict]) -> tuple[list, list[dict] | None]:
+        results = self.session.run(self.outputs, self.feeds(records))
+        if self.classes is not None:
+            labels, proba = results
+            return _outputs(labels.ravel(), proba, self.classes)
+        return _outputs(results[0].ravel(), None, None)

@@ -98,7 +98,7 @@ def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> 
     ref = parse_model_ref(ref_text or settings.model, settings.default_name)
     loaded = registry.load(ref)
     if settings.runtime == "onnx":
-        from lockstep.inference.onnx_runtime import OnnxRuntime
+        from lockstep.inference.runtime import OnnxRuntime
 
         runtime = OnnxRuntime(loaded, registry)
     else:

@@ -374,21 +374,48 @@ class Registry:
             raise UserError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
                             f"registration: {', '.join(extra)}; refusing to load it",
                             hint="the MLmodel file was edited; retrain or restore it")
-        with self._mlflow() as mlflow:
-            import mlflow.sklearn
-
-            try:
-                model = mlflow.sklearn.load_model(str(path))
-            except Exception as exc:
-                if type(exc).__name__ == "UntrustedTypesFoundException":
-                    raise UserError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
-                                    hint="only types recorded as trusted at registration are loaded") from None
-                raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
+        _check_code(info, path / "code")
+        try:
+            model = _load_skops(path / _SKOPS_FILE, sorted(recorded_types), path / "code")
+        except Exception as exc:
+            if type(exc).__name__ == "UntrustedTypesFoundException":
+                raise UserError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
+                                hint="only types recorded as trusted at registration are loaded") from None
+            raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
         if info.fingerprint and model_fingerprint(model) != info.fingerprint:
             raise UserError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
                             "recorded at registration; refusing to use it",
                             hint="the model file or its code changed; retrain or restore it")
         return LoadedModel(model=model, info=info, path=path, schema=self.model_schema(info))
+
+    def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict) -> Path:
+        """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags."""
+        from lockstep.fingerprint import fingerprint_bytes
+
+        with self._mlflow() as mlflow, tempfile.TemporaryDirectory() as tmp:
+            client = self._client(mlflow)
+            local = Path(tmp) / "model.onnx"
+            local.write_bytes(data)
+            client.log_artifact(info.run_id, str(local), "onnx")
+            client.log_text(info.run_id, json.dumps(parity, indent=2, sort_keys=True), "onnx/parity.json")
+            client.set_model_version_tag(info.name, str(info.version), f"{TAG}.onnx.digest", fingerprint_bytes(data))
+            client.set_model_version_tag(info.name, str(info.version), f"{TAG}.onnx.parity",
+                                         json.dumps(parity, sort_keys=True))
+        return self.run_artifact(info.run_id, "onnx/model.onnx")
+
+    def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
+        """A version's ONNX export and its parity record, checked against the recorded hash."""
+        from lockstep.fingerprint import fingerprint_bytes
+
+        digest = info.tags.get(f"{TAG}.onnx.digest")
+        if not digest:
+            raise UserError(f"{info.name}/{info.version} has no ONNX export",
+                            hint=f"run `lockstep export onnx {info.name}/{info.version}` first")
+        data = self.run_artifact(info.run_id, "onnx/model.onnx").read_bytes()
+        if fingerprint_bytes(data) != digest:
+            raise UserError(f"{info.name}/{info.version}: the ONNX file changed since it was exported; "
+                            "refusing to use it", hint="export it again")
+        return data, json.loads(info.tags.get(f"{TAG}.onnx.parity", "{}"))
 
     def model_schema(self, info: VersionInfo):
         """The input schema recorded with a version (its run's ``input_schema.json``)."""
@@ -421,6 +448,53 @@ def _signature(spec: dict[str, Any]):
 
     inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in spec["inputs"]])
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))
+
+
+def _code_modules(code_dir: Path) -> list[str]:
+    """Top-level module names a model's code folder provides."""
+    if not code_dir.is_dir():
+        return []
+    names = [p.stem for p in code_dir.glob("*.py")]
+    names += [p.name for p in code_dir.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    return sorted(set(names))
+
+
+def _check_code(info: VersionInfo, code_dir: Path) -> None:
+    """The code stored with a model must be the code recorded at training, file by file."""
+    from lockstep.fingerprint import fingerprint_file
+
+    recorded = json.loads(info.tags.get(f"{TAG}.code.files", "{}") or "{}")
+    for relative, digest in recorded.items():
+        stored = code_dir / relative
+        if not stored.exists() or fingerprint_file(stored) != digest:
+            raise UserError(f"{info.name}/{info.version}: the code stored with the model ({relative}) is not the "
+                            "code it was trained with; refusing to load it",
+                            hint="the model's files in the store were modified; retrain or restore them")
+
+
+def _load_skops(model_file: Path, trusted: list[str], code_dir: Path) -> Any:
+    """Load a skops file, importing the model's classes from its own code folder.
+
+    A module of the same name imported earlier (another model's ``pipeline``,
+    or a newer version of the project's) is forgotten first, so that the
+    model runs the code it was trained with.
+    """
+    import sys
+
+    import skops.io as sio
+
+    from lockstep import usercode
+
+    modules = _code_modules(code_dir)
+    for name in list(sys.modules):
+        if name.split(".")[0] in modules:
+            del sys.modules[name]
+            usercode.forget(name)
+    sys.path.insert(0, str(code_dir))
+    try:
+        return sio.load(model_file, trusted=trusted)
+    finally:
+        sys.path.remove(str(code_dir))
 
 
 def _local_path(uri: str) -> Path:

@@ -41,11 +41,18 @@ def is_text(series: pd.Series) -> bool:
             or isinstance(dtype, pd.CategoricalDtype))
 
 
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def map_distinct(series: pd.Series, func) -> pd.Series:
     """``func`` applied to each distinct non-missing value, spread back to every row (object dtype).
 
     Missing values stay NaN. One call per distinct value, not per row.
     """
+    if len(series) <= 16:  # a few rows (a request): a plain loop beats factorizing
+        values = [np.nan if _missing(v) else func(v) for v in series.tolist()]
+        return pd.Series(values, index=series.index, dtype=object)
     codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
     mapped = np.empty(len(uniques) + 1, dtype=object)
     mapped[:-1] = [func(u) for u in uniques]

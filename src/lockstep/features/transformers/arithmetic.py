@@ -87,6 +87,17 @@ class ColumnArithmetic(LockstepTransformer):
             frame[name] = result
         return frame
 
+    def lockstep_onnx(self, graph) -> None:
+        ops = {"+": graph.add, "-": graph.sub, "*": graph.mul, "/": graph.div}
+        for name, left, op, right in self.formulas_:
+            a = graph.number(left)
+            b = graph.const(float(right)) if isinstance(right, Real) and not isinstance(right, bool) \
+                else graph.number(right)
+            result = ops[op](a, b)
+            if op == "/" and self.on_zero_division == "nan":
+                result = graph.where(graph.compare("Equal", b, graph.const(0.0)), graph.const(float("nan")), result)
+            graph[name] = result
+
     def _names_out(self, names: list[str]) -> list[str]:
         out = list(names)
         for name, *_ in self.formulas_:

@@ -121,6 +121,24 @@ class FixedBins(LockstepTransformer):
             frame[name + (self.suffix or "")] = out
         return frame
 
+    def lockstep_onnx(self, graph) -> None:
+        for name, edges in self.edges_.items():
+            x = graph.number(name)
+            op = "Greater" if self.right else "GreaterOrEqual"  # searchsorted side "left" or "right"
+            count = graph.sum_of([graph.to_double(graph.compare(op, x, graph.const(float(e)))) for e in edges])
+            index = graph.sub(count, graph.const(1.0))
+            inside = graph.logical("And", graph.compare("GreaterOrEqual", index, graph.const(0.0)),
+                                   graph.compare("Less", index, graph.const(float(len(edges) - 1))))
+            edge = graph.const(float(edges[0] if self.right else edges[-1]))
+            inside = graph.logical("And", inside, graph.compare("Greater" if self.right else "Less", x, edge))
+            inside = graph.logical("And", inside, graph.logical("Not", graph.is_nan(x)))
+            target = name + (self.suffix or "")
+            if self.output == "code":
+                graph[target] = graph.where(inside, index, graph.const(float("nan")))
+            else:
+                position = graph.to_int(graph.where(inside, index, graph.const(-1.0)))
+                graph[target] = graph.gather_text(self._labels(edges), position)
+
     def _names_out(self, names: list[str]) -> list[str]:
         if not self.suffix:
             return list(names)

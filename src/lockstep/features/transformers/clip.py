@@ -72,3 +72,16 @@ class Clip(LockstepTransformer):
             values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             frame[name] = np.clip(values, self._bound(self.lower, name), self._bound(self.upper, name))
         return frame
+
+    def lockstep_onnx(self, graph) -> None:
+        for name in self.columns_:
+            x = graph.number(name)
+            clipped = x
+            lower, upper = self._bound(self.lower, name), self._bound(self.upper, name)
+            if lower is not None:
+                clipped = graph.where(graph.compare("Less", clipped, graph.const(float(lower))),
+                                      graph.const(float(lower)), clipped)
+            if upper is not None:
+                clipped = graph.where(graph.compare("Greater", clipped, graph.const(float(upper))),
+                                      graph.const(float(upper)), clipped)
+            graph[name] = clipped

@@ -74,6 +74,13 @@ class DateTimeParts(LockstepTransformer):
             frame = frame.drop(columns=self.columns_)
         return frame
 
+    def lockstep_onnx(self, graph) -> None:
+        if self.columns_:
+            from lockstep.inference.onnx.graph import OnnxExportError
+
+            raise OnnxExportError(f"DateTimeParts on {self.columns_}: ONNX has no datetime type, so date and "
+                                  "time parts cannot be exported")
+
     def _names_out(self, names: list[str]) -> list[str]:
         out = [n for n in names if not (self.drop and n in self.columns_)]
         out += [f"{c}_{p}" for c in self.columns_ for p in self.parts]

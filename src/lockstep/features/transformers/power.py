@@ -68,6 +68,16 @@ class LogTransform(LockstepTransformer):
             frame[name] = result
         return frame
 
+    def lockstep_onnx(self, graph) -> None:
+        for name in self.columns_:
+            shifted = graph.add(graph.number(name), graph.const(float(self.offset)))
+            positive = graph.compare("Greater", shifted, graph.const(0.0))
+            logged = graph.log(graph.where(positive, shifted, graph.const(1.0)))
+            result = graph.where(positive, logged, graph.const(float("nan")))
+            if self.base is not None:
+                result = graph.div(result, graph.const(float(np.log(float(self.base)))))
+            graph[name] = result
+
 
 class PowerTransform(LockstepTransformer):
     """``x ** power`` of numeric columns, with a fixed power (for example 0.5 for a square root).
@@ -111,3 +121,8 @@ class PowerTransform(LockstepTransformer):
                 result = np.power(_numbers(frame[name]), float(self.power))
             frame[name] = np.where(np.isfinite(result), result, np.nan)
         return frame
+
+    def lockstep_onnx(self, graph) -> None:
+        for name in self.columns_:
+            result = graph.pow(graph.number(name), graph.const(float(self.power)))
+            graph[name] = graph.where(graph.is_finite(result), result, graph.const(float("nan")))

@@ -50,6 +50,9 @@ class SelectColumns(LockstepTransformer):
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[self.columns_]
 
+    def lockstep_onnx(self, graph) -> None:
+        graph.select(list(self.columns_))
+
     def _names_out(self, names: list[str]) -> list[str]:
         return list(self.columns_)
 
@@ -89,6 +92,9 @@ class DropColumns(LockstepTransformer):
 
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.drop(columns=self.columns_)
+
+    def lockstep_onnx(self, graph) -> None:
+        graph.drop(list(self.columns_))
 
     def _names_out(self, names: list[str]) -> list[str]:
         return [n for n in names if n not in self.columns_]
@@ -134,6 +140,9 @@ class RenameColumns(LockstepTransformer):
 
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.rename(columns=self.mapping_)
+
+    def lockstep_onnx(self, graph) -> None:
+        graph.rename(dict(self.mapping_))
 
     def _names_out(self, names: list[str]) -> list[str]:
         return [self.mapping_.get(n, n) for n in names]

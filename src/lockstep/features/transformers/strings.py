@@ -71,3 +71,7 @@ class NormalizeStrings(LockstepTransformer):
         for name in self.columns_:
             frame[name] = map_distinct(frame[name], self._normalize)
         return frame
+
+    def lockstep_onnx(self, graph) -> None:
+        for name in self.columns_:
+            graph[name] = graph.map_text(graph[name], self._normalize, f"NormalizeStrings on {name!r}")

@@ -1,0 +1,116 @@
+"""skl2onnx converters for lockstep's stateful transformers (the ones that live in model pipelines).
+
+Inside a ``ColumnTransformer`` branch skl2onnx hands a converter one tensor
+of shape ``[N, k]`` (all numbers, or all text); each converter below does to
+it what the transformer's ``transform`` does to the same ``k`` columns.
+Missing text is the empty string in ONNX.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["register_converters"]
+
+_REGISTERED = False
+
+
+def _column_names(operator: Any) -> list[str]:
+    names = getattr(operator.raw_operator, "feature_names_in_", None)
+    if names is None:
+        return [f"x{i}" for i in range(operator.raw_operator.n_features_in_)]
+    return [str(n) for n in names]
+
+
+def _shape_same(operator: Any) -> None:
+    n = operator.inputs[0].get_first_dimension()
+    k = len(_column_names(operator))
+    operator.outputs[0].type = operator.inputs[0].type.__class__([n, k])
+
+
+def _shape_missing(operator: Any) -> None:
+    n = operator.inputs[0].get_first_dimension()
+    op = operator.raw_operator
+    width = len(_column_names(operator)) + len(op.indicators_)
+    operator.outputs[0].type = operator.inputs[0].type.__class__([n, width])
+
+
+def _convert_missing(scope: Any, operator: Any, container: Any) -> None:
+    import numpy as np
+    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxConcat, OnnxGather, OnnxIdentity, OnnxIsNaN, OnnxWhere
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    op = operator.raw_operator
+    opv = container.target_opset
+    names = _column_names(operator)
+    dtype = np.float64 if isinstance(operator.inputs[0].type, DoubleTensorType) else np.float32
+    x = operator.inputs[0]
+    isnan = OnnxIsNaN(x, op_version=opv)
+    selected = np.array([[n in op.statistics_ for n in names]], dtype=bool)
+    from skl2onnx.algebra.onnx_ops import OnnxAnd
+
+    mask = OnnxAnd(isnan, selected, op_version=opv)
+    stats = np.array([[op.statistics_.get(n, 0.0) for n in names]], dtype=dtype)
+    filled = OnnxWhere(mask, stats, x, op_version=opv)
+    if op.indicators_:
+        index = np.array([names.index(n) for n in op.indicators_], dtype=np.int64)
+        flags = OnnxCast(OnnxGather(isnan, index, axis=1, op_version=opv),
+                         to=11 if dtype == np.float64 else 1, op_version=opv)
+        out = OnnxConcat(filled, flags, axis=1, op_version=opv, output_names=operator.outputs[:1])
+    else:
+        out = OnnxIdentity(filled, op_version=opv, output_names=operator.outputs[:1])
+    out.add_to(scope, container)
+
+
+def _convert_filler(scope: Any, operator: Any, container: Any) -> None:
+    import numpy as np
+    from skl2onnx.algebra.onnx_ops import OnnxAnd, OnnxEqual, OnnxWhere
+
+    op = operator.raw_operator
+    opv = container.target_opset
+    names = _column_names(operator)
+    x = operator.inputs[0]
+    selected = np.array([[n in op.columns_ for n in names]], dtype=bool)
+    empty = OnnxEqual(x, np.array([""], dtype=object), op_version=opv)
+    out = OnnxWhere(OnnxAnd(empty, selected, op_version=opv), np.array([op.fill_value], dtype=object), x,
+                    op_version=opv, output_names=operator.outputs[:1])
+    out.add_to(scope, container)
+
+
+def _convert_rare(scope: Any, operator: Any, container: Any) -> None:
+    import numpy as np
+    from skl2onnx.algebra.onnx_ops import OnnxConcat, OnnxIdentity, OnnxLabelEncoder, OnnxSplit
+
+    op = operator.raw_operator
+    opv = container.target_opset
+    names = _column_names(operator)
+    x = operator.inputs[0]
+    parts = OnnxSplit(x, np.array([1] * len(names), dtype=np.int64), axis=1, op_version=opv,
+                      output_names=[scope.get_unique_variable_name(f"rare_split_{i}") for i in range(len(names))])
+    columns = []
+    for i, name in enumerate(names):
+        part = OnnxIdentity(parts[i], op_version=opv)
+        if name in op.frequent_:
+            keep = list(op.frequent_[name])
+            part = OnnxLabelEncoder(part, keys_strings=[*keep, ""], values_strings=[*keep, ""],
+                                    default_string=op.replacement, op_version=3)
+        columns.append(part)
+    out = OnnxConcat(*columns, axis=1, op_version=opv, output_names=operator.outputs[:1]) if len(columns) > 1 \
+        else OnnxIdentity(columns[0], op_version=opv, output_names=operator.outputs[:1])
+    out.add_to(scope, container)
+
+
+def register_converters() -> None:
+    """Teach skl2onnx lockstep's stateful transformers (once per process)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from skl2onnx import update_registered_converter
+
+    from lockstep.features.transformers import CategoryMissingFiller, MissingIndicatorImputer, RareCategoryGrouper
+
+    update_registered_converter(MissingIndicatorImputer, "LockstepMissingIndicatorImputer", _shape_missing,
+                                _convert_missing)
+    update_registered_converter(CategoryMissingFiller, "LockstepCategoryMissingFiller", _shape_same, _convert_filler)
+    update_registered_converter(RareCategoryGrouper, "LockstepRareCategoryGrouper", _shape_same, _convert_rare)
+    _REGISTERED = True
