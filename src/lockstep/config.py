@@ -417,12 +417,16 @@ class RegistryConfig(_Section):
     ``trusted_types`` lists extra classes (``"package.module.Class"``) that
     the saved model may contain, beyond those of scikit-learn, NumPy, SciPy,
     lockstep and the project's own modules, which are trusted automatically.
+    ``golden_rows`` is the size of the golden sample stored with every
+    version (the first test rows and the model's outputs on them), which
+    ``lockstep check`` predicts again.
     """
 
     model: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     gates: dict[str, Number] = Field(default_factory=dict)
     improvement: Literal["std"] | Number = "std"
     trusted_types: list[StrictStr] = Field(default_factory=list)
+    golden_rows: StrictInt = Field(default=100, ge=1, le=100_000)
 
 
 class ServeConfig(_Section):

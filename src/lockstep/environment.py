@@ -35,10 +35,13 @@ def _packages() -> dict[str, str]:
 
 
 def _threadpools() -> list[dict]:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - a declared dependency
-        return []
+    """The BLAS and OpenMP libraries of NumPy, SciPy and scikit-learn, loaded first so that the list is
+    the same whatever the process imported before."""
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import sklearn.utils._openmp_helpers  # noqa: F401
+    from threadpoolctl import threadpool_info
+
     keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
     return [{k: info.get(k) for k in keys if k in info} for info in threadpool_info()]
 

@@ -190,3 +190,60 @@ class Project:
                              input_path=Path(input) if input is not None else None,
                              features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
                              chunk_rows=chunk_rows)
+
+    # ------------------------------------------------------------------ reproducibility
+
+    def verify(self, ref: str | None = None, *, recorded_code: bool = False, full: bool = False,
+               threads: int | None = None, strict_env: bool = False, progress: Progress | None = None):
+        """Rebuild a registered version (default: ``@champion``) from its lineage and compare every stage
+        (see :mod:`lockstep.reproducibility.verify`)."""
+        from lockstep.reproducibility.verify import verify
+
+        return verify(self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
+                      recorded_code=recorded_code, full=full, threads=threads, strict_env=strict_env,
+                      progress=progress)
+
+    def parity(self, ref: str | None = None, *, rows: int | None = None, http: bool = True, batch: bool = True,
+               progress: Progress | None = None):
+        """Compare every prediction path of a version (default: ``@champion``) on the same rows
+        (see :mod:`lockstep.reproducibility.parity`)."""
+        from lockstep.reproducibility.parity import parity
+
+        return parity(self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
+                      rows=rows, http=http, batch=batch, progress=progress)
+
+    def check(self, champion: str | None = None, challenger: str | None = None, *,
+              only: tuple[str, ...] | None = None):
+        """The ML regression gates for CI: golden predictions, promotion gates, schema compatibility
+        (see :mod:`lockstep.reproducibility.check`)."""
+        from lockstep.reproducibility.check import CHECKS, run_checks
+
+        return run_checks(self.config, self.store, self.registry,
+                          champion=self.model_ref(champion, default_alias="champion"),
+                          challenger=self.model_ref(challenger, default_alias="challenger"), only=only or CHECKS)
+
+    def env_diff(self, ref: str | None = None):
+        """The current environment against the one a version (default: ``@champion``) was trained in."""
+        from lockstep.environment import capture
+        from lockstep.reproducibility.envdiff import diff_environments
+        from lockstep.reproducibility.lineage import load_lineage
+        from lockstep.reproducibility.requirements import model_distributions
+        from lockstep.reproducibility.verify import model_modules
+
+        info = self.registry.version(self.model_ref(ref, default_alias="champion"))
+        lineage = load_lineage(self.registry, info, self.path)
+        return info, diff_environments(lineage.environment, capture(),
+                                       model_packages=model_distributions(model_modules(lineage)))
+
+    def env_lock(self, ref: str | None = None):
+        """The exact requirements of a version (default: ``@champion``), from its recorded environment."""
+        from lockstep.reproducibility.lineage import load_lineage
+        from lockstep.reproducibility.requirements import lock_requirements, model_distributions
+        from lockstep.reproducibility.verify import model_modules
+
+        info = self.registry.version(self.model_ref(ref, default_alias="champion"))
+        lineage = load_lineage(self.registry, info, self.path)
+        roots = ["lockstep", *sorted(model_distributions(model_modules(lineage)))]
+        return lock_requirements(lineage.environment, roots,
+                                 title=f"requirements of {info.name}/{info.version} (model fingerprint "
+                                 f"{info.fingerprint[:12]}), as recorded when it was trained")

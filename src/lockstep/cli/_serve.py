@@ -88,6 +88,12 @@ def serve(
                                                 "runtime).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default: [serve] "
                                                 "workers).")] = None,
+    max_batch: Annotated[int | None, typer.Option("--max-batch", min=1, help="Most records per request (default: "
+                                                  "[serve] max_batch).")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option("--max-body-bytes", min=1, help="Largest request body "
+                                                       "(default: [serve] max_body_bytes).")] = None,
+    audit: Annotated[bool | None, typer.Option("--audit/--no-audit", help="Record every request in the audit log "
+                                               "(default: [serve] audit).")] = None,
     project: ProjectOpt = Path("."),
 ) -> None:
     """Serve a registered model over HTTP (FastAPI on uvicorn), with validation and an audit log."""
@@ -103,9 +109,10 @@ def serve(
         raise UserError(f"--runtime must be sklearn or onnx, got {chosen_runtime!r}")
     settings = ServeSettings(
         store_root=str(proj.store.root), experiment=proj.config.project.name, model=model or cfg.model,
-        default_name=proj.config.model_name, runtime=chosen_runtime, max_batch=cfg.max_batch,
-        max_body_bytes=cfg.max_body_bytes, allow_unknown_fields=cfg.allow_unknown_fields,
-        token=os.environ.get(cfg.token_env) or None, poll_seconds=float(cfg.poll_seconds), audit=cfg.audit,
+        default_name=proj.config.model_name, runtime=chosen_runtime, max_batch=max_batch or cfg.max_batch,
+        max_body_bytes=max_body_bytes or cfg.max_body_bytes, allow_unknown_fields=cfg.allow_unknown_fields,
+        token=os.environ.get(cfg.token_env) or None, poll_seconds=float(cfg.poll_seconds),
+        audit=cfg.audit if audit is None else audit,
     )
     serving = load_serving_model(settings)  # refuse a model that does not check out before listening
     host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers

@@ -54,8 +54,13 @@ def _fmt(x: float | None) -> str:
 
 def check_gates(candidate: dict[str, dict[str, float]], gates: dict[str, float], *, primary: str,
                 higher_is_better: bool, improvement: Any, champion: dict[str, dict[str, float]] | None,
-                candidate_name: str, champion_name: str | None) -> GateReport:
-    """Check a candidate's test metrics (name -> {mean, std}) against the gates and the champion."""
+                candidate_name: str, champion_name: str | None, same_model: bool = False) -> GateReport:
+    """Check a candidate's test metrics (name -> {mean, std}) against the gates and the champion.
+
+    With ``same_model`` (the candidate's model fingerprint is the champion's:
+    the same model retrained, for example after a change that did not change
+    it), the improvement rule passes: replacing a model by itself is no risk.
+    """
     report = GateReport(candidate=candidate_name, champion=champion_name)
     for gate, threshold in sorted(gates.items()):
         kind, _, metric = gate.partition("_")
@@ -63,7 +68,10 @@ def check_gates(candidate: dict[str, dict[str, float]], gates: dict[str, float],
         passed = value is not None and (value >= threshold if kind == "min" else value <= threshold)
         sign = ">=" if kind == "min" else "<="
         report.rules.append(GateRule(gate, passed, f"test {metric} mean {_fmt(value)} {sign} {threshold:g}"))
-    if champion is not None and champion_name != candidate_name:
+    if champion is not None and champion_name != candidate_name and same_model:
+        report.rules.append(GateRule("improvement", True, f"the same model as the champion {champion_name} (equal "
+                                     "model fingerprints)"))
+    elif champion is not None and champion_name != candidate_name:
         new = candidate.get(primary, {})
         old = champion.get(primary, {})
         if improvement == "std":

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.config import Config
     from lockstep.store import FeatureInfo, Store
 
-__all__ = ["FeatureResult", "build_features", "feature_inputs"]
+__all__ = ["FeatureResult", "build_features", "feature_inputs", "feature_table", "transform_raw"]
 
 Progress = Callable[[str], None]
 
@@ -61,7 +61,8 @@ def _config_part(config: Config) -> dict:
     normalized = config.normalized()
     features = {k: v for k, v in normalized["features"].items() if k != "parity_rows"}
     data = {k: normalized["data"][k] for k in ("id", "target", "task", "schema")}
-    return {"features": features, "data": data, "split": normalized["split"]}
+    # The schema is a table whose keys are sorted here; the order of the pipeline's input columns is not.
+    return {"features": features, "data": data, "split": normalized["split"], "inputs": config.feature_inputs}
 
 
 def feature_inputs(config: Config, raw_fingerprint: str) -> dict[str, Any]:
@@ -141,13 +142,11 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
 
     step(f"reading raw snapshot {snapshot.version}")
     raw = store.snapshots.read(snapshot.version, text_as_dictionary=True)
-    frame = _input_frame(raw, config, columns)
 
     step("running the feature pipeline")
-    from lockstep.features.pipeline import check_stateless, make_transformer, run_pipeline, sample_rows
+    from lockstep.features.pipeline import check_stateless, make_transformer, sample_rows
 
-    features = run_pipeline(make_transformer(factory, ref), frame, ref)
-    _check_names(features, config, ref)
+    frame, features = transform_raw(config, raw, factory, ref)
 
     rows = sample_rows(frame, config.features.parity_rows)
     step(f"checking that the pipeline is stateless on {len(rows)} rows")
@@ -155,11 +154,10 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
     parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
 
     step("assembling the feature table")
-    from lockstep.data.splits import SPLITS, split_codes
+    from lockstep.data.splits import SPLITS
     from lockstep.fingerprint import fingerprint_table
 
-    codes = split_codes(raw, snapshot.id_column, config.split)
-    output, dtypes = _assemble(raw, features, snapshot.id_column, snapshot.target, codes, ref)
+    output, dtypes, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
     fingerprint = fingerprint_table(output)
 
     step("writing the feature set")
@@ -189,10 +187,25 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
     return FeatureResult(info=table.write(output, info), skipped=False)
 
 
-def _input_frame(raw: pa.Table, config: Config, columns: list[str]) -> pd.DataFrame:
+def transform_raw(config: Config, raw: pa.Table, factory: Callable[[], Any] | None,
+                  ref: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pipeline's input frame from raw rows, and the features it computes (output contract checked)."""
     from lockstep.features.frames import raw_frame
+    from lockstep.features.pipeline import make_transformer, run_pipeline
 
-    return raw_frame(raw, config.data.columns, columns)
+    frame = raw_frame(raw, config.data.columns, config.feature_inputs)
+    features = run_pipeline(make_transformer(factory, ref), frame, ref)
+    _check_names(features, config, ref)
+    return frame, features
+
+
+def feature_table(config: Config, raw: pa.Table, features: pd.DataFrame, id_column: str, target: str, ref: str):
+    """The stored feature table (id, features, label, split), its feature dtypes, and the split codes."""
+    from lockstep.data.splits import split_codes
+
+    codes = split_codes(raw, id_column, config.split)
+    output, dtypes = _assemble(raw, features, id_column, target, codes, ref)
+    return output, dtypes, codes
 
 
 def _check_names(features: pd.DataFrame, config: Config, ref: str) -> None:

@@ -207,7 +207,11 @@ class Registry:
                         mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
                     for path, frame in record.table_artifacts.items():
                         local = Path(tmp) / Path(path).name
-                        if path.endswith(".parquet"):
+                        if path.endswith(".parquet") and not hasattr(frame, "to_parquet"):
+                            import pyarrow.parquet as pq
+
+                            pq.write_table(frame, local)
+                        elif path.endswith(".parquet"):
                             frame.to_parquet(local, index=False)
                         else:
                             frame.to_csv(local, index=False)
@@ -342,6 +346,48 @@ class Registry:
         if not local.exists():
             raise NotFoundError(f"run {run_id} has no artifact {path}")
         return local
+
+    def run_json(self, info: VersionInfo, path: str) -> Any:
+        """A JSON artifact of a version's training run (``training.json``, ``config.json``, ...).
+
+        Raises
+        ------
+        NotFoundError
+            If the run has no such artifact (a version registered by an older lockstep).
+        """
+        try:
+            local = self.run_artifact(info.run_id, path)
+        except NotFoundError:
+            raise NotFoundError(f"{info.name}/{info.version} has no recorded {path} (registered by an older "
+                                "lockstep?)", hint="train it again with this version of lockstep") from None
+        return json.loads(local.read_text())
+
+    def record_check(self, info: VersionInfo, kind: str, report: dict, summary: dict) -> None:
+        """Keep the result of a check (``verify``, ``parity``) with a version.
+
+        The whole report goes to the run as ``checks/<kind>.json``, and
+        ``summary`` to the version's tag ``lockstep.<kind>`` (the latest result
+        of that check, shown by ``models show`` and in generated documentation).
+        """
+        with self._mlflow() as mlflow:
+            client = self._client(mlflow)
+            client.log_text(info.run_id, json.dumps(report, indent=2, sort_keys=True, default=str),
+                            f"checks/{kind}.json")
+            client.set_model_version_tag(info.name, str(info.version), f"{TAG}.{kind}",
+                                         json.dumps(summary, sort_keys=True, default=str))
+
+    def check_result(self, info: VersionInfo, kind: str) -> dict | None:
+        """The latest recorded report of a check for a version, if any."""
+        if f"{TAG}.{kind}" not in info.tags:
+            return None
+        try:
+            return json.loads(self.run_artifact(info.run_id, f"checks/{kind}.json").read_text())
+        except NotFoundError:
+            return None
+
+    def code_dir(self, info: VersionInfo) -> Path:
+        """The copy of the project's code stored with a version."""
+        return self.model_dir(info) / "code"
 
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load a registered model, refusing it unless its file, trusted types and fingerprint check out.

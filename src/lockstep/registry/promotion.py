@@ -57,6 +57,7 @@ def promote(config: Config, registry: Registry, ref: ModelRef) -> PromotionResul
         champion=champion.metric_summary("test") if champion else None,
         candidate_name=f"{version.name}/{version.version}",
         champion_name=f"{champion.name}/{champion.version}" if champion else None,
+        same_model=champion is not None and bool(champion.fingerprint) and champion.fingerprint == version.fingerprint,
     )
     already = champion is not None and champion.version == version.version
     promoted = report.passed and not already

@@ -132,6 +132,7 @@ def training_inputs(config: Config, feature: FeatureInfo, model_ref: str, search
         "registry": normalized["registry"]["model"] or config.project.name,
         "data": {k: normalized["data"][k] for k in ("id", "target", "task", "schema")},
         "features": {k: v for k, v in normalized["features"].items() if k != "parity_rows"},
+        "inputs": config.feature_inputs,
     }
     environment = capture()
     parts = {
@@ -162,7 +163,7 @@ def check_model(model: Any, task: str, ref: str) -> None:
                             hint=f"end the pipeline with a {kind}, or fix [data] task")
 
 
-def _outputs(model: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> Outputs:
+def evaluate_outputs(model: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> Outputs:
     from lockstep.evaluation.metrics import Outputs
 
     if task == "classification":
@@ -254,13 +255,56 @@ def _call(factory: Any, ref: str) -> Any:
         raise PipelineError(f"calling {ref!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
+def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: int, X_train, y_train,
+              record: dict[str, Any] | None = None) -> Any:
+    """A new model from ``factory`` with ``best_params``, every ``random_state`` set to ``seed``, fitted.
+
+    Call it inside :func:`~lockstep.training.determinism.deterministic`; the
+    names of the seeded parameters go to ``record``.
+    """
+    from lockstep.training.determinism import seed_estimator
+
+    model = _call(factory, model_ref)
+    model.set_params(**best_params)
+    seeded = seed_estimator(model, seed)
+    if record is not None:
+        record["seeded_parameters"] = seeded
+    try:
+        model.fit(X_train, y_train)
+    except Exception as exc:
+        raise PipelineError(f"fitting {model_ref!r} failed: {type(exc).__name__}: {exc}") from exc
+    return model
+
+
+def search_best_params(config: Config, factory: Any, search: SearchConfig, X_train, y_train) -> tuple[dict, Any]:
+    """Run the configured search on CV folds of the training rows; the best parameters and the searcher."""
+    from lockstep.evaluation.metrics import make_scorer
+    from lockstep.training.determinism import deterministic, seed_estimator
+    from lockstep.training.search import build_search
+
+    train_cfg, task = config.train, config.data.task
+    seed = train_cfg.seeds[0]
+    with deterministic(seed, train_cfg.threads):
+        estimator = factory()
+        seed_estimator(estimator, seed)
+        searcher = build_search(estimator, search, make_scorer(task, config.primary_metric, train_cfg.positive_class),
+                                seed, train_cfg.n_jobs, task)
+        try:
+            searcher.fit(X_train, y_train)
+        except Exception as exc:
+            raise PipelineError(f"the search failed: {type(exc).__name__}: {exc}") from exc
+    # Plain Python values (a NumPy integer drawn from a distribution would not survive JSON as a number).
+    best = {name: value.item() if hasattr(value, "item") else value for name, value in searcher.best_params_.items()}
+    return best, searcher
+
+
 def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
                       step: Progress) -> dict[str, Any]:
     import pandas as pd
 
-    from lockstep.evaluation.metrics import compute_metrics, make_scorer
+    from lockstep.evaluation.metrics import compute_metrics
     from lockstep.fingerprint import model_fingerprint
-    from lockstep.training.determinism import deterministic, seed_estimator
+    from lockstep.training.determinism import deterministic
 
     train_cfg = config.train
     task, seeds = config.data.task, train_cfg.seeds
@@ -269,19 +313,8 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
     best_params: dict[str, Any] = {}
     search_table = None
     if search is not None:
-        from lockstep.training.search import build_search
-
         step(f"searching {search.kind} on {search.cv} folds")
-        with deterministic(seeds[0], train_cfg.threads):
-            estimator = factory()
-            seed_estimator(estimator, seeds[0])
-            searcher = build_search(estimator, search, make_scorer(task, config.primary_metric, positive), seeds[0],
-                                    train_cfg.n_jobs, task)
-            try:
-                searcher.fit(X_train, y_train)
-            except Exception as exc:
-                raise PipelineError(f"the search failed: {type(exc).__name__}: {exc}") from exc
-        best_params = dict(searcher.best_params_)
+        best_params, searcher = search_best_params(config, factory, search, X_train, y_train)
         search_table = pd.DataFrame(searcher.cv_results_)
         search_table = search_table.drop(columns=[c for c in search_table.columns if c == "params"])
 
@@ -289,14 +322,8 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
     for seed in seeds:
         step(f"fitting seed {seed} ({len(per_seed) + 1} of {len(seeds)})")
         with deterministic(seed, train_cfg.threads) as record:
-            model = factory()
-            model.set_params(**best_params)
-            record["seeded_parameters"] = seed_estimator(model, seed)
-            try:
-                model.fit(X_train, y_train)
-            except Exception as exc:
-                raise PipelineError(f"fitting {model_ref!r} failed: {type(exc).__name__}: {exc}") from exc
-            outputs = {name: _outputs(model, X[masks[name]], y[masks[name]], task)
+            model = fit_model(factory, model_ref, best_params, seed, X_train, y_train, record)
+            outputs = {name: evaluate_outputs(model, X[masks[name]], y[masks[name]], task)
                        for name in ("valid", "test") if masks[name].any()}
         metrics = {name: compute_metrics(task, config.metrics, out, positive) for name, out in outputs.items()}
         per_seed.append(SeedResult(seed, model, model_fingerprint(model), metrics, outputs, record))
@@ -306,10 +333,7 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
         other = 2 if train_cfg.threads == 1 else 1
         step(f"refitting with {other} thread(s) to check thread invariance")
         with deterministic(seeds[0], other):
-            model = factory()
-            model.set_params(**best_params)
-            seed_estimator(model, seeds[0])
-            model.fit(X_train, y_train)
+            model = fit_model(factory, model_ref, best_params, seeds[0], X_train, y_train)
         thread_invariant = model_fingerprint(model) == per_seed[0].fingerprint
     return {"per_seed": per_seed, "best_params": best_params, "search_table": search_table,
             "thread_invariant": thread_invariant}
@@ -366,6 +390,10 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
                "prediction": profile_frame(pd.DataFrame({"prediction": train_proba}))}
     if result["search_table"] is not None:
         tables["search/results.csv"] = result["search_table"]
+    schema = _input_schema(config, primary.model)
+    golden_inputs, golden_outputs = golden_sample(full, schema, raw, masks["test"], config.registry.golden_rows)
+    tables["golden/inputs.parquet"] = golden_inputs
+    tables["golden/outputs.parquet"] = golden_outputs
 
     files = fingerprints["files"]
     project_dir = config.project_dir
@@ -424,7 +452,11 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
         input_example=raw_X.head(5),
         signature=_signature_spec(config, frame[feature.label_column]),
         json_artifacts={"training.json": training_record, "environment.json": fingerprints["environment"],
-                        "input_schema.json": _input_schema(config, primary.model).to_dict(),
+                        "input_schema.json": schema.to_dict(),
+                        "config.json": {"config": config.normalized(), "model": model_ref,
+                                        "schema_order": list(config.data.columns),
+                                        "candidate": candidate,
+                                        "search": search.model_dump(mode="json") if search else None},
                         "reference_profile.json": profile,
                         "lineage.json": {"features": feature.to_dict(), "code_files": files}},
         table_artifacts={"predictions.parquet": predictions, **tables},
@@ -444,6 +476,34 @@ def _input_schema(config: Config, model: Any):
 
     classes = list(model.classes_) if config.data.task == "classification" else None
     return ModelSchema.from_config(config, classes)
+
+
+def golden_sample(model: Any, schema: Any, raw: Any, test_mask: Any, rows: int):
+    """The golden sample: the first ``rows`` test rows (raw, as Arrow) and the model's outputs on them.
+
+    ``lockstep check`` predicts them again with the registered model and
+    requires the very same bits. The outputs are computed the way batch
+    prediction and the service compute them, on the whole sample at once.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from lockstep.inference.batch import predict_frame
+
+    indices = np.flatnonzero(np.asarray(test_mask))[:rows]
+    names = list(dict.fromkeys([*([schema.id_column] if schema.id_column else []), *schema.inputs]))
+    sample = raw.select(names).take(pa.array(indices, pa.int64()))
+    sample = pa.table([c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in sample.columns],
+                      names=sample.column_names)
+    labels, proba = predict_frame(model, schema.frame(sample), schema.task)
+    outputs = {"row": pa.array(np.arange(len(indices)), pa.int64())}
+    if proba is None:
+        outputs["prediction"] = pa.array(np.asarray(labels, dtype=np.float64))
+    else:
+        outputs["prediction"] = pa.array([v.item() if hasattr(v, "item") else v for v in labels])
+        for i, cls in enumerate(model.classes_):
+            outputs[f"proba_{cls}"] = pa.array(proba[:, i], pa.float64())
+    return sample, pa.table(outputs)
 
 
 def _signature_spec(config: Config, labels) -> dict[str, Any]:

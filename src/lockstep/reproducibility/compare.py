@@ -1,0 +1,84 @@
+"""Comparing model outputs: bit for bit, and by how much when they differ."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["OutputComparison", "compare_outputs"]
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """How one set of outputs differs from a reference.
+
+    Attributes
+    ----------
+    rows : int
+    label_mismatches : int
+        Rows whose predicted label (or value, for regression) is not exactly the reference's.
+    max_abs_diff : float
+        The largest absolute difference of a probability (classification) or
+        a value (regression); 0.0 when identical.
+    identical : bool
+        Every label and every probability or value equal bit for bit.
+    """
+
+    rows: int
+    label_mismatches: int
+    max_abs_diff: float
+    identical: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _float_bits(values: Any):
+    import numpy as np
+
+    return np.ascontiguousarray(np.asarray(values, dtype=np.float64)).view(np.uint64)
+
+
+def _labels(values: Any):
+    import numpy as np
+
+    return np.asarray([v.item() if hasattr(v, "item") else v for v in values], dtype=object)
+
+
+def compare_outputs(reference_labels: Any, reference_scores: Any, labels: Any, scores: Any, *,
+                    regression: bool) -> OutputComparison:
+    """Compare labels and scores (class probabilities, 2-D; or ``None``) with a reference.
+
+    For regression the labels are the predicted values and are compared as
+    floats; for classification labels are compared as values (``1 == 1``,
+    ``"Yes" == "Yes"``) and the probabilities as floats.
+    """
+    import numpy as np
+
+    n = len(reference_labels)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} outputs for {n} reference rows")
+    if regression:
+        ref, new = np.asarray(reference_labels, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+        same_bits = _float_bits(ref) == _float_bits(new)
+        mismatches = int((~same_bits).sum())
+        diff = np.abs(ref - new)
+        max_diff = float(np.nanmax(diff)) if n and not np.isnan(diff).all() else 0.0
+        if np.isnan(ref).any() != np.isnan(new).any() or (np.isnan(ref) != np.isnan(new)).any():
+            max_diff = float("inf")
+        return OutputComparison(n, mismatches, 0.0 if mismatches == 0 else max_diff, mismatches == 0)
+    ref_labels, new_labels = _labels(reference_labels), _labels(labels)
+    mismatches = int(sum(bool(a != b) for a, b in zip(ref_labels, new_labels)))
+    identical = mismatches == 0
+    max_diff = 0.0
+    if reference_scores is not None or scores is not None:
+        if reference_scores is None or scores is None:
+            return OutputComparison(n, mismatches, float("inf"), False)
+        ref, new = np.asarray(reference_scores, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+        if ref.shape != new.shape:
+            return OutputComparison(n, mismatches, float("inf"), False)
+        identical = identical and bool((_float_bits(ref) == _float_bits(new)).all())
+        if ref.size:
+            diff = np.abs(ref - new)
+            max_diff = float("inf") if (np.isnan(ref) != np.isnan(new)).any() else float(np.nanmax(diff, initial=0.0))
+    return OutputComparison(n, mismatches, max_diff, identical)
