@@ -247,3 +247,17 @@ class Project:
         return lock_requirements(lineage.environment, roots,
                                  title=f"requirements of {info.name}/{info.version} (model fingerprint "
                                  f"{info.fingerprint[:12]}), as recorded when it was trained")
+
+    def docker(self, ref: str | None = None, *, out: str | Path, port: int = 8000):
+        """Write the build context of an image serving a version (default: ``@champion``) to ``out``
+        (see :mod:`lockstep.inference.docker`)."""
+        from lockstep.inference.docker import docker_context
+        from lockstep.reproducibility.lineage import load_lineage
+        from lockstep.store import write_generated_folder
+
+        info = self.registry.version(self.model_ref(ref, default_alias="champion"))
+        lineage = load_lineage(self.registry, info, self.path)
+        context = docker_context(self.registry, info, self.env_lock(f"{info.name}/{info.version}"),
+                                 lineage.environment, port=port)
+        write_generated_folder(out, context.files, what=f"lockstep docker {info.name}/{info.version}")
+        return info, context

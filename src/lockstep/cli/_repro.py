@@ -257,7 +257,38 @@ def env_lock(
     out.result(payload, render)
 
 
+def docker(
+    ref: RefArg = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The folder to write the build context to.")] = Path(
+        "docker"),
+    port: Annotated[int, typer.Option("--port", help="The port the service listens on in the container.")] = 8000,
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Write a Dockerfile, pinned requirements and the model bundle for serving a model version."""
+    out = Output(json_mode)
+    info, context = _project(project).docker(ref, out=out_dir, port=port)
+    payload = {"model": info.name, "version": info.version, "fingerprint": info.fingerprint, "out": str(out_dir),
+               "base_image": context.base_image, "platform": context.platform, "requirements": context.pins,
+               "files": sorted(k for k in context.files if not k.startswith(("lib/", "model/"))),
+               "warnings": context.warnings}
+
+    def render(console: Console) -> None:
+        console.print(f"[green]Wrote[/] {escape(str(out_dir))}: Dockerfile ({context.base_image}"
+                      + (f", {context.platform}" if context.platform else "") + f"), requirements.txt "
+                      f"({len(context.pins)} pinned packages), lib/ (lockstep), model/ ({escape(info.name)}/"
+                      f"{info.version})")
+        for warning in context.warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
+        tag = f"{info.name.lower()}:{info.version}"
+        console.print(f"Build and run: docker build -t {tag} {escape(str(out_dir))} && docker run --rm -p "
+                      f"{port}:{port} {tag}")
+
+    out.result(payload, render)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("docker")(command(docker))
     app.command("verify")(command(verify))
     app.command("parity")(command(parity))
     app.command("check")(command(check))

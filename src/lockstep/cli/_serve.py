@@ -94,25 +94,47 @@ def serve(
                                                        "(default: [serve] max_body_bytes).")] = None,
     audit: Annotated[bool | None, typer.Option("--audit/--no-audit", help="Record every request in the audit log "
                                                "(default: [serve] audit).")] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Serve a model bundle folder (written by "
+                                                "`lockstep docker`) instead of a registered version; no project "
+                                                "is needed.")] = None,
+    store: Annotated[Path | None, typer.Option("--store", help="With --bundle: the folder for the audit log "
+                                               "(default: ./.lockstep-serve).")] = None,
     project: ProjectOpt = Path("."),
 ) -> None:
     """Serve a registered model over HTTP (FastAPI on uvicorn), with validation and an audit log."""
     import uvicorn
 
+    from lockstep.config import CONFIG_FILE, ServeConfig
     from lockstep.errors import UserError
     from lockstep.inference.service import ServeSettings, create_app, load_serving_model
 
-    proj = _project(project)
-    cfg = proj.config.serve
+    if bundle is not None:
+        from lockstep.registry.bundle import Bundle
+
+        if model is not None:
+            raise UserError("--model and --bundle exclude each other: a bundle holds one version")
+        proj = _project(project) if (project / CONFIG_FILE).is_file() else None
+        cfg = proj.config.serve if proj else ServeConfig()
+        info = Bundle(bundle).info
+        store_root, experiment = str((store or Path(".lockstep-serve")).resolve()), ""
+        model_text, default_name = f"{info.name}/{info.version}", info.name
+    else:
+        if store is not None:
+            raise UserError("--store only applies with --bundle (a project's service uses the project's store)")
+        proj = _project(project)
+        cfg = proj.config.serve
+        store_root, experiment = str(proj.store.root), proj.config.project.name
+        model_text, default_name = model or cfg.model, proj.config.model_name
     chosen_runtime = runtime or cfg.runtime
     if chosen_runtime not in ("sklearn", "onnx"):
         raise UserError(f"--runtime must be sklearn or onnx, got {chosen_runtime!r}")
     settings = ServeSettings(
-        store_root=str(proj.store.root), experiment=proj.config.project.name, model=model or cfg.model,
-        default_name=proj.config.model_name, runtime=chosen_runtime, max_batch=max_batch or cfg.max_batch,
+        store_root=store_root, experiment=experiment, model=model_text,
+        default_name=default_name, runtime=chosen_runtime, max_batch=max_batch or cfg.max_batch,
         max_body_bytes=max_body_bytes or cfg.max_body_bytes, allow_unknown_fields=cfg.allow_unknown_fields,
         token=os.environ.get(cfg.token_env) or None, poll_seconds=float(cfg.poll_seconds),
         audit=cfg.audit if audit is None else audit,
+        bundle=str(bundle.resolve()) if bundle is not None else None,
     )
     serving = load_serving_model(settings)  # refuse a model that does not check out before listening
     host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers

@@ -63,6 +63,7 @@ class ServeSettings:
     token: str | None = None
     poll_seconds: float = 0.0
     audit: bool = True
+    bundle: str | None = None  # serve this bundle folder instead of a version from the registry
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -89,14 +90,22 @@ class ServingModel:
 
 def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> ServingModel:
     """Load and check a registered version and build its runtime and request model."""
+    from lockstep.errors import UserError
     from lockstep.inference.requests import build_request_model
     from lockstep.inference.runtime import SklearnRuntime
     from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import parse_model_ref
 
-    registry = Registry(Path(settings.store_root), settings.experiment)
-    ref = parse_model_ref(ref_text or settings.model, settings.default_name)
-    loaded = registry.load(ref)
+    if settings.bundle:
+        from lockstep.registry.bundle import Bundle
+
+        if ref_text:
+            raise UserError("this service serves a fixed bundle; it cannot switch to another model version")
+        registry = Bundle(settings.bundle)
+        loaded = registry.load()
+    else:
+        registry = Registry(Path(settings.store_root), settings.experiment)
+        loaded = registry.load(parse_model_ref(ref_text or settings.model, settings.default_name))
     if settings.runtime == "onnx":
         from lockstep.inference.runtime import OnnxRuntime
 
@@ -253,6 +262,8 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
                 await reload_model(None, only_if_changed=True)
 
     async def reload_model(ref_text: str | None, only_if_changed: bool = False) -> ServingModel:
+        if settings.bundle and (only_if_changed or ref_text is None):
+            return state.model  # a bundle is one fixed version
         if only_if_changed and state.model is not None:
             from lockstep.registry.mlflow_registry import Registry
             from lockstep.registry.refs import parse_model_ref
@@ -276,7 +287,7 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
             state.recorder = AuditRecorder(AuditLog(Path(settings.store_root) / "audit"))
             await state.recorder.start()
-        if settings.poll_seconds > 0:
+        if settings.poll_seconds > 0 and not settings.bundle:
             tasks.append(asyncio.create_task(poll()))
         try:
             yield

@@ -27,7 +27,7 @@ from typing import Any
 from lockstep.errors import NotFoundError, StoreError, UserError
 from lockstep.registry.refs import ModelRef
 
-__all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG"]
+__all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG", "load_checked"]
 
 TAG = "lockstep"  # prefix of every tag lockstep writes
 _SKOPS_FILE = "model.skops"
@@ -399,40 +399,9 @@ class Registry:
             were not trusted at registration, or loads to a model whose
             fingerprint differs from the recorded one.
         """
-        import yaml
-
-        from lockstep.fingerprint import model_fingerprint
-
         info = self.version(ref)
         path = self.model_dir(info)
-        recorded_digest = info.tags.get(f"{TAG}.model.file_digest")
-        if not (path / _SKOPS_FILE).exists():
-            raise StoreError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} is missing")
-        if recorded_digest and _file_digest(path / _SKOPS_FILE) != recorded_digest:
-            raise UserError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} changed since it was "
-                            "registered (its hash differs); refusing to load it",
-                            hint="the store was modified; retrain or restore the file")
-        recorded_types = set(json.loads(info.tags.get(f"{TAG}.model.trusted_types", "[]")))
-        mlmodel = yaml.safe_load((path / "MLmodel").read_text())
-        declared = set(mlmodel.get("flavors", {}).get("sklearn", {}).get("skops_trusted_types") or [])
-        extra = sorted(declared - recorded_types)
-        if extra:
-            raise UserError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
-                            f"registration: {', '.join(extra)}; refusing to load it",
-                            hint="the MLmodel file was edited; retrain or restore it")
-        _check_code(info, path / "code")
-        try:
-            model = _load_skops(path / _SKOPS_FILE, sorted(recorded_types), path / "code")
-        except Exception as exc:
-            if type(exc).__name__ == "UntrustedTypesFoundException":
-                raise UserError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
-                                hint="only types recorded as trusted at registration are loaded") from None
-            raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
-        if info.fingerprint and model_fingerprint(model) != info.fingerprint:
-            raise UserError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
-                            "recorded at registration; refusing to use it",
-                            hint="the model file or its code changed; retrain or restore it")
-        return LoadedModel(model=model, info=info, path=path, schema=self.model_schema(info))
+        return LoadedModel(model=load_checked(info, path), info=info, path=path, schema=self.model_schema(info))
 
     def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict) -> Path:
         """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags."""
@@ -473,6 +442,43 @@ class Registry:
             raise StoreError(f"{info.name}/{info.version} has no recorded input schema (trained by an older "
                              "lockstep?); retrain it") from None
         return ModelSchema.from_dict(json.loads(path.read_text()))
+
+
+def load_checked(info: VersionInfo, path: Path) -> Any:
+    """Load the model in ``path`` (an MLflow model folder) after checking it against what ``info`` recorded:
+    the model file's hash, the trusted types, the stored code, and then the loaded model's fingerprint."""
+    import yaml
+
+    from lockstep.fingerprint import model_fingerprint
+
+    recorded_digest = info.tags.get(f"{TAG}.model.file_digest")
+    if not (path / _SKOPS_FILE).exists():
+        raise StoreError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} is missing")
+    if recorded_digest and _file_digest(path / _SKOPS_FILE) != recorded_digest:
+        raise UserError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} changed since it was "
+                        "registered (its hash differs); refusing to load it",
+                        hint="the store was modified; retrain or restore the file")
+    recorded_types = set(json.loads(info.tags.get(f"{TAG}.model.trusted_types", "[]")))
+    mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+    declared = set(mlmodel.get("flavors", {}).get("sklearn", {}).get("skops_trusted_types") or [])
+    extra = sorted(declared - recorded_types)
+    if extra:
+        raise UserError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
+                        f"registration: {', '.join(extra)}; refusing to load it",
+                        hint="the MLmodel file was edited; retrain or restore it")
+    _check_code(info, path / "code")
+    try:
+        model = _load_skops(path / _SKOPS_FILE, sorted(recorded_types), path / "code")
+    except Exception as exc:
+        if type(exc).__name__ == "UntrustedTypesFoundException":
+            raise UserError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
+                            hint="only types recorded as trusted at registration are loaded") from None
+        raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
+    if info.fingerprint and model_fingerprint(model) != info.fingerprint:
+        raise UserError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
+                        "recorded at registration; refusing to use it",
+                        hint="the model file or its code changed; retrain or restore it")
+    return model
 
 
 @contextmanager

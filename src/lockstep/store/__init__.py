@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lockstep.store._files import atomic_write_text, ensure_line
+from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_line, write_generated_folder
 from lockstep.store.audit import AuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable
 from lockstep.store.predictions import FileOutput, PredictionStore
@@ -41,6 +41,7 @@ from lockstep.store.sources import (
 )
 
 __all__ = [
+    "GENERATED_MARKER",
     "AuditLog",
     "FeatureInfo",
     "FeatureTable",
@@ -66,6 +67,7 @@ __all__ = [
     "read_file",
     "read_source",
     "sniff_delimiter",
+    "write_generated_folder",
 ]
 
 _GITIGNORE = "# lockstep's store: versioned artifacts, not source code\n*\n"

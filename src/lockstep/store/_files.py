@@ -1,4 +1,4 @@
-"""Atomic writes of small text files (configuration, templates, manifests)."""
+"""Atomic writes of small text files (configuration, templates, manifests) and of generated folders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "ensure_line"]
+__all__ = ["GENERATED_MARKER", "atomic_write_text", "ensure_line", "write_generated_folder"]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -42,3 +42,56 @@ def ensure_line(path: str | Path, line: str) -> bool:
     sep = "" if not existing or existing.endswith("\n") else "\n"
     atomic_write_text(path, existing + sep + line + "\n")
     return True
+
+
+#: The file that marks a folder as written by lockstep (so that it may be replaced).
+GENERATED_MARKER = ".lockstep-generated"
+
+
+def write_generated_folder(path: str | Path, files: dict[str, bytes | str], *, what: str) -> Path:
+    """Write ``files`` (relative path to content) as the folder ``path``, all at once.
+
+    The files are written to a temporary sibling folder, then swapped in: a
+    reader sees the previous folder or the new one, and a failure leaves the
+    previous one untouched. An existing folder is replaced only if lockstep
+    wrote it (it holds :data:`GENERATED_MARKER`) or it is empty.
+
+    Raises
+    ------
+    UserError
+        If ``path`` is a file, or a non-empty folder lockstep did not write.
+    """
+    import shutil
+
+    from lockstep.errors import UserError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder", hint="choose another --out folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / GENERATED_MARKER).exists():
+        raise UserError(f"{path} is not empty and was not written by lockstep; refusing to replace it",
+                        hint="choose a new or empty --out folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        for relative, content in {**files, GENERATED_MARKER: f"written by lockstep ({what})\n"}.items():
+            target = staging / relative
+            if not target.resolve().is_relative_to(staging.resolve()):
+                raise ValueError(f"{relative} is outside the folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            target.write_bytes(data)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(staging, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path

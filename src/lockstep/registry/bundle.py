@@ -1,0 +1,87 @@
+"""A model bundle: one registered version, self-contained, servable without the registry.
+
+``lockstep docker`` puts a bundle in the image, and ``lockstep serve --bundle
+DIR`` serves it. The folder holds::
+
+    version.json        the version as the registry knows it: name, number, aliases, tags
+                        (fingerprints, lineage, file digests), metrics, parameters
+    input_schema.json   the raw input schema recorded at training
+    model/              the MLflow model folder: MLmodel, model.skops, code/
+    onnx/model.onnx     the ONNX export, when there is one
+
+Loading a bundle makes the same checks as loading from the registry: the
+model file's hash, the trusted types, the stored code, the fingerprint of
+the loaded model, and the ONNX file's hash.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lockstep.errors import NotFoundError, UserError
+from lockstep.registry.mlflow_registry import TAG, LoadedModel, VersionInfo, load_checked
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lockstep.registry.mlflow_registry import Registry
+
+__all__ = ["Bundle", "bundle_files"]
+
+
+def bundle_files(registry: Registry, info: VersionInfo) -> dict[str, bytes]:
+    """The files of a version's bundle, by path relative to the bundle folder."""
+    files: dict[str, bytes] = {}
+    model_dir = registry.model_dir(info)
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[f"model/{path.relative_to(model_dir).as_posix()}"] = path.read_bytes()
+    files["input_schema.json"] = registry.run_artifact(info.run_id, "input_schema.json").read_bytes()
+    record = {"name": info.name, "version": info.version, "aliases": info.aliases, "run_id": info.run_id,
+              "created": info.created, "tags": info.tags, "metrics": info.metrics, "params": info.params,
+              "source": info.source}
+    files["version.json"] = json.dumps(record, indent=2, sort_keys=True).encode()
+    if info.tags.get(f"{TAG}.onnx.digest"):
+        data, _ = registry.onnx(info)
+        files["onnx/model.onnx"] = data
+    return files
+
+
+class Bundle:
+    """A bundle folder: the version it holds, and the model loaded and checked.
+
+    Parameters
+    ----------
+    path : str or Path
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        record = self.path / "version.json"
+        if not record.is_file():
+            raise NotFoundError(f"{self.path} is not a model bundle (it has no version.json)",
+                                hint="`lockstep docker MODEL --out DIR` writes one in DIR/model")
+        raw = json.loads(record.read_text())
+        self.info = VersionInfo(**raw)
+
+    def load(self) -> LoadedModel:
+        """The model, checked like a model loaded from the registry."""
+        from lockstep.inference.schema import ModelSchema
+
+        model = load_checked(self.info, self.path / "model")
+        schema = ModelSchema.from_dict(json.loads((self.path / "input_schema.json").read_text()))
+        return LoadedModel(model=model, info=self.info, path=self.path / "model", schema=schema)
+
+    def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
+        """The bundle's ONNX export and parity record, checked against the recorded hash (as :meth:`Registry.onnx`)."""
+        from lockstep.fingerprint import fingerprint_bytes
+
+        digest = info.tags.get(f"{TAG}.onnx.digest")
+        path = self.path / "onnx" / "model.onnx"
+        if not digest or not path.exists():
+            raise UserError(f"the bundle of {info.name}/{info.version} has no ONNX export",
+                            hint="serve it with --runtime sklearn, or export ONNX before making the bundle")
+        data = path.read_bytes()
+        if fingerprint_bytes(data) != digest:
+            raise UserError(f"{path}: the ONNX file changed since it was exported; refusing to use it")
+        return data, json.loads(info.tags.get(f"{TAG}.onnx.parity", "{}"))
