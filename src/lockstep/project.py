@@ -261,3 +261,31 @@ class Project:
                                  lineage.environment, port=port)
         write_generated_folder(out, context.files, what=f"lockstep docker {info.name}/{info.version}")
         return info, context
+
+    def docs(self, ref: str | None = None, *, out: str | Path):
+        """Write the documentation of a version (default: ``@champion``) to ``out``: ``index.md``,
+        ``index.html`` (self-contained), ``plots/`` and ``requirements.txt`` (see :mod:`lockstep.docgen`)."""
+        from lockstep.docgen.facts import gather
+        from lockstep.docgen.render import render_html, render_markdown
+        from lockstep.store import write_generated_folder
+
+        info = self.registry.version(self.model_ref(ref, default_alias="champion"))
+        facts = gather(self.config, self.store, self.registry, info)
+        markdown = render_markdown(facts)
+        files: dict[str, bytes | str] = {
+            "index.md": markdown,
+            "index.html": render_html(markdown, facts.figures, f"{info.name} version {info.version}"),
+            "requirements.txt": self.env_lock(f"{info.name}/{info.version}").text(),
+            **{f"plots/{name}": data for name, data in facts.figures.items()},
+        }
+        write_generated_folder(out, files, what=f"lockstep docs {info.name}/{info.version}")
+        return info, sorted(files)
+
+    def run(self, *, candidates: bool = False, verify: bool = True, parity: bool = True,
+            force_checks: bool = False, progress=None):
+        """Ingest, features, train, promote, verify and parity, each skipped when its inputs are unchanged
+        (see :mod:`lockstep.runner`)."""
+        from lockstep.runner import run_system
+
+        return run_system(self, candidates=candidates, verify=verify, parity=parity, force_checks=force_checks,
+                          progress=progress)

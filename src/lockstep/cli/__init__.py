@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from lockstep._version import __version__
-from lockstep.cli import _data, _features, _init, _repro, _serve, _train
+from lockstep.cli import _data, _features, _init, _repro, _run, _serve, _train
 
 __all__ = ["app", "main"]
 
@@ -48,6 +48,7 @@ _features.register(app)
 _train.register(app)
 _serve.register(app)
 _repro.register(app)
+_run.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

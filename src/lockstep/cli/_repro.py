@@ -287,7 +287,28 @@ def docker(
     out.result(payload, render)
 
 
+def docs(
+    ref: RefArg = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The folder to write the documentation to.")] = Path(
+        "model-docs"),
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Write documentation of a model version: Markdown and a self-contained HTML page with its plots."""
+    out = Output(json_mode)
+    info, files = _project(project).docs(ref, out=out_dir)
+    payload = {"model": info.name, "version": info.version, "out": str(out_dir), "files": files}
+
+    def render(console: Console) -> None:
+        console.print(f"[green]Wrote[/] the documentation of {escape(info.name)}/{info.version} to "
+                      f"{escape(str(out_dir))}: index.md, index.html (self-contained, open it in a browser) and "
+                      f"{len(files) - 2} more file(s)")
+
+    out.result(payload, render)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("docs")(command(docs))
     app.command("docker")(command(docker))
     app.command("verify")(command(verify))
     app.command("parity")(command(parity))

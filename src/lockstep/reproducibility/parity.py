@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.refs import ModelRef
     from lockstep.store import Store
 
-__all__ = ["ParityPath", "ParityReport", "parity"]
+__all__ = ["ParityPath", "ParityReport", "parity", "parity_key"]
 
 Progress = Callable[[str], None]
 PYTHON_PATHS = ("training-run", "registry", "predict", "http")
@@ -90,6 +90,7 @@ class ParityReport:
     paths: list[ParityPath] = field(default_factory=list)
     seconds: float = 0.0
     time: str = ""
+    key: str = ""
 
     @property
     def identical(self) -> bool:
@@ -99,11 +100,22 @@ class ParityReport:
     def to_dict(self) -> dict:
         return {"model": self.model, "version": self.version, "fingerprint": self.fingerprint,
                 "identical": self.identical, "rows": self.rows, "paths": [p.to_dict() for p in self.paths],
-                "seconds": round(self.seconds, 3), "time": self.time, "lockstep_version": __version__}
+                "seconds": round(self.seconds, 3), "time": self.time, "key": self.key, "lockstep_version": __version__}
 
     def summary(self) -> dict:
-        return {"identical": self.identical, "rows": self.rows, "time": self.time,
+        return {"identical": self.identical, "rows": self.rows, "time": self.time, "key": self.key,
                 "paths": {p.name: p.status for p in self.paths}, "lockstep_version": __version__}
+
+
+def parity_key(info: Any, rows: int | None, http: bool, batch: bool) -> str:
+    """What a parity check depends on: the model (and its ONNX export), the numerical environment, the
+    options and lockstep's version. ``lockstep run`` skips a check whose key was checked before."""
+    from lockstep.environment import core_fingerprint
+    from lockstep.fingerprint import fingerprint_json
+
+    return fingerprint_json({"model": info.fingerprint, "onnx": info.tags.get("lockstep.onnx.digest"),
+                             "environment": core_fingerprint(), "rows": rows, "http": http, "batch": batch,
+                             "lockstep": __version__})
 
 
 def _lockstep_command(*args: str) -> list[str]:
@@ -310,7 +322,8 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     task = loaded.schema.task
     step("reading the test rows")
     raw, features, feature, whole = _rows(store, info, rows)
-    report = ParityReport(info.name, info.version, info.fingerprint, raw.num_rows)
+    report = ParityReport(info.name, info.version, info.fingerprint, raw.num_rows,
+                          key=parity_key(info, rows, http, batch))
 
     # The reference: stored features through the model pipeline, as training evaluated it.
     t0 = time.perf_counter()

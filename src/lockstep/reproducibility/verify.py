@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.reproducibility.lineage import Lineage
     from lockstep.store import Store
 
-__all__ = ["STAGES", "Stage", "VerifyReport", "verify"]
+__all__ = ["STAGES", "Stage", "VerifyReport", "verification_key", "verify"]
 
 STAGES = ("data", "environment", "code", "features", "model", "predictions")
 Progress = Callable[[str], None]
@@ -432,6 +432,24 @@ def _cause(stages: dict[str, Stage], diffs: list[EnvDifference], threads: int, l
             "random.random() without a seed) or depends on time or on the order of a set")
 
 
+def verification_key(config: Config, lineage: Lineage, options: dict[str, Any]) -> str:
+    """What a verification depends on: the model, its snapshot, the current code and numerical environment,
+    the options and lockstep's version. ``lockstep run`` skips a verification whose key was verified before."""
+    from lockstep.environment import core_fingerprint
+    from lockstep.fingerprint import fingerprint_json
+    from lockstep.usercode import code_identity
+
+    refs = [lineage.model_ref] + ([lineage.config.features.pipeline] if lineage.config.features.pipeline else [])
+    code: dict[str, Any] = {}
+    for ref in refs:
+        try:
+            code[ref] = code_identity(ref, config.project_dir).fingerprint
+        except LockstepError as exc:
+            code[ref] = exc.message
+    return fingerprint_json({"model": lineage.info.fingerprint, "raw": lineage.raw_fingerprint, "code": code,
+                             "environment": core_fingerprint(), "options": options, "lockstep": __version__})
+
+
 def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, recorded_code: bool = False,
            full: bool = False, threads: int | None = None, strict_env: bool = False,
            progress: Progress | None = None, record: bool = True) -> VerifyReport:
@@ -460,8 +478,6 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     -------
     VerifyReport
     """
-    from lockstep.environment import core_fingerprint
-    from lockstep.fingerprint import fingerprint_json
     from lockstep.reproducibility.lineage import load_lineage
 
     step = progress or (lambda _name: None)
@@ -499,9 +515,7 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
         stages["predictions"] = _predictions_stage(registry, lineage, result)
 
     options = {"recorded_code": recorded_code, "full": full, "threads": used_threads, "strict_env": strict_env}
-    key = fingerprint_json({"model": info.fingerprint, "raw": lineage.raw_fingerprint,
-                            "environment": core_fingerprint(), "code": stages["code"].data.get("changes"),
-                            "options": options, "lockstep": __version__})
+    key = verification_key(config, lineage, options)
     report = VerifyReport(
         model=info.name, version=info.version, fingerprint=info.fingerprint,
         stages=[stages[name] for name in STAGES], cause=_cause(stages, diffs, used_threads, lineage),

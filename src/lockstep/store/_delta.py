@@ -66,8 +66,20 @@ def read_table(path: Path, version: int, columns: list[str] | None = None, *,
 
 def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dict[str, Any], *,
                 mode: str = "overwrite") -> None:
-    """Write ``data`` as one new version of the table at ``path``, with ``metadata`` in the commit."""
+    """Write ``data`` as one new version of the table at ``path``, with ``metadata`` in the commit.
+
+    The rows are handed to delta-rs as one record batch: given several, it
+    writes them in parallel and the file holds them in whatever order the
+    threads finished (delta-rs 1.6; see pola-rs/polars#26912), which would
+    break "rows in the order they were ingested" and every fingerprint of
+    the table. A stream is therefore collected first.
+    """
+    import pyarrow as pa
     from deltalake import CommitProperties, write_deltalake
+
+    if isinstance(data, pa.RecordBatchReader):
+        data = data.read_all()
+    data = data.combine_chunks()
 
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {}

@@ -77,7 +77,13 @@ class PredictionStore:
         return self.root / name
 
     def write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], metadata: dict) -> None:
-        """Append the batches to ``predictions/<name>`` as one Delta commit (nothing if any batch fails)."""
+        """Append the batches to ``predictions/<name>`` as one Delta commit (nothing if any batch fails).
+
+        The predictions are collected before the commit, so that their rows
+        keep the input's order (see :func:`lockstep.store._delta.write_table`):
+        a Parquet or CSV output streams, a Delta output holds the outputs (not
+        the inputs) in memory.
+        """
         import pyarrow as pa
 
         reader = pa.RecordBatchReader.from_batches(schema, batches)
