@@ -1,14 +1,16 @@
 """Run the example systems end to end: ``python3 dev.py demo`` runs this in the project's environment.
 
 For each example project it shows what ``lockstep init`` scaffolds from the
-raw data (in ``build/demo/``), then ingests the committed, reviewed project
-and shows the snapshot, then computes the feature set (checking that the
-feature pipeline is stateless), trains and registers a model, promotes it
-through the gates, trains the boosted candidate and lets the gates decide
-whether it replaces the champion; then predicts a batch, exports the
-champion to ONNX (the ames-housing model says which step cannot be), starts
-the service briefly to send a few requests (one invalid) and shows the
-audit records. Running it again shows that nothing unchanged is recomputed.
+raw data (in ``build/demo/``), then runs the whole system with one command,
+``lockstep run --candidates``: ingest (validated, fingerprinted snapshot),
+features (checked to be stateless), training of the default model and of the
+boosted candidate (seeded, multi-seed, tracked in MLflow), promotion through
+the gates, then ``verify`` (the champion rebuilt from its lineage and
+compared bit for bit) and ``parity`` (the same rows through every prediction
+path). A second ``lockstep run`` shows that nothing unchanged is recomputed.
+Then the CI gates (``lockstep check``), generated documentation, and a short
+serve/predict round: a batch prediction, the ONNX export, the service started
+briefly for a few requests (one invalid), and the audit records.
 """
 
 from __future__ import annotations
@@ -86,25 +88,22 @@ def main() -> None:
         scratch = ROOT / "build" / "demo" / name
         shutil.rmtree(scratch, ignore_errors=True)
         run("init", f"{project}/{data}", "--target", target, "--id", id_column, "--dir", str(scratch.relative_to(ROOT)))
-        run("ingest", "--project", project)
-        run("data", "list", "--project", project)
-        run("data", "show", "--project", project)
-        run("features", "--project", project)
-        run("features", "show", "--project", project)
-        run("train", "--project", project)
-        run("promote", "--project", project, ok=(0, 3))
-        run("train", "--candidate", "boosted", "--project", project)
-        # the gates decide: exit 3 means the challenger did not beat the champion
-        run("promote", "--project", project, ok=(0, 3))
+        # the whole system: ingest, features, train (+ candidates), promote, verify, parity
+        run("run", "--candidates", "--project", project)
+        run("run", "--candidates", "--project", project)  # again: every step is skipped
         run("models", "list", "--project", project)
+        run("check", "--project", project, ok=(0, 3))  # the CI gates (exit 3: the last candidate lost)
+        run("docs", "--out", f"build/demo/{name}-docs", "--project", project)
+        # a short serve/predict round
         run("predict", "--input", f"{project}/{data}", "--output", f"build/demo/{name}-predictions.parquet",
             "--project", project)
         # the ONNX export of the ames-housing model stops at its SaleDate step, and says so
         run("export", "onnx", "--project", project, ok=(0, 2))
         serve_briefly(project)
         run("audit", "show", "--limit", "5", "--project", project)
-    print("\nDemo complete: both examples ingested, turned into features, trained, registered and gated."
-          "\nOpen the MLflow UI with: .venv/bin/lockstep ui --project examples/telco-churn")
+    print("\nDemo complete: both examples ingested, turned into features, trained, gated, verified bit for bit and"
+          " served.\nOpen build/demo/telco-churn-docs/index.html, or the MLflow UI with: "
+          ".venv/bin/lockstep ui --project examples/telco-churn")
 
 
 if __name__ == "__main__":

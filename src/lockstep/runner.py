@@ -205,8 +205,9 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
             ran = [p for p in result.paths if p.status != "SKIPPED"]
             if result.identical:
                 worst = max((p.max_abs_diff for p in ran), default=0.0)
-                return RunStep("parity", "done", f"{len(ran)} paths agree on {result.rows:,} test rows (largest "
-                               f"difference {worst:.3g})", champion.version, champion.fingerprint)
+                return RunStep("parity", "done", f"{len(ran) - 1} paths agree with the in-process path on "
+                               f"{result.rows:,} test rows (largest difference {worst:.3g})", champion.version,
+                               champion.fingerprint)
             failed = ", ".join(p.name for p in result.paths if p.status == "FAIL")
             return RunStep("parity", "failed", f"paths differ: {failed}", champion.version, champion.fingerprint)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -175,6 +176,16 @@ def models_show(
         if t.get("lockstep.git.commit"):
             dirty = " (dirty)" if t.get("lockstep.git.dirty") == "True" else ""
             console.print(f"  git          {t['lockstep.git.commit'][:12]}{dirty}")
+        console.print("[bold]Checks[/]")
+        for kind, key, good in (("verify", "reproduced", "reproduced"), ("parity", "identical", "identical")):
+            raw = t.get(f"lockstep.{kind}")
+            if not raw:
+                console.print(f"  {kind:12} not run yet: lockstep {kind} {escape(info.name)}/{info.version}")
+                continue
+            result = json.loads(raw)
+            verdict = f"[green]{good}[/]" if result.get(key) else f"[red]not {good}[/]"
+            console.print(f"  {kind:12} {verdict} ({result.get('time')})"
+                          + (f": {escape(str(result.get('cause')))}" if result.get("cause") else ""))
         for split in ("test", "valid"):
             summary = info.metric_summary(split)
             if summary:
