@@ -255,7 +255,8 @@ def test_verify_user_errors_exit_2(trained: Project) -> None:
 
 
 def test_diff_module_names_changed_added_and_removed_definitions() -> None:
-    old = "X = 1\n\ndef a():\n    return 1\n\n\nclass C:\n    def m(self):\n        return 1\n\n\ndef gone():\n    pass\n"
+    old = ("X = 1\n\ndef a():\n    return 1\n\n\nclass C:\n    def m(self):\n        return 1\n\n\n"
+           "def gone():\n    pass\n")
     new = "X = 1\n\n# a comment\ndef a():\n    return 2\n\n\nclass C:\n    def m(self):\n        return 1\n\n" \
           "def fresh():\n    pass\n"
     change = diff_module("p.py", old, new)
