@@ -59,6 +59,18 @@ def test_verify_reproduces_a_model_bit_for_bit(trained: Project) -> None:
     assert summary["reproduced"] is True and summary["stages"]["model"] == "PASS"
 
 
+def test_full_repeats_the_search(trained: Project) -> None:
+    toml = trained.path / "lockstep.toml"
+    toml.write_text(toml.read_text().replace('model = "pipeline:model"\n', 'model = "pipeline:model"\nsearch = '
+                                             '{ kind = "grid", cv = 3, space = { "estimator__C" = [0.1, 1.0] } }\n'))
+    version = Project(trained.path).train().version
+    code, payload = verify_cli(trained.path, f"churn-serve/{version.version}", "--full")
+    assert code == 0, payload
+    assert payload["options"]["full"] is True
+    assert "the search chose the recorded parameters again" in payload["stages"][4]["detail"]
+    assert "estimator__C" in payload["stages"][4]["detail"]
+
+
 def test_a_changed_data_cell_fails_the_data_stage(trained: Project) -> None:
     raw_dir = trained.store.root / "raw"
     (part,) = [p for p in raw_dir.glob("*.parquet")]

@@ -332,9 +332,8 @@ def _model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, f
         notes = []
         if full and lineage.search is not None:
             step("repeating the search")
-            config.train.threads = threads
             best_params, _ = search_best_params(config, factory, lineage.search, X[masks["train"]],
-                                                y[masks["train"]])
+                                                y[masks["train"]], threads=threads)
             same = best_params == lineage.best_params
             notes.append("the search chose the recorded parameters again" if same else
                          f"the search chose {best_params}, recorded {lineage.best_params}")

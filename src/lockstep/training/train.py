@@ -276,15 +276,19 @@ def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: i
     return model
 
 
-def search_best_params(config: Config, factory: Any, search: SearchConfig, X_train, y_train) -> tuple[dict, Any]:
-    """Run the configured search on CV folds of the training rows; the best parameters and the searcher."""
+def search_best_params(config: Config, factory: Any, search: SearchConfig, X_train, y_train, *,
+                       threads: int | None = None) -> tuple[dict, Any]:
+    """Run the configured search on CV folds of the training rows; the best parameters and the searcher.
+
+    ``threads`` overrides ``[train] threads``.
+    """
     from lockstep.evaluation.metrics import make_scorer
     from lockstep.training.determinism import deterministic, seed_estimator
     from lockstep.training.search import build_search
 
     train_cfg, task = config.train, config.data.task
     seed = train_cfg.seeds[0]
-    with deterministic(seed, train_cfg.threads):
+    with deterministic(seed, threads if threads is not None else train_cfg.threads):
         estimator = factory()
         seed_estimator(estimator, seed)
         searcher = build_search(estimator, search, make_scorer(task, config.primary_metric, train_cfg.positive_class),
