@@ -452,6 +452,43 @@ class ServeConfig(_Section):
     audit: StrictBool = True
 
 
+class MonitorConfig(_Section):
+    """``[monitor]``: the thresholds of drift monitoring.
+
+    A feature drifts when any of its statistics crosses its threshold:
+    ``psi`` (population stability index, numbers and categories; above
+    ``psi_warning`` it is a warning), ``ks`` (Kolmogorov-Smirnov distance,
+    numbers, when its p-value is also below ``ks_pvalue``), ``wasserstein``
+    (in reference standard deviations, numbers), ``chi2`` (Cramér's V,
+    categories, when its p-value is also below ``chi2_pvalue``),
+    ``jensen_shannon`` (distance, categories), ``unseen`` (share of values the
+    reference never had, categories), ``missing`` (absolute change of the
+    missing rate). ``min_rows`` is the smallest window worth judging,
+    ``window`` the number of recent requests behind the service's PSI gauges,
+    ``bootstrap`` the resamples behind the confidence interval of live metrics.
+    """
+
+    psi: Number = Field(default=0.25, gt=0)
+    psi_warning: Number = Field(default=0.1, gt=0)
+    ks: Number = Field(default=0.1, gt=0, le=1)
+    ks_pvalue: Number = Field(default=0.01, gt=0, le=1)
+    wasserstein: Number = Field(default=0.1, gt=0)
+    chi2: Number = Field(default=0.1, gt=0, le=1)
+    chi2_pvalue: Number = Field(default=0.01, gt=0, le=1)
+    jensen_shannon: Number = Field(default=0.1, gt=0, le=1)
+    unseen: Number = Field(default=0.01, ge=0, le=1)
+    missing: Number = Field(default=0.05, ge=0, le=1)
+    min_rows: StrictInt = Field(default=100, ge=1)
+    window: StrictInt = Field(default=1000, ge=10, le=1_000_000)
+    bootstrap: StrictInt = Field(default=200, ge=10, le=100_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitorConfig:
+        if self.psi_warning > self.psi:
+            raise ValueError("monitor.psi_warning must not be above monitor.psi")
+        return self
+
+
 class Config(_Section):
     """The whole ``lockstep.toml``.
 
@@ -466,6 +503,7 @@ class Config(_Section):
     train: TrainConfig | None = None
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     _project_dir: Path | None = PrivateAttr(default=None)
 

@@ -289,3 +289,40 @@ class Project:
 
         return run_system(self, candidates=candidates, verify=verify, parity=parity, force_checks=force_checks,
                           progress=progress)
+
+    # ------------------------------------------------------------------ monitoring
+
+    def monitor(self, ref: str | None = None, *, data: str | Path | None = None, since=None, until=None,
+                quality: bool = False, retrain: bool = False, inputs_only: bool = False,
+                out: str | Path | None = None, chunk_rows: int = 250_000, progress=None):
+        """Compare a window (a file, or the audit log) with a version's reference profile (default:
+        ``@champion``); optionally the live quality from feedback, and the retraining loop
+        (see :mod:`lockstep.monitoring`). The run is recorded in the store's monitoring log."""
+        from lockstep.monitoring.monitor import monitor
+        from lockstep.monitoring.report import report_files
+        from lockstep.store import write_generated_folder
+
+        registry = self.registry
+        loaded = registry.load(self.model_ref(ref, default_alias="champion"))
+        exact = self.model_ref(f"{loaded.info.name}/{loaded.info.version}")
+        report = monitor(self.config, self.store, registry, exact, data=Path(data) if data is not None else None,
+                         since=since, until=until, inputs_only=inputs_only, chunk_rows=chunk_rows,
+                         progress=progress, loaded=loaded)
+        if quality:
+            from lockstep.monitoring.quality import live_quality
+
+            report.quality = live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
+                                          since=since, until=until)
+        if retrain:
+            from lockstep.monitoring.retrain import retrain_loop
+
+            report.actions = retrain_loop(self, report)
+        files = report_files(report)
+        if out is not None:
+            write_generated_folder(out, files, what=f"lockstep monitor {report.model}/{report.version}")
+        payload = report.to_dict()
+        if retrain:
+            payload["mlflow_run"] = registry.log_monitor(payload, files)
+        self.store.ensure()
+        self.store.monitoring.append(payload)
+        return report, payload

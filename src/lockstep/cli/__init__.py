@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from lockstep._version import __version__
-from lockstep.cli import _data, _features, _init, _repro, _run, _serve, _train
+from lockstep.cli import _data, _features, _init, _monitor, _repro, _run, _serve, _train
 
 __all__ = ["app", "main"]
 
@@ -49,6 +49,7 @@ _train.register(app)
 _serve.register(app)
 _repro.register(app)
 _run.register(app)
+_monitor.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -104,7 +104,7 @@ def serve(
     """Serve a registered model over HTTP (FastAPI on uvicorn), with validation and an audit log."""
     import uvicorn
 
-    from lockstep.config import CONFIG_FILE, ServeConfig
+    from lockstep.config import CONFIG_FILE, MonitorConfig, ServeConfig
     from lockstep.errors import UserError
     from lockstep.inference.service import ServeSettings, create_app, load_serving_model
 
@@ -115,6 +115,7 @@ def serve(
             raise UserError("--model and --bundle exclude each other: a bundle holds one version")
         proj = _project(project) if (project / CONFIG_FILE).is_file() else None
         cfg = proj.config.serve if proj else ServeConfig()
+        window = proj.config.monitor.window if proj else MonitorConfig().window
         info = Bundle(bundle).info
         store_root, experiment = str((store or Path(".lockstep-serve")).resolve()), ""
         model_text, default_name = f"{info.name}/{info.version}", info.name
@@ -123,6 +124,7 @@ def serve(
             raise UserError("--store only applies with --bundle (a project's service uses the project's store)")
         proj = _project(project)
         cfg = proj.config.serve
+        window = proj.config.monitor.window
         store_root, experiment = str(proj.store.root), proj.config.project.name
         model_text, default_name = model or cfg.model, proj.config.model_name
     chosen_runtime = runtime or cfg.runtime
@@ -134,7 +136,7 @@ def serve(
         max_body_bytes=max_body_bytes or cfg.max_body_bytes, allow_unknown_fields=cfg.allow_unknown_fields,
         token=os.environ.get(cfg.token_env) or None, poll_seconds=float(cfg.poll_seconds),
         audit=cfg.audit if audit is None else audit,
-        bundle=str(bundle.resolve()) if bundle is not None else None,
+        bundle=str(bundle.resolve()) if bundle is not None else None, drift_window=window,
     )
     serving = load_serving_model(settings)  # refuse a model that does not check out before listening
     host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers

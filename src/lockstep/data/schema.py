@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.config import ColumnSchema, DataConfig
 
-__all__ = ["ARROW_TYPES", "ValidationResult", "arrow_type", "pandera_schema", "to_pandas", "validate_table"]
+__all__ = ["ARROW_TYPES", "ValidationResult", "arrow_type", "convert_table", "pandera_schema", "to_pandas",
+           "validate_table"]
 
 _MAX_EXAMPLES = 5
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -131,7 +132,6 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
     -------
     ValidationResult
     """
-    import pyarrow as pa
 
     declared = data if isinstance(data, dict) else data.columns
     target = None if isinstance(data, dict) else data.target
@@ -148,6 +148,24 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
                 column=name, rule=f"in {source} but not declared in [data.schema] "
                                   "(declare it, or select columns with [data] sql)", rows=0))
 
+    typed, row_failures = convert_table(table, declared)
+    converted_failed = {(f.column, r) for f in row_failures for r in f.rows}
+    row_failures += _check_rules(typed, declared, converted_failed)
+    return ValidationResult(table=typed, column_failures=column_failures, row_failures=row_failures)
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def convert_table(table: pa.Table, declared: dict[str, ColumnSchema]) -> tuple[pa.Table, list[RowFailure]]:
+    """Convert the declared columns ``table`` has to their types, without checking any other rule.
+
+    Values that do not convert become missing and are returned as failures of
+    the rule ``dtype <type>``. Monitoring uses this alone: a category the
+    schema does not allow, or a value out of range, is what it looks for.
+    """
+    import pyarrow as pa
+
     arrays, names, row_failures = [], [], []
     for name, spec in declared.items():
         if name not in table.column_names:
@@ -157,14 +175,7 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
         names.append(name)
         if failure is not None:
             row_failures.append(failure)
-    typed = pa.table(arrays, names=names) if arrays else pa.table({})
-
-    converted_failed = {(f.column, r) for f in row_failures for r in f.rows}
-    row_failures += _check_rules(typed, declared, converted_failed)
-    return ValidationResult(table=typed, column_failures=column_failures, row_failures=row_failures)
-
-
-# --------------------------------------------------------------------------- conversion
+    return (pa.table(arrays, names=names) if arrays else pa.table({})), row_failures
 
 
 def _convert(column: pa.ChunkedArray, spec: ColumnSchema, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:

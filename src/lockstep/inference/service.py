@@ -64,6 +64,7 @@ class ServeSettings:
     poll_seconds: float = 0.0
     audit: bool = True
     bundle: str | None = None  # serve this bundle folder instead of a version from the registry
+    drift_window: int = 1000  # recent records behind the PSI gauges of /metrics (0: none)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -82,6 +83,7 @@ class ServingModel:
     schema: Any
     requests: Any
     loaded_at: str
+    live: Any = None  # LiveDrift of the recent requests, when the version has a reference profile
 
     @property
     def identity(self) -> dict:
@@ -115,7 +117,25 @@ def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> 
     requests = build_request_model(loaded.schema, max_batch=settings.max_batch,
                                    allow_unknown=settings.allow_unknown_fields)
     return ServingModel(runtime=runtime, info=loaded.info, schema=loaded.schema, requests=requests,
-                        loaded_at=datetime.now(UTC).isoformat(timespec="seconds"))
+                        loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                        live=_live_drift(registry, loaded, settings.drift_window))
+
+
+def _live_drift(source: Any, loaded: Any, window: int) -> Any:
+    """The sliding drift window of a model, if it has a reference profile of the current format."""
+    from lockstep.errors import LockstepError
+    from lockstep.monitoring.live import LiveDrift
+    from lockstep.monitoring.profile import PROFILE_VERSION
+
+    if window <= 0:
+        return None
+    try:
+        profile = source.reference_profile(loaded.info)
+    except LockstepError:
+        return None
+    if profile.get("version") != PROFILE_VERSION:
+        return None
+    return LiveDrift(profile, list(loaded.schema.inputs), window)
 
 
 class Metrics:
@@ -136,6 +156,23 @@ class Metrics:
                                    registry=self.registry)
         self.model_info = Gauge("lockstep_model_info", "The model being served", ["name", "version", "fingerprint"],
                                 registry=self.registry)
+        self.psi = Gauge("lockstep_drift_psi", "PSI of the recent requests against the training data, per raw input "
+                         "(raw:<name>) and for the predicted score (prediction)", ["column", "model_version"],
+                         registry=self.registry)
+        self.window = Gauge("lockstep_drift_window_records", "Records in the window behind lockstep_drift_psi",
+                            ["model_version"], registry=self.registry)
+        self.feedback = Counter("lockstep_feedback_records_total", "Ground-truth labels received", ["model_version"],
+                                registry=self.registry)
+
+    def update_drift(self, model: Any) -> None:
+        """Set the PSI gauges from the model's window (called when /metrics is scraped)."""
+        live = getattr(model, "live", None)
+        if live is None:
+            return
+        version = str(model.info.version)
+        self.window.labels(version).set(len(live))
+        for column, value in live.psi().items():
+            self.psi.labels(column, version).set(value)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -143,7 +180,8 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-_KNOWN = {"/predict", "/health", "/ready", "/model", "/metrics", "/admin/reload", "/docs", "/openapi.json"}
+_KNOWN = {"/predict", "/feedback", "/health", "/ready", "/model", "/metrics", "/admin/reload", "/docs",
+          "/openapi.json"}
 
 
 class ServiceMiddleware:
@@ -240,6 +278,7 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
     from lockstep.store.audit import AuditLog
 
     metrics = Metrics()
+    recent = RecentPredictions()
 
     class State:
         model: ServingModel | None = None
@@ -302,17 +341,20 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
     app.state.lockstep = state
 
     async def audit(request: Request, model: ServingModel | None, status: int, rows: int, inputs: Any,
-                    outputs: Any, error: Any, started: float) -> None:
+                    outputs: Any, error: Any, started: float, endpoint: str = "/predict",
+                    identity: tuple[str, int] | None = None) -> None:
         if state.recorder is None:
             return
+        name, version = identity if identity else ((model.info.name, model.info.version) if model else (None, None))
+        same = model is not None and (name, version) == (model.info.name, model.info.version)
         record = {
             "request_id": request.scope["state"]["request_id"],
             "time": datetime.now(UTC).isoformat(),
-            "endpoint": "/predict", "status": status,
+            "endpoint": endpoint, "status": status,
             "client": request.client.host if request.client else None,
-            "model_name": model.info.name if model else None,
-            "model_version": model.info.version if model else None,
-            "model_fingerprint": model.info.fingerprint if model else None,
+            "model_name": name,
+            "model_version": version,
+            "model_fingerprint": model.info.fingerprint if same else None,
             "runtime": settings.runtime,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "rows": rows, "inputs": inputs, "outputs": outputs, "error": error,
@@ -352,7 +394,55 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         metrics.predictions.labels(str(model.info.version)).inc(len(records))
         await audit(request, model, 200, len(records), records,
                     {"predictions": labels, "probabilities": probabilities}, None, started)
+        recent.remember(request_id, model.info, len(records))
+        if model.live is not None:
+            model.live.observe(records, _scores(labels, probabilities, model.schema))
         return Response(json.dumps(payload, default=str), media_type="application/json")
+
+    @app.post("/feedback", responses={200: {"description": "The ground truth was recorded"},
+                                      404: {"description": "No prediction with this request id"},
+                                      422: {"description": "Invalid feedback"}})
+    async def feedback(request: Request) -> Response:
+        """Record the ground truth of an earlier prediction: ``{"request_id": ..., "label": ...}``.
+
+        ``label`` is the true class (or value, for a regressor) of a one-record
+        request, or a list with one per record of a batch request. The latest
+        feedback for a request is the one ``lockstep monitor --quality`` uses.
+        """
+        started = time.perf_counter()
+        model = state.model
+        body = b""
+        try:
+            body = await _read_body(request, settings.max_body_bytes)
+            target, labels = _parse_feedback(body, model.schema)
+        except BodyError as exc:
+            preview = body.decode("utf-8", "replace")[:2000] or None
+            await audit(request, model, exc.status, 0, preview, None, exc.detail, started, "/feedback")
+            return JSONResponse({"detail": exc.detail, "request_id": request.scope["state"]["request_id"]},
+                                status_code=exc.status)
+        found = recent.get(target)
+        if found is None:
+            found = await run_in_threadpool(_find_prediction, settings, target)
+        own_id = request.scope["state"]["request_id"]
+        if found is None:
+            detail = [{"field": "request_id", "rule": "unknown",
+                       "message": f"no successful prediction with request id {target!r} in the audit log"}]
+            await audit(request, model, 404, 0, {"request_id": target, "labels": labels}, None, detail, started,
+                        "/feedback")
+            return JSONResponse({"detail": detail, "request_id": own_id}, status_code=404)
+        name, version, rows = found
+        if len(labels) != rows:
+            detail = [{"field": "label", "rule": "length",
+                       "message": f"request {target} predicted {rows} record(s): give one label"
+                                  + (" (not a list)" if rows == 1 else f" per record, a list of {rows}")}]
+            await audit(request, model, 422, 0, {"request_id": target, "labels": labels}, None, detail, started,
+                        "/feedback")
+            return JSONResponse({"detail": detail, "request_id": own_id}, status_code=422)
+        await audit(request, model, 200, rows, {"request_id": target, "labels": labels}, None, None, started,
+                    "/feedback", identity=(name, version))
+        metrics.feedback.labels(str(version)).inc(rows)
+        return JSONResponse({"request_id": own_id, "recorded": target, "rows": rows,
+                             "model": {"name": name, "version": version}})
 
     @app.get("/health")
     async def health() -> dict:
@@ -384,6 +474,8 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
+        if state.model is not None:
+            await run_in_threadpool(metrics.update_drift, state.model)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.post("/admin/reload")
@@ -427,6 +519,93 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
     app.add_middleware(ServiceMiddleware, settings=settings, metrics=metrics, state=state)
     return app
+
+
+class RecentPredictions:
+    """The request ids this process answered lately: model and rows, to check feedback without the store."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        from collections import OrderedDict
+
+        self.size = size
+        self.items: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+
+    def remember(self, request_id: str, info: Any, rows: int) -> None:
+        self.items[request_id] = (info.name, info.version, rows)
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+    def get(self, request_id: str) -> tuple[str, int, int] | None:
+        return self.items.get(request_id)
+
+
+def _find_prediction(settings: ServeSettings, request_id: str) -> tuple[str, int, int] | None:
+    """A successful prediction request of any process, from the store's audit log."""
+    from lockstep.store.audit import AuditLog
+
+    record = AuditLog(Path(settings.store_root) / "audit").find(request_id, endpoint="/predict", status=200)
+    if record is None:
+        return None
+    return record["model_name"], int(record["model_version"]), int(record["rows"])
+
+
+def _parse_feedback(body: bytes, schema: Any) -> tuple[str, list]:
+    """``(request_id, labels)`` from a feedback body, or a BodyError naming the field."""
+    import math
+
+    from lockstep.inference.requests import BodyError
+
+    def problem(field: str, rule: str, message: str) -> BodyError:
+        return BodyError(422, [{"field": field, "rule": rule, "message": message}])
+
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise problem(None, "json_invalid", "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise problem(None, "type", 'send {"request_id": "...", "label": ...}')
+    unknown = sorted(set(payload) - {"request_id", "label", "value"})
+    if unknown:
+        raise problem(unknown[0], "extra_forbidden", "unknown field; send request_id and label")
+    target = payload.get("request_id")
+    if not isinstance(target, str) or not target:
+        raise problem("request_id", "missing" if target is None else "type",
+                      "the request id of the prediction (its X-Request-ID), as text")
+    key = "label" if "label" in payload else "value"
+    if key not in payload:
+        raise problem("label", "missing", "the true class (or value) of the prediction")
+    raw = payload[key]
+    labels = raw if isinstance(raw, list) else [raw]
+    if not labels:
+        raise problem(key, "min_length", "an empty list of labels")
+    if schema.task == "classification":
+        classes = {json.dumps(c): c for c in schema.classes or []}
+        out = []
+        for i, label in enumerate(labels):
+            known = classes.get(json.dumps(label))
+            if known is None:
+                shown = ", ".join(json.dumps(c) for c in schema.classes or [])
+                where = f"{key}[{i}]" if isinstance(raw, list) else key
+                raise problem(where, "enum", f"{json.dumps(label)} is not a class of the model ({shown})")
+            out.append(known)
+        return target, out
+    for i, value in enumerate(labels):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            where = f"{key}[{i}]" if isinstance(raw, list) else key
+            raise problem(where, "type", "a finite number (the true value)")
+    return target, [float(v) for v in labels]
+
+
+def _scores(labels: Any, probabilities: Any, schema: Any):
+    """The monitored score of each answered record (see :func:`lockstep.monitoring.scores.scores_of`)."""
+    from lockstep.monitoring.scores import scores_of
+
+    if probabilities is not None:
+        classes = [str(c) for c in schema.classes or []]
+        return scores_of(None, [[p[c] for c in classes] for p in probabilities])
+    if schema.task == "regression":
+        return scores_of(labels, None)
+    return None
 
 
 def create_app_from_env():

@@ -6,6 +6,7 @@ DIR`` serves it. The folder holds::
     version.json        the version as the registry knows it: name, number, aliases, tags
                         (fingerprints, lineage, file digests), metrics, parameters
     input_schema.json   the raw input schema recorded at training
+    reference_profile.json  the training data's binned summaries (drift gauges of /metrics)
     model/              the MLflow model folder: MLmodel, model.skops, code/
     onnx/model.onnx     the ONNX export, when there is one
 
@@ -37,6 +38,7 @@ def bundle_files(registry: Registry, info: VersionInfo) -> dict[str, bytes]:
         if path.is_file() and "__pycache__" not in path.parts:
             files[f"model/{path.relative_to(model_dir).as_posix()}"] = path.read_bytes()
     files["input_schema.json"] = registry.run_artifact(info.run_id, "input_schema.json").read_bytes()
+    files["reference_profile.json"] = registry.run_artifact(info.run_id, "reference_profile.json").read_bytes()
     record = {"name": info.name, "version": info.version, "aliases": info.aliases, "run_id": info.run_id,
               "created": info.created, "tags": info.tags, "metrics": info.metrics, "params": info.params,
               "source": info.source}
@@ -71,6 +73,13 @@ class Bundle:
         model = load_checked(self.info, self.path / "model")
         schema = ModelSchema.from_dict(json.loads((self.path / "input_schema.json").read_text()))
         return LoadedModel(model=model, info=self.info, path=self.path / "model", schema=schema)
+
+    def reference_profile(self, info: VersionInfo) -> dict:
+        """The reference profile of the bundle's version (for drift gauges and monitoring)."""
+        path = self.path / "reference_profile.json"
+        if not path.is_file():
+            raise NotFoundError(f"the bundle {self.path} has no reference_profile.json")
+        return json.loads(path.read_text())
 
     def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
         """The bundle's ONNX export and parity record, checked against the recorded hash (as :meth:`Registry.onnx`)."""

@@ -376,6 +376,35 @@ class Registry:
             client.set_model_version_tag(info.name, str(info.version), f"{TAG}.{kind}",
                                          json.dumps(summary, sort_keys=True, default=str))
 
+    def log_monitor(self, report: dict, files: dict[str, bytes | str]) -> str:
+        """Log a monitoring run (the retraining loop's report and decisions) to MLflow; its run id."""
+        with self._mlflow() as mlflow:
+            client = self._client(mlflow)
+            experiment_id = self._experiment_id(mlflow)
+            decisions = {a["step"]: a["decision"] for a in report.get("actions", [])}
+            tags = {f"{TAG}.kind": "monitor", f"{TAG}.monitor.model": f"{report['model']}/{report['version']}",
+                    f"{TAG}.monitor.drift": str(report["drift"]).lower(),
+                    f"{TAG}.monitor.window": report["window"][:5000],
+                    **{f"{TAG}.monitor.{step}": decision for step, decision in decisions.items()}}
+            run = client.create_run(experiment_id, run_name=f"monitor-{report['model']}-{report['version']}",
+                                    tags=tags)
+            run_id = run.info.run_id
+            client.log_metric(run_id, "rows", float(report["rows"]))
+            client.log_metric(run_id, "drifted_columns", float(len(report.get("drifted", []))))
+            for item in report.get("features", []):
+                if item["group"] == "prediction" and isinstance(item["value"], (int, float)):
+                    client.log_metric(run_id, f"prediction_{item['statistic']}", float(item["value"]))
+            for path, content in files.items():
+                if isinstance(content, str):
+                    client.log_text(run_id, content, f"monitor/{path}")
+                else:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        local = Path(tmp) / Path(path).name
+                        local.write_bytes(content)
+                        client.log_artifact(run_id, str(local), str(Path("monitor") / Path(path).parent))
+            client.set_terminated(run_id)
+        return run_id
+
     def check_result(self, info: VersionInfo, kind: str) -> dict | None:
         """The latest recorded report of a check for a version, if any."""
         if f"{TAG}.{kind}" not in info.tags:
@@ -431,6 +460,10 @@ class Registry:
             raise UserError(f"{info.name}/{info.version}: the ONNX file changed since it was exported; "
                             "refusing to use it", hint="export it again")
         return data, json.loads(info.tags.get(f"{TAG}.onnx.parity", "{}"))
+
+    def reference_profile(self, info: VersionInfo) -> dict:
+        """The reference profile recorded with a version (its run's ``reference_profile.json``)."""
+        return self.run_json(info, "reference_profile.json")
 
     def model_schema(self, info: VersionInfo):
         """The input schema recorded with a version (its run's ``input_schema.json``)."""

@@ -9,6 +9,7 @@ holding Delta Lake tables::
       features/<name>/  feature sets, one Delta version per computation
       audit/            the audit log of every prediction request (segments, then a Delta table)
       predictions/      batch prediction outputs kept in the store, and the record of every batch run
+      monitor/          the log of every monitoring run: window, drift, what was done about it
 
 Every write is a single Delta commit, so a failed or interrupted write leaves
 the previous version intact and readable.
@@ -21,6 +22,7 @@ from pathlib import Path
 from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_line, write_generated_folder
 from lockstep.store.audit import AuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable
+from lockstep.store.monitoring import MonitorLog
 from lockstep.store.predictions import FileOutput, PredictionStore
 from lockstep.store.quarantine import QuarantineRecord, QuarantineTable
 from lockstep.store.snapshots import SnapshotInfo, SnapshotTable
@@ -46,6 +48,7 @@ __all__ = [
     "FeatureInfo",
     "FeatureTable",
     "FileOutput",
+    "MonitorLog",
     "PredictionStore",
     "QuarantineRecord",
     "QuarantineTable",
@@ -90,6 +93,7 @@ class Store:
         self.quarantine = QuarantineTable(self.root / "quarantine")
         self.audit = AuditLog(self.root / "audit")
         self.predictions = PredictionStore(self.root / "predictions")
+        self.monitoring = MonitorLog(self.root / "monitor")
 
     def features(self, name: str) -> FeatureTable:
         """The feature set ``name``."""

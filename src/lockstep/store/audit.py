@@ -231,6 +231,30 @@ class AuditLog:
 
     # ------------------------------------------------------------------ reading
 
+    def find(self, request_id: str, *, endpoint: str | None = None, status: int | None = None) -> dict | None:
+        """The newest record of a request id (compacted or still in a segment), or None."""
+        import pyarrow.dataset as ds
+
+        done = self._compacted()
+        for path in reversed(self._segments()):
+            if self._name(path) in done:
+                continue
+            for record in reversed(_read_segment(path)):
+                if _matches(record, request_id, endpoint, status):
+                    return _row(record)
+        if not _delta.is_table(self.table):
+            return None
+        expression = ds.field("request_id") == request_id
+        if endpoint is not None:
+            expression &= ds.field("endpoint") == endpoint
+        if status is not None:
+            expression &= ds.field("status") == status
+        found = _delta.open_table(self.table).to_pyarrow_dataset().to_table(filter=expression)
+        if found.num_rows == 0:
+            return None
+        found = found.sort_by([("time", "descending")])
+        return found.slice(0, 1).to_pylist()[0]
+
     def read(self, since: datetime | None = None, until: datetime | None = None,
              model: str | None = None) -> pa.Table:
         """Every record (compacted or still in segments), oldest first, optionally filtered."""
@@ -259,6 +283,11 @@ class AuditLog:
                 mask = pc.and_(mask, pc.equal(table.column("model_version"), int(version)))
             table = table.filter(mask)
         return table
+
+
+def _matches(record: dict, request_id: str, endpoint: str | None, status: int | None) -> bool:
+    return (record.get("request_id") == request_id and (endpoint is None or record.get("endpoint") == endpoint)
+            and (status is None or record.get("status") == status))
 
 
 def _utc(moment: datetime) -> datetime:

@@ -405,8 +405,12 @@ def _sql_quote(text: str) -> str:
     return text.replace("'", "''")
 
 
-def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 100_000):
+def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 100_000,
+                      columns: list[str] | None = None):
     """Read a CSV or Parquet file in pieces of about ``rows`` rows, as Arrow tables (bounded memory).
+
+    With ``columns``, only those columns of a Parquet file are read (a CSV is
+    read whole and the columns selected).
 
     Yields
     ------
@@ -431,7 +435,9 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
             parquet = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(f"{name} is not a readable Parquet file: {exc}") from None
-        for batch in parquet.iter_batches(batch_size=rows):
+        present = set(parquet.schema_arrow.names)
+        wanted = [c for c in columns if c in present] if columns is not None else None
+        for batch in parquet.iter_batches(batch_size=rows, columns=wanted):
             yield pa.Table.from_batches([batch])
         return
     encoding = codecs.lookup(options.encoding).name
@@ -450,7 +456,7 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
             if first and table.num_columns == 1:
                 _explain_delimiter(name, options.delimiter or ",", table.column_names[0])
             first = False
-            yield table
+            yield table.select([c for c in columns if c in table.column_names]) if columns is not None else table
     except pa.ArrowInvalid as exc:
         _explain_csv_failure(path, name, options, str(exc))
         raise SourceError(f"{name} could not be read as CSV: {exc}") from None

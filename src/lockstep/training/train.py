@@ -346,7 +346,6 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
 def _register(config: Config, store: Store, registry: Registry, feature: FeatureInfo, fingerprints: dict,
               model_ref: str, candidate: str | None, search: SearchConfig | None, frame, masks,
               result: dict[str, Any], step: Progress) -> tuple[VersionInfo, dict]:
-    import pandas as pd
     from sklearn.pipeline import Pipeline
 
     from lockstep.environment import git_state
@@ -354,7 +353,7 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
     from lockstep.features.frames import raw_frame
     from lockstep.features.pipeline import make_transformer
     from lockstep.fingerprint import model_fingerprint
-    from lockstep.monitoring.profile import profile_frame
+    from lockstep.monitoring.profile import reference_profile
     from lockstep.registry.mlflow_registry import TAG, TrainingRecord
     from lockstep.usercode import load_object
 
@@ -390,8 +389,7 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
     figures, tables = _figures(primary, config.train.positive_class, task)
     train_features = frame.loc[masks["train"], feature.columns]
     train_proba = _score(primary.model, train_features, task)
-    profile = {"raw": profile_frame(raw_X[masks["train"]]), "features": profile_frame(train_features),
-               "prediction": profile_frame(pd.DataFrame({"prediction": train_proba}))}
+    profile = reference_profile(raw_X[masks["train"]], train_features, train_proba)
     if result["search_table"] is not None:
         tables["search/results.csv"] = result["search_table"]
     schema = _input_schema(config, primary.model)
@@ -558,12 +556,11 @@ def _check_end_to_end(full: Any, raw_test: pd.DataFrame, evaluated: Outputs, tas
 
 
 def _score(model: Any, X: pd.DataFrame, task: str):
-    import numpy as np
+    from lockstep.monitoring.scores import scores_of
 
     if task == "classification" and hasattr(model, "predict_proba"):
-        proba = model.predict_proba(X)
-        return proba[:, -1] if proba.shape[1] == 2 else proba.max(axis=1)
-    return np.asarray(model.predict(X), dtype=float)
+        return scores_of(None, model.predict_proba(X))
+    return scores_of(model.predict(X), None)
 
 
 def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):

@@ -1,0 +1,146 @@
+"""``lockstep monitor``: a window of rows against the model's reference profile, in one pass.
+
+For every chunk of the window (:mod:`lockstep.monitoring.window`): the raw
+inputs are summarized on the reference's grids and categories; unless
+``inputs_only``, the registered feature step turns them into the features
+the model sees (summarized too), and the model's scores are computed (or
+taken from the audit log, which recorded them). Memory holds one chunk and
+the summaries, never the window. Then every column's statistics
+(:mod:`lockstep.monitoring.stats`) are judged against ``[monitor]``
+(:mod:`lockstep.monitoring.drift`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockstep.errors import NotFoundError, UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lockstep.config import Config
+    from lockstep.monitoring.drift import DriftReport
+    from lockstep.registry.mlflow_registry import LoadedModel, Registry
+    from lockstep.registry.refs import ModelRef
+    from lockstep.store import Store
+
+__all__ = ["monitor", "reference_of"]
+
+Progress = Callable[[int, "int | None"], None]
+
+
+def reference_of(registry: Registry, info) -> dict[str, Any]:
+    """A version's reference profile, checked to be of the current format."""
+    from lockstep.monitoring.profile import PROFILE_VERSION
+
+    profile = registry.run_json(info, "reference_profile.json")
+    if profile.get("version") != PROFILE_VERSION:
+        raise NotFoundError(f"{info.name}/{info.version} has a reference profile of an older format",
+                            hint="train it again with this version of lockstep to monitor it")
+    return profile
+
+
+def _summaries(group: dict[str, dict]) -> dict[str, Any]:
+    from lockstep.monitoring.summary import summary_from_dict
+
+    return {name: summary_from_dict(raw) for name, raw in group.items()}
+
+
+def _update(summary: Any, series) -> None:
+    from lockstep.monitoring.summary import numeric_values
+
+    if summary.kind == "numeric":
+        summary.update(numeric_values(series))
+    else:
+        summary.update(series)
+
+
+def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, data: Path | None = None,
+            since: datetime | None = None, until: datetime | None = None, inputs_only: bool = False,
+            chunk_rows: int = 250_000, progress: Progress | None = None, loaded: LoadedModel | None = None
+            ) -> DriftReport:
+    """Compare a window with the reference profile of a model version.
+
+    Parameters
+    ----------
+    config : Config
+    store : Store
+    registry : Registry
+    ref : ModelRef
+    data : Path, optional
+        A CSV or Parquet file of raw rows; otherwise the audit log between
+        ``since`` and ``until``.
+    inputs_only : bool, default False
+        Only the raw inputs: no features, no predictions (the fastest).
+    chunk_rows : int
+    progress : callable, optional
+        Called with ``(rows done, total rows or None)``.
+
+    Returns
+    -------
+    DriftReport
+    """
+    from lockstep.monitoring.drift import ColumnDrift, DriftReport, judge_column
+    from lockstep.monitoring.scores import scores_of
+    from lockstep.monitoring.stats import categorical_stats, numeric_stats
+    from lockstep.monitoring.window import audit_window, file_window
+
+    started = time.perf_counter()
+    if data is not None and (since is not None or until is not None):
+        raise UserError("give either --data or a time window (--since/--until), not both")
+    loaded = loaded or registry.load(ref)
+    info, schema, model = loaded.info, loaded.schema, loaded.model
+    profile = reference_of(registry, info)
+    if data is not None:
+        window = file_window(Path(data), schema, config, chunk_rows)
+    else:
+        window = audit_window(store, info, schema, since, until, chunk_rows)
+    references = {group: _summaries(profile[group]) for group in ("raw", "features", "prediction")}
+    current = {group: {name: s.empty_like() for name, s in summaries.items()}
+               for group, summaries in references.items()}
+    rows = invalid = 0
+    feature_step, final = model[:-1], model[-1]
+    for chunk in window.chunks:
+        if chunk.table.num_rows == 0:
+            continue
+        frame = schema.frame(chunk.table)
+        for name, summary in current["raw"].items():
+            if name in frame.columns:
+                _update(summary, frame[name])
+        if not inputs_only:
+            features = feature_step.transform(frame)
+            for name, summary in current["features"].items():
+                if name in features.columns:
+                    _update(summary, features[name])
+            if chunk.scores is not None:
+                scores = chunk.scores
+            elif schema.task == "classification":
+                scores = scores_of(None, final.predict_proba(features))
+            else:
+                scores = scores_of(final.predict(features), None)
+            current["prediction"]["prediction"].update(scores)
+        rows += chunk.table.num_rows
+        invalid += chunk.invalid
+        if progress:
+            progress(rows, window.total)
+    if rows == 0:
+        raise UserError(f"{window.description}: no rows to monitor",
+                        hint="widen the time window (--since/--until) or give a file with --data")
+
+    cfg = config.monitor
+    columns = []
+    groups = ("raw",) if inputs_only else ("raw", "features", "prediction")
+    for group in groups:
+        for name, reference in references[group].items():
+            window_summary = current[group][name]
+            stats = (numeric_stats(reference, window_summary) if reference.kind == "numeric"
+                     else categorical_stats(reference, window_summary))
+            columns.append(ColumnDrift(group, name, reference.kind, judge_column(reference.kind, stats, cfg),
+                                       reference, window_summary))
+    return DriftReport(model=info.name, version=info.version, fingerprint=info.fingerprint,
+                       window=window.description, rows=rows, invalid=invalid, columns=columns,
+                       thresholds=cfg.model_dump(mode="json"), time=datetime.now(UTC).isoformat(timespec="seconds"),
+                       seconds=time.perf_counter() - started, min_rows=cfg.min_rows)

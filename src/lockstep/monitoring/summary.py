@@ -1,0 +1,260 @@
+"""Binned summaries of a column, built in one pass over chunks: the material of every drift statistic.
+
+A reference profile (stored with each model version) and a monitored window
+are both made of these summaries, never of rows, and they are built by the
+same code, so that a value falls in the same bin on both sides.
+
+Numbers
+    A fixed grid of equal-width bins between the reference's 0.1% and 99.9%
+    quantiles (``low``, ``high``), with the values below and above counted
+    apart, and for those the sum of their distances to the grid
+    (``below_sum``, ``above_sum``: what the Wasserstein distance needs of the
+    tails). Also the count, missing values, sum, sum of squares, minimum and
+    maximum. Binning a value is arithmetic, not a search, so a window of ten
+    million values is summarized in a few passes of NumPy.
+Categories (text, booleans)
+    The count of every category the reference holds (its 1,000 most
+    frequent), and of up to 10,000 other values seen in the window; the rest
+    as one count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["GRID_BINS", "CategoricalSummary", "NumericSummary", "column_kind", "new_summary", "summary_from_dict"]
+
+GRID_BINS = 1000
+TOP_CATEGORIES = 1000
+MAX_UNSEEN = 10_000
+LOW_QUANTILE, HIGH_QUANTILE = 0.001, 0.999
+
+
+def column_kind(series: pd.Series) -> str:
+    """``numeric`` (numbers and datetimes) or ``categorical`` (text, booleans, categories)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return "numeric"
+    return "categorical"
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """The values as float64, missing as NaN; datetimes as seconds since the epoch."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        values = series.astype("datetime64[ns]") if getattr(series.dtype, "tz", None) is None else \
+            series.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+        raw = values.to_numpy()
+        out = raw.astype("int64").astype(np.float64) / 1e9
+        out[np.isnat(raw)] = np.nan
+        return out
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def category_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """Distinct categories as text, their counts, and the number of missing values."""
+    import numpy as np
+
+    missing = int(series.isna().sum())
+    counts = series.dropna().astype(str).value_counts(sort=False)
+    return counts.index.to_numpy(dtype=object), counts.to_numpy(dtype=np.int64), missing
+
+
+@dataclass
+class NumericSummary:
+    """Counts of a numeric column on a fixed grid, plus moments (see the module's docstring)."""
+
+    low: float
+    high: float
+    bins: int
+    counts: Any = None  # numpy int64 array of length bins
+    rows: int = 0
+    missing: int = 0
+    below: int = 0
+    above: int = 0
+    below_sum: float = 0.0
+    above_sum: float = 0.0
+    total: float = 0.0
+    total_sq: float = 0.0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    datetime: bool = False
+    kind: str = field(default="numeric", init=False)
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        if self.counts is None:
+            self.counts = np.zeros(self.bins, dtype=np.int64)
+        else:
+            self.counts = np.asarray(self.counts, dtype=np.int64)
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.missing
+
+    def update(self, x: np.ndarray) -> None:
+        """Add the values of a float64 array (NaN: missing)."""
+        import numpy as np
+
+        n = x.size
+        if n == 0:
+            return
+        nan = np.isnan(x)
+        missing = int(nan.sum())
+        self.rows += n
+        self.missing += missing
+        values = x[~nan] if missing else x
+        if values.size == 0:
+            return
+        self.total += float(values.sum())
+        self.total_sq += float(np.dot(values, values))
+        self.minimum = min(self.minimum, float(values.min()))
+        self.maximum = max(self.maximum, float(values.max()))
+        below = values < self.low
+        above = values > self.high
+        n_below, n_above = int(below.sum()), int(above.sum())
+        if n_below:
+            self.below += n_below
+            self.below_sum += float((self.low - values[below]).sum())
+        if n_above:
+            self.above += n_above
+            self.above_sum += float((values[above] - self.high).sum())
+        if n_below or n_above:
+            values = values[~(below | above)]
+        width = self.high - self.low
+        if width > 0:
+            index = ((values - self.low) * (self.bins / width)).astype(np.int64)
+            np.minimum(index, self.bins - 1, out=index)
+        else:
+            index = np.zeros(values.size, dtype=np.int64)
+        self.counts += np.bincount(index, minlength=self.bins)
+
+    def mean(self) -> float | None:
+        return self.total / self.present if self.present else None
+
+    def std(self) -> float | None:
+        if not self.present:
+            return None
+        mean = self.total / self.present
+        return math.sqrt(max(self.total_sq / self.present - mean * mean, 0.0))
+
+    def distribution(self):
+        """Counts of the present values: below the grid, each grid bin, above it."""
+        import numpy as np
+
+        return np.concatenate([[self.below], self.counts, [self.above]])
+
+    def to_dict(self) -> dict[str, Any]:
+        present = self.present
+        return {
+            "kind": "numeric", "datetime": self.datetime, "rows": self.rows, "missing": self.missing,
+            "missing_rate": self.missing / self.rows if self.rows else 0.0,
+            "mean": self.mean(), "std": self.std(),
+            "min": self.minimum if present else None, "max": self.maximum if present else None,
+            "low": self.low, "high": self.high, "bins": self.bins, "counts": self.counts.tolist(),
+            "below": self.below, "above": self.above, "below_sum": self.below_sum, "above_sum": self.above_sum,
+            "total": self.total, "total_sq": self.total_sq,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> NumericSummary:
+        return cls(low=raw["low"], high=raw["high"], bins=raw["bins"], counts=raw["counts"], rows=raw["rows"],
+                   missing=raw["missing"], below=raw["below"], above=raw["above"], below_sum=raw["below_sum"],
+                   above_sum=raw["above_sum"], total=raw.get("total", 0.0), total_sq=raw.get("total_sq", 0.0),
+                   minimum=raw["min"] if raw.get("min") is not None else math.inf,
+                   maximum=raw["max"] if raw.get("max") is not None else -math.inf,
+                   datetime=raw.get("datetime", False))
+
+    def empty_like(self) -> NumericSummary:
+        """A summary on the same grid, with nothing in it (for a window to compare with this one)."""
+        return NumericSummary(low=self.low, high=self.high, bins=self.bins, datetime=self.datetime)
+
+
+@dataclass
+class CategoricalSummary:
+    """Counts of the categories of a column (see the module's docstring)."""
+
+    known: list[str]  # the reference's categories, in its order; a window counts these exactly
+    counts: dict[str, int] = field(default_factory=dict)
+    other: int = 0  # values beyond the categories kept
+    rows: int = 0
+    missing: int = 0
+    limit: int = MAX_UNSEEN
+    kind: str = field(default="categorical", init=False)
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.missing
+
+    def update(self, series: pd.Series) -> None:
+        """Add the values of a pandas Series."""
+        categories, counts, missing = category_values(series)
+        self.rows += len(series)
+        self.missing += missing
+        known = set(self.known)
+        kept = sum(1 for c in self.counts if c not in known)
+        for category, count in zip(categories.tolist(), counts.tolist()):
+            if category in known or category in self.counts:
+                self.counts[category] = self.counts.get(category, 0) + int(count)
+            elif kept < self.limit:
+                self.counts[category] = int(count)
+                kept += 1
+            else:
+                self.other += int(count)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "categorical", "rows": self.rows, "missing": self.missing,
+                "missing_rate": self.missing / self.rows if self.rows else 0.0,
+                "categories": dict(self.counts), "other": self.other, "distinct": len(self.counts)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> CategoricalSummary:
+        return cls(known=list(raw["categories"]), counts=dict(raw["categories"]), other=raw.get("other", 0),
+                   rows=raw["rows"], missing=raw["missing"])
+
+    def empty_like(self) -> CategoricalSummary:
+        return CategoricalSummary(known=list(self.known))
+
+
+def new_summary(series: pd.Series) -> NumericSummary | CategoricalSummary:
+    """The summary of a whole column, as a reference: the grid from its quantiles, its top categories."""
+    import numpy as np
+
+    if column_kind(series) == "numeric":
+        import pandas as pd
+
+        x = numeric_values(series)
+        present = x[~np.isnan(x)]
+        if present.size:
+            low, high = (float(v) for v in np.quantile(present, [LOW_QUANTILE, HIGH_QUANTILE]))
+        else:
+            low = high = 0.0
+        summary = NumericSummary(low=low, high=high, bins=GRID_BINS if high > low else 1,
+                                 datetime=bool(pd.api.types.is_datetime64_any_dtype(series.dtype)))
+        summary.update(x)
+        return summary
+    categories, counts, _missing = category_values(series)
+    order = np.argsort(-counts, kind="stable")
+    top = [str(categories[i]) for i in order[:TOP_CATEGORIES]]
+    summary = CategoricalSummary(known=top, limit=0)
+    summary.update(series)
+    summary.known = top
+    summary.limit = MAX_UNSEEN
+    return summary
+
+
+def summary_from_dict(raw: dict[str, Any]) -> NumericSummary | CategoricalSummary:
+    return NumericSummary.from_dict(raw) if raw["kind"] == "numeric" else CategoricalSummary.from_dict(raw)

@@ -1,0 +1,134 @@
+"""The monitored window: raw rows from a batch file, or the inputs the service recorded in the audit log.
+
+Either way the window arrives in chunks of typed raw inputs (bounded
+memory), each with the predicted scores when the audit log recorded them.
+Values that do not convert to their column's type become missing and are
+counted; no other schema rule is applied, since categories the schema does
+not allow and values out of range are exactly what monitoring looks for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockstep.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+    from lockstep.config import Config
+    from lockstep.inference.schema import ModelSchema
+    from lockstep.registry.mlflow_registry import VersionInfo
+    from lockstep.store import Store
+
+__all__ = ["Chunk", "Window", "audit_window", "file_window"]
+
+
+@dataclass
+class Chunk:
+    """Typed raw inputs, how many values did not convert, and the recorded scores if any."""
+
+    table: pa.Table
+    invalid: int = 0
+    scores: np.ndarray | None = None
+
+
+@dataclass
+class Window:
+    """Where the rows come from, how many there are (when known), and the chunks."""
+
+    description: str
+    total: int | None
+    chunks: Iterator[Chunk]
+
+
+def _typed(table: pa.Table, schema: ModelSchema, source: str) -> Chunk:
+    from lockstep.data.schema import convert_table
+
+    missing = [c for c in schema.inputs if c not in table.column_names]
+    if missing:
+        raise UserError(f"{source} has no column(s) {', '.join(missing)} that the model reads",
+                        hint="monitor data with the model's input columns (`lockstep models show`)")
+    typed, failures = convert_table(table.select(schema.inputs), schema.input_schema)
+    return Chunk(typed, invalid=sum(len(f.rows) for f in failures))
+
+
+def file_window(path: Path, schema: ModelSchema, config: Config | None, chunk_rows: int) -> Window:
+    """The rows of a CSV or Parquet file, in chunks of ``chunk_rows``."""
+    from lockstep.store import ReadOptions, count_rows, display_path, iter_file_batches
+
+    if not path.exists():
+        raise UserError(f"{path} does not exist", hint="give a CSV or Parquet file of raw rows with --data")
+    name = display_path(path, Path.cwd())
+    data = config.data if config else None
+    options = ReadOptions(
+        format=None, delimiter=data.delimiter if data else ",", encoding=data.encoding if data else "utf-8",
+        null_values=tuple(data.null_values) if data and data.null_values else None,
+        text_columns=tuple(c for c, s in schema.columns.items() if s.dtype == "str"),
+        expected_columns=None,
+    )
+    total = count_rows(path, options)
+    chunks = (_typed(batch, schema, name) for batch in iter_file_batches(path, name, options, chunk_rows,
+                                                                           columns=list(schema.inputs)))
+    return Window(f"{name} ({total:,} rows)" if total is not None else name, total, chunks)
+
+
+def _parse(value: Any, dtype: str) -> Any:
+    if dtype in ("datetime", "date") and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value
+
+
+def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: datetime | None,
+                 until: datetime | None, chunk_rows: int) -> Window:
+    """The inputs of the successful prediction requests to ``info`` between ``since`` and ``until``."""
+    import numpy as np
+
+    from lockstep.inference.runtime import records_table
+    from lockstep.monitoring.scores import scores_of
+
+    table = store.audit.read(since=since, until=until, model=f"{info.name}/{info.version}")
+    if table.num_rows:
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.and_(pc.equal(table.column("endpoint"), "/predict"),
+                                     pc.equal(table.column("status"), 200)))
+    span = f"{since.isoformat() if since else 'the start'} to {until.isoformat() if until else 'now'}"
+    description = f"the audit log of {info.name}/{info.version}, {span}"
+    classes = [str(c) for c in schema.classes] if schema.classes else None
+    dtypes = {name: schema.columns[name].dtype for name in schema.inputs}
+    rows = int(sum(table.column("rows").to_pylist())) if table.num_rows else 0
+
+    def chunks() -> Iterator[Chunk]:
+        records: list[dict] = []
+        scores: list[float] = []
+        for inputs, outputs in zip(table.column("inputs").to_pylist(), table.column("outputs").to_pylist()):
+            batch = json.loads(inputs) if inputs else []
+            batch = batch if isinstance(batch, list) else [batch]
+            records += [{k: _parse(r.get(k), dtypes[k]) for k in schema.inputs} for r in batch]
+            out = json.loads(outputs) if outputs else {}
+            if classes and out.get("probabilities"):
+                proba = np.array([[p[c] for c in classes] for p in out["probabilities"]], dtype=np.float64)
+                scores.extend(scores_of(None, proba).tolist())
+            elif out.get("predictions") is not None and not classes:
+                scores.extend(scores_of(out["predictions"], None).tolist())
+            if len(records) >= chunk_rows:
+                yield _chunk(records, scores)
+                records, scores = [], []
+        if records:
+            yield _chunk(records, scores)
+
+    def _chunk(records: list[dict], scores: list[float]) -> Chunk:
+        values = np.asarray(scores, dtype=np.float64) if len(scores) == len(records) else None
+        return Chunk(records_table(records, schema), scores=values)
+
+    return Window(description + f" ({rows:,} rows in {table.num_rows:,} requests)", rows, chunks())

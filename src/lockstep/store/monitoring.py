@@ -1,0 +1,54 @@
+"""``<store>/monitor``: the log of every monitoring run, and the reports it wrote.
+
+One row per ``lockstep monitor`` run (a Delta table, appended once per run):
+when, which model version, which window, how many rows, whether there was
+drift or degradation, which columns drifted, and what was done about it
+(the retraining loop's steps and decisions), with the whole JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lockstep.store import _delta
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["MonitorLog"]
+
+
+def _schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("time", pa.string()), ("model_name", pa.string()), ("model_version", pa.int64()),
+        ("window", pa.string()), ("rows", pa.int64()), ("drift", pa.bool_()), ("degraded", pa.bool_()),
+        ("drifted", pa.string()), ("actions", pa.string()), ("report", pa.string()),
+    ])
+
+
+class MonitorLog:
+    """The monitoring log of a store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def append(self, report: dict) -> None:
+        """Record one monitoring run (its JSON report)."""
+        import pyarrow as pa
+
+        row = {"time": report["time"], "model_name": report["model"], "model_version": report["version"],
+               "window": report["window"], "rows": report["rows"], "drift": report["drift"],
+               "degraded": report.get("degraded", False), "drifted": json.dumps(report.get("drifted", [])),
+               "actions": json.dumps(report.get("actions", []), default=str),
+               "report": json.dumps(report, default=str)}
+        _delta.write_table(self.root, pa.Table.from_pylist([row], schema=_schema()), {"kind": "monitor"},
+                           mode="append")
+
+    def read(self) -> pa.Table:
+        """Every monitoring run, oldest first."""
+        return _delta.open_table(self.root).to_pyarrow_table() if _delta.is_table(self.root) else \
+            _schema().empty_table()
