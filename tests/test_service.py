@@ -146,7 +146,8 @@ def test_health_ready_model_metrics_docs(client: TestClient, records: list[dict]
 def test_bearer_token(project: Project, records: list[dict]) -> None:
     with TestClient(create_app(settings(project, token="s3cret"))) as c:
         assert c.get("/health").status_code == 200
-        for method, path in (("post", "/predict"), ("get", "/model"), ("get", "/metrics"), ("get", "/ready"),
+        for method, path in (("post", "/predict"), ("post", "/feedback"), ("get", "/model"), ("get", "/metrics"),
+                             ("get", "/ready"),
                              ("get", "/docs"), ("get", "/openapi.json"), ("post", "/admin/reload")):
             response = getattr(c, method)(path)
             assert response.status_code == 401, path

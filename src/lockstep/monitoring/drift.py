@@ -64,8 +64,14 @@ class ColumnDrift:
         return next((s for s in self.statistics if s.name == name), None)
 
 
-def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig) -> list[Statistic]:
-    """Each statistic against its threshold from ``[monitor]``."""
+def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig, present: int) -> list[Statistic]:
+    """Each statistic against its threshold from ``[monitor]``.
+
+    The statistics of a distribution are judged only on at least
+    ``[monitor] min_rows`` present values: on fewer (a mostly missing column)
+    PSI and the distances are noise, and are reported without a verdict. The
+    missing-rate change is always judged.
+    """
     out = []
     for name, raw in stats.items():
         value = float(raw["value"])
@@ -76,8 +82,11 @@ def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig) -> list[
             drift = drift and p_value < cfg.ks_pvalue
         elif name == "chi2":
             drift = drift and p_value < cfg.chi2_pvalue
-        warning = name == "psi" and not drift and value > cfg.psi_warning
         detail = {k: v for k, v in raw.items() if k not in ("value", "p_value")}
+        if name != "missing" and present < cfg.min_rows:
+            drift = False
+            detail["too_few_values"] = present
+        warning = name == "psi" and not drift and value > cfg.psi_warning and present >= cfg.min_rows
         out.append(Statistic(name, value, threshold, bool(drift), warning, p_value, detail))
     order = ("psi", "ks", "wasserstein", "chi2", "jensen_shannon", "unseen", "missing")
     return sorted(out, key=lambda s: order.index(s.name) if s.name in order else len(order))

@@ -138,7 +138,8 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
             window_summary = current[group][name]
             stats = (numeric_stats(reference, window_summary) if reference.kind == "numeric"
                      else categorical_stats(reference, window_summary))
-            columns.append(ColumnDrift(group, name, reference.kind, judge_column(reference.kind, stats, cfg),
+            columns.append(ColumnDrift(group, name, reference.kind,
+                                       judge_column(reference.kind, stats, cfg, window_summary.present),
                                        reference, window_summary))
     return DriftReport(model=info.name, version=info.version, fingerprint=info.fingerprint,
                        window=window.description, rows=rows, invalid=invalid, columns=columns,

@@ -139,9 +139,9 @@ def categorical_stats(reference: CategoricalSummary, current: CategoricalSummary
     if table.shape[1] > 1:
         chi2, p_value, _, _ = stats.chi2_contingency(table, correction=False)
         out["chi2"] = {"value": float(math.sqrt(chi2 / table.sum())), "p_value": float(p_value),
-                       "statistic": float(chi2)}
+                       "chi2_statistic": float(chi2)}
     else:
-        out["chi2"] = {"value": 0.0, "p_value": 1.0, "statistic": 0.0}
+        out["chi2"] = {"value": 0.0, "p_value": 1.0, "chi2_statistic": 0.0}
     out["jensen_shannon"] = {"value": float(jensenshannon(ref_counts / n, cur_counts / m, base=2))}
     top_unseen = sorted(unseen.items(), key=lambda kv: -kv[1])[:10]
     out["unseen"] = {"value": float((sum(unseen.values()) + current.other) / m),

@@ -24,7 +24,7 @@ def _schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([
-        ("time", pa.string()), ("model_name", pa.string()), ("model_version", pa.int64()),
+        ("logged", pa.timestamp("us", tz="UTC")), ("time", pa.string()), ("model_name", pa.string()), ("model_version", pa.int64()),
         ("window", pa.string()), ("rows", pa.int64()), ("drift", pa.bool_()), ("degraded", pa.bool_()),
         ("drifted", pa.string()), ("actions", pa.string()), ("report", pa.string()),
     ])
@@ -40,7 +40,9 @@ class MonitorLog:
         """Record one monitoring run (its JSON report)."""
         import pyarrow as pa
 
-        row = {"time": report["time"], "model_name": report["model"], "model_version": report["version"],
+        from datetime import UTC, datetime
+
+        row = {"logged": datetime.now(UTC), "time": report["time"], "model_name": report["model"], "model_version": report["version"],
                "window": report["window"], "rows": report["rows"], "drift": report["drift"],
                "degraded": report.get("degraded", False), "drifted": json.dumps(report.get("drifted", [])),
                "actions": json.dumps(report.get("actions", []), default=str),
@@ -50,5 +52,6 @@ class MonitorLog:
 
     def read(self) -> pa.Table:
         """Every monitoring run, oldest first."""
-        return _delta.open_table(self.root).to_pyarrow_table() if _delta.is_table(self.root) else \
-            _schema().empty_table()
+        if not _delta.is_table(self.root):
+            return _schema().empty_table()
+        return _delta.open_table(self.root).to_pyarrow_table().sort_by([("logged", "ascending")])
