@@ -24,7 +24,8 @@ def _schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([
-        ("logged", pa.timestamp("us", tz="UTC")), ("time", pa.string()), ("model_name", pa.string()), ("model_version", pa.int64()),
+        ("logged", pa.timestamp("us", tz="UTC")), ("time", pa.string()), ("model_name", pa.string()),
+        ("model_version", pa.int64()),
         ("window", pa.string()), ("rows", pa.int64()), ("drift", pa.bool_()), ("degraded", pa.bool_()),
         ("drifted", pa.string()), ("actions", pa.string()), ("report", pa.string()),
     ])
@@ -38,9 +39,9 @@ class MonitorLog:
 
     def append(self, report: dict) -> None:
         """Record one monitoring run (its JSON report)."""
-        import pyarrow as pa
-
         from datetime import UTC, datetime
+
+        import pyarrow as pa
 
         row = {"logged": datetime.now(UTC), "time": report["time"], "model_name": report["model"], "model_version": report["version"],
                "window": report["window"], "rows": report["rows"], "drift": report["drift"],
