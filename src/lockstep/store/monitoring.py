@@ -43,7 +43,8 @@ class MonitorLog:
 
         import pyarrow as pa
 
-        row = {"logged": datetime.now(UTC), "time": report["time"], "model_name": report["model"], "model_version": report["version"],
+        row = {"logged": datetime.now(UTC), "time": report["time"], "model_name": report["model"],
+               "model_version": report["version"],
                "window": report["window"], "rows": report["rows"], "drift": report["drift"],
                "degraded": report.get("degraded", False), "drifted": json.dumps(report.get("drifted", [])),
                "actions": json.dumps(report.get("actions", []), default=str),
