@@ -220,6 +220,19 @@ def test_monitor_a_file_finds_drift_and_no_drift(trained: Project, tmp_path: Pat
     assert [r["drift"] for r in log[-2:]] == [True, False]
 
 
+def test_parquet_and_csv_windows_give_the_same_statistics(trained: Project, tmp_path: Path) -> None:
+    """Parquet text is read dictionary-encoded and counted by code; CSV text as strings: the same numbers."""
+    shifted = _batch(tmp_path, "shifted.csv", True, rows=800, seed=5)
+    pd.read_csv(shifted).to_parquet(tmp_path / "shifted.parquet", index=False)
+    results = []
+    for path in (shifted, tmp_path / "shifted.parquet"):
+        code, out, _ = cli("monitor", "--data", str(path), "--chunk-rows", "1000", "--project", str(trained.path),
+                           "--json")
+        assert code == 3
+        results.append([(f["group"], f["name"], f["statistic"], f["value"]) for f in json.loads(out)["features"]])
+    assert results[0] == results[1]
+
+
 def test_monitor_inputs_only_and_bad_input(trained: Project, tmp_path: Path) -> None:
     shifted = _batch(tmp_path, "shifted.csv", True, rows=500)
     code, out, _ = cli("monitor", "--data", str(shifted), "--inputs-only", "--project", str(trained.path), "--json")

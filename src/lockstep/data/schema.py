@@ -157,12 +157,14 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
 # --------------------------------------------------------------------------- conversion
 
 
-def convert_table(table: pa.Table, declared: dict[str, ColumnSchema]) -> tuple[pa.Table, list[RowFailure]]:
+def convert_table(table: pa.Table, declared: dict[str, ColumnSchema], *,
+                  keep_dictionary: bool = False) -> tuple[pa.Table, list[RowFailure]]:
     """Convert the declared columns ``table`` has to their types, without checking any other rule.
 
     Values that do not convert become missing and are returned as failures of
     the rule ``dtype <type>``. Monitoring uses this alone: a category the
     schema does not allow, or a value out of range, is what it looks for.
+    With ``keep_dictionary``, dictionary-encoded text stays encoded.
     """
     import pyarrow as pa
 
@@ -170,7 +172,13 @@ def convert_table(table: pa.Table, declared: dict[str, ColumnSchema]) -> tuple[p
     for name, spec in declared.items():
         if name not in table.column_names:
             continue
-        converted, failure = _convert(table.column(name), spec, name)
+        column = table.column(name)
+        if keep_dictionary and spec.dtype == "str" and pa.types.is_dictionary(column.type) and \
+                pa.types.is_string(column.type.value_type):
+            arrays.append(column)
+            names.append(name)
+            continue
+        converted, failure = _convert(column, spec, name)
         arrays.append(converted)
         names.append(name)
         if failure is not None:

@@ -58,6 +58,16 @@ def _update(summary: Any, series) -> None:
         summary.update(series)
 
 
+def _update_arrow(summary: Any, column, dtype: str) -> None:
+    """Add a typed raw Arrow column, read the way the raw frame reads it (without building the frame)."""
+    from lockstep.monitoring.summary import arrow_category_values, arrow_numeric_values
+
+    if summary.kind == "numeric":
+        summary.update(arrow_numeric_values(column, dtype))
+    else:
+        summary.add_counts(*arrow_category_values(column, dtype), rows=len(column))
+
+
 def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, data: Path | None = None,
             since: datetime | None = None, until: datetime | None = None, inputs_only: bool = False,
             chunk_rows: int = 250_000, progress: Progress | None = None, loaded: LoadedModel | None = None
@@ -106,11 +116,11 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
     for chunk in window.chunks:
         if chunk.table.num_rows == 0:
             continue
-        frame = schema.frame(chunk.table)
         for name, summary in current["raw"].items():
-            if name in frame.columns:
-                _update(summary, frame[name])
+            if name in chunk.table.column_names:
+                _update_arrow(summary, chunk.table.column(name), schema.columns[name].dtype)
         if not inputs_only:
+            frame = schema.frame(chunk.table)
             features = feature_step.transform(frame)
             for name, summary in current["features"].items():
                 if name in features.columns:

@@ -67,9 +67,55 @@ def category_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
     """Distinct categories as text, their counts, and the number of missing values."""
     import numpy as np
 
-    missing = int(series.isna().sum())
-    counts = series.dropna().astype(str).value_counts(sort=False)
-    return counts.index.to_numpy(dtype=object), counts.to_numpy(dtype=np.int64), missing
+    counted = series.value_counts(dropna=True, sort=False)
+    missing = int(len(series) - counted.sum())
+    totals: dict[str, int] = {}
+    for value, count in zip(counted.index.tolist(), counted.to_numpy(dtype=np.int64).tolist()):
+        name = value if isinstance(value, str) else str(value)
+        totals[name] = totals.get(name, 0) + count  # 1 and "1" are one category, as text
+    return np.asarray(list(totals), dtype=object), np.asarray(list(totals.values()), dtype=np.int64), missing
+
+
+def arrow_numeric_values(column, dtype: str) -> np.ndarray:
+    """The values of a typed raw Arrow column as :func:`numeric_values` gives them from the raw frame."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if dtype in ("datetime", "date"):
+        target = pa.timestamp("ns", tz=getattr(column.type, "tz", None)) if pa.types.is_timestamp(column.type) \
+            else pa.timestamp("ns")
+        ticks = pc.cast(pc.cast(column, target), pa.int64())
+        out = ticks.to_numpy(zero_copy_only=False).astype(np.float64) / 1e9
+        if ticks.null_count:
+            out[np.asarray(pc.is_null(ticks))] = np.nan
+        return out
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def arrow_category_values(column, dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`category_values` of a typed raw Arrow column, as the raw frame would give it (empty text is missing)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):  # count the codes, then name them
+        totals: dict[str, int] = {}
+        for chunk in column.chunks:
+            codes = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False)
+            counts = np.bincount(codes[codes >= 0], minlength=len(chunk.dictionary))
+            for value, count in zip(chunk.dictionary.to_pylist(), counts.tolist()):
+                if count and value is not None and value != "":
+                    totals[str(value)] = totals.get(str(value), 0) + count
+        kept = np.asarray(list(totals.values()), dtype=np.int64)
+        return np.asarray(list(totals), dtype=object), kept, int(len(column) - kept.sum())
+    counted = pc.value_counts(column)
+    values = counted.field("values").to_pylist()
+    counts = counted.field("counts").to_numpy(zero_copy_only=False).astype(np.int64)
+    keep = [i for i, v in enumerate(values) if v is not None and v != ""]
+    names = np.asarray([str(values[i]) for i in keep], dtype=object)
+    kept = counts[keep] if keep else np.zeros(0, dtype=np.int64)
+    return names, kept, int(len(column) - kept.sum())
 
 
 @dataclass
@@ -201,8 +247,11 @@ class CategoricalSummary:
 
     def update(self, series: pd.Series) -> None:
         """Add the values of a pandas Series."""
-        categories, counts, missing = category_values(series)
-        self.rows += len(series)
+        self.add_counts(*category_values(series), rows=len(series))
+
+    def add_counts(self, categories: np.ndarray, counts: np.ndarray, missing: int, *, rows: int) -> None:
+        """Add counted categories: ``rows`` values of which ``missing`` were missing."""
+        self.rows += rows
         self.missing += missing
         known = set(self.known)
         kept = sum(1 for c in self.counts if c not in known)

@@ -55,8 +55,24 @@ def _typed(table: pa.Table, schema: ModelSchema, source: str) -> Chunk:
     if missing:
         raise UserError(f"{source} has no column(s) {', '.join(missing)} that the model reads",
                         hint="monitor data with the model's input columns (`lockstep models show`)")
-    typed, failures = convert_table(table.select(schema.inputs), schema.input_schema)
+    typed, failures = convert_table(table.select(schema.inputs), schema.input_schema, keep_dictionary=True)
     return Chunk(typed, invalid=sum(len(f.rows) for f in failures))
+
+
+def _prefetched(batches: Iterator[Any]) -> Iterator[Any]:
+    """Read the next batch in a thread while the current one is summarized (both release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    iterator = iter(batches)
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockstep-read") as pool:
+        pending = pool.submit(next, iterator, done)
+        while True:
+            batch = pending.result()
+            if batch is done:
+                return
+            pending = pool.submit(next, iterator, done)
+            yield batch
 
 
 def file_window(path: Path, schema: ModelSchema, config: Config | None, chunk_rows: int) -> Window:
@@ -74,8 +90,9 @@ def file_window(path: Path, schema: ModelSchema, config: Config | None, chunk_ro
         expected_columns=None,
     )
     total = count_rows(path, options)
-    chunks = (_typed(batch, schema, name) for batch in iter_file_batches(path, name, options, chunk_rows,
-                                                                           columns=list(schema.inputs)))
+    batches = iter_file_batches(path, name, options, chunk_rows, columns=list(schema.inputs),
+                                text_as_dictionary=True)
+    chunks = (_typed(batch, schema, name) for batch in _prefetched(batches))
     return Window(f"{name} ({total:,} rows)" if total is not None else name, total, chunks)
 
 

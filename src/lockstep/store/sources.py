@@ -406,11 +406,13 @@ def _sql_quote(text: str) -> str:
 
 
 def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 100_000,
-                      columns: list[str] | None = None):
+                      columns: list[str] | None = None, text_as_dictionary: bool = False):
     """Read a CSV or Parquet file in pieces of about ``rows`` rows, as Arrow tables (bounded memory).
 
     With ``columns``, only those columns of a Parquet file are read (a CSV is
-    read whole and the columns selected).
+    read whole and the columns selected). With ``text_as_dictionary``, the
+    text columns of ``options`` come from a Parquet file dictionary-encoded,
+    as they are stored (faster, and the same values).
 
     Yields
     ------
@@ -432,7 +434,9 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
     fmt = _file_format(path, options)
     if fmt == "parquet":
         try:
-            parquet = pq.ParquetFile(path)
+            # pre_buffer (the default) keeps what it read ahead: memory grew with the file (pyarrow 25)
+            dictionary = list(options.text_columns) if text_as_dictionary else None
+            parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=dictionary)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(f"{name} is not a readable Parquet file: {exc}") from None
         present = set(parquet.schema_arrow.names)
