@@ -463,7 +463,12 @@ class MonitorConfig(_Section):
     categories, when its p-value is also below ``chi2_pvalue``),
     ``jensen_shannon`` (distance, categories), ``unseen`` (share of values the
     reference never had, categories), ``missing`` (absolute change of the
-    missing rate). ``min_rows`` is the smallest window worth judging,
+    missing rate, when its binomial test's p-value is below
+    ``missing_pvalue``). PSI, Wasserstein and Jensen-Shannon count only when
+    the column's two-sample test (KS or chi-square) is significant too.
+    With ``pvalue_correction = "bonferroni"`` (the default) the p-value
+    thresholds are divided by the number of columns monitored together.
+    ``min_rows`` is the smallest window worth judging,
     ``window`` the number of recent requests behind the service's PSI gauges,
     ``bootstrap`` the resamples behind the confidence interval of live metrics.
     """
@@ -478,6 +483,8 @@ class MonitorConfig(_Section):
     jensen_shannon: Number = Field(default=0.1, gt=0, le=1)
     unseen: Number = Field(default=0.01, ge=0, le=1)
     missing: Number = Field(default=0.05, ge=0, le=1)
+    missing_pvalue: Number = Field(default=0.01, gt=0, le=1)
+    pvalue_correction: Literal["bonferroni", "none"] = "bonferroni"
     min_rows: StrictInt = Field(default=100, ge=1)
     window: StrictInt = Field(default=1000, ge=10, le=1_000_000)
     bootstrap: StrictInt = Field(default=200, ge=10, le=100_000)

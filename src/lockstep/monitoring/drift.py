@@ -64,14 +64,25 @@ class ColumnDrift:
         return next((s for s in self.statistics if s.name == name), None)
 
 
-def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig, present: int) -> list[Statistic]:
+def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig, present: int,
+                 tests: int = 1) -> list[Statistic]:
     """Each statistic against its threshold from ``[monitor]``.
 
     The statistics of a distribution are judged only on at least
     ``[monitor] min_rows`` present values: on fewer (a mostly missing column)
     PSI and the distances are noise, and are reported without a verdict. The
-    missing-rate change is always judged.
+    missing-rate change is always judged. ``tests`` is the number of columns
+    judged together: with ``pvalue_correction = "bonferroni"`` every p-value
+    threshold is divided by it, so that the chance of a false alarm in a
+    window stays near the threshold however many columns there are.
     """
+    scale = tests if cfg.pvalue_correction == "bonferroni" else 1
+    ks_level, chi2_level, missing_level = cfg.ks_pvalue / scale, cfg.chi2_pvalue / scale, cfg.missing_pvalue / scale
+    # The distances (PSI, Wasserstein, Jensen-Shannon) grow with sampling noise on small windows; they count
+    # only when the two-sample test of the same column (KS for numbers, chi-square for categories) finds the
+    # distributions different, so that a drift is both large and significant.
+    test = stats.get("ks" if kind == "numeric" else "chi2", {})
+    significant = test.get("p_value", 1.0) < (ks_level if kind == "numeric" else chi2_level)
     out = []
     for name, raw in stats.items():
         value = float(raw["value"])
@@ -79,9 +90,13 @@ def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig, present:
         threshold = float(getattr(cfg, name))
         drift = value > threshold
         if name == "ks":
-            drift = drift and p_value < cfg.ks_pvalue
+            drift = drift and p_value < ks_level
         elif name == "chi2":
-            drift = drift and p_value < cfg.chi2_pvalue
+            drift = drift and p_value < chi2_level
+        elif name == "missing":
+            drift = drift and p_value is not None and p_value < missing_level
+        elif name in ("psi", "wasserstein", "jensen_shannon"):
+            drift = drift and significant
         detail = {k: v for k, v in raw.items() if k not in ("value", "p_value")}
         if name != "missing" and present < cfg.min_rows:
             drift = False

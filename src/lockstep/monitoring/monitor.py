@@ -143,13 +143,14 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
     cfg = config.monitor
     columns = []
     groups = ("raw",) if inputs_only else ("raw", "features", "prediction")
+    tests = sum(len(references[group]) for group in groups)
     for group in groups:
         for name, reference in references[group].items():
             window_summary = current[group][name]
             stats = (numeric_stats(reference, window_summary) if reference.kind == "numeric"
                      else categorical_stats(reference, window_summary))
             columns.append(ColumnDrift(group, name, reference.kind,
-                                       judge_column(reference.kind, stats, cfg, window_summary.present),
+                                       judge_column(reference.kind, stats, cfg, window_summary.present, tests),
                                        reference, window_summary))
     return DriftReport(model=info.name, version=info.version, fingerprint=info.fingerprint,
                        window=window.description, rows=rows, invalid=invalid, columns=columns,

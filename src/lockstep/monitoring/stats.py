@@ -16,7 +16,9 @@ Categories
     ``jensen_shannon``: the Jensen-Shannon distance (base 2, between 0 and 1);
     ``unseen``: the share of the window's values that the reference never had.
 Both
-    ``missing``: the change of the missing rate, in absolute terms.
+    ``missing``: the change of the missing rate, in absolute terms, with the
+    p-value of an exact binomial test of the window's missing count under
+    the reference's rate.
 
 Empty bins are smoothed with a share of 1e-4 in the PSI (Evidently's
 convention), so a category that vanishes or appears has a finite, large PSI.
@@ -85,7 +87,7 @@ def numeric_stats(reference: NumericSummary, current: NumericSummary) -> dict[st
 
     ref_dist, cur_dist = reference.distribution(), current.distribution()
     n, m = int(ref_dist.sum()), int(cur_dist.sum())
-    out: dict[str, dict] = {"missing": {"value": _missing_change(reference, current)}}
+    out: dict[str, dict] = {"missing": _missing_change(reference, current)}
     if n == 0 or m == 0:
         return out
     cuts = psi_bins(reference)
@@ -111,10 +113,16 @@ def numeric_stats(reference: NumericSummary, current: NumericSummary) -> dict[st
     return out
 
 
-def _missing_change(reference, current) -> float:
+def _missing_change(reference, current) -> dict:
+    """The absolute change of the missing rate, with the p-value of the window's missing count under the
+    reference's rate (an exact binomial test)."""
+    from scipy import stats
+
     ref_rate = reference.missing / reference.rows if reference.rows else 0.0
     cur_rate = current.missing / current.rows if current.rows else 0.0
-    return abs(cur_rate - ref_rate)
+    p_value = float(stats.binomtest(current.missing, current.rows, ref_rate).pvalue) if current.rows else 1.0
+    return {"value": abs(cur_rate - ref_rate), "p_value": p_value, "reference_rate": ref_rate,
+            "window_rate": cur_rate}
 
 
 def categorical_stats(reference: CategoricalSummary, current: CategoricalSummary) -> dict[str, dict]:
@@ -123,7 +131,7 @@ def categorical_stats(reference: CategoricalSummary, current: CategoricalSummary
     from scipy import stats
     from scipy.spatial.distance import jensenshannon
 
-    out: dict[str, dict] = {"missing": {"value": _missing_change(reference, current)}}
+    out: dict[str, dict] = {"missing": _missing_change(reference, current)}
     known = reference.known
     ref_counts = np.array([reference.counts.get(c, 0) for c in known] + [reference.other], dtype=np.float64)
     seen = set(known)
