@@ -163,6 +163,37 @@ def test_controlled_shifts_are_found_by_the_right_statistics() -> None:
     assert "unseen" in got["plan"]
 
 
+def test_distances_count_only_with_a_significant_test_and_p_values_are_corrected() -> None:
+    def judged(stats: dict, cfg: MonitorConfig, tests: int = 1) -> set[str]:
+        return {s.name for s in judge_column("numeric", stats, cfg, 500, tests) if s.drift}
+
+    cfg = MonitorConfig()
+    noise = {"psi": {"value": 0.3}, "wasserstein": {"value": 0.2}, "ks": {"value": 0.08, "p_value": 0.2},
+             "missing": {"value": 0.0, "p_value": 1.0}}
+    assert judged(noise, cfg) == set()  # large distances, but the KS test sees no difference: noise
+    real = {**noise, "ks": {"value": 0.2, "p_value": 1e-3}}
+    assert judged(real, cfg) == {"psi", "wasserstein", "ks"}
+    # p = 1e-3 is significant alone, not among 40 columns (0.01 / 40 = 2.5e-4), unless uncorrected
+    assert judged(real, cfg, tests=40) == set()
+    assert judged(real, MonitorConfig(pvalue_correction="none"), tests=40) == {"psi", "wasserstein", "ks"}
+
+
+def test_missing_rate_change_is_tested_exactly() -> None:
+    from scipy.stats import binomtest
+
+    reference = pd.Series(np.where(np.arange(10_000) % 10 == 0, np.nan, 1.0))  # 10% missing
+    ref = new_summary(reference)
+    for missing, drift in ((20, False), (45, True)):  # of 200 rows: 10% (as trained) and 22.5%
+        cur = ref.empty_like()
+        cur.update(np.where(np.arange(200) < missing, np.nan, 1.0))
+        got = numeric_stats(ref, cur)["missing"]
+        assert got["value"] == pytest.approx(abs(missing / 200 - 0.1))
+        assert got["p_value"] == pytest.approx(binomtest(missing, 200, 0.1).pvalue, rel=1e-12)
+        flagged = {s.name for s in judge_column("numeric", numeric_stats(ref, cur), MonitorConfig(), cur.present)
+                   if s.drift}
+        assert ("missing" in flagged) is drift
+
+
 def test_a_mostly_missing_column_is_not_judged_on_a_handful_of_values() -> None:
     rng = np.random.default_rng(1)
     reference = pd.Series(np.where(rng.random(20_000) < 0.97, None, rng.choice(["x", "y"], 20_000)), dtype=object)

@@ -39,7 +39,8 @@ def reference_of(registry: Registry, info) -> dict[str, Any]:
     profile = registry.run_json(info, "reference_profile.json")
     if profile.get("version") != PROFILE_VERSION:
         raise NotFoundError(f"{info.name}/{info.version} has a reference profile of an older format",
-                            hint="train it again with this version of lockstep to monitor it")
+                            hint="train it again with this version of lockstep (lockstep train --force, then promote) "
+                                 "to monitor it")
     return profile
 
 
