@@ -9,7 +9,8 @@ the default ``[monitor]`` thresholds; a window with any drifted column is a
 false alarm. The rate per window size is printed, with the statistics and
 columns responsible. Then the same sizes are drawn from each example's
 drift scenario (``examples/*/drift.py``, shifted batch), and the share of
-windows in which drift is found is printed: the power of the defaults.
+windows in which drift is found is printed: the power of the defaults. Last,
+a mild shift: one numeric input 5% higher (``MILD``), the rest unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "false-alarms"
+MILD = {"telco-churn": "monthly_charges", "ames-housing": "Gr_Liv_Area"}
 
 
 def prepare(example: str) -> Path:
@@ -81,6 +83,23 @@ def main() -> None:
                 found += monitor(project.config, project.store, project.registry, ref, data=window,
                                  loaded=loaded).drift
             print(f"{example}: shifted windows of {size:>5,} rows: drift found in {found}/{repeats}", flush=True)
+        # a mild shift: one numeric input 5% higher, everything else resampled unchanged
+        column = MILD[example]
+        for size in (200, 1000, 5000):
+            found = 0
+            repeats = max(args.repeats // 5, 5)
+            for seed in range(repeats):
+                window_rows = rows.sample(size, replace=True, random_state=10_000 + seed)
+                shifted = window_rows[column] * 1.05
+                # an integer column stays integer (a fraction would be an invalid value, not a shift)
+                integer = pd.api.types.is_integer_dtype(window_rows[column])
+                window_rows[column] = shifted.round().astype("int64") if integer else shifted
+                window = OUT / f"{example}-mild.csv"
+                window_rows.to_csv(window, index=False)
+                found += monitor(project.config, project.store, project.registry, ref, data=window,
+                                 loaded=loaded).drift
+            print(f"{example}: {column} x 1.05, windows of {size:>5,} rows: drift found in {found}/{repeats}",
+                  flush=True)
 
 
 if __name__ == "__main__":
