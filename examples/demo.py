@@ -10,7 +10,10 @@ compared bit for bit) and ``parity`` (the same rows through every prediction
 path). A second ``lockstep run`` shows that nothing unchanged is recomputed.
 Then the CI gates (``lockstep check``), generated documentation, and a short
 serve/predict round: a batch prediction, the ONNX export, the service started
-briefly for a few requests (one invalid), and the audit records.
+briefly for a few requests (one invalid), and the audit records. Last,
+monitoring: each example's drift scenario gives a shifted batch, on which
+``lockstep monitor`` finds drift (exit 3, with an HTML report), and a fresh
+sample of the original data, on which it finds none.
 """
 
 from __future__ import annotations
@@ -101,8 +104,16 @@ def main() -> None:
         run("export", "onnx", "--project", project, ok=(0, 2))
         serve_briefly(project)
         run("audit", "show", "--limit", "5", "--project", project)
-    print("\nDemo complete: both examples ingested, turned into features, trained, gated, verified bit for bit and"
-          " served.\nOpen build/demo/telco-churn-docs/index.html, or the MLflow UI with: "
+        # monitoring: a shifted batch drifts (exit 3), a fresh sample of the same population does not (exit 0)
+        scenario = ROOT / "build" / "demo" / f"{name}-scenario"
+        print(f"\n$ python {project}/drift.py --out {scenario.relative_to(ROOT)}", flush=True)
+        subprocess.run([sys.executable, str(ROOT / project / "drift.py"), "--out", str(scenario)], check=True)
+        run("monitor", "--data", f"{scenario.relative_to(ROOT)}/shifted.csv", "--out",
+            f"build/demo/{name}-drift", "--project", project, ok=(3,))
+        run("monitor", "--data", f"{scenario.relative_to(ROOT)}/fresh.csv", "--project", project, ok=(0,))
+    print("\nDemo complete: both examples ingested, turned into features, trained, gated, verified bit for bit,"
+          " served and monitored.\nOpen build/demo/telco-churn-docs/index.html,"
+          " build/demo/telco-churn-drift/report.html, or the MLflow UI with: "
           ".venv/bin/lockstep ui --project examples/telco-churn")
 
 
