@@ -300,6 +300,38 @@ def _settings(project: Project, **overrides) -> ServeSettings:
                          model="@champion", default_name=project.config.model_name, **overrides)
 
 
+def test_the_audit_log_is_streamed_with_its_filters_pushed_down(tmp_path: Path) -> None:
+    from lockstep.store.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit")
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def records(first: int, count: int) -> list[dict]:
+        return [{"request_id": f"r{i}", "time": (start + timedelta(minutes=i)).isoformat(),
+                 "endpoint": "/predict" if i % 4 else "/feedback", "status": 422 if i % 7 == 0 else 200,
+                 "model_name": "m", "model_version": 1 + i % 2, "rows": 1, "inputs": json.dumps([{"x": i}]),
+                 "outputs": "{}"} for i in range(first, first + count)]
+
+    writer = log.writer(max_records=100)
+    writer.write(records(0, 100))
+    writer.write(records(100, 100))  # a second segment: the first is finished
+    writer.close()
+    assert log.compact() == 100  # the writer's process is alive: its newest segment stays a segment
+    writer = log.writer()
+    writer.write(records(200, 50))  # still in a segment
+    since, until = start + timedelta(minutes=30), start + timedelta(minutes=230)
+    batches = list(log.scan(since=since, until=until, model="m/2", endpoint="/predict", status=200,
+                            columns=["request_id", "time"], batch_rows=16))
+    assert batches and all(b.num_rows <= 16 for b in batches) and batches[0].schema.names == ["request_id", "time"]
+    got = sorted(r for b in batches for r in b.column("request_id").to_pylist())
+    expected = sorted(f"r{i}" for i in range(30, 230) if i % 2 == 1 and i % 4 and i % 7)
+    assert got == expected
+    whole = log.read(since=since, until=until, model="m/2")
+    assert sorted(r["request_id"] for r in whole.to_pylist() if r["endpoint"] == "/predict"
+                  and r["status"] == 200) == expected
+    writer.close()
+
+
 def test_audit_window_feedback_and_live_quality(tmp_path: Path) -> None:
     project = make_trained_project(tmp_path / "telco", rows=1200)
     header, rows = read_rows(TELCO_CSV)

@@ -37,45 +37,38 @@ def feedback_pairs(store: Store, info: VersionInfo, classes: list | None, since:
         (requests in the window).
     """
     import numpy as np
-    import pyarrow.compute as pc
 
-    log = store.audit.read(model=f"{info.name}/{info.version}")
-    ok = log.filter(pc.equal(log.column("status"), 200)) if log.num_rows else log
-    feedback: dict[str, list] = {}
-    for row in ok.filter(pc.equal(ok.column("endpoint"), "/feedback")).to_pylist() if ok.num_rows else []:
-        body = json.loads(row["inputs"] or "{}")
-        feedback[body.get("request_id")] = body.get("labels") or []  # oldest first: the latest wins
-    predictions = ok.filter(pc.equal(ok.column("endpoint"), "/predict")) if ok.num_rows else ok
+    model = f"{info.name}/{info.version}"
+    feedback: dict[str, tuple] = {}
+    for batch in store.audit.scan(model=model, endpoint="/feedback", status=200, columns=["time", "inputs"]):
+        for moment, inputs in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            body = json.loads(inputs or "{}")
+            known = feedback.get(body.get("request_id"))
+            if known is None or moment >= known[0]:  # the latest feedback for a request wins
+                feedback[body.get("request_id")] = (moment, body.get("labels") or [])
     y_true, y_pred, proba = [], [], []
     requests = in_window = 0
     names = [str(c) for c in classes] if classes else None
-    for row in predictions.to_pylist():
-        moment = row["time"]
-        if (since is not None and moment < _utc(since)) or (until is not None and moment >= _utc(until)):
-            continue
-        in_window += 1
-        labels = feedback.get(row["request_id"])
-        if not labels:
-            continue
-        out = json.loads(row["outputs"] or "{}")
-        predicted = out.get("predictions") or []
-        if len(predicted) != len(labels):
-            continue
-        requests += 1
-        y_true += labels
-        y_pred += predicted
-        if names and out.get("probabilities"):
-            proba += [[p[n] for n in names] for p in out["probabilities"]]
+    for batch in store.audit.scan(since=since, until=until, model=model, endpoint="/predict", status=200,
+                                  columns=["request_id", "outputs"]):
+        for request_id, outputs in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            in_window += 1
+            labels = feedback.get(request_id, (None, []))[1]
+            if not labels:
+                continue
+            out = json.loads(outputs or "{}")
+            predicted = out.get("predictions") or []
+            if len(predicted) != len(labels):
+                continue
+            requests += 1
+            y_true += labels
+            y_pred += predicted
+            if names and out.get("probabilities"):
+                proba += [[p[n] for n in names] for p in out["probabilities"]]
     return {"y_true": np.asarray(y_true, dtype=object if classes else np.float64),
             "y_pred": np.asarray(y_pred, dtype=object if classes else np.float64),
             "proba": np.asarray(proba, dtype=np.float64) if proba else None,
             "requests": requests, "predictions": in_window}
-
-
-def _utc(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def live_quality(config: Config, store: Store, info: VersionInfo, classes: list | None, *,

@@ -113,34 +113,36 @@ def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: da
     from lockstep.inference.runtime import records_table
     from lockstep.monitoring.scores import scores_of
 
-    table = store.audit.read(since=since, until=until, model=f"{info.name}/{info.version}")
-    if table.num_rows:
-        import pyarrow.compute as pc
-
-        table = table.filter(pc.and_(pc.equal(table.column("endpoint"), "/predict"),
-                                     pc.equal(table.column("status"), 200)))
+    selection = dict(since=since, until=until, model=f"{info.name}/{info.version}", endpoint="/predict",
+                     status=200)
     span = f"{since.isoformat() if since else 'the start'} to {until.isoformat() if until else 'now'}"
     description = f"the audit log of {info.name}/{info.version}, {span}"
     classes = [str(c) for c in schema.classes] if schema.classes else None
     dtypes = {name: schema.columns[name].dtype for name in schema.inputs}
-    rows = int(sum(table.column("rows").to_pylist())) if table.num_rows else 0
+    # a first pass over one small column counts the rows (for the progress bar and the minimum window);
+    # the second streams the inputs and outputs: the log is never held whole
+    requests = rows = 0
+    for batch in store.audit.scan(**selection, columns=["rows"]):
+        requests += batch.num_rows
+        rows += int(sum(v or 0 for v in batch.column(0).to_pylist()))
 
     def chunks() -> Iterator[Chunk]:
         records: list[dict] = []
         scores: list[float] = []
-        for inputs, outputs in zip(table.column("inputs").to_pylist(), table.column("outputs").to_pylist()):
-            batch = json.loads(inputs) if inputs else []
-            batch = batch if isinstance(batch, list) else [batch]
-            records += [{k: _parse(r.get(k), dtypes[k]) for k in schema.inputs} for r in batch]
-            out = json.loads(outputs) if outputs else {}
-            if classes and out.get("probabilities"):
-                proba = np.array([[p[c] for c in classes] for p in out["probabilities"]], dtype=np.float64)
-                scores.extend(scores_of(None, proba).tolist())
-            elif out.get("predictions") is not None and not classes:
-                scores.extend(scores_of(out["predictions"], None).tolist())
-            if len(records) >= chunk_rows:
-                yield _chunk(records, scores)
-                records, scores = [], []
+        for batch in store.audit.scan(**selection, columns=["inputs", "outputs"]):
+            for inputs, outputs in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                request = json.loads(inputs) if inputs else []
+                request = request if isinstance(request, list) else [request]
+                records += [{k: _parse(r.get(k), dtypes[k]) for k in schema.inputs} for r in request]
+                out = json.loads(outputs) if outputs else {}
+                if classes and out.get("probabilities"):
+                    proba = np.array([[p[c] for c in classes] for p in out["probabilities"]], dtype=np.float64)
+                    scores.extend(scores_of(None, proba).tolist())
+                elif out.get("predictions") is not None and not classes:
+                    scores.extend(scores_of(out["predictions"], None).tolist())
+                if len(records) >= chunk_rows:
+                    yield _chunk(records, scores)
+                    records, scores = [], []
         if records:
             yield _chunk(records, scores)
 
@@ -148,4 +150,4 @@ def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: da
         values = np.asarray(scores, dtype=np.float64) if len(scores) == len(records) else None
         return Chunk(records_table(records, schema), scores=values)
 
-    return Window(description + f" ({rows:,} rows in {table.num_rows:,} requests)", rows, chunks())
+    return Window(description + f" ({rows:,} rows in {requests:,} requests)", rows, chunks())

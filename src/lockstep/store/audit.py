@@ -255,6 +255,52 @@ class AuditLog:
         found = found.sort_by([("time", "descending")])
         return found.slice(0, 1).to_pylist()[0]
 
+    def scan(self, since: datetime | None = None, until: datetime | None = None, model: str | None = None, *,
+             endpoint: str | None = None, status: int | None = None, columns: list[str] | None = None,
+             batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
+        """The records that match, in batches of at most ``batch_rows``, in no particular order.
+
+        Unlike :meth:`read`, the log is never held whole: the filters are
+        pushed down to the Delta table's Parquet files (row groups whose
+        statistics exclude them are skipped) and only ``columns`` are read,
+        then the records still in segments are filtered one segment at a time.
+        Memory is bounded by the batch size, however long the log.
+        """
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        schema = _schema()
+        names = list(columns) if columns is not None else list(schema.names)
+        expression = ds.scalar(True)
+        if since is not None:
+            expression &= ds.field("time") >= pa.scalar(_utc(since), schema.field("time").type)
+        if until is not None:
+            expression &= ds.field("time") < pa.scalar(_utc(until), schema.field("time").type)
+        if model is not None:
+            name, _, version = model.partition("/")
+            expression &= ds.field("model_name") == name
+            if version:
+                expression &= ds.field("model_version") == int(version)
+        if endpoint is not None:
+            expression &= ds.field("endpoint") == endpoint
+        if status is not None:
+            expression &= ds.field("status") == status
+        done = self._compacted()
+        pending = [p for p in self._segments() if self._name(p) not in done]
+        if _delta.is_table(self.table):
+            dataset = _delta.open_table(self.table).to_pyarrow_dataset()
+            for batch in dataset.to_batches(columns=names, filter=expression, batch_size=batch_rows):
+                if batch.num_rows:
+                    yield batch.cast(pa.schema([schema.field(n) for n in names]))
+        for path in pending:
+            rows = [_row(r) for r in _read_segment(path)]
+            if not rows:
+                continue
+            part = ds.dataset(pa.Table.from_pylist(rows, schema=schema)).to_table(columns=names, filter=expression)
+            for batch in part.to_batches(max_chunksize=batch_rows):
+                if batch.num_rows:
+                    yield batch
+
     def read(self, since: datetime | None = None, until: datetime | None = None,
              model: str | None = None) -> pa.Table:
         """Every record (compacted or still in segments), oldest first, optionally filtered."""
