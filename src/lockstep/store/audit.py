@@ -249,7 +249,7 @@ class AuditLog:
             expression &= ds.field("endpoint") == endpoint
         if status is not None:
             expression &= ds.field("status") == status
-        found = _delta.open_table(self.table).to_pyarrow_dataset().to_table(filter=expression)
+        found = _delta.to_table(self.table, filter=expression)
         if found.num_rows == 0:
             return None
         found = found.sort_by([("time", "descending")])
@@ -288,10 +288,16 @@ class AuditLog:
         done = self._compacted()
         pending = [p for p in self._segments() if self._name(p) not in done]
         if _delta.is_table(self.table):
-            dataset = _delta.open_table(self.table).to_pyarrow_dataset()
-            for batch in dataset.to_batches(columns=names, filter=expression, batch_size=batch_rows):
-                if batch.num_rows:
-                    yield batch.cast(pa.schema([schema.field(n) for n in names]))
+            dataset = _delta.dataset(self.table)
+            # one row group at a time (those whose statistics exclude the filter are skipped): the dataset
+            # scanner reads ahead across files and held most of a long window in memory
+            target = pa.schema([schema.field(n) for n in names])
+            for fragment in dataset.get_fragments(filter=expression):
+                for piece in fragment.split_by_row_group(filter=expression):
+                    for batch in piece.to_batches(columns=names, filter=expression, batch_size=batch_rows,
+                                                  batch_readahead=1):
+                        if batch.num_rows:
+                            yield batch.cast(target)
         for path in pending:
             rows = [_row(r) for r in _read_segment(path)]
             if not rows:
@@ -309,7 +315,7 @@ class AuditLog:
 
         parts = []
         if _delta.is_table(self.table):
-            parts.append(_delta.open_table(self.table).to_pyarrow_table().cast(_schema()))
+            parts.append(_delta.to_table(self.table).cast(_schema()))
         done = self._compacted()
         pending = [_row(r) for p in self._segments() if self._name(p) not in done for r in _read_segment(p)]
         if pending:

@@ -140,7 +140,7 @@ class FeatureTable:
     def read(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
         """The rows of version ``version`` (default: the latest)."""
         info = self.info(version)
-        return _delta.open_table(self.path, version=info.version).to_pyarrow_table(columns=columns)
+        return _delta.to_table(self.path, info.version, columns)
 
     def write(self, table: pa.Table, info: FeatureInfo) -> FeatureInfo:
         """Write ``table`` as a new version, atomically; return its info with the version set."""

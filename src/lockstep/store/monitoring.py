@@ -56,4 +56,4 @@ class MonitorLog:
         """Every monitoring run, oldest first."""
         if not _delta.is_table(self.root):
             return _schema().empty_table()
-        return _delta.open_table(self.root).to_pyarrow_table().sort_by([("logged", "ascending")])
+        return _delta.to_table(self.root).sort_by([("logged", "ascending")])

@@ -90,7 +90,7 @@ class PredictionStore:
         _delta.write_table(self.table_path(name), reader, metadata, mode="append")
 
     def read_table(self, name: str) -> pa.Table:
-        return _delta.open_table(self.table_path(name)).to_pyarrow_table()
+        return _delta.to_table(self.table_path(name))
 
     def record_run(self, run: dict) -> None:
         """Append one batch run's record to ``predictions/_runs``."""
@@ -104,4 +104,4 @@ class PredictionStore:
         import pyarrow as pa
 
         path = self.root / "_runs"
-        return _delta.open_table(path).to_pyarrow_table() if _delta.is_table(path) else pa.table({})
+        return _delta.to_table(path) if _delta.is_table(path) else pa.table({})

@@ -57,7 +57,7 @@ class QuarantineTable:
         """Fingerprints of the batches already recorded."""
         if not _delta.is_table(self.path):
             return set()
-        table = _delta.open_table(self.path).to_pyarrow_table(columns=["batch"])
+        table = _delta.to_table(self.path, columns=["batch"])
         return set(table.column("batch").unique().to_pylist())
 
     def append(self, batch: str, records: list[QuarantineRecord], *, snapshot_version: int | None,
@@ -88,4 +88,4 @@ class QuarantineTable:
         """Every quarantined row."""
         if not _delta.is_table(self.path):
             return self.schema().empty_table()
-        return _delta.open_table(self.path).to_pyarrow_table()
+        return _delta.to_table(self.path)
