@@ -58,10 +58,24 @@ def dataset(path: Path, version: int | None = None, **options: Any) -> pa.datase
     (delta-rs 1.6, pyarrow 26; reproduced in 9 of 10 short scripts here, 0 of
     10 this way). ``options`` go to ``DeltaTable.to_pyarrow_dataset``.
     """
+    import pyarrow as pa
     import pyarrow.fs as fs
 
     table = open_table(path, version=version)
-    local = fs.SubTreeFileSystem(str(Path(path).resolve()), fs.LocalFileSystem())
+    root = Path(path).resolve()
+    # delta-rs's handler refuses a file whose size is not the one in the log; pyarrow's reads it: check here
+    actions = pa.table(table.get_add_actions(flatten=False))
+    for name, size in zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist()):
+        try:
+            actual = (root / name).stat().st_size
+        except OSError as exc:
+            raise StoreError(f"cannot read the Delta table {path}: its data file {name} is missing ({exc})",
+                             hint="the store was modified outside lockstep; restore the file from a backup") from exc
+        if actual != size:
+            raise StoreError(f"cannot read the Delta table {path}: its data file {name} has {actual:,} bytes, the "
+                             f"Delta log records {size:,}: it was modified or damaged",
+                             hint="the store was modified outside lockstep; restore the file from a backup")
+    local = fs.SubTreeFileSystem(str(root), fs.LocalFileSystem())
     return table.to_pyarrow_dataset(filesystem=local, **options)
 
 
