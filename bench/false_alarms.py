@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, lockstep
+
 OUT = ROOT / "bench" / "out" / "false-alarms"
 MILD = {"telco-churn": "monthly_charges", "ames-housing": "Gr_Liv_Area"}
 
@@ -35,9 +34,7 @@ def prepare(example: str) -> Path:
     text = toml.read_text().replace("seeds = [0, 1, 2]", "seeds = [0]").replace("thread_check = true",
                                                                                "thread_check = false")
     toml.write_text(text)
-    exe = str(Path(sys.executable).with_name("lockstep"))
-    for command in (["ingest"], ["features"], ["train"], ["promote"]):
-        subprocess.run([exe, *command, "-p", str(project)], check=True, capture_output=True)
+    lockstep(project, ["ingest"], ["features"], ["train"], ["promote"])
     return project
 
 

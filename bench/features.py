@@ -29,18 +29,16 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import LOCKSTEP as EXE
+from _common import ROOT, lockstep, run_python
+
 OUT = ROOT / "bench" / "out" / "features"
-sys.path.insert(0, str(ROOT / "bench"))
 
 BASELINE = """
 import json, resource, sys, time
-def hwm():  # the resident high-water mark of this process, in MB (ru_maxrss would include the parent's)
-    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 import pandas, sklearn.pipeline
 from lockstep import Project
 from lockstep.features.frames import raw_frame
@@ -58,8 +56,6 @@ print(json.dumps({"seconds": seconds, "peak_mb": hwm(),
 
 LOCKSTEP = """
 import json, resource, sys, time
-def hwm():  # the resident high-water mark of this process, in MB (ru_maxrss would include the parent's)
-    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 import pandas, sklearn.pipeline
 from lockstep import Project
 p = Project(sys.argv[1])
@@ -76,10 +72,6 @@ print(json.dumps({"seconds": seconds, "steps": steps, "peak_mb": peak, "features
 """
 
 
-def run_python(code: str, project: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
 
 def prepare(rows: int) -> Path:
     from ingest import make_data
@@ -94,8 +86,7 @@ def prepare(rows: int) -> Path:
         text = text.replace('source = "data/wa_churn.csv"', f'source = "{csv_path.as_posix()}"')
         text = text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 1.0")
         (project / "lockstep.toml").write_text(text)
-        subprocess.run([str(Path(sys.executable).with_name("lockstep")), "ingest", "-p", str(project)], check=True,
-                       capture_output=True)
+        lockstep(project, ["ingest"])
     return project
 
 
@@ -108,11 +99,10 @@ def main() -> None:
 
     baseline = min((run_python(BASELINE, project) for _ in range(args.repeat)), key=lambda r: r["seconds"])
     lockstep = min((run_python(LOCKSTEP, project) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-    exe = str(Path(sys.executable).with_name("lockstep"))
     cached = []
     for _ in range(args.repeat):
         start = time.perf_counter()
-        result = subprocess.run([exe, "features", "-p", str(project), "--json"], capture_output=True, text=True,
+        result = subprocess.run([EXE, "features", "-p", str(project), "--json"], capture_output=True, text=True,
                                 check=True)
         cached.append(time.perf_counter() - start)
         assert json.loads(result.stdout)["skipped"]

@@ -26,11 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, lockstep, run_python
+
 OUT = ROOT / "bench" / "out" / "monitor"
 
 NUMERIC = [f"x{i}" for i in range(8)]
@@ -124,9 +123,7 @@ def prepare(rows: int) -> tuple[Path, Path]:
     (project / "lockstep.toml").write_text(CONFIG.replace("{columns}", schema))
     (project / "pipeline.py").write_text(PIPELINE.format(numbers=NUMERIC + INTEGER, categories=TEXT + BOOL))
     pq.write_table(make_table(20_000, 0), project / "data" / "train.parquet")
-    exe = str(Path(sys.executable).with_name("lockstep"))
-    for command in (["ingest"], ["features"], ["train"], ["promote"]):
-        subprocess.run([exe, *command, "-p", str(project)], check=True, capture_output=True)
+    lockstep(project, ["ingest"], ["features"], ["train"], ["promote"])
     big = OUT / f"window-{rows}.parquet"
     if not big.exists():
         writer = None
@@ -142,8 +139,6 @@ def prepare(rows: int) -> tuple[Path, Path]:
 
 READ = r"""
 import json, sys, time, resource
-def hwm():  # the resident high-water mark of this process, in MB (ru_maxrss would include the parent's)
-    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 import pyarrow.parquet as pq
 columns = json.loads(sys.argv[2])
 start = time.perf_counter()
@@ -155,8 +150,6 @@ print(json.dumps({"seconds": seconds, "rows": table.num_rows,
 
 MONITOR = r"""
 import json, sys, time, resource
-def hwm():  # the resident high-water mark of this process, in MB (ru_maxrss would include the parent's)
-    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 import pyarrow.parquet as pq
 from lockstep import Project
 from lockstep.monitoring.monitor import monitor
@@ -188,12 +181,6 @@ def first_rows(path: Path, rows: int) -> Path:
                 writer.write_table(source.read_row_group(group), row_group_size=250_000)
     return sliced
 
-
-def run_python(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

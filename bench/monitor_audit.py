@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, run_python
+
 PROJECT = ROOT / "bench" / "out" / "monitor" / "project"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 MONITOR = r"""
 import json, sys, time, resource
-def hwm():  # the resident high-water mark of this process, in MB (ru_maxrss would include the parent's)
-    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 from datetime import datetime
 from lockstep import Project
 from lockstep.monitoring.monitor import monitor
@@ -47,8 +43,6 @@ print(json.dumps({"seconds": seconds, "rows": report.rows, "before_mb": before,
 
 READ = r"""
 import json, sys, time, resource
-def hwm():  # the resident high-water mark of this process, in MB (ru_maxrss would include the parent's)
-    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 from deltalake import DeltaTable
 start = time.perf_counter()
 import os, pyarrow.fs as fs
@@ -62,8 +56,6 @@ print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows
 def fill(requests: int) -> None:
     import numpy as np
     import pyarrow as pa
-
-    sys.path.insert(0, str(ROOT / "bench"))
     from monitor import make_table
 
     from lockstep import Project
@@ -98,12 +90,6 @@ def fill(requests: int) -> None:
             "error": [None] * count}, schema=_schema())
         _delta.write_table(log.table, table, {"kind": "audit", "segments": [], "rows": count}, mode="append")
 
-
-def run_python(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

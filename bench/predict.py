@@ -17,12 +17,9 @@ The input is the example data resampled to ``--rows`` rows (``bench/out/``).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, run_python
+
 PROJECT = ROOT / "examples" / "telco-churn"
 OUT = ROOT / "bench" / "out" / "predict"
 
@@ -57,19 +54,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk-rows", type=int, default=200_000)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "bench"))
     from ingest import make_data
 
     _, parquet = make_data(args.rows)
     OUT.mkdir(parents=True, exist_ok=True)
 
-    def run(code: str, *extra: str) -> dict:
-        out = subprocess.run([sys.executable, "-c", code, str(PROJECT), str(parquet), *extra], capture_output=True,
-                             text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    bare = run(BASELINE)["seconds"]
-    lock = run(LOCKSTEP, str(OUT / "predictions.parquet"), str(args.chunk_rows))
+    bare = run_python(BASELINE, PROJECT, parquet)["seconds"]
+    lock = run_python(LOCKSTEP, PROJECT, parquet, OUT / "predictions.parquet", args.chunk_rows)
     print(f"rows: {args.rows:,} from Parquet, telco-churn champion, chunks of {args.chunk_rows:,}")
     print(f"baseline, in-process predict_proba on the in-memory DataFrame: {bare:.2f} s "
           f"({args.rows / bare:,.0f} rows/s)")

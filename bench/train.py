@@ -23,13 +23,11 @@ search dominates.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, lockstep, run_python
+
 OUT = ROOT / "bench" / "out" / "train"
 
 CONFIGS = {
@@ -97,10 +95,6 @@ print(json.dumps({"seconds": seconds, "steps": steps}))
 """
 
 
-def run_python(code: str, project: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
 
 def prepare(name: str, train_section: str) -> Path:
     project = OUT / name.replace(" ", "-")
@@ -109,9 +103,7 @@ def prepare(name: str, train_section: str) -> Path:
     text = (project / "lockstep.toml").read_text()
     text = text[: text.index("# Training:")] + train_section
     (project / "lockstep.toml").write_text(text)
-    exe = str(Path(sys.executable).with_name("lockstep"))
-    for command in (["ingest"], ["features"]):
-        subprocess.run([exe, *command, "-p", str(project)], check=True, capture_output=True)
+    lockstep(project, ["ingest"], ["features"])
     return project
 
 

@@ -17,10 +17,10 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import LOCKSTEP, ROOT, lockstep, run_python
+
 OUT = ROOT / "bench" / "out" / "verify"
 
 TRAIN = r"""
@@ -43,18 +43,12 @@ print(json.dumps({"seconds": time.perf_counter() - start, "reproduced": report.r
 """
 
 
-def run_python(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
 
 def prepare(example: str) -> Path:
     project = OUT / example
     shutil.rmtree(project, ignore_errors=True)
     shutil.copytree(ROOT / "examples" / example, project, ignore=shutil.ignore_patterns(".lockstep"))
-    exe = str(Path(sys.executable).with_name("lockstep"))
-    for command in (["ingest"], ["features"]):
-        subprocess.run([exe, *command, "-p", str(project)], check=True, capture_output=True)
+    lockstep(project, ["ingest"], ["features"])
     return project
 
 
@@ -67,7 +61,7 @@ def main() -> None:
         first = run_python(TRAIN, str(project))  # warm the store (the first registration creates the database)
         trains = [run_python(TRAIN, str(project)) for _ in range(args.repeat)]
         train = min(t["seconds"] for t in trains)
-        name = json.loads(subprocess.run([str(Path(sys.executable).with_name("lockstep")), "models", "list", "-p",
+        name = json.loads(subprocess.run([LOCKSTEP, "models", "list", "-p",
                                           str(project), "--json"], capture_output=True, text=True,
                                          check=True).stdout)[0]["name"]
         ref = f"{name}/{trains[-1]['version']}"
