@@ -342,10 +342,10 @@ def test_a_table_of_many_batches_reads_back_in_order(tmp_path: Path) -> None:
     table = pa.Table.from_batches(pa.table({"a": list(range(50_000))}).to_batches(max_chunksize=500))
     assert table.column("a").num_chunks == 100
     _delta.write_table(tmp_path / "t", table, {"kind": "test"})
-    assert _delta.read_table(tmp_path / "t", 0).column("a").to_pylist() == list(range(50_000))
+    assert _delta.to_table(tmp_path / "t", 0).column("a").to_pylist() == list(range(50_000))
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
     _delta.write_table(tmp_path / "t", reader, {"kind": "test"}, mode="append")
-    assert _delta.read_table(tmp_path / "t", 1).column("a").to_pylist()[50_000:] == list(range(50_000))
+    assert _delta.to_table(tmp_path / "t", 1).column("a").to_pylist()[50_000:] == list(range(50_000))
 
 
 def test_a_source_read_in_several_batches_keeps_its_fingerprint(tmp_path: Path) -> None:

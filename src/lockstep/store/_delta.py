@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 __all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "dataset", "is_table", "open_table",
-           "read_table", "to_table", "write_table"]
+           "to_table", "write_table"]
 
 METADATA_KEY = "lockstep"
 
@@ -48,7 +48,7 @@ def open_table(path: Path, version: int | None = None):
         raise StoreError(f"cannot open the Delta table {path}: {exc}") from exc
 
 
-def dataset(path: Path, version: int | None = None, **options: Any) -> pa.dataset.Dataset:
+def dataset(path: Path, version: int | None = None, *, text_as_dictionary: bool = False) -> pa.dataset.Dataset:
     """The table (at ``version``, default the latest) as a pyarrow dataset over its local files.
 
     Files are read through pyarrow's own local filesystem rather than
@@ -56,14 +56,16 @@ def dataset(path: Path, version: int | None = None, **options: Any) -> pa.datase
     after a read aborts now and then ("terminate called without an active
     exception", exit 134) while the handler's threads are torn down
     (delta-rs 1.6, pyarrow 26; reproduced in 9 of 10 short scripts here, 0 of
-    10 this way). ``options`` go to ``DeltaTable.to_pyarrow_dataset``.
+    10 this way). Each data file's size is checked against the Delta log, as
+    delta-rs's handler did. With ``text_as_dictionary``, text columns are
+    read dictionary-encoded.
     """
     import pyarrow as pa
+    import pyarrow.dataset as ds
     import pyarrow.fs as fs
 
     table = open_table(path, version=version)
     root = Path(path).resolve()
-    # delta-rs's handler refuses a file whose size is not the one in the log; pyarrow's reads it: check here
     actions = pa.table(table.get_add_actions(flatten=False))
     for name, size in zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist()):
         try:
@@ -75,30 +77,18 @@ def dataset(path: Path, version: int | None = None, **options: Any) -> pa.datase
             raise StoreError(f"cannot read the Delta table {path}: its data file {name} has {actual:,} bytes, the "
                              f"Delta log records {size:,}: it was modified or damaged",
                              hint="the store was modified outside lockstep; restore the file from a backup")
-    local = fs.SubTreeFileSystem(str(root), fs.LocalFileSystem())
-    return table.to_pyarrow_dataset(filesystem=local, **options)
+    options: dict[str, Any] = {}
+    if text_as_dictionary:
+        text = [f.name for f in pa.schema(table.schema().to_arrow()) if pa.types.is_string(f.type)
+                or pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)]
+        options["parquet_read_options"] = ds.ParquetReadOptions(dictionary_columns=text)
+    return table.to_pyarrow_dataset(filesystem=fs.SubTreeFileSystem(str(root), fs.LocalFileSystem()), **options)
 
 
-def to_table(path: Path, version: int | None = None, columns: list[str] | None = None,
-             filter: Any = None) -> pa.Table:
+def to_table(path: Path, version: int | None = None, columns: list[str] | None = None, filter: Any = None, *,
+             text_as_dictionary: bool = False) -> pa.Table:
     """The rows of the table (at ``version``), in the order they were written."""
-    return dataset(path, version).to_table(columns=columns, filter=filter)
-
-
-def read_table(path: Path, version: int, columns: list[str] | None = None, *,
-               text_as_dictionary: bool = False) -> pa.Table:
-    """The rows of ``version``, in the order they were written."""
-    if not text_as_dictionary:
-        return to_table(path, version, columns)
-    table = open_table(path, version=version)
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    schema = table.schema().to_arrow()
-    text = [f.name for f in pa.schema(schema) if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(f.type))]
-    found = dataset(path, version, parquet_read_options=ds.ParquetReadOptions(dictionary_columns=text))
-    return found.to_table(columns=columns)
+    return dataset(path, version, text_as_dictionary=text_as_dictionary).to_table(columns=columns, filter=filter)
 
 
 def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dict[str, Any], *,

@@ -311,30 +311,9 @@ class AuditLog:
              model: str | None = None) -> pa.Table:
         """Every record (compacted or still in segments), oldest first, optionally filtered."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        parts = []
-        if _delta.is_table(self.table):
-            parts.append(_delta.to_table(self.table).cast(_schema()))
-        done = self._compacted()
-        pending = [_row(r) for p in self._segments() if self._name(p) not in done for r in _read_segment(p)]
-        if pending:
-            parts.append(pa.Table.from_pylist(pending, schema=_schema()))
-        table = pa.concat_tables(parts) if parts else _schema().empty_table()
-        if table.num_rows:
-            table = table.sort_by([("time", "ascending")])
-        moment = pa.timestamp("us", tz="UTC")
-        if since is not None:
-            table = table.filter(pc.greater_equal(table.column("time"), pa.scalar(_utc(since), moment)))
-        if until is not None:
-            table = table.filter(pc.less(table.column("time"), pa.scalar(_utc(until), moment)))
-        if model is not None:
-            name, _, version = model.partition("/")
-            mask = pc.equal(table.column("model_name"), name)
-            if version:
-                mask = pc.and_(mask, pc.equal(table.column("model_version"), int(version)))
-            table = table.filter(mask)
-        return table
+        table = pa.Table.from_batches(list(self.scan(since, until, model, batch_rows=100_000)), schema=_schema())
+        return table.sort_by([("time", "ascending")]) if table.num_rows else table
 
 
 def _matches(record: dict, request_id: str, endpoint: str | None, status: int | None) -> bool:

@@ -167,7 +167,7 @@ class SnapshotTable:
         as Parquet stores them: faster, and the same logical table.
         """
         info = self.info(version)
-        return _delta.read_table(self.path, info.version, columns, text_as_dictionary=text_as_dictionary)
+        return _delta.to_table(self.path, info.version, columns, text_as_dictionary=text_as_dictionary)
 
     def write(self, table: pa.Table, info: SnapshotInfo) -> SnapshotInfo:
         """Write ``table`` as a new version, atomically, and return its info with the version set."""
