@@ -357,8 +357,8 @@ class SearchConfig(_Section):
         return self
 
 
-class CandidateConfig(_Section):
-    """Another model to train with ``lockstep train --candidate NAME``: its own model and search."""
+class _ModelChoice(_Section):
+    """A model (``"module:callable"``) and its hyperparameter search: what ``[train]`` and a candidate share."""
 
     model: StrictStr
     search: SearchConfig | None = None
@@ -371,7 +371,11 @@ class CandidateConfig(_Section):
         return v
 
 
-class TrainConfig(_Section):
+class CandidateConfig(_ModelChoice):
+    """Another model to train with ``lockstep train --candidate NAME``: its own model and search."""
+
+
+class TrainConfig(_ModelChoice):
     """``[train]``: the model pipeline, the search, seeds, threads and metrics.
 
     ``model`` names a callable returning a scikit-learn Pipeline whose last
@@ -379,8 +383,6 @@ class TrainConfig(_Section):
     in ``seeds``; the first seed's model is the one registered.
     """
 
-    model: StrictStr
-    search: SearchConfig | None = None
     candidates: dict[str, CandidateConfig] = Field(default_factory=dict)
     seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1)
     threads: StrictInt = Field(default=1, ge=1, le=256)
@@ -389,13 +391,6 @@ class TrainConfig(_Section):
     metrics: list[StrictStr] | None = None
     primary_metric: StrictStr | None = None
     positive_class: StrictStr | StrictInt | StrictBool | None = None
-
-    @field_validator("model")
-    @classmethod
-    def _reference(cls, v: str) -> str:
-        if not REF_PATTERN.match(v):
-            raise ValueError(f"model must look like 'module:callable' (for example 'pipeline:model'), got {v!r}")
-        return v
 
     @field_validator("seeds")
     @classmethod
