@@ -554,6 +554,11 @@ def _feed(hasher: Any, obj: Any, active: set[int]) -> None:  # noqa: C901 - one 
 def _feed_array(hasher: Any, array: Any, active: set[int]) -> None:
     import numpy as np
 
+    if array.dtype.names is not None:
+        # A structured array (a tree's nodes) may have padding between or after its fields, and padding bytes
+        # are not initialized: a fitted tree and its deserialized copy differ there. Hash the packed layout
+        # (the same fields in the same order, no padding); a packed dtype is unchanged by this.
+        array = _packed(array)
     header = f"{array.dtype.str}|{array.shape}".encode()
     if array.dtype.hasobject:
         _tag(hasher, b"O", header)
@@ -565,6 +570,15 @@ def _feed_array(hasher: Any, array: Any, active: set[int]) -> None:
         data = data.astype(data.dtype.newbyteorder("<"))
     _tag(hasher, b"A", header)
     hasher.update(memoryview(data).cast("B") if data.size else b"")
+
+
+def _packed(array: Any) -> Any:
+    """``array`` with its structured dtype repacked: fields at consecutive offsets, nested fields too."""
+    import numpy as np
+    from numpy.lib import recfunctions
+
+    packed = recfunctions.repack_fields(np.ascontiguousarray(array), recurse=True)
+    return packed
 
 
 def _feed_container(hasher: Any, obj: Any, active: set[int]) -> None:
@@ -596,17 +610,53 @@ def _feed_container(hasher: Any, obj: Any, active: set[int]) -> None:
         _feed(hasher, {k: v for k, v in obj.get_params(deep=False).items()}, active)
         state = {k: v for k, v in vars(obj).items() if not k.startswith("__")}
         _feed(hasher, state, active)
+    elif _is_sparse(obj):
+        # Sparse matrices cache flags (sorted indices, canonical format) as attributes once an operation
+        # checked them, so their attributes depend on their history: hash the canonical CSR form instead.
+        canonical = obj.tocsr(copy=True)
+        canonical.sum_duplicates()
+        canonical.sort_indices()
+        _tag(hasher, b"Q", f"{canonical.dtype.str}|{canonical.shape}".encode())
+        for part in (canonical.indptr.astype(np.int64), canonical.indices.astype(np.int64), canonical.data):
+            _feed_array(hasher, part, active)
     elif _is_dataframe_like(obj):
         _tag(hasher, b"P", fingerprint_table(obj if not hasattr(obj, "to_frame") else obj.to_frame()).encode())
     else:
         _tag(hasher, b"X", f"{type(obj).__module__}.{type(obj).__qualname__}".encode())
         state = obj.__getstate__() if hasattr(obj, "__getstate__") else None
+        state = _without_query_counters(obj, state)
         if state is None and hasattr(obj, "__dict__"):
             state = vars(obj)
         if state is None and hasattr(obj, "__reduce_ex__"):
             reduced = obj.__reduce_ex__(4)
             state = reduced[1:3] if isinstance(reduced, tuple) else repr(reduced)
         _feed(hasher, state, active)
+
+
+def _without_query_counters(obj: Any, state: Any) -> Any:
+    """A neighbors tree's state without the counters its queries increment (they are not learned state).
+
+    scikit-learn's ``KDTree`` and ``BallTree`` pickle the number of trims,
+    leaves, splits and distance calls of the queries run so far: predicting
+    with a nearest-neighbors model changes them.
+    """
+    stats, calls = getattr(obj, "get_tree_stats", None), getattr(obj, "get_n_calls", None)
+    if stats is None or calls is None or not isinstance(state, tuple):
+        return state
+    counters = (*stats(), calls())
+    for start in reversed(range(len(state) - len(counters) + 1)):  # they sit near the end
+        window = state[start:start + len(counters)]
+        if all(isinstance(v, int) for v in window) and tuple(window) == counters:
+            return state[:start] + (0,) * len(counters) + state[start + len(counters):]
+    return state
+
+
+def _is_sparse(obj: Any) -> bool:
+    if not type(obj).__module__.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return scipy.sparse.issparse(obj)
 
 
 def _is_dataframe_like(obj: Any) -> bool:
