@@ -501,3 +501,27 @@ print(model_fingerprint(RandomForestClassifier(n_estimators=5, random_state=1).f
     outs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("3", "4")}
     assert len(outs) == 1 and re.fullmatch(r"[0-9a-f]{64}", outs.pop())
+
+
+def test_a_probability_metric_needs_a_classifier_with_probabilities(tmp_path: Path) -> None:
+    """LinearSVC has no predict_proba: with ROC AUC as the primary metric, training stops before fitting, saying
+    why and what to do; with accuracy it trains, and metrics needing probabilities are not defined."""
+    from .corpus import CORPUS
+    from .model_matrix import Config, matrix_project
+
+    svm = Config("svm", "LinearSVC(random_state=0)")
+    folder = matrix_project(tmp_path / "penguins", CORPUS["penguins:species"], [svm])
+    project = Project(folder)
+    project.ingest()
+    project.build_features()
+    done = CliRunner().invoke(app, ["train", "--candidate", "svm", "--project", str(folder)])
+    assert done.exit_code == 2
+    assert "primary metric roc_auc needs class probabilities, and LinearSVC has no predict_proba" in done.stderr
+    assert project.model_versions() == []
+
+    text = (folder / "lockstep.toml").read_text().replace("[train]\n", '[train]\nprimary_metric = "accuracy"\n')
+    (folder / "lockstep.toml").write_text(text)
+    result = Project(folder).train(candidate="svm")
+    metrics = result.version.metric_summary("test")
+    assert 0.5 < metrics["accuracy"]["mean"] <= 1.0
+    assert "roc_auc" not in metrics and "brier_score" not in metrics  # not defined: not logged

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lockstep.config import task_metrics
+from lockstep.prediction import serial_prediction
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -114,6 +115,10 @@ def summarize_seeds(per_seed: list[dict[str, float]]) -> dict[str, dict[str, Any
     for name in per_seed[0]:
         values = np.asarray([s[name] for s in per_seed], dtype=float)
         n = values.size
+        if np.isnan(values).any():  # not defined for this model (a probability metric without probabilities)
+            out[name] = {"mean": math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                         "values": [float(v) for v in values], "seeds": n}
+            continue
         mean = float(values.mean())
         # identical values have no spread (np.std would give a rounding residue such as 1e-16)
         std = float(values.std(ddof=1)) if n > 1 and not np.all(values == values[0]) else 0.0
@@ -132,9 +137,10 @@ def make_scorer(task: str, name: str, positive: Any | None = None):
 
     def scorer(estimator, X, y) -> float:
         classes = list(getattr(estimator, "classes_", [])) or None
-        proba = estimator.predict_proba(X) if needs_proba else None
-        pred = estimator.predict(X) if not needs_proba else (
-            np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classes else None)
+        with serial_prediction():  # the bits of every prediction path (see lockstep.prediction)
+            proba = estimator.predict_proba(X) if needs_proba else None
+            pred = estimator.predict(X) if not needs_proba else (
+                np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classes else None)
         return sign * _metric(task, name, Outputs(np.asarray(y), pred, proba, classes), positive)
 
     return scorer

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
 from lockstep.errors import SchemaValidationError, UserError
+from lockstep.prediction import model_outputs, outputs_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -70,40 +71,10 @@ def _output_format(output: str, fmt: str | None) -> str:
 
 
 def predict_table(loaded: LoadedModel, table: pa.Table) -> pa.Table:
-    """Predictions for validated raw rows: ``prediction``, then ``proba_<class>`` for classifiers."""
-    import numpy as np
-    import pyarrow as pa
-
+    """Predictions for validated raw rows: ``prediction``, then ``proba_<class>`` for classifiers that have them."""
     schema: ModelSchema = loaded.schema
-    labels, proba = predict_frame(loaded.model, schema.frame(table), schema.task)
-    columns: dict[str, Any] = {}
-    if proba is not None:
-        columns["prediction"] = pa.array(labels.tolist())
-        for i, cls in enumerate(loaded.model.classes_):
-            columns[f"proba_{cls}"] = pa.array(proba[:, i], pa.float64())
-    else:
-        columns["prediction"] = pa.array(np.asarray(labels, dtype=np.float64))
-    return pa.table(columns)
-
-
-def predict_frame(model: Any, frame: Any, task: str):
-    """Labels (or values) and class probabilities from the registered pipeline, every step run once.
-
-    ``Pipeline.predict`` and ``predict_proba`` each run every step; running
-    the transforms once and calling the estimator's ``predict`` and
-    ``predict_proba`` on the result is what they do internally, for half the
-    work.
-    """
-    from sklearn.pipeline import Pipeline
-
-    features = model[:-1].transform(frame)
-    final = model[-1]
-    if isinstance(final, Pipeline):  # the model pipeline: its preprocessing once, then the estimator
-        features = final[:-1].transform(features)
-        final = final[-1]
-    if task == "classification":
-        return final.predict(features), final.predict_proba(features)
-    return final.predict(features), None
+    labels, proba = model_outputs(loaded.model, schema.frame(table), schema.task)
+    return outputs_table(labels, proba, schema.classes, schema.task)
 
 
 def _chunks(config: Config, store: Store, schema: ModelSchema, input_path: Path | None,

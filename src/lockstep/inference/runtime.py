@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lockstep.prediction import model_outputs
+
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
@@ -51,10 +53,8 @@ class SklearnRuntime:
         self.classes = list(loaded.model.classes_) if self.schema.task == "classification" else None
 
     def predict(self, records: list[dict]) -> tuple[list, list[dict] | None]:
-        from lockstep.inference.batch import predict_frame
-
         frame = self.schema.frame(records_table(records, self.schema))
-        labels, proba = predict_frame(self.loaded.model, frame, self.schema.task)
+        labels, proba = model_outputs(self.loaded.model, frame, self.schema.task)
         return _outputs(labels, proba, self.classes)
 
 
@@ -111,6 +111,6 @@ class OnnxRuntime:
     def predict(self, records: list[dict]) -> tuple[list, list[dict] | None]:
         results = self.session.run(self.outputs, self.feeds(records))
         if self.classes is not None:
-            labels, proba = results
-            return _outputs(labels.ravel(), proba, self.classes)
+            proba = results[1] if len(results) > 1 else None
+            return _outputs(results[0].ravel(), proba, self.classes)
         return _outputs(results[0].ravel(), None, None)

@@ -603,9 +603,7 @@ def _scores(labels: Any, probabilities: Any, schema: Any):
     if probabilities is not None:
         classes = [str(c) for c in schema.classes or []]
         return scores_of(None, [[p[c] for c in classes] for p in probabilities])
-    if schema.task == "regression":
-        return scores_of(labels, None)
-    return None
+    return scores_of(labels, None, schema.classes if schema.task == "classification" else None)
 
 
 def create_app_from_env():

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockstep.errors import NotFoundError, UserError
+from lockstep.prediction import model_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.config import Config
@@ -128,10 +129,8 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
                     _update(summary, features[name])
             if chunk.scores is not None:
                 scores = chunk.scores
-            elif schema.task == "classification":
-                scores = scores_of(None, final.predict_proba(features))
             else:
-                scores = scores_of(final.predict(features), None)
+                scores = scores_of(*model_outputs(final, features, schema.task), schema.classes)
             current["prediction"]["prediction"].update(scores)
         rows += chunk.table.num_rows
         invalid += chunk.invalid

@@ -141,8 +141,8 @@ def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: da
                 if classes and out.get("probabilities"):
                     proba = np.array([[p[c] for c in classes] for p in out["probabilities"]], dtype=np.float64)
                     scores.extend(scores_of(None, proba).tolist())
-                elif out.get("predictions") is not None and not classes:
-                    scores.extend(scores_of(out["predictions"], None).tolist())
+                elif out.get("predictions") is not None:
+                    scores.extend(scores_of(out["predictions"], None, schema.classes).tolist())
                 if len(records) >= step:
                     yield _chunk(records, scores)
                     records, scores = [], []

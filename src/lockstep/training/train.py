@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
 from lockstep.errors import ConfigError, PipelineError
+from lockstep.prediction import final_estimator, has_probabilities, model_outputs, outputs_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -163,13 +164,27 @@ def check_model(model: Any, task: str, ref: str) -> None:
                             hint=f"end the pipeline with a {kind}, or fix [data] task")
 
 
+#: Metrics computed from class probabilities.
+PROBABILITY_METRICS = ("roc_auc", "log_loss", "brier_score")
+
+
+def check_primary_metric(model: Any, metric: str, ref: str) -> None:
+    """A primary metric computed from probabilities needs a classifier that gives them."""
+    if metric in PROBABILITY_METRICS and not has_probabilities(model):
+        name = type(final_estimator(model)).__name__
+        raise PipelineError(f"{ref!r}: the primary metric {metric} needs class probabilities, and {name} has no "
+                            "predict_proba",
+                            hint="set [train] primary_metric to accuracy, balanced_accuracy or f1, or wrap the "
+                            "estimator in CalibratedClassifierCV")
+
+
 def evaluate_outputs(model: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> Outputs:
+    """The model's outputs on ``X`` (computed as every prediction path computes them) with the truth ``y``."""
     from lockstep.evaluation.metrics import Outputs
 
-    if task == "classification":
-        proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-        return Outputs(y_true=y, y_pred=model.predict(X), proba=proba, classes=list(model.classes_))
-    return Outputs(y_true=y, y_pred=model.predict(X))
+    labels, proba = model_outputs(model, X, task)
+    classes = list(model.classes_) if task == "classification" else None
+    return Outputs(y_true=y, y_pred=labels, proba=proba, classes=classes)
 
 
 def train(config: Config, store: Store, registry: Registry, *, features_version: int | None = None,
@@ -224,6 +239,7 @@ def train(config: Config, store: Store, registry: Registry, *, features_version:
     step("importing the model code")
     factory = load_object(model_ref, config.project_dir)
     check_model(_call(factory, model_ref), task, model_ref)
+    check_primary_metric(_call(factory, model_ref), config.primary_metric, model_ref)
     if search is not None:
         from lockstep.training.search import check_space
 
@@ -490,22 +506,14 @@ def golden_sample(model: Any, schema: Any, raw: Any, test_mask: Any, rows: int):
     import numpy as np
     import pyarrow as pa
 
-    from lockstep.inference.batch import predict_frame
-
     indices = np.flatnonzero(np.asarray(test_mask))[:rows]
     names = list(dict.fromkeys([*([schema.id_column] if schema.id_column else []), *schema.inputs]))
     sample = raw.select(names).take(pa.array(indices, pa.int64()))
     sample = pa.table([c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in sample.columns],
                       names=sample.column_names)
-    labels, proba = predict_frame(model, schema.frame(sample), schema.task)
-    outputs = {"row": pa.array(np.arange(len(indices)), pa.int64())}
-    if proba is None:
-        outputs["prediction"] = pa.array(np.asarray(labels, dtype=np.float64))
-    else:
-        outputs["prediction"] = pa.array([v.item() if hasattr(v, "item") else v for v in labels])
-        for i, cls in enumerate(model.classes_):
-            outputs[f"proba_{cls}"] = pa.array(proba[:, i], pa.float64())
-    return sample, pa.table(outputs)
+    labels, proba = model_outputs(model, schema.frame(sample), schema.task)
+    outputs = outputs_table(labels, proba, schema.classes, schema.task)
+    return sample, outputs.add_column(0, "row", pa.array(np.arange(len(indices)), pa.int64()))
 
 
 def _signature_spec(config: Config, labels) -> dict[str, Any]:
@@ -543,10 +551,10 @@ def _check_end_to_end(full: Any, raw_test: pd.DataFrame, evaluated: Outputs, tas
     """The registered pipeline on raw rows must give exactly the predictions that were evaluated."""
     import numpy as np
 
-    predicted = full.predict(raw_test)
+    predicted, proba = model_outputs(full, raw_test, task)
     same = np.array_equal(np.asarray(predicted), np.asarray(evaluated.y_pred))
     if same and evaluated.proba is not None:
-        same = np.array_equal(full.predict_proba(raw_test), evaluated.proba)
+        same = np.array_equal(proba, evaluated.proba)
     if not same:
         raise PipelineError(
             "the registered pipeline (feature pipeline + model) does not reproduce, on raw rows, the predictions "
@@ -558,9 +566,8 @@ def _check_end_to_end(full: Any, raw_test: pd.DataFrame, evaluated: Outputs, tas
 def _score(model: Any, X: pd.DataFrame, task: str):
     from lockstep.monitoring.scores import scores_of
 
-    if task == "classification" and hasattr(model, "predict_proba"):
-        return scores_of(None, model.predict_proba(X))
-    return scores_of(model.predict(X), None)
+    labels, proba = model_outputs(model, X, task)
+    return scores_of(labels, proba, list(model.classes_) if task == "classification" else None)
 
 
 def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):

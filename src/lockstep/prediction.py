@@ -1,0 +1,129 @@
+"""How lockstep asks a fitted model for its outputs, the same way on every path.
+
+Training's evaluation, the golden sample, ``lockstep predict``, the HTTP
+service, ``parity``, ``verify``, monitoring and the ONNX parity check all
+call :func:`model_outputs`, so that they all compute the same thing.
+
+Parallel prediction and bits
+----------------------------
+Some estimators predict in parallel threads that add their parts into one
+shared array in whatever order the threads finish: a random forest or an
+extra-trees ensemble with ``n_jobs`` other than 1 sums its trees'
+probabilities that way, so the same rows can give different last bits
+from call to call. :func:`model_outputs` therefore runs the estimator
+under joblib's sequential backend (:func:`serial_prediction`): every
+``Parallel`` call inside it runs in the calling thread, in order, which
+gives the bits of ``n_jobs=1`` whatever ``n_jobs`` the model was given. The
+model itself is not touched: its parameters, learned state and fingerprint
+stay those of the registered model. Each row's output is computed the same
+way whatever the other rows are, so throughput can still come from running
+batches of rows in parallel.
+
+Classifiers without probabilities
+---------------------------------
+A classifier that has no ``predict_proba`` (``LinearSVC``,
+``RidgeClassifier``, ``SGDClassifier`` with the hinge loss, ...) gives labels
+only: the probabilities are ``None`` on every path, and metrics that need
+them (ROC AUC, log loss, Brier score) are not defined for it.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.ensemble import RandomForestClassifier
+>>> X = np.arange(40, dtype=float).reshape(20, 2); y = np.arange(20) % 2
+>>> forest = RandomForestClassifier(n_estimators=4, n_jobs=2, random_state=0).fit(X, y)
+>>> labels, proba = model_outputs(forest, X, "classification")
+>>> proba.shape
+(20, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import joblib
+import numpy as np
+import pyarrow as pa
+from sklearn.pipeline import Pipeline
+
+__all__ = ["final_estimator", "has_probabilities", "model_outputs", "outputs_table", "serial_prediction"]
+
+
+@contextmanager
+def serial_prediction() -> Iterator[None]:
+    """Run every joblib ``Parallel`` call inside the block sequentially, in the calling thread.
+
+    joblib keeps the setting per thread, so it applies to the calling thread
+    only (each service worker thread sets it for itself).
+    """
+    with joblib.parallel_config(backend="sequential"):
+        yield
+
+
+def final_estimator(model: Any) -> Any:
+    """The estimator at the end of ``model``, looking through nested Pipelines."""
+    while isinstance(model, Pipeline):
+        model = model.steps[-1][1]
+    return model
+
+
+def has_probabilities(model: Any) -> bool:
+    """True when ``model`` (or the estimator at the end of it) gives class probabilities."""
+    return hasattr(final_estimator(model), "predict_proba")
+
+
+def _transform_steps(model: Any, X: Any) -> tuple[Any, Any]:
+    """Run every step but the last estimator once; return the estimator and its input."""
+    while isinstance(model, Pipeline):
+        if len(model.steps) > 1:
+            X = model[:-1].transform(X)
+        model = model.steps[-1][1]
+    return model, X
+
+
+def model_outputs(model: Any, X: Any, task: str) -> tuple[Any, Any]:
+    """Labels (or values) and, for a classifier that has them, class probabilities.
+
+    Every transform of the (nested) pipeline runs once, then the final
+    estimator's ``predict`` and ``predict_proba`` run on the result, which is
+    what ``Pipeline.predict`` and ``Pipeline.predict_proba`` do internally,
+    for half the work. All of it runs under :func:`serial_prediction`.
+
+    Parameters
+    ----------
+    model : estimator or Pipeline
+        A fitted model.
+    X : DataFrame or array-like
+        Its input.
+    task : {"classification", "regression"}
+
+    Returns
+    -------
+    labels : ndarray
+        Predicted labels (classification) or values (regression).
+    proba : ndarray of shape (n_rows, n_classes) or None
+        Class probabilities in the order of ``classes_``; None for a
+        regressor and for a classifier without ``predict_proba``.
+    """
+    with serial_prediction():
+        estimator, features = _transform_steps(model, X)
+        labels = estimator.predict(features)
+        proba = estimator.predict_proba(features) if task == "classification" and hasattr(
+            estimator, "predict_proba") else None
+    return labels, proba
+
+
+def outputs_table(labels: Any, proba: Any, classes: list | None, task: str) -> pa.Table:
+    """Outputs as a table: ``prediction`` (labels, or float64 values), then ``proba_<class>`` when there are
+    probabilities. This is the layout of ``lockstep predict``'s output and of the golden sample."""
+    columns: dict[str, Any] = {}
+    if task == "classification":
+        columns["prediction"] = pa.array([v.item() if hasattr(v, "item") else v for v in labels])
+        if proba is not None:
+            for i, cls in enumerate(classes or []):
+                columns[f"proba_{cls}"] = pa.array(proba[:, i], pa.float64())
+    else:
+        columns["prediction"] = pa.array(np.asarray(labels, dtype=np.float64))
+    return pa.table(columns)

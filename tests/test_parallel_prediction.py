@@ -1,0 +1,133 @@
+"""Parallel prediction does not change bits: a forest with n_jobs=2 gives the same outputs on every path, every time."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+from sklearn.svm import LinearSVC
+from typer.testing import CliRunner
+
+from lockstep import Project
+from lockstep.cli import app
+from lockstep.prediction import has_probabilities, model_outputs
+
+from .corpus import CORPUS
+from .model_matrix import Config, matrix_project, prediction_bits
+from .serving import Server
+
+ROWS = 120_000
+
+
+def _bits(array) -> bytes:
+    return np.ascontiguousarray(array, dtype=np.float64).tobytes()
+
+
+def test_a_parallel_forest_gives_the_bits_of_one_thread_every_time() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(ROWS, 12))
+    y = (X[:, 0] + rng.normal(size=ROWS) > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=40, max_depth=8, n_jobs=2, random_state=0).fit(X[:4000], y[:4000])
+    serial = clone(forest).set_params(n_jobs=1).fit(X[:4000], y[:4000])
+    expected = _bits(serial.predict_proba(X))
+    runs = [model_outputs(forest, X, "classification") for _ in range(3)]
+    assert all(_bits(proba) == expected for _, proba in runs)
+    assert forest.n_jobs == 2  # the model itself is not changed
+    # each thread of a service sets the sequential backend for itself
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = list(pool.map(lambda _: model_outputs(forest, X[:20_000], "classification")[1], range(4)))
+    assert all(_bits(p) == _bits(serial.predict_proba(X[:20_000])) for p in threaded)
+
+
+def test_a_parallel_regressor_sums_its_trees_in_one_order() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(ROWS, 8))
+    y = X[:, 0] * 3 + rng.normal(size=ROWS)
+    trees = ExtraTreesRegressor(n_estimators=30, max_depth=10, n_jobs=2, random_state=0).fit(X[:3000], y[:3000])
+    serial = clone(trees).set_params(n_jobs=1).fit(X[:3000], y[:3000])
+    expected = _bits(serial.predict(X))
+    assert all(_bits(model_outputs(trees, X, "regression")[0]) == expected for _ in range(3))
+
+
+def test_a_classifier_without_probabilities_gives_labels_only() -> None:
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = LinearSVC(random_state=0).fit(X, [0, 0, 1, 1])
+    labels, proba = model_outputs(model, X, "classification")
+    assert proba is None and labels.tolist() == [0, 0, 1, 1] and not has_probabilities(model)
+
+
+# ---------------------------------------------------------------------- a user's forest, end to end
+
+FOREST = Config("forest", "RandomForestClassifier(n_estimators=60, max_depth=10, n_jobs=2, random_state=0)")
+
+
+@pytest.fixture(scope="module")
+def forest_project(tmp_path_factory) -> tuple[Project, str, Path]:
+    """Telecom churn data (not an example of this repository) and a random forest with n_jobs=2, trained and
+    registered; a batch of 120,000 rows to predict (the data repeated, with new ids)."""
+    folder = tmp_path_factory.mktemp("forest") / "churn"
+    data = CORPUS["mlc_churn:churn"]
+    matrix_project(folder, data, [FOREST])
+    project = Project(folder)
+    project.ingest()
+    project.build_features()
+    version = project.train(candidate="forest").version
+    raw = pd.read_csv(folder / "data" / "raw.csv")
+    batch = pd.concat([raw] * (ROWS // len(raw) + 1), ignore_index=True).iloc[:ROWS].drop(columns=[data.target])
+    batch["row_id"] = np.arange(1, len(batch) + 1)
+    path = folder / "batch.csv"
+    batch.to_csv(path, index=False)
+    return project, f"{version.name}/{version.version}", path
+
+
+def test_batch_predictions_of_a_parallel_forest_are_identical_three_times(forest_project, tmp_path: Path) -> None:
+    project, ref, batch = forest_project
+    runs = []
+    for i in range(3):
+        out = tmp_path / f"run{i}.parquet"
+        code = CliRunner().invoke(app, ["predict", "--project", str(project.path), "--model", ref, "--input",
+                                        str(batch), "--output", str(out), "--json"]).exit_code
+        assert code == 0
+        runs.append(prediction_bits(out))
+    assert len(runs[0]["prediction"]) == ROWS
+    assert runs[0] == runs[1] == runs[2]
+    # and they are the bits of the same forest run on one thread
+    loaded = project.load_model(ref)
+    serial = loaded.model.set_params(model__estimator__n_jobs=1)
+    raw = pa.Table.from_pandas(pd.read_csv(batch).iloc[:5000], preserve_index=False)
+    expected = serial.predict_proba(loaded.schema.frame(raw))
+    got = np.column_stack([np.frombuffer(runs[0][f"proba_{c}"], dtype=np.float64)[:5000] for c in ("no", "yes")])
+    assert _bits(got) == _bits(expected)
+
+
+def test_the_service_and_parity_give_the_batch_bits(forest_project, tmp_path: Path) -> None:
+    project, ref, batch = forest_project
+    rows = pd.read_csv(batch).iloc[:2000]
+    records = json.loads(rows.drop(columns=["row_id"]).to_json(orient="records"))
+    out = tmp_path / "batch.parquet"
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    project.predict(str(out), input=tmp_path / "rows.csv", model=ref)
+    expected = prediction_bits(out)
+    with Server(project.path, "--model", ref, "--no-audit", "--max-batch", "5000",
+                "--max-body-bytes", "20000000") as server:
+        answers = []
+        for _ in range(3):
+            request = urllib.request.Request(server.url + "/predict", data=json.dumps(records).encode(),
+                                             headers={"content-type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                answer = json.loads(response.read())
+                answers.append({k: answer[k] for k in ("predictions", "probabilities", "model")})
+    assert answers[0] == answers[1] == answers[2]
+    served = np.array([p["yes"] for p in answers[0]["probabilities"]], dtype=np.float64)
+    assert _bits(served) == expected["proba_yes"] and answers[0]["predictions"] == expected["prediction"]
+    report = project.parity(ref)
+    assert report.identical and all(p.status == "PASS" for p in report.paths if p.name != "onnx")
+    assert project.verify(ref).reproduced
