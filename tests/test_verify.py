@@ -299,3 +299,48 @@ def test_environment_differences_have_severities() -> None:
                         "lightgbm": "high", "blas library libopenblas": "high", "OMP_NUM_THREADS": "low"}
     other["python"]["version"] = "3.12.1"
     assert {d.name: d.severity for d in diff_environments(base, other)}["python"] == "high"
+
+
+def test_a_corrupted_or_replaced_model_file_fails_the_model_stage(trained: Project) -> None:
+    """The rebuild can match the record while the stored artifact does not: verify checks the artifact too."""
+    info = trained.model_version("churn-serve@champion")
+    model_file = trained.registry.model_dir(info) / "model.skops"
+    original = model_file.read_bytes()
+    try:
+        flipped = bytearray(original)
+        flipped[len(flipped) // 2] ^= 0x01
+        model_file.write_bytes(bytes(flipped))
+        code, payload = verify_cli(trained.path)
+        assert code == 3
+        assert stages(payload)["model"] == "FAIL" and stages(payload)["predictions"] == "PASS"
+        assert payload["cause"].startswith("artifact:") and "changed since it was registered" in payload["cause"]
+        assert payload["stages"][4]["data"]["artifact"]["ok"] is False
+
+        # another version's file in its place: a valid model, not the registered one
+        other = trained.train(force=True).version
+        model_file.write_bytes((trained.registry.model_dir(other) / "model.skops").read_bytes())
+        code, payload = verify_cli(trained.path, f"churn-serve/{info.version}")
+        assert code == 3 and stages(payload)["model"] == "FAIL" and payload["cause"].startswith("artifact:")
+    finally:
+        model_file.write_bytes(original)
+    code, payload = verify_cli(trained.path, f"churn-serve/{info.version}")
+    assert code == 0 and payload["stages"][4]["data"]["artifact"]["ok"] is True
+
+
+def test_lockstep_run_does_not_skip_verify_when_the_model_file_changed(trained: Project) -> None:
+    """A verification recorded as passed is reused only while the stored file is the same."""
+    first = trained.run(parity=False)
+    assert first.reproduced is True
+    again = trained.run(parity=False)
+    assert {s.name: s.status for s in again.steps}["verify"] == "skipped"
+    info = trained.model_version("churn-serve@champion")
+    model_file = trained.registry.model_dir(info) / "model.skops"
+    original = model_file.read_bytes()
+    try:
+        model_file.write_bytes(original[:-1] + bytes([original[-1] ^ 0x01]))
+        broken = trained.run(parity=False)
+        verify_step = {s.name: s for s in broken.steps}["verify"]
+        assert verify_step.status == "failed" and "artifact" in verify_step.detail
+        assert broken.reproduced is False
+    finally:
+        model_file.write_bytes(original)

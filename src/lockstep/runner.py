@@ -177,7 +177,8 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
             options = {"recorded_code": False, "full": False, "threads": lineage.threads, "strict_env": False}
             previous = registry.check_result(champion, "verify")
             if (not force_checks and previous and previous.get("reproduced")
-                    and previous.get("key") == verification_key(project.config, lineage, options)):
+                    and previous.get("key") == verification_key(project.config, lineage, options,
+                                                                registry.model_file_digest(champion))):
                 report.reproduced = True
                 return RunStep("verify", "skipped", f"reproduced before ({previous.get('time')}) with the same "
                                "code and environment", champion.version, champion.fingerprint)

@@ -418,6 +418,11 @@ class Registry:
         """The copy of the project's code stored with a version."""
         return self.model_dir(info) / "code"
 
+    def model_file_digest(self, info: VersionInfo) -> str | None:
+        """The fingerprint of a version's stored model file as it is now (None when the file is missing)."""
+        model_file = self.model_dir(info) / _SKOPS_FILE
+        return _file_digest(model_file) if model_file.exists() else None
+
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load a registered model, refusing it unless its file, trusted types and fingerprint check out.
 

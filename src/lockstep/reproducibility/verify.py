@@ -365,6 +365,28 @@ def _model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, f
                  timer()), result
 
 
+def _artifact_check(registry: Registry, lineage: Lineage) -> tuple[bool, str]:
+    """Is the registered model file what was registered? Its hash, its trusted types, its stored code and its
+    loaded fingerprint, against those recorded at registration (the model stage compares the rebuild with the
+    same recorded fingerprint, so a passing stage means rebuild, record and artifact are one model).
+
+    Returns whether it is, and a sentence saying what was found.
+    """
+    from lockstep.fingerprint import model_fingerprint
+    from lockstep.registry.refs import ModelRef
+
+    info = lineage.info
+    try:
+        loaded = registry.load(ModelRef(info.name, version=info.version))
+    except LockstepError as exc:
+        return False, f"the registered model file is not what was registered: {exc.message}"
+    actual = model_fingerprint(loaded.model)
+    if actual != info.fingerprint:  # load checks it already; kept for a version registered without one
+        return False, (f"the registered model file loads to fingerprint {_short(actual)}, recorded "
+                       f"{_short(info.fingerprint)}")
+    return True, "the registered model file has its recorded hash and loads to the recorded fingerprint"
+
+
 def stored_test_outputs(registry: Registry, lineage: Lineage):
     """The test split's outputs stored at training: ids, labels, probabilities (or None)."""
     import pandas as pd
@@ -379,7 +401,7 @@ def stored_test_outputs(registry: Registry, lineage: Lineage):
 def _predictions_stage(registry: Registry, lineage: Lineage, result: dict):
     import numpy as np
 
-    from lockstep.reproducibility.compare import compare_outputs
+    from lockstep.compare import compare_outputs
 
     timer = _Timer()
     ids, labels, proba = stored_test_outputs(registry, lineage)
@@ -401,6 +423,14 @@ def _predictions_stage(registry: Registry, lineage: Lineage, result: dict):
                  comparison.to_dict(), timer())
 
 
+def _with_artifact(stage: Stage, ok: bool, detail: str) -> Stage:
+    """The model stage with the registered artifact's check added: a bad artifact fails the stage."""
+    data = {**stage.data, "artifact": {"ok": ok, "detail": detail}}
+    if ok:
+        return Stage(stage.name, stage.status, f"{stage.detail}; {detail}", data, stage.seconds)
+    return Stage(stage.name, "FAIL", f"{detail}; {stage.detail}", data, stage.seconds)
+
+
 # ---------------------------------------------------------------------------------------------- verdict
 
 
@@ -410,6 +440,10 @@ def _cause(stages: dict[str, Stage], diffs: list[EnvDifference], threads: int, l
         return None
     if "data" in failed:
         return "data: the raw snapshot the model was trained on is gone or was modified"
+    artifact = stages["model"].data.get("artifact") or {}
+    if artifact and not artifact.get("ok"):
+        return ("artifact: " + artifact["detail"] + " (the store was modified; restore the model's files or "
+                "retrain it)")
     if "code" in failed:
         changes = stages["code"].data.get("changes") or []
         return "code: " + ("; ".join(changes) if changes else stages["code"].detail)
@@ -431,9 +465,10 @@ def _cause(stages: dict[str, Stage], diffs: list[EnvDifference], threads: int, l
             "random.random() without a seed) or depends on time or on the order of a set")
 
 
-def verification_key(config: Config, lineage: Lineage, options: dict[str, Any]) -> str:
-    """What a verification depends on: the model, its snapshot, the current code and numerical environment,
-    the options and lockstep's version. ``lockstep run`` skips a verification whose key was verified before."""
+def verification_key(config: Config, lineage: Lineage, options: dict[str, Any], artifact: str | None) -> str:
+    """What a verification depends on: the model and its stored file (``artifact``, the file's current hash),
+    its snapshot, the current code and numerical environment, the options and lockstep's version.
+    ``lockstep run`` skips a verification whose key was verified before."""
     from lockstep.environment import core_fingerprint
     from lockstep.fingerprint import fingerprint_json
     from lockstep.usercode import code_identity
@@ -445,7 +480,8 @@ def verification_key(config: Config, lineage: Lineage, options: dict[str, Any]) 
             code[ref] = code_identity(ref, config.project_dir).fingerprint
         except LockstepError as exc:
             code[ref] = exc.message
-    return fingerprint_json({"model": lineage.info.fingerprint, "raw": lineage.raw_fingerprint, "code": code,
+    return fingerprint_json({"model": lineage.info.fingerprint, "artifact": artifact,
+                             "raw": lineage.raw_fingerprint, "code": code,
                              "environment": core_fingerprint(), "options": options, "lockstep": __version__})
 
 
@@ -507,6 +543,8 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
         stages["model"] = Stage("model", "SKIPPED", "no features to fit on")
     else:
         stages["model"], result = _model_stage(lineage, built, code_root, used_threads, full, step)
+    step("checking the registered model file")
+    stages["model"] = _with_artifact(stages["model"], *_artifact_check(registry, lineage))
     if result is None:
         stages["predictions"] = Stage("predictions", "SKIPPED", "no rebuilt model")
     else:
@@ -514,7 +552,7 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
         stages["predictions"] = _predictions_stage(registry, lineage, result)
 
     options = {"recorded_code": recorded_code, "full": full, "threads": used_threads, "strict_env": strict_env}
-    key = verification_key(config, lineage, options)
+    key = verification_key(config, lineage, options, registry.model_file_digest(info))
     report = VerifyReport(
         model=info.name, version=info.version, fingerprint=info.fingerprint,
         stages=[stages[name] for name in STAGES], cause=_cause(stages, diffs, used_threads, lineage),
