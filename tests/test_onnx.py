@@ -231,3 +231,123 @@ def test_an_unconvertible_model_step_is_named(project: Project) -> None:
     else:  # a later skl2onnx may convert it: then it must also match scikit-learn
         info = Project(project.path).model_version(f"churn-serve/{version.version}")
         assert Project(project.path).registry.onnx(info)[1]["passed"]
+
+
+# ---------------------------------------------------------------------- the model pipelines people write
+
+
+def _train_and_export(folder, data, model_source: str | None = None, features_source: str | None = None):
+    """Scaffold ``data`` with lockstep init, optionally replace model() / features(), train, export."""
+    from lockstep.scaffold import init_project
+
+    csv = data.write_csv(folder / "data" / "raw.csv")
+    init_project(csv, target=data.target, id_column="row_id", directory=folder)
+    pipeline = folder / "pipeline.py"
+    pipeline.write_text(pipeline.read_text() + (model_source or "") + (features_source or ""))
+    text = (folder / "lockstep.toml").read_text().replace("max_shared_fraction = 0.0", "max_shared_fraction = 0.5")
+    (folder / "lockstep.toml").write_text(text + '\n[train]\nmodel = "pipeline:model"\n')
+    project = Project(folder)
+    project.ingest()
+    project.build_features()
+    version = project.train().version
+    return project, f"{version.name}/{version.version}"
+
+
+@pytest.mark.parametrize("key", ["credit_data:Status", "penguins:body_mass_g", "penguins:species"])
+def test_the_scaffolded_pipeline_exports_at_parity(key: str, tmp_path) -> None:
+    """`lockstep init`'s model (SimpleImputer on text with missing values, one-hot, a linear model) converts."""
+    from .corpus import CORPUS
+
+    project, ref = _train_and_export(tmp_path / "scaffolded", CORPUS[key])
+    result = project.export_onnx(ref)
+    assert result.parity["passed"] and result.parity["label_mismatches"] == 0
+    paths = {p.name: p for p in project.parity(ref, http=False, batch=False).paths}
+    assert paths["onnx"].status == "PASS" and paths["onnx"].max_abs_diff <= 1e-9  # double precision throughout
+
+
+LOCKSTEP_MODEL = '''
+
+from lockstep.features.transformers import (CategoryMissingFiller, MissingIndicatorImputer, RareCategoryGrouper,
+                                            SelectColumns)
+
+
+def features():
+    return SelectColumns(NUMERIC + CATEGORICAL).set_output(transform="pandas")
+
+
+def model():
+    preprocess = ColumnTransformer([
+        ("numeric", make_pipeline(MissingIndicatorImputer(strategy="median"), StandardScaler()), NUMERIC),
+        ("categorical", make_pipeline(CategoryMissingFiller(), RareCategoryGrouper(min_frequency=0.05),
+                                      OneHotEncoder(handle_unknown="ignore")), CATEGORICAL),
+    ])
+    return Pipeline([("preprocess", preprocess), ("estimator", LogisticRegression(max_iter=1000))])
+'''
+
+
+def test_lockstep_transformers_in_both_pipelines_export_at_parity(tmp_path) -> None:
+    """docs/features.md's advice (SelectColumns in features, lockstep's stateful transformers in the model): the
+    two graphs declare different ai.onnx.ml opsets and must still be joined."""
+    from .corpus import CORPUS
+
+    project, ref = _train_and_export(tmp_path / "lockstep-steps", CORPUS["credit_data:Status"], LOCKSTEP_MODEL)
+    result = project.export_onnx(ref)
+    assert result.parity["passed"] and result.parity["max_abs_diff"] <= 1e-9
+
+
+def test_simple_imputer_converts_exactly_for_text_and_numbers() -> None:
+    """lockstep's SimpleImputer converter: missing text is the empty string in ONNX, numbers stay double,
+    indicators are added and columns missing at fit are dropped, as transform does."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+
+    from lockstep.inference.onnx.converters import register_converters
+
+    frame = pd.DataFrame({
+        "a": [1.5, np.nan, 3.25, 0.1, np.nan], "b": [np.nan] * 5, "c": [2.0, 2.0, np.nan, 7.0, 1.0],
+        "s": ["x", None, "y", "x", None], "t": ["p", "q", None, "q", "q"],
+    })
+    register_converters()
+
+    def run(ct, types, feeds):
+        onx = to_onnx(ct.fit(frame), initial_types=types, target_opset=dict(OPSET))
+        return ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+    numbers = ColumnTransformer([("numbers", SimpleImputer(strategy="mean", add_indicator=True), ["a", "b", "c"])])
+    with pytest.warns(UserWarning, match="Skipping features without any observed values"):
+        out = run(numbers, [(n, DoubleTensorType([None, 1])) for n in "abc"],
+                  {n: frame[[n]].to_numpy(dtype=np.float64) for n in "abc"})
+        expected = numbers.transform(frame)
+    assert out.dtype == np.float64 and out.shape == expected.shape == (5, 5)  # b dropped; indicators of a, b, c
+    assert np.array_equal(out, expected)
+
+    text = ColumnTransformer([("constant", SimpleImputer(strategy="constant", fill_value="missing"), ["s"]),
+                              ("frequent", SimpleImputer(strategy="most_frequent"), ["t"])])
+    out = run(text, [(n, StringTensorType([None, 1])) for n in "st"],
+              {n: frame[[n]].fillna("").to_numpy(dtype=object) for n in "st"})
+    assert out.tolist() == text.transform(frame).tolist() == [["x", "p"], ["missing", "q"], ["y", "q"], ["x", "q"],
+                                                              ["missing", "q"]]
+
+
+def test_a_model_step_without_a_converter_is_named_by_its_path(tmp_path) -> None:
+    """The step skl2onnx fails on is named where it sits (not the estimator at the end); exit 2, no traceback."""
+    from .corpus import CORPUS
+
+    custom = LOCKSTEP_MODEL.replace('make_pipeline(MissingIndicatorImputer(strategy="median"), StandardScaler())',
+                                    'make_pipeline(MissingIndicatorImputer(strategy="median"), Doubler())')
+    custom = custom.replace("def features():", """class Doubler(StandardScaler):
+    def transform(self, X, copy=None):
+        return super().transform(X, copy) * 2
+
+
+def features():""")
+    project, ref = _train_and_export(tmp_path / "custom", CORPUS["credit_data:Status"], custom)
+    from typer.testing import CliRunner
+
+    from lockstep.cli import app
+
+    done = CliRunner().invoke(app, ["export", "onnx", ref, "--project", str(project.path)])
+    assert done.exit_code == 2
+    assert "step 'preprocess/numeric/doubler', Doubler" in done.stderr and "Traceback" not in done.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["OutputComparison", "compare_outputs"]
+__all__ = ["OutputComparison", "compare_outputs", "within_tolerance"]
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,16 @@ class OutputComparison:
         a value (regression); 0.0 when identical.
     identical : bool
         Every label and every probability or value equal bit for bit.
+    max_rel_diff : float
+        The largest difference relative to the reference's magnitude,
+        ``|a - b| / max(1, |a|)``; 0.0 when identical.
     """
 
     rows: int
     label_mismatches: int
     max_abs_diff: float
     identical: bool
+    max_rel_diff: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,9 +68,13 @@ def compare_outputs(reference_labels: Any, reference_scores: Any, labels: Any, s
         mismatches = int((~same_bits).sum())
         diff = np.abs(ref - new)
         max_diff = float(np.nanmax(diff)) if n and not np.isnan(diff).all() else 0.0
+        relative = diff / np.maximum(1.0, np.abs(ref))
+        max_rel = float(np.nanmax(relative)) if n and not np.isnan(relative).all() else 0.0
         if np.isnan(ref).any() != np.isnan(new).any() or (np.isnan(ref) != np.isnan(new)).any():
-            max_diff = float("inf")
-        return OutputComparison(n, mismatches, 0.0 if mismatches == 0 else max_diff, mismatches == 0)
+            max_diff = max_rel = float("inf")
+        if mismatches == 0:
+            max_diff = max_rel = 0.0
+        return OutputComparison(n, mismatches, max_diff, mismatches == 0, max_rel)
     ref_labels, new_labels = _labels(reference_labels), _labels(labels)
     mismatches = int(sum(bool(a != b) for a, b in zip(ref_labels, new_labels)))
     identical = mismatches == 0
@@ -81,4 +89,12 @@ def compare_outputs(reference_labels: Any, reference_scores: Any, labels: Any, s
         if ref.size:
             diff = np.abs(ref - new)
             max_diff = float("inf") if (np.isnan(ref) != np.isnan(new)).any() else float(np.nanmax(diff, initial=0.0))
-    return OutputComparison(n, mismatches, max_diff, identical)
+    return OutputComparison(n, mismatches, max_diff, identical, max_diff)
+
+
+def within_tolerance(comparison: OutputComparison, tolerance: float, *, regression: bool) -> bool:
+    """Outputs that may differ by ``tolerance``: identical labels and probabilities within ``tolerance``
+    (classification), or values within ``tolerance`` of the reference's magnitude (regression)."""
+    if regression:
+        return comparison.max_rel_diff <= tolerance
+    return comparison.label_mismatches == 0 and comparison.max_abs_diff <= tolerance

@@ -80,7 +80,7 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
 
     from lockstep.inference.batch import predict_table
     from lockstep.registry.refs import ModelRef
-    from lockstep.reproducibility.compare import compare_outputs
+    from lockstep.compare import compare_outputs
 
     name = f"{info.name}/{info.version}"
     try:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
 from lockstep.errors import UserError
+from lockstep.prediction import model_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.config import Config
@@ -159,21 +160,13 @@ def _rows(store: Store, info, limit: int | None):
     return raw, features.take(indices), feature, len(test) == int(feature.splits.get("test", -1))
 
 
-def _outputs_of(model: Any, frame: Any, task: str):
-    if task == "classification":
-        return model.predict(frame), model.predict_proba(frame)
-    return model.predict(frame), None
-
-
 def _compare(name: str, reference: tuple, labels: Any, scores: Any, task: str, tolerance: float, started: float,
              detail: str = "") -> ParityPath:
-    from lockstep.reproducibility.compare import compare_outputs
+    from lockstep.compare import compare_outputs, within_tolerance
 
-    comparison = compare_outputs(reference[0], reference[1], labels, scores, regression=task == "regression")
-    if tolerance:
-        passed = comparison.label_mismatches == 0 and comparison.max_abs_diff <= tolerance
-    else:
-        passed = comparison.identical
+    regression = task == "regression"
+    comparison = compare_outputs(reference[0], reference[1], labels, scores, regression=regression)
+    passed = within_tolerance(comparison, tolerance, regression=regression) if tolerance else comparison.identical
     return ParityPath(name, "PASS" if passed else "FAIL", comparison.rows, comparison.label_mismatches,
                       comparison.max_abs_diff, comparison.identical, tolerance, detail,
                       time.perf_counter() - started)
@@ -182,7 +175,7 @@ def _compare(name: str, reference: tuple, labels: Any, scores: Any, task: str, t
 def _scores_from_table(table: Any, classes: list | None):
     import numpy as np
 
-    if classes is None:
+    if classes is None or f"proba_{classes[0]}" not in table.columns:
         return None
     return np.column_stack([np.asarray(table[f"proba_{c}"], dtype=np.float64) for c in classes])
 
@@ -224,52 +217,60 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> 
     raise RuntimeError(f"the service was not ready after {timeout:.0f} s")
 
 
-def _http_path(config: Config, ref_text: str, records: list[dict], loaded: LoadedModel, reference,
-               task: str) -> ParityPath:
-    import urllib.error
-    import urllib.request
+class _Service:
+    """``lockstep serve`` in a separate process on a free local port, started early so that it loads while
+    the other paths run."""
 
-    started = time.perf_counter()
-    body = json.dumps(records).encode()
-    port = free_port()
-    command = _lockstep_command("serve", "--project", str(config.project_dir), "--model", ref_text, "--host",
-                                "127.0.0.1", "--port", str(port), "--max-batch", str(max(len(records), 1)),
-                                "--max-body-bytes", str(len(body) + 1024), "--no-audit", "--workers", "1")
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCKSTEP_API_TOKEN",)}
-    token_env = config.serve.token_env
-    env.pop(token_env, None)
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    def __init__(self, config: Config, ref_text: str, body: bytes, rows: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = _lockstep_command("serve", "--project", str(config.project_dir), "--model", ref_text, "--host",
+                                    "127.0.0.1", "--port", str(self.port), "--max-batch", str(max(rows, 1)),
+                                    "--max-body-bytes", str(len(body) + 1024), "--no-audit", "--workers", "1")
+        env = {k: v for k, v in os.environ.items() if k not in ("LOCKSTEP_API_TOKEN", config.serve.token_env)}
+        self.log = tempfile.TemporaryFile()
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=self.log, env=env)
+
+    def ask(self, body: bytes) -> dict:
+        import urllib.request
+
+        _wait_ready(self.url, self.process)
+        request = urllib.request.Request(self.url + "/predict", data=body, headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read())
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").strip()[-500:]
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            _wait_ready(url, process)
-            request = urllib.request.Request(url + "/predict", data=body,
-                                             headers={"content-type": "application/json"})
-            with urllib.request.urlopen(request, timeout=600) as response:
-                answer = json.loads(response.read())
-        except (OSError, RuntimeError, urllib.error.HTTPError) as exc:
-            log.seek(0)
-            tail = log.read().decode(errors="replace").strip()[-500:]
-            return ParityPath("http", "FAIL", len(records), detail=f"the service did not answer: {exc}. {tail}",
-                              seconds=time.perf_counter() - started)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def _http_path(service: _Service, body: bytes, rows: int, loaded: LoadedModel, reference, task: str) -> ParityPath:
+    import urllib.error
+
+    try:
+        answer = service.ask(body)
+    except (OSError, RuntimeError, urllib.error.HTTPError) as exc:
+        return ParityPath("http", "FAIL", rows, detail=f"the service did not answer: {exc}. {service.log_tail()}",
+                          seconds=time.perf_counter() - service.started)
     labels = answer["predictions"]
     scores = None
-    if task == "classification":
+    if task == "classification" and answer.get("probabilities") is not None:
         import numpy as np
 
         names = [str(c) for c in loaded.model.classes_]
         scores = np.array([[p[n] for n in names] for p in answer["probabilities"]], dtype=np.float64)
-    return _compare("http", reference, labels, scores, task, 0.0, started,
-                    f"lockstep serve on 127.0.0.1:{port}, one request of {len(records)} records")
+    return _compare("http", reference, labels, scores, task, 0.0, service.started,
+                    f"lockstep serve on 127.0.0.1:{service.port}, one request of {rows} records")
 
 
 def _onnx_path(registry: Registry, loaded: LoadedModel, records: list[dict], reference, task: str) -> ParityPath:
@@ -328,7 +329,7 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     # The reference: stored features through the model pipeline, as training evaluated it.
     t0 = time.perf_counter()
     columns = list(feature.columns)
-    reference = _outputs_of(loaded.model[-1], feature_frame(features, columns)[columns], task)
+    reference = model_outputs(loaded.model[-1], feature_frame(features, columns)[columns], task)
     report.paths.append(ParityPath("in-process", "PASS", raw.num_rows, identical=True,
                                    detail="feature store rows through the model pipeline, as training evaluated it",
                                    seconds=time.perf_counter() - t0))
@@ -351,26 +352,32 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
         report.paths.append(ParityPath("training-run", "SKIPPED", detail="the training run stored outputs for the "
                                        "whole test split; a part of it is a different batch"))
 
-    step("predicting with the registered pipeline")
-    t0 = time.perf_counter()
-    frame = loaded.schema.frame(raw)
-    labels, scores = _outputs_of(loaded.model, frame, task)
-    report.paths.append(_compare("registry", reference, labels, scores, task, 0.0, t0,
-                                 "the registered pipeline loaded from the registry, on raw rows"))
-
-    if batch:
-        step("running lockstep predict")
-        report.paths.append(_predict_path(config, ref_text, raw, loaded, reference, task))
-    else:
-        report.paths.append(ParityPath("predict", "SKIPPED", detail="not requested"))
-
     names = list(dict.fromkeys(loaded.schema.inputs))
     records = [{k: _plain(v) for k, v in row.items() if k in names} for row in raw.select(names).to_pylist()]
-    if http:
-        step("starting the service and sending the rows")
-        report.paths.append(_http_path(config, ref_text, records, loaded, reference, task))
-    else:
-        report.paths.append(ParityPath("http", "SKIPPED", detail="not requested"))
+    body = json.dumps(records).encode()
+    service = _Service(config, ref_text, body, len(records)) if http else None
+    try:
+        step("predicting with the registered pipeline")
+        t0 = time.perf_counter()
+        frame = loaded.schema.frame(raw)
+        labels, scores = model_outputs(loaded.model, frame, task)
+        report.paths.append(_compare("registry", reference, labels, scores, task, 0.0, t0,
+                                     "the registered pipeline loaded from the registry, on raw rows"))
+
+        if batch:
+            step("running lockstep predict")
+            report.paths.append(_predict_path(config, ref_text, raw, loaded, reference, task))
+        else:
+            report.paths.append(ParityPath("predict", "SKIPPED", detail="not requested"))
+
+        if service is not None:
+            step("sending the rows to the service")
+            report.paths.append(_http_path(service, body, len(records), loaded, reference, task))
+        else:
+            report.paths.append(ParityPath("http", "SKIPPED", detail="not requested"))
+    finally:
+        if service is not None:
+            service.stop()
 
     step("running the ONNX export")
     report.paths.append(_onnx_path(registry, loaded, records, reference, task))

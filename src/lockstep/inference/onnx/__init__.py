@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lockstep.inference.onnx.graph import OPSET, FrameGraph, OnnxExportError
+from lockstep.prediction import has_probabilities
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.inference.schema import ModelSchema
 
-__all__ = ["OnnxExportError", "build_onnx", "input_kind", "onnx_inputs"]
+__all__ = ["OnnxExportError", "build_onnx", "culprit", "input_kind", "onnx_inputs"]
 
 
 def input_kind(spec: Any) -> str:
@@ -62,8 +63,8 @@ def onnx_inputs(schema: ModelSchema, table: pa.Table) -> dict[str, np.ndarray]:
 @dataclass
 class BuiltGraph:
     model: Any  # onnx.ModelProto
-    label: str | None
-    scores: str
+    label: str | None  # None for a regressor
+    scores: str | None  # None for a classifier without probabilities
 
 
 def _feature_steps(features: Any) -> list[tuple[str, Any]]:
@@ -101,7 +102,12 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
         if not hasattr(step, "lockstep_onnx"):
             raise OnnxExportError(f"{graph.step} has no ONNX form: give the class a lockstep_onnx(graph) method "
                                   "(see docs/inference.md), or serve with the sklearn runtime")
-        step.lockstep_onnx(graph)
+        try:
+            step.lockstep_onnx(graph)
+        except OnnxExportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a user's lockstep_onnx: name the step, say what it raised
+            raise OnnxExportError(f"{graph.step}: its lockstep_onnx failed: {type(exc).__name__}: {exc}") from exc
     feature_names = [str(n) for n in features.get_feature_names_out()]
     if list(graph.columns) != feature_names:
         raise OnnxExportError(f"the exported feature graph gives columns {list(graph.columns)}, but the pipeline "
@@ -129,14 +135,45 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
 
     model_onnx = _convert_model(model, initial_types, schema.task)
     feature_model.ir_version = model_onnx.ir_version
+    _align_opsets(feature_model, model_onnx)
     prefixed = onnx.compose.add_prefix(model_onnx, prefix="model_")
     io_map = [(f"feat_{name}", f"model_{name}") for name in feature_names]
-    merged = onnx.compose.merge_models(feature_model, prefixed, io_map=io_map)
+    try:
+        merged = onnx.compose.merge_models(feature_model, prefixed, io_map=io_map)
+        onnx.checker.check_model(merged)
+    except Exception as exc:  # noqa: BLE001 - any failure here is the joined graph's
+        raise OnnxExportError(f"the feature graph and the converted model pipeline{culprit(model, '')} cannot be "
+                              f"joined: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
     names = [o.name for o in merged.graph.output]
     label = next((n for n in names if n.endswith("label")), None)
-    scores = next(n for n in names if n.endswith(("probabilities", "variable")))
-    onnx.checker.check_model(merged)
+    scores = next((n for n in names if n.endswith(("probabilities", "variable"))), None)
+    if schema.task == "classification" and not has_probabilities(model):
+        scores = None  # the converter's scores are the decision function's, not probabilities
+    if (label if schema.task == "classification" else scores) is None:
+        raise OnnxExportError(f"the converted model pipeline{culprit(model, '')} has no output for the prediction "
+                              f"(its outputs: {', '.join(names)})")
     return BuiltGraph(model=merged, label=label, scores=scores)
+
+
+def _align_opsets(*models: Any) -> None:
+    """Declare, in every model, the highest version any of them uses of each operator domain.
+
+    skl2onnx declares the lowest versions its nodes need (``ai.onnx.ml`` 1 for
+    a tree ensemble), the feature graph those of :data:`OPSET`; models can only
+    be merged when they agree. A node valid at a domain's lower version keeps
+    its meaning at the higher one for the operators both graphs use (the
+    ``ai.onnx.ml`` operators that changed, ``LabelEncoder`` and the tree
+    ensembles, only gained attributes).
+    """
+    from onnx import helper
+
+    versions: dict[str, int] = {}
+    for model in models:
+        for opset in model.opset_import:
+            versions[opset.domain] = max(versions.get(opset.domain, 0), opset.version)
+    for model in models:
+        del model.opset_import[:]
+        model.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in sorted(versions.items()))
 
 
 def _convert_model(model: Any, initial_types: list, task: str) -> Any:
@@ -146,31 +183,128 @@ def _convert_model(model: Any, initial_types: list, task: str) -> Any:
     from lockstep.inference.onnx.converters import register_converters
 
     register_converters()
-    final = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    converted = _for_conversion(model)
+    final = converted.steps[-1][1] if isinstance(converted, Pipeline) else converted
     options = {id(final): {"zipmap": False}} if task == "classification" else None
     try:
-        return to_onnx(model, initial_types=initial_types, options=options, target_opset=dict(OPSET))
+        return to_onnx(converted, initial_types=initial_types, options=options, target_opset=dict(OPSET))
     except Exception as exc:
         message = str(exc)
-        culprit = _culprit(model, message)
-        raise OnnxExportError(f"the model pipeline cannot be converted by skl2onnx{culprit}: "
-                              f"{type(exc).__name__}: {message.splitlines()[0][:300]}") from exc
+        if type(exc).__name__ in ("MissingShapeCalculator", "MissingConverter"):
+            raw = _failing_object(exc)
+            what = type(raw).__name__ if raw is not None else "one of its steps"
+            message = f"skl2onnx has no converter for {what}"
+        raise OnnxExportError(f"the model pipeline cannot be converted by skl2onnx{culprit(model, message, exc)}: "
+                              f"{type(exc).__name__}: {(message.splitlines() or [''])[0][:300]}") from exc
 
 
-def _culprit(model: Any, message: str) -> str:
+def _has_decision_trees(estimator: Any, depth: int = 0) -> bool:
+    """True when ``estimator`` is or contains scikit-learn decision trees (forests, boosting, bagging, ...)."""
+    from sklearn.tree import BaseDecisionTree
+
+    if isinstance(estimator, BaseDecisionTree):
+        return True
+    if depth > 4:
+        return False
+    members: list[Any] = []
+    for name in ("estimators_", "estimator_", "calibrated_classifiers_", "final_estimator_", "regressor_"):
+        value = getattr(estimator, name, None)
+        if value is None:
+            continue
+        if hasattr(value, "ravel"):  # gradient boosting keeps its trees in an array
+            value = list(value.ravel())
+        members += value if isinstance(value, list) else [value]
+    return any(_has_decision_trees(m, depth + 1) for m in members)
+
+
+def _needs_float32(estimator: Any) -> bool:
+    """Estimators whose ONNX operators run in onnxruntime only in float32: trees, and support vector regression."""
+    from sklearn.svm import SVR, LinearSVC, NuSVR
+
+    return _has_decision_trees(estimator) or isinstance(estimator, SVR | NuSVR | LinearSVC)
+
+
+def _for_conversion(model: Any) -> Any:
+    """The model pipeline to convert: a copy adjusted where skl2onnx needs it; the registered model is untouched.
+
+    * A cast to float32 goes before an estimator made of decision trees (or
+      an SVR). scikit-learn's trees compare the input cast to float32 with
+      their thresholds, and skl2onnx converts trees exactly for float32 input
+      (it adjusts the thresholds to float32); its double-precision tree
+      operators do not run in onnxruntime.
+    * A soft ``VotingClassifier`` is converted with ``flatten_transform=False``
+      (the parameter shapes ``transform`` only, which the graph does not
+      use; skl2onnx refuses the default).
+    """
+    import copy
+
+    import numpy as np
+    from skl2onnx.sklapi import CastTransformer
+    from sklearn.ensemble import VotingClassifier
     from sklearn.pipeline import Pipeline
 
-    steps = model.steps if isinstance(model, Pipeline) else [("model", model)]
-    names = []
-    for name, step in steps:
-        names.append((name, step))
-        for sub in getattr(step, "transformers_", []) or []:
-            inner = sub[1]
-            names.append((f"{name}/{sub[0]}", inner))
-            names += [(f"{name}/{sub[0]}/{n}", s) for n, s in getattr(inner, "steps", [])]
-        names += [(f"{name}/{n}", s) for n, s in getattr(step, "steps", [])]
-    for name, step in names:
+    if not isinstance(model, Pipeline):
+        return model
+    name, final = model.steps[-1]
+    if isinstance(final, VotingClassifier) and final.flatten_transform:
+        final = copy.copy(final)
+        final.flatten_transform = False
+    steps = [*model.steps[:-1]]
+    if _needs_float32(final):
+        steps.append(("lockstep_float32", CastTransformer(dtype=np.float32)))
+    return Pipeline([*steps, (name, final)])
+
+
+def _named_steps(model: Any) -> list[tuple[str, Any]]:
+    """Every step of a model pipeline with its path (``preprocess/categorical/simpleimputer``), outer first."""
+    from sklearn.pipeline import Pipeline
+
+    out: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, obj: Any) -> None:
+        out.append((prefix, obj))
+        for name, step in getattr(obj, "steps", None) or []:
+            walk(f"{prefix}/{name}" if prefix else name, step)
+        for name, step, _columns in getattr(obj, "transformers_", None) or []:
+            walk(f"{prefix}/{name}", step)
+
+    if isinstance(model, Pipeline):
+        for name, step in model.steps:
+            walk(name, step)
+    else:
+        walk("model", model)
+    return out
+
+
+def _failing_object(exc: BaseException | None) -> Any:
+    """The scikit-learn object whose skl2onnx converter raised ``exc`` (the deepest one on the traceback)."""
+    found = None
+    tb = exc.__traceback__ if exc is not None else None
+    while tb is not None:
+        operator = tb.tb_frame.f_locals.get("operator")
+        raw = getattr(operator, "raw_operator", None)
+        if raw is not None:
+            found = raw
+        tb = tb.tb_next
+    return found
+
+
+def culprit(model: Any, message: str, exc: BaseException | None = None) -> str:
+    """`` (step 'PATH', Class)``: the step of ``model`` a conversion failure is about, as precisely as known.
+
+    The step whose converter raised ``exc``, else the innermost step whose
+    class the message names, else the model's last step.
+    """
+    steps = _named_steps(model)
+    failing = _failing_object(exc)
+    if failing is not None:
+        for name, step in reversed(steps):
+            if step is failing:
+                return f" (step '{name}', {type(step).__name__})"
+        return f" (a {type(failing).__name__} inside step '{steps[-1][0]}')" if steps else ""
+    for name, step in reversed(steps):
         if type(step).__name__ in message:
             return f" (step '{name}', {type(step).__name__})"
-    final_name, final = steps[-1]
-    return f" (the failure is in the conversion of step '{final_name}', {type(final).__name__}, or its inputs)"
+    top = [(n, s) for n, s in steps if "/" not in n]
+    final_name, final = top[-1]
+    return f" (step '{final_name}', {type(final).__name__}, or its inputs)"

@@ -100,12 +100,93 @@ def _convert_rare(scope: Any, operator: Any, container: Any) -> None:
     out.add_to(scope, container)
 
 
+def _imputer_kept(op: Any) -> list[int]:
+    """The input columns a fitted SimpleImputer keeps (it drops those all missing at fit, unless told not to)."""
+    import numpy as np
+
+    stats = op.statistics_
+    if getattr(op, "keep_empty_features", False) or stats.dtype.kind not in "fc":
+        return list(range(len(stats)))
+    return [i for i, v in enumerate(stats) if not np.isnan(v)]
+
+
+def _imputer_indicators(op: Any) -> list[int]:
+    indicator = getattr(op, "indicator_", None)
+    return [int(i) for i in indicator.features_] if indicator is not None else []
+
+
+def _shape_imputer(operator: Any) -> None:
+    op = operator.raw_operator
+    n = operator.inputs[0].get_first_dimension()
+    width = len(_imputer_kept(op)) + len(_imputer_indicators(op))
+    operator.outputs[0].type = operator.inputs[0].type.__class__([n, width])
+
+
+def _is_missing_marker(value: Any) -> bool:
+    """True for the markers of a missing value (NaN, None, pd.NA), which are the empty string in ONNX text."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:  # pd.NA
+        return True
+
+
+def _convert_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """scikit-learn's SimpleImputer: text (missing is the empty string) and numbers, in the input's precision.
+
+    skl2onnx's own converter refuses text whose missing marker is NaN and
+    imputes numbers in float32; this one does what ``transform`` does.
+    """
+    import numpy as np
+    from skl2onnx.algebra.onnx_ops import (OnnxCast, OnnxConcat, OnnxEqual, OnnxGather, OnnxIdentity, OnnxIsNaN,
+                                           OnnxWhere)
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    op = operator.raw_operator
+    opv = container.target_opset
+    x = operator.inputs[0]
+    marker = op.missing_values
+    if isinstance(x.type, StringTensorType):
+        if not _is_missing_marker(marker) and not isinstance(marker, str):
+            raise NotImplementedError(f"SimpleImputer on text with missing_values={marker!r}")
+        stats = np.array([["" if v is None else str(v) for v in op.statistics_]], dtype=object)
+        missing = OnnxEqual(x, np.array(["" if _is_missing_marker(marker) else marker], dtype=object),
+                            op_version=opv)
+        flag_type = 11
+    else:
+        dtype = np.float64 if isinstance(x.type, DoubleTensorType) else np.float32
+        stats = np.array([op.statistics_], dtype=dtype)
+        missing = (OnnxIsNaN(x, op_version=opv) if _is_missing_marker(marker) else
+                   OnnxEqual(x, np.array([marker], dtype=dtype), op_version=opv))
+        flag_type = 11 if dtype == np.float64 else 1
+    filled = OnnxWhere(missing, stats, x, op_version=opv)
+    kept = _imputer_kept(op)
+    if len(kept) < len(op.statistics_):
+        filled = OnnxGather(filled, np.array(kept, dtype=np.int64), axis=1, op_version=opv)
+    parts = [filled]
+    indicators = _imputer_indicators(op)
+    if indicators:
+        if isinstance(x.type, StringTensorType):
+            raise NotImplementedError("SimpleImputer(add_indicator=True) on text: the indicator columns are numbers "
+                                      "in a text branch")
+        flags = OnnxGather(missing, np.array(indicators, dtype=np.int64), axis=1, op_version=opv)
+        parts.append(OnnxCast(flags, to=flag_type, op_version=opv))
+    out = (OnnxConcat(*parts, axis=1, op_version=opv, output_names=operator.outputs[:1]) if len(parts) > 1 else
+           OnnxIdentity(parts[0], op_version=opv, output_names=operator.outputs[:1]))
+    out.add_to(scope, container)
+
+
 def register_converters() -> None:
     """Teach skl2onnx lockstep's stateful transformers (once per process)."""
     global _REGISTERED
     if _REGISTERED:
         return
     from skl2onnx import update_registered_converter
+    from skl2onnx.operator_converters.linear_classifier import convert_sklearn_linear_classifier
+    from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
+    from sklearn.impute import SimpleImputer
+    from sklearn.svm import LinearSVC
 
     from lockstep.features.transformers import CategoryMissingFiller, MissingIndicatorImputer, RareCategoryGrouper
 
@@ -113,4 +194,12 @@ def register_converters() -> None:
                                 _convert_missing)
     update_registered_converter(CategoryMissingFiller, "LockstepCategoryMissingFiller", _shape_same, _convert_filler)
     update_registered_converter(RareCategoryGrouper, "LockstepRareCategoryGrouper", _shape_same, _convert_rare)
+    # scikit-learn's SimpleImputer, as lockstep's graphs feed it (replaces skl2onnx's converter in this process)
+    update_registered_converter(SimpleImputer, "SklearnSimpleImputer", _shape_imputer, _convert_imputer)
+    # skl2onnx's own LinearSVC converter, declared with the zipmap option its parser asks every classifier for
+    # (skl2onnx 1.20 leaves it out, so a LinearSVC cannot be converted at all)
+    update_registered_converter(LinearSVC, "SklearnLinearSVC", calculate_linear_classifier_output_shapes,
+                                convert_sklearn_linear_classifier,
+                                options={"zipmap": [True, False, "columns"], "nocl": [True, False],
+                                         "output_class_labels": [False, True], "raw_scores": [True, False]})
     _REGISTERED = True

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lockstep.prediction import model_outputs
+
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
     from lockstep.registry.refs import ModelRef
@@ -39,26 +41,31 @@ def test_rows(store: Store, info: VersionInfo):
 
 
 def parity_check(loaded: Any, session: Any, built: Any, table: Any) -> dict[str, Any]:
-    """Compare onnxruntime with the scikit-learn pipeline on ``table``: label mismatches, largest difference."""
-    import numpy as np
+    """Compare onnxruntime with the scikit-learn pipeline on ``table``: label mismatches, largest differences.
 
+    Classifiers pass with identical labels and probabilities within
+    :data:`TOLERANCE`; regressors with values within :data:`TOLERANCE` of
+    their magnitude (``|a - b| <= TOLERANCE * max(1, |a|)``).
+    """
     from lockstep.inference.onnx import onnx_inputs
+    from lockstep.compare import compare_outputs, within_tolerance
 
     frame = loaded.schema.frame(table)
     feeds = onnx_inputs(loaded.schema, table)
-    if loaded.schema.task == "classification":
-        labels, proba = session.run([built.label, built.scores], feeds)
-        expected_labels = loaded.model.predict(frame)
-        expected = loaded.model.predict_proba(frame)
-        mismatches = int((labels.ravel() != expected_labels).sum())
-        diff = float(np.abs(proba - expected).max()) if len(expected) else 0.0
-    else:
+    regression = loaded.schema.task == "regression"
+    expected_labels, expected = model_outputs(loaded.model, frame, loaded.schema.task)
+    if regression:
         (values,) = session.run([built.scores], feeds)
-        expected = loaded.model.predict(frame)
-        mismatches = 0
-        diff = float(np.abs(values.ravel() - expected).max()) if len(expected) else 0.0
-    return {"rows": table.num_rows, "label_mismatches": mismatches, "max_abs_diff": diff, "tolerance": TOLERANCE,
-            "passed": mismatches == 0 and diff <= TOLERANCE}
+        comparison = compare_outputs(expected_labels, None, values.ravel(), None, regression=True)
+    elif built.label is not None and built.scores is None:
+        (labels,) = session.run([built.label], feeds)
+        comparison = compare_outputs(expected_labels, None, labels.ravel(), None, regression=False)
+    else:
+        labels, proba = session.run([built.label, built.scores], feeds)
+        comparison = compare_outputs(expected_labels, expected, labels.ravel(), proba, regression=False)
+    return {"rows": table.num_rows, "label_mismatches": 0 if regression else comparison.label_mismatches,
+            "max_abs_diff": comparison.max_abs_diff, "max_rel_diff": comparison.max_rel_diff,
+            "tolerance": TOLERANCE, "passed": within_tolerance(comparison, TOLERANCE, regression=regression)}
 
 
 def export_onnx(store: Store, registry: Registry, ref: ModelRef) -> OnnxExport:
@@ -72,7 +79,7 @@ def export_onnx(store: Store, registry: Registry, ref: ModelRef) -> OnnxExport:
     import onnxruntime as ort
 
     from lockstep.errors import UserError
-    from lockstep.inference.onnx import OnnxExportError, build_onnx
+    from lockstep.inference.onnx import OnnxExportError, build_onnx, culprit
 
     loaded = registry.load(ref)
     info = loaded.info
@@ -82,13 +89,24 @@ def export_onnx(store: Store, registry: Registry, ref: ModelRef) -> OnnxExport:
         raise UserError(f"{info.name}/{info.version} cannot be exported to ONNX: {exc}",
                         hint="serve it with --runtime sklearn, or make the step exportable") from None
     data = built.model.SerializeToString()
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    parity = parity_check(loaded, session, built, test_rows(store, info))
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # a failure is reported below, not logged by onnxruntime as well
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        parity = parity_check(loaded, session, built, test_rows(store, info))
+    except Exception as exc:  # noqa: BLE001 - a graph onnxruntime cannot run is a step that cannot be exported
+        where = culprit(loaded.model.steps[-1][1], str(exc))
+        raise UserError(f"{info.name}/{info.version} cannot be exported to ONNX: the converted graph{where} does not "
+                        f"run in onnxruntime: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                        hint="serve it with --runtime sklearn") from None
     if not parity["passed"]:
+        where = culprit(loaded.model.steps[-1][1], "")
         raise UserError(f"{info.name}/{info.version}: the ONNX graph does not match scikit-learn on the test split: "
                         f"{parity['label_mismatches']} label(s) differ, largest difference "
-                        f"{parity['max_abs_diff']:.3g} (tolerance {TOLERANCE:g}); not stored",
-                        hint="a step's lockstep_onnx does not do what its transform does")
+                        f"{parity['max_abs_diff']:.3g}, relative {parity['max_rel_diff']:.3g} (tolerance "
+                        f"{TOLERANCE:g}); not stored. Likeliest: the conversion{where}",
+                        hint="serve it with --runtime sklearn; a feature step's lockstep_onnx may not do what its "
+                        "transform does")
     parity.update(outputs={"label": built.label, "scores": built.scores})
     path = registry.attach_onnx(info, data, parity)
     return OnnxExport(version=registry.version(ref.__class__(info.name, version=info.version)), path=str(path),
