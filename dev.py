@@ -8,7 +8,7 @@ is rebuilt when the lock file or ``pyproject.toml`` changes.
 
 Commands
 --------
-test [PYTEST ARGS...]   run the test suite (the command CI runs)
+test [PYTEST ARGS...]   run the test suite (the command CI runs), one worker per core
 demo                    run the example systems end to end
 lock                    re-resolve ``requirements.lock`` from ``pyproject.toml``
 env                     only create or update the environment
@@ -80,7 +80,9 @@ def ensure_env() -> Path:
 
 def cmd_test(args: list[str]) -> None:
     py = ensure_env()
-    _run([py, "-m", "pytest", *args], cwd=ROOT)
+    # one worker per core (pytest-xdist); a test file's tests share a worker, so module fixtures are built once.
+    # Later arguments win: `python3 dev.py test -n 0` runs in one process.
+    _run([py, "-m", "pytest", "-n", "auto", "--dist", "loadfile", *args], cwd=ROOT)
 
 
 def cmd_demo(args: list[str]) -> None:
@@ -102,8 +104,8 @@ def cmd_lock(args: list[str]) -> None:
             "dev",
             "--all-build-deps",
             "--output-file",
-            LOCK,
-            ROOT / "pyproject.toml",
+            LOCK.name,  # relative: the lock file's comments name the files as the repository does
+            "pyproject.toml",
             *args,
         ],
         cwd=ROOT,

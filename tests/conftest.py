@@ -30,6 +30,12 @@ def write_rows(path: Path, header: list[str], rows: list[list[str]], delimiter: 
     return path
 
 
+@pytest.fixture(autouse=True)
+def _terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands print as they do in a pipe, whatever terminal width the test runner (or its workers) set."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def telco_project(tmp_path: Path) -> Path:
     """A copy of the telco-churn example, with the first 600 rows of its data."""
