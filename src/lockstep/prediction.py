@@ -15,9 +15,14 @@ under joblib's sequential backend (:func:`serial_prediction`): every
 ``Parallel`` call inside it runs in the calling thread, in order, which
 gives the bits of ``n_jobs=1`` whatever ``n_jobs`` the model was given. The
 model itself is not touched: its parameters, learned state and fingerprint
-stay those of the registered model. Each row's output is computed the same
-way whatever the other rows are, so throughput can still come from running
-batches of rows in parallel.
+stay those of the registered model.
+
+A forest's parallelism is kept another way: each row's output is the sum of
+its trees' outputs in tree order, whatever the other rows are, so the rows
+are split into ``n_jobs`` blocks predicted in threads at once (trees release
+the GIL), and a forest classifier's labels are taken from the probabilities
+just computed, as its own ``predict`` does, instead of computing them twice.
+Both give exactly the bits of one ``predict_proba`` call with ``n_jobs=1``.
 
 Classifiers without probabilities
 ---------------------------------
@@ -43,12 +48,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from concurrent.futures import ThreadPoolExecutor
+
 import joblib
 import numpy as np
 import pyarrow as pa
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
 from sklearn.pipeline import Pipeline
 
 __all__ = ["final_estimator", "has_probabilities", "model_outputs", "outputs_table", "serial_prediction"]
+
+
+#: Estimators whose rows are predicted independently of each other, by summing trees in a fixed order.
+_FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
 
 
 @contextmanager
@@ -83,6 +95,44 @@ def _transform_steps(model: Any, X: Any) -> tuple[Any, Any]:
     return model, X
 
 
+#: Below this many rows a forest is predicted in one block (threads cost more than they save).
+ROW_BLOCK_MIN = 20_000
+
+
+def _forest_threads(estimator: Any, rows: int) -> int:
+    """How many row blocks to predict a forest in at once: its effective ``n_jobs``, for large inputs."""
+    if not isinstance(estimator, _FORESTS) or rows < ROW_BLOCK_MIN or getattr(estimator, "n_outputs_", 1) != 1:
+        return 1
+    n_jobs = estimator.n_jobs or 1  # joblib's effective_n_jobs would answer 1 under the sequential backend
+    wanted = n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
+    return max(1, min(wanted, rows // (ROW_BLOCK_MIN // 2)))
+
+
+def _rows(X: Any, start: int, stop: int) -> Any:
+    return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
+
+
+def _forest_outputs(estimator: Any, X: Any, task: str, threads: int) -> tuple[Any, Any]:
+    """A forest's outputs, rows in ``threads`` blocks at once, each block's trees summed in tree order."""
+    method = estimator.predict_proba if task == "classification" else estimator.predict
+
+    def block(bounds: tuple[int, int]) -> Any:
+        with serial_prediction():  # each thread sets the backend for itself
+            return method(_rows(X, *bounds))
+
+    n = X.shape[0]
+    edges = np.linspace(0, n, threads + 1).astype(int)
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(block, zip(edges[:-1], edges[1:])))
+    else:
+        parts = [block((0, n))]
+    values = np.concatenate(parts)
+    if task != "classification":
+        return values, None
+    return estimator.classes_.take(np.argmax(values, axis=1), axis=0), values
+
+
 def model_outputs(model: Any, X: Any, task: str) -> tuple[Any, Any]:
     """Labels (or values) and, for a classifier that has them, class probabilities.
 
@@ -109,6 +159,8 @@ def model_outputs(model: Any, X: Any, task: str) -> tuple[Any, Any]:
     """
     with serial_prediction():
         estimator, features = _transform_steps(model, X)
+        if isinstance(estimator, _FORESTS) and getattr(estimator, "n_outputs_", 1) == 1:
+            return _forest_outputs(estimator, features, task, _forest_threads(estimator, features.shape[0]))
         labels = estimator.predict(features)
         proba = estimator.predict_proba(features) if task == "classification" and hasattr(
             estimator, "predict_proba") else None
