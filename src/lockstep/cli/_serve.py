@@ -237,8 +237,12 @@ def export_onnx(
         p = result.parity
         console.print(f"[green]Exported {escape(result.to_dict()['model'])}/{result.version.version} to ONNX[/]: "
                       f"{escape(result.path)}")
-        console.print(f"  parity on {fmt_int(p['rows'])} test rows: {p['label_mismatches']} label mismatches, "
-                      f"largest difference {p['max_abs_diff']:.3g} (tolerance {p['tolerance']:g})")
+        if result.version.tags.get("lockstep.task") == "regression":
+            console.print(f"  parity on {fmt_int(p['rows'])} test rows: largest difference {p['max_abs_diff']:.3g}, "
+                          f"{p['max_rel_diff']:.3g} of the value (tolerance {p['tolerance']:g} of the value)")
+        else:
+            console.print(f"  parity on {fmt_int(p['rows'])} test rows: {p['label_mismatches']} label mismatches, "
+                          f"largest probability difference {p['max_abs_diff']:.3g} (tolerance {p['tolerance']:g})")
         console.print("  serve it with: lockstep serve --runtime onnx")
 
     out.result(result.to_dict(), render)
