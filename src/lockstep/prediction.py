@@ -45,10 +45,9 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
-
-from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 import numpy as np

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lockstep.inference.onnx.graph import OPSET, FrameGraph, OnnxExportError
+from lockstep.inference.onnx.hist_boosting import finish_tree_ensembles
 from lockstep.prediction import has_probabilities
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,6 +135,7 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
     feature_model = helper.make_model(feature_graph, opset_imports=opsets)
 
     model_onnx = _convert_model(model, initial_types, schema.task)
+    finish_tree_ensembles(model_onnx)
     feature_model.ir_version = model_onnx.ir_version
     _align_opsets(feature_model, model_onnx)
     prefixed = onnx.compose.add_prefix(model_onnx, prefix="model_")

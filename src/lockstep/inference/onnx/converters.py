@@ -139,8 +139,15 @@ def _convert_imputer(scope: Any, operator: Any, container: Any) -> None:
     imputes numbers in float32; this one does what ``transform`` does.
     """
     import numpy as np
-    from skl2onnx.algebra.onnx_ops import (OnnxCast, OnnxConcat, OnnxEqual, OnnxGather, OnnxIdentity, OnnxIsNaN,
-                                           OnnxWhere)
+    from skl2onnx.algebra.onnx_ops import (
+        OnnxCast,
+        OnnxConcat,
+        OnnxEqual,
+        OnnxGather,
+        OnnxIdentity,
+        OnnxIsNaN,
+        OnnxWhere,
+    )
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
     op = operator.raw_operator
@@ -185,10 +192,12 @@ def register_converters() -> None:
     from skl2onnx import update_registered_converter
     from skl2onnx.operator_converters.linear_classifier import convert_sklearn_linear_classifier
     from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.svm import LinearSVC
 
     from lockstep.features.transformers import CategoryMissingFiller, MissingIndicatorImputer, RareCategoryGrouper
+    from lockstep.inference.onnx.hist_boosting import convert_hist_gradient_boosting, hist_gradient_boosting_shape
 
     update_registered_converter(MissingIndicatorImputer, "LockstepMissingIndicatorImputer", _shape_missing,
                                 _convert_missing)
@@ -196,6 +205,14 @@ def register_converters() -> None:
     update_registered_converter(RareCategoryGrouper, "LockstepRareCategoryGrouper", _shape_same, _convert_rare)
     # scikit-learn's SimpleImputer, as lockstep's graphs feed it (replaces skl2onnx's converter in this process)
     update_registered_converter(SimpleImputer, "SklearnSimpleImputer", _shape_imputer, _convert_imputer)
+    # histogram gradient boosting in double precision with categorical splits (see hist_boosting.py)
+    classifier_options = {"zipmap": [True, False, "columns"], "nocl": [True, False],
+                          "output_class_labels": [False, True], "raw_scores": [True, False]}
+    update_registered_converter(HistGradientBoostingClassifier, "SklearnHistGradientBoostingClassifier",
+                                hist_gradient_boosting_shape, convert_hist_gradient_boosting,
+                                options=classifier_options)
+    update_registered_converter(HistGradientBoostingRegressor, "SklearnHistGradientBoostingRegressor",
+                                hist_gradient_boosting_shape, convert_hist_gradient_boosting)
     # skl2onnx's own LinearSVC converter, declared with the zipmap option its parser asks every classifier for
     # (skl2onnx 1.20 leaves it out, so a LinearSVC cannot be converted at all)
     update_registered_converter(LinearSVC, "SklearnLinearSVC", calculate_linear_classifier_output_shapes,

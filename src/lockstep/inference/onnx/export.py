@@ -47,8 +47,8 @@ def parity_check(loaded: Any, session: Any, built: Any, table: Any) -> dict[str,
     :data:`TOLERANCE`; regressors with values within :data:`TOLERANCE` of
     their magnitude (``|a - b| <= TOLERANCE * max(1, |a|)``).
     """
-    from lockstep.inference.onnx import onnx_inputs
     from lockstep.compare import compare_outputs, within_tolerance
+    from lockstep.inference.onnx import onnx_inputs
 
     frame = loaded.schema.frame(table)
     feeds = onnx_inputs(loaded.schema, table)

@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = ["Column", "FrameGraph", "OnnxExportError", "OPSET"]
 
-#: Opsets of the exported graphs (string ``Equal`` needs 19; skl2onnx supports up to 22).
+#: Opsets of the exported graphs (string ``Equal`` needs 19; skl2onnx supports up to 22 and ``ai.onnx.ml`` 3).
 OPSET = {"": 21, "ai.onnx.ml": 3}
 
 
