@@ -135,7 +135,7 @@ def test_schema_violation_writes_nothing_and_names_rows(telco_project: Path) -> 
         project.ingest()
     message = str(info.value)
     assert "column 'tenure': min 0: 1 row, e.g. data/wa_churn.csv row 5 (-3)" in message
-    assert "column 'contract': allowed values" in message and "row 8 ('Weekly')" in message
+    assert "column 'contract': allowed values" in message and 'row 8 ("Weekly")' in message
     assert "--quarantine" in info.value.hint
     assert not project.store.root.exists()
 
@@ -214,7 +214,7 @@ def test_shared_rows_between_splits_are_leakage(small_project: Path) -> None:
     with pytest.raises(LeakageError) as info:
         project.ingest()
     assert "identical to a train row" in str(info.value)
-    assert "max_shared_fraction" in info.value.hint
+    assert "max_shared_fraction" in str(info.value) and "by = \"content\"" in info.value.hint
     assert not project.store.root.exists()
 
 

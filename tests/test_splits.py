@@ -91,3 +91,34 @@ def test_derived_ids_number_repeats_in_order() -> None:
     ids = derive_row_ids(table).to_pylist()
     assert ids[2] == ids[0] + "-1" and ids[3] == ids[0] + "-2"
     assert len(ids[0]) == 16 and ids[1] != ids[0]
+
+
+def test_a_split_by_content_keeps_rows_with_the_same_inputs_together() -> None:
+    import numpy as np
+
+    from lockstep.data.leakage import shared_rows
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    table = pa.table({
+        "id": np.arange(n),
+        "sex": rng.choice(["female", "male"], n),
+        "klass": rng.choice(["1st", "2nd", "3rd"], n),
+        "age": rng.choice([20.0, 30.0, 40.0, None], n),
+        "label": rng.choice(["yes", "no"], n),
+    })
+    inputs = ["sex", "klass", "age"]
+    by_id = assign_splits(table, "id", SplitConfig(salt="s"))
+    by_content = assign_splits(table, "id", SplitConfig(salt="s", by="content"), inputs)
+    # 24 distinct inputs among 3,000 rows: by id, most valid and test rows repeat a training row's inputs
+    assert shared_rows(table.drop_columns(["label"]), "id", by_id).test_shared > 100
+    shared = shared_rows(table, "id", by_content, inputs)
+    assert shared.valid_shared == shared.test_shared == 0
+    assert shared.repeated_inputs == n and shared.input_groups == 24
+    groups = {}
+    for key, split in zip(zip(*(table.column(c).to_pylist() for c in inputs)), by_content):
+        groups.setdefault(key, set()).add(split)
+    assert all(len(splits) == 1 for splits in groups.values())
+    # appending rows never moves a row: its split depends on its own inputs only
+    more = assign_splits(table.slice(0, 1000), "id", SplitConfig(salt="s", by="content"), inputs)
+    assert list(more) == list(by_content[:1000])

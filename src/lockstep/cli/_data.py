@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["register"]
 
-data_app = typer.Typer(help="Inspect raw snapshots: list, show, diff.", no_args_is_help=True)
+data_app = typer.Typer(rich_markup_mode=None, help="Inspect raw snapshots: list, show, diff.", no_args_is_help=True)
 
 
 def _project(path: Path):
@@ -64,6 +64,11 @@ def ingest(
         if shared is not None and (shared.valid_shared or shared.test_shared):
             console.print(f"Rows identical to a train row: {shared.valid_shared} in valid, {shared.test_shared} in "
                           f"test (allowed up to {proj.config.split.max_shared_fraction:.2%})")
+        if shared is not None and shared.repeated_inputs:
+            kept = ("each group is kept in one split" if proj.config.split.by == "content" else
+                    "[split] by = \"content\" would keep each group in one split")
+            console.print(f"Rows with the same inputs as another row: {fmt_int(shared.repeated_inputs)} in "
+                          f"{fmt_int(shared.input_groups)} groups; {kept}")
 
     out.result(result.to_dict(), render)
 

@@ -162,8 +162,8 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
         table = table.add_column(0, DerivedId, derive_row_ids(table))
 
     step("checking for leakage")
-    splits = assign_splits(table, data.id_column, config.split)
-    shared = shared_rows(table, data.id_column, splits)
+    splits = assign_splits(table, data.id_column, config.split, config.feature_inputs)
+    shared = shared_rows(table, data.id_column, splits, config.feature_inputs)
     check_shared_rows(shared, config.split.max_shared_fraction)
 
     step("fingerprinting")

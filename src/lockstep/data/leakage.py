@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.config import Config
 
-__all__ = ["SharedRows", "check_declared_features", "check_shared_rows", "duplicate_ids", "shared_rows"]
+__all__ = ["SharedRows", "check_declared_features", "check_shared_rows", "duplicate_ids", "repeated_inputs",
+           "shared_rows"]
 
 
 def check_declared_features(config: Config) -> None:
@@ -64,13 +65,20 @@ def duplicate_ids(ids: pa.ChunkedArray | pa.Array) -> dict[object, list[int]]:
 
 @dataclass(frozen=True)
 class SharedRows:
-    """How many valid and test rows are identical to a train row (every column but the id)."""
+    """How many valid and test rows are identical to a train row (every column but the id).
+
+    ``repeated_inputs`` counts the rows whose model inputs are identical to
+    another row's (with a split by content they share its split), and
+    ``input_groups`` the groups they form.
+    """
 
     train: int
     valid: int
     test: int
     valid_shared: int
     test_shared: int
+    repeated_inputs: int = 0
+    input_groups: int = 0
 
     @property
     def valid_fraction(self) -> float:
@@ -86,14 +94,31 @@ class SharedRows:
             "test_shared": self.test_shared,
             "valid_fraction": round(self.valid_fraction, 6),
             "test_fraction": round(self.test_fraction, 6),
+            "repeated_inputs": self.repeated_inputs,
+            "input_groups": self.input_groups,
         }
 
 
-def shared_rows(table: pa.Table, id_column: str, splits: np.ndarray) -> SharedRows:
-    """Count valid and test rows identical to some train row in every column but ``id_column``."""
+def repeated_inputs(table: pa.Table, inputs: list[str]) -> tuple[int, int]:
+    """Rows whose values in ``inputs`` repeat another row's, and the number of groups they form."""
     import numpy as np
 
     from lockstep.data.rows import row_hashes
+
+    if not inputs:
+        return 0, 0
+    _keys, counts = np.unique(row_hashes(table, list(inputs)), return_counts=True)
+    return int(counts[counts > 1].sum()), int((counts > 1).sum())
+
+
+def shared_rows(table: pa.Table, id_column: str, splits: np.ndarray, inputs: list[str] | None = None) -> SharedRows:
+    """Count valid and test rows identical to some train row in every column but ``id_column``, and the rows
+    whose values in ``inputs`` (the model's raw inputs) repeat another row's."""
+    import numpy as np
+
+    from lockstep.data.rows import row_hashes
+
+    repeated, groups = repeated_inputs(table, inputs or [])
 
     columns = [c for c in table.column_names if c != id_column]
     hashes = row_hashes(table, columns)
@@ -109,6 +134,8 @@ def shared_rows(table: pa.Table, id_column: str, splits: np.ndarray) -> SharedRo
         test=int((splits == "test").sum()),
         valid_shared=counts["valid"],
         test_shared=counts["test"],
+        repeated_inputs=repeated,
+        input_groups=groups,
     )
 
 
@@ -125,6 +152,6 @@ def check_shared_rows(shared: SharedRows, max_fraction: float) -> None:
         raise LeakageError(
             "rows shared between splits (every column but the id is equal): " + "; ".join(problems)
             + f"; the limit is [split] max_shared_fraction = {max_fraction}",
-            hint="remove the duplicated rows from the data, or, if they are distinct entities that happen "
-            "to look alike, raise [split] max_shared_fraction in lockstep.toml and say why in a comment",
+            hint="split by content ([split] by = \"content\"): rows with identical inputs then share a split and "
+            "none can leak; or remove the duplicated rows from the data",
         )

@@ -25,7 +25,7 @@ def describe_snapshot(info: SnapshotInfo, table: pa.Table, config: Config) -> di
     out = info.to_dict()
     out["summary"] = summarize_columns(table, info.schema)
     if info.id_column in table.column_names and info.target in table.column_names:
-        splits = assign_splits(table, info.id_column, config.split)
+        splits = assign_splits(table, info.id_column, config.split, config.feature_inputs)
         out["splits"] = split_summary(table, splits, info.target, config.data.task)
         out["shared_rows"] = shared_rows(table, info.id_column, splits).to_dict()
     out["task"] = config.data.task

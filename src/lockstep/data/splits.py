@@ -6,6 +6,12 @@ row is ``test`` if ``u < test``, ``valid`` if ``u < test + valid``, else
 ``train``. Appending rows never moves an existing row, and changing the salt
 reshuffles everything on purpose.
 
+By content: as by hash, with the 64-bit hash of the row's input values
+(:func:`lockstep.data.rows.row_hashes` of the columns the model reads) in
+place of the id, so that rows with identical inputs always share a split and
+none of them can leak from training into valid or test. A row's split still
+never changes when rows are appended.
+
 By time: rows before ``valid_from`` are train, rows from ``valid_from`` to
 before ``test_from`` are valid, the rest test (naive cut-offs are read as UTC
 for time-zone-aware columns).
@@ -32,9 +38,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.config import SplitConfig
 
-__all__ = ["SPLITS", "assign_splits", "split_codes", "split_unit"]
+__all__ = ["SPLITS", "SPLIT_VALUES", "UNLABELED", "assign_splits", "content_keys", "split_codes",
+           "split_unit"]
 
 SPLITS = ("train", "valid", "test")
+#: The split of a row whose target is missing in a feature set: it is predicted, never trained or evaluated on.
+UNLABELED = "unlabeled"
+#: Every value of a feature set's ``split`` column, by code (0 to 3).
+SPLIT_VALUES = (*SPLITS, UNLABELED)
 
 
 def split_unit(ids, salt: str) -> np.ndarray:
@@ -58,7 +69,8 @@ def split_unit(ids, salt: str) -> np.ndarray:
     return hashes / float(2**64)
 
 
-def assign_splits(table: pa.Table, id_column: str, split: SplitConfig) -> np.ndarray:
+def assign_splits(table: pa.Table, id_column: str, split: SplitConfig,
+                  content: list[str] | None = None) -> np.ndarray:
     """The split of every row of ``table``, as an array of ``"train"``, ``"valid"``, ``"test"``.
 
     Parameters
@@ -67,6 +79,9 @@ def assign_splits(table: pa.Table, id_column: str, split: SplitConfig) -> np.nda
         Must hold ``id_column`` (and ``split.time_column`` for time splits).
     id_column : str
     split : SplitConfig
+    content : list of str, optional
+        The columns whose values group rows, for ``by = "content"`` (the
+        model's raw inputs).
 
     Returns
     -------
@@ -74,19 +89,33 @@ def assign_splits(table: pa.Table, id_column: str, split: SplitConfig) -> np.nda
     """
     import numpy as np
 
-    return np.array(SPLITS, dtype=object)[split_codes(table, id_column, split)]
+    return np.array(SPLITS, dtype=object)[split_codes(table, id_column, split, content)]
 
 
-def split_codes(table: pa.Table, id_column: str, split: SplitConfig) -> np.ndarray:
+def split_codes(table: pa.Table, id_column: str, split: SplitConfig, content: list[str] | None = None) -> np.ndarray:
     """The split of every row as an int8 code: 0 train, 1 valid, 2 test (``SPLITS[code]``)."""
     import numpy as np
+    import pyarrow as pa
 
     if split.by == "time":
         codes = _time_codes(table, split)
     else:
-        u = split_unit(table.column(id_column), split.salt)
+        if split.by == "content":
+            if not content:
+                raise ValueError("a split by content needs the columns that group rows")
+            keys = pa.array(content_keys(table, content))
+        else:
+            keys = table.column(id_column)
+        u = split_unit(keys, split.salt)
         codes = np.where(u < split.test, 2, np.where(u < split.test + split.valid, 1, 0))
     return codes.astype(np.int8)
+
+
+def content_keys(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """The content group of every row: the 64-bit hash of its values in ``columns``, as unsigned integers."""
+    from lockstep.data.rows import row_hashes
+
+    return row_hashes(table, list(columns))
 
 
 def _time_codes(table: pa.Table, split: SplitConfig) -> np.ndarray:

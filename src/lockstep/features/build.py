@@ -154,7 +154,7 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
     parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
 
     step("assembling the feature table")
-    from lockstep.data.splits import SPLITS
+    from lockstep.data.splits import SPLIT_VALUES, SPLITS
     from lockstep.fingerprint import fingerprint_table
 
     output, dtypes, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
@@ -178,7 +178,8 @@ def build_features(config: Config, store: Store, *, raw_version: int | None = No
         environment_fingerprint=fingerprints["parts"]["environment"],
         inputs=fingerprints["inputs"],
         parity=parity.to_dict(),
-        splits={name: int((codes == i).sum()) for i, name in enumerate(SPLITS)},
+        splits={name: int((codes == i).sum()) for i, name in enumerate(SPLIT_VALUES) if name in SPLITS
+                or (codes == i).any()},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         lockstep_version=__version__,
         environment=fingerprints["environment"],
@@ -200,10 +201,22 @@ def transform_raw(config: Config, raw: pa.Table, factory: Callable[[], Any] | No
 
 
 def feature_table(config: Config, raw: pa.Table, features: pd.DataFrame, id_column: str, target: str, ref: str):
-    """The stored feature table (id, features, label, split), its feature dtypes, and the split codes."""
-    from lockstep.data.splits import split_codes
+    """The stored feature table (id, features, label, split), its feature dtypes, and the split codes.
 
-    codes = split_codes(raw, id_column, config.split)
+    A row whose target is missing is in the split ``unlabeled``: it cannot be learned from or scored, so
+    training, evaluation, parity and monitoring's reference leave it out (``lockstep predict`` is for it).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lockstep.data.splits import SPLIT_VALUES, UNLABELED, split_codes
+
+    codes = split_codes(raw, id_column, config.split, config.feature_inputs)
+    label = raw.column(target)
+    if label.null_count or pa.types.is_floating(label.type):
+        missing = np.asarray(pc.is_null(label, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
+        codes = np.where(missing, SPLIT_VALUES.index(UNLABELED), codes).astype(np.int8)
     output, dtypes = _assemble(raw, features, id_column, target, codes, ref)
     return output, dtypes, codes
 
@@ -250,7 +263,7 @@ def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str,
     import pandas as pd
     import pyarrow as pa
 
-    from lockstep.data.splits import SPLITS
+    from lockstep.data.splits import SPLIT_VALUES
 
     def decoded(column):
         return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
@@ -270,7 +283,7 @@ def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str,
         arrays.append(array)
         names.append(str(name))
         dtypes[str(name)] = _logical(array.type)
-    split = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(SPLITS, pa.string()))
+    split = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(SPLIT_VALUES, pa.string()))
     arrays += [decoded(raw.column(label)), split.cast(pa.string())]
     names += [label, "split"]
     return pa.table(arrays, names=names), dtypes
