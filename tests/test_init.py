@@ -16,28 +16,39 @@ from lockstep.errors import ProjectError, SourceError
 from .conftest import AMES_CSV, TELCO_CSV, read_rows, write_rows
 
 
-def test_init_telco_infers_a_valid_reviewed_draft(tmp_path: Path) -> None:
+def test_init_telco_infers_a_valid_draft_with_observations_as_comments(tmp_path: Path) -> None:
     result = init_project(TELCO_CSV, target="churn", id_column="rownames", directory=tmp_path / "p")
     config = load_config(tmp_path / "p")
     schema = config.data.columns
     assert result.task == "classification" and config.data.task == "classification"
-    assert schema["tenure"].dtype == "int" and schema["tenure"].min == 0 and schema["tenure"].max == 72
+    assert schema["tenure"].dtype == "int" and schema["tenure"].min is None and schema["tenure"].max is None
     assert schema["total_charges"].nullable and not schema["tenure"].nullable
-    assert schema["contract"].allowed == ["Month-to-month", "One year", "Two year"]
-    assert schema["churn"].allowed == ["No", "Yes"]
-    assert schema["rownames"].min is None  # ids get no range
+    assert schema["contract"].allowed is None  # a later batch may have a new category
+    assert schema["churn"].allowed == ["No", "Yes"]  # the target's classes
+    text = (tmp_path / "p" / "lockstep.toml").read_text()
+    assert 'tenure = { dtype = "int" }  # 0 .. 72' in text
+    assert 'contract = { dtype = "str" }  # Month-to-month, One year, Two year' in text
     assert config.data.source.endswith("wa_churn.csv")
     assert (tmp_path / "p" / ".gitignore").read_text().splitlines() == [".lockstep/"]
-    assert any("observed ranges" in note for note in result.notes)
+    assert any("comments, not limits" in note for note in result.notes)
 
 
-def test_init_warns_about_rows_shared_between_splits(tmp_path: Path) -> None:
+def test_init_writes_a_whole_project_training_and_promotion_included(tmp_path: Path) -> None:
+    init_project(TELCO_CSV, target="churn", id_column="rownames", directory=tmp_path / "p")
+    config = load_config(tmp_path / "p")
+    assert config.train is not None and config.train.model == "pipeline:model" and config.train.threads == 1
+    assert config.primary_metric == "roc_auc" and config.registry.improvement == "bootstrap"
+    assert config.split.by == "content"
+    source = (tmp_path / "p" / "pipeline.py").read_text()
+    assert "HistGradientBoostingClassifier(categorical_features=categorical" in source
+
+
+def test_init_splits_by_content_and_reports_repeated_inputs(tmp_path: Path) -> None:
     result = init_project(TELCO_CSV, target="churn", id_column="rownames", directory=tmp_path / "p")
-    note = next(n for n in result.notes if "identical to a train row" in n)
-    assert "max_shared_fraction" in note
+    note = next(n for n in result.notes if "same inputs as another row" in n)
+    assert "keeps each group in one split" in note
     text = (tmp_path / "p" / "lockstep.toml").read_text()
-    assert "max_shared_fraction = 0.0" in text and "found" in text
-    assert load_config(tmp_path / "p").split.max_shared_fraction == 0.0
+    assert 'by = "content"' in text and "max_shared_fraction" not in text
 
 
 def test_init_ames_infers_regression(tmp_path: Path) -> None:
@@ -127,8 +138,71 @@ def test_infer_task_and_types_from_arrow() -> None:
                       "b": [True, False, True, True]})
     draft = infer_draft(table, target="y", id_column=None, task=None)
     assert draft.task == "classification"  # a small integer target
-    assert draft.schema["c"] == {"dtype": "str", "nullable": True, "allowed": ["a", "b"]}
-    assert draft.schema["v"]["nullable"] and draft.schema["v"]["min"] == 0.5
-    assert draft.schema["b"]["dtype"] == "bool"
+    assert draft.schema["c"] == {"dtype": "str", "nullable": True}
+    assert draft.columns["c"].role == "categorical" and draft.columns["c"].observed == "a, b; 25.0% missing"
+    assert draft.schema["v"] == {"dtype": "float", "nullable": True}
+    assert draft.columns["v"].observed.startswith("0.5 .. 2")
+    assert draft.schema["b"]["dtype"] == "bool" and draft.columns["b"].role == "numeric"
+    assert draft.schema["y"]["allowed"] == [1, 2, 3, 4]
     many = pa.table({"y": [float(i) for i in range(50)]})
     assert infer_draft(many, target="y", id_column=None, task=None).task == "regression"
+
+
+def test_id_like_free_text_and_row_numbers_are_left_out_of_the_model() -> None:
+    n = 200
+    table = pa.table({
+        "y": [i % 2 for i in range(n)],
+        "name": [f"Person {i}, of somewhere" for i in range(n)],  # distinct per row: it names rows
+        "case_id": [10_000 + 7 * i for i in range(n)],  # unique and named like an id
+        "row": list(range(1, n + 1)),  # counts the rows
+        "notes": ["a long free-text remark that goes on and on about the case, item " + str(i % 3)
+                  for i in range(n)],
+        "city": [["Paris", "Lyon", "Nice"][i % 3] for i in range(n)],
+        "amount": [float(i % 17) for i in range(n)],
+        "day": pa.array([19_000 + i for i in range(n)], pa.int32()).cast(pa.date32()),
+    })
+    draft = infer_draft(table, target="y", id_column=None, task=None)
+    roles = {name: column.role for name, column in draft.columns.items()}
+    assert roles == {"y": "target", "name": "excluded", "case_id": "excluded", "row": "excluded",
+                     "notes": "excluded", "city": "categorical", "amount": "numeric", "day": "date"}
+    assert "id-like" in draft.columns["name"].reason and "free text" in draft.columns["notes"].reason
+    assert "row number" in draft.columns["row"].reason
+    assert any("left out of the model" in note for note in draft.notes)
+
+
+def test_left_out_columns_are_named_in_the_configuration(tmp_path: Path) -> None:
+    from .corpus import INIT_CORPUS
+
+    csv = INIT_CORPUS["titanic"].write_csv(tmp_path / "data" / "titanic.csv")
+    init_project(csv, target="survived", id_column="row_id", directory=tmp_path / "t")
+    text = (tmp_path / "t" / "lockstep.toml").read_text()
+    assert 'rownames = { dtype = "str" }  # not a model input: id-like' in text  # passengers' names
+    config = load_config(tmp_path / "t")
+    assert config.feature_inputs == ["sex", "age", "passengerClass"]
+
+
+def test_dates_become_numbers_and_later_dates_are_accepted(tmp_path: Path) -> None:
+    """A date column: features() turns it into year, month, day and day of week; a date after every date of
+    the data is predicted, not refused."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from .corpus import INIT_CORPUS
+
+    data = replace(INIT_CORPUS["hotels"], rows=400)
+    csv = data.write_csv(tmp_path / "data" / "hotels.csv")
+    init_project(csv, target="avg_price_per_room", id_column="row_id", directory=tmp_path / "h")
+    project = Project(tmp_path / "h")
+    assert project.config.data.columns["arrival_date"].dtype == "date"
+    project.ingest()
+    info = project.build_features().info
+    assert {"arrival_date_year", "arrival_date_month", "arrival_date_day", "arrival_date_dayofweek"} <= set(
+        info.columns) and "arrival_date" not in info.columns
+    version = project.train().version
+    later = pd.read_csv(csv).head(5).drop(columns=["avg_price_per_room"])
+    later["arrival_date"] = "2031-02-14"
+    later.to_csv(tmp_path / "later.csv", index=False)
+    result = project.predict(str(tmp_path / "out.parquet"), input=tmp_path / "later.csv",
+                             model=f"{version.name}/{version.version}")
+    assert result.rows == 5 and result.quarantined == 0

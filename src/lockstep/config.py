@@ -237,13 +237,16 @@ class SplitConfig(_Section):
 
     With ``by = "hash"`` (the default) a row's split is decided by a hash of
     its id and ``salt``, so it never changes when rows are added. With
-    ``by = "time"``, rows before ``valid_from`` are train, rows from
-    ``valid_from`` to before ``test_from`` are valid, the rest test.
-    ``max_shared_fraction`` is the largest fraction of valid or test rows that
-    may be identical (in every column but the id) to a train row.
+    ``by = "content"``, by a hash of the values of the model's raw inputs and
+    ``salt``: rows with identical inputs share a split, so none can leak
+    between splits (``lockstep init`` writes this). With ``by = "time"``,
+    rows before ``valid_from`` are train, rows from ``valid_from`` to before
+    ``test_from`` are valid, the rest test. ``max_shared_fraction`` is the
+    largest fraction of valid or test rows that may be identical (in every
+    column but the id) to a train row.
     """
 
-    by: Literal["hash", "time"] = "hash"
+    by: Literal["hash", "content", "time"] = "hash"
     valid: Number = 0.15
     test: Number = 0.15
     salt: StrictStr = "lockstep"
@@ -260,7 +263,7 @@ class SplitConfig(_Section):
                 raise ValueError(f"{name} must be at least 0 and below 1, got {value}")
         if not 0 <= self.max_shared_fraction <= 1:
             raise ValueError(f"max_shared_fraction must be between 0 and 1, got {self.max_shared_fraction}")
-        if self.by == "hash" and self.valid + self.test >= 1:
+        if self.by in ("hash", "content") and self.valid + self.test >= 1:
             raise ValueError(f"valid + test must be below 1 (got {self.valid} + {self.test}); "
                              "the rest is the training split")
         if self.by == "time":
@@ -406,9 +409,12 @@ class RegistryConfig(_Section):
     """``[registry]``: the registered model's name and the promotion gates.
 
     ``gates`` holds absolute thresholds, ``min_<metric>`` or
-    ``max_<metric>`` on the test split's mean. ``improvement`` is what a
-    challenger must beat the champion's primary metric by: ``"std"`` (more
-    than the larger of the two seed-to-seed standard deviations) or a number.
+    ``max_<metric>`` on the test split's mean. ``improvement`` is the rule
+    against the champion's primary metric: ``"bootstrap"`` (the default: the
+    challenger must not be worse than the champion beyond the sampling noise
+    of a paired bootstrap of both on the challenger's test rows), ``"std"``
+    (it must beat the champion by more than the larger of the two
+    seed-to-seed standard deviations) or a number (by more than that).
     ``trusted_types`` lists extra classes (``"package.module.Class"``) that
     the saved model may contain, beyond those of scikit-learn, NumPy, SciPy,
     lockstep and the project's own modules, which are trusted automatically.
@@ -419,7 +425,7 @@ class RegistryConfig(_Section):
 
     model: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     gates: dict[str, Number] = Field(default_factory=dict)
-    improvement: Literal["std"] | Number = "std"
+    improvement: Literal["bootstrap", "std"] | Number = "bootstrap"
     trusted_types: list[StrictStr] = Field(default_factory=list)
     golden_rows: StrictInt = Field(default=100, ge=1, le=100_000)
 
@@ -606,8 +612,14 @@ def load_config(project_dir: str | Path = ".") -> Config:
         message names the file and every key at fault.
     """
     project_dir = Path(project_dir)
-    if not project_dir.is_dir():
-        raise ProjectError(f"project folder {project_dir} does not exist")
+    if project_dir.is_file() and project_dir.name == CONFIG_FILE:
+        project_dir = project_dir.parent  # the project's lockstep.toml was given: its folder is meant
+    elif project_dir.exists() and not project_dir.is_dir():
+        raise ProjectError(f"{project_dir} is a file, not a project folder",
+                           hint=f"pass the folder that holds {CONFIG_FILE} (--project DIR)")
+    elif not project_dir.exists():
+        raise ProjectError(f"project folder {project_dir} does not exist",
+                           hint=f"pass the folder that holds {CONFIG_FILE} (--project DIR)")
     path = project_dir / CONFIG_FILE
     if not path.is_file():
         raise ProjectError(

@@ -1,4 +1,29 @@
-"""A draft schema inferred from data, for ``lockstep init`` to write and the user to review."""
+"""A draft schema inferred from data, for ``lockstep init`` to write and the user to review.
+
+Every column gets a type and nullability, and a *role* in the model:
+
+``numeric``
+    integers, floats and booleans;
+``categorical``
+    text with a moderate number of distinct values;
+``date``
+    dates and datetimes (the scaffolded feature pipeline turns them into
+    numbers: year, month, day, day of week);
+``excluded``
+    left out of the model by default, with the reason: text that identifies
+    rows rather than describes them (a name, a case number: most values
+    distinct), free text (long values), and integers that number the rows
+    (unique, named like an id or counting 1, 2, 3, ...). A model would
+    memorize them, not learn from them, and they would raise false drift
+    alarms; the user can add them back.
+
+Observed ranges and categories are *not* written as limits (``min``,
+``max``, ``allowed``): data that comes later may lie outside what this
+sample shows (a future date, a larger price, a new city), and a limit would
+refuse it at ingest, ``predict`` and ``serve``. They are kept as comments for
+the user to turn into limits where a value is truly impossible. The target
+of a classification gets its classes as ``allowed``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +34,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["Draft", "infer_draft"]
+__all__ = ["ColumnDraft", "Draft", "infer_draft"]
 
-#: Text columns with at most this many distinct values get ``allowed`` categories.
+#: Text columns with at most this many distinct values list them in their comment.
 MAX_CATEGORIES = 30
+#: Text with more distinct values than this share of its rows (and more than ``ID_MIN_DISTINCT``) is id-like.
+ID_DISTINCT_SHARE = 0.5
+ID_MIN_DISTINCT = 20
+#: Text whose values average more characters than this is free text.
+FREE_TEXT_CHARS = 50
 _ID_NAMES = ("id", "rownames", "row_id", "index", "key", "uuid")
+
+
+@dataclass
+class ColumnDraft:
+    """What :func:`infer_draft` found about one column: its role, why, and what was observed."""
+
+    role: str  # numeric, categorical, date, excluded, id, target
+    observed: str = ""
+    reason: str = ""
+    distinct: int = 0  # distinct values of a text column
 
 
 @dataclass
@@ -24,7 +64,9 @@ class Draft:
     ----------
     schema : dict
         Column name to a ``[data.schema]`` entry (``dtype``, ``nullable``,
-        ``min``, ``max``, ``allowed``), in data order.
+        ``allowed`` for a classification target), in data order.
+    columns : dict
+        Column name to its :class:`ColumnDraft` (role, observed values, reason).
     task : str
     notes : list of str
         What the user should review.
@@ -37,6 +79,11 @@ class Draft:
     rows: int
     notes: list[str] = field(default_factory=list)
     id_candidates: list[str] = field(default_factory=list)
+    columns: dict[str, ColumnDraft] = field(default_factory=dict)
+
+    def role(self, role: str) -> list[str]:
+        """The columns of one role, in data order."""
+        return [name for name, column in self.columns.items() if column.role == role]
 
 
 def _dtype(t: pa.DataType) -> str:
@@ -65,8 +112,55 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A value as a person reads it: ``2016-07-02``, ``12.5``, ``3``."""
+    value = _plain(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _looks_like_id(name: str) -> bool:
+    lower = name.lower()
+    return lower in _ID_NAMES or lower.endswith(("_id", "id", "_no", "_number", "_key"))
+
+
+def _text_column(name: str, column: pa.ChunkedArray, present: int) -> ColumnDraft:
+    import pyarrow.compute as pc
+
+    values = column.drop_null()
+    distinct = pc.count_distinct(values).as_py() if present else 0
+    mean_chars = float(pc.mean(pc.utf8_length(pc.cast(values, "string"))).as_py() or 0.0) if present else 0.0
+    counts = f"{distinct:,} distinct value(s) in {present:,} rows"
+    if present and mean_chars > FREE_TEXT_CHARS:
+        return ColumnDraft("excluded", counts, f"free text (values average {mean_chars:.0f} characters)", distinct)
+    if distinct > ID_MIN_DISTINCT and distinct > ID_DISTINCT_SHARE * present:
+        return ColumnDraft("excluded", counts, "id-like: most values are distinct, so they name rows rather than "
+                           "describe them", distinct)
+    if 0 < distinct <= MAX_CATEGORIES:
+        shown = sorted(str(v) for v in pc.unique(values).to_pylist())
+        return ColumnDraft("categorical", ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else ""),
+                           distinct=distinct)
+    return ColumnDraft("categorical", counts, distinct=distinct)
+
+
+def _int_column(name: str, column: pa.ChunkedArray, rows: int) -> ColumnDraft | None:
+    """``excluded`` for integers that number the rows, else None."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if column.null_count or rows < 3 or pc.count_distinct(column).as_py() != rows:
+        return None
+    if _looks_like_id(name):
+        return ColumnDraft("excluded", "", "id-like: unique per row and named like an identifier")
+    values = np.sort(column.to_numpy())
+    if np.all(np.diff(values) == 1):
+        return ColumnDraft("excluded", "", f"a row number: unique, counting from {values[0]} by 1")
+    return None
+
+
 def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: str | None) -> Draft:
-    """Infer a draft ``[data.schema]`` and the task from a table.
+    """Infer a draft ``[data.schema]``, the task, and each column's role in the model.
 
     Parameters
     ----------
@@ -88,25 +182,33 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
 
     n = table.num_rows
     schema: dict[str, dict[str, Any]] = {}
-    categorical, nullable_cols = [], []
+    columns: dict[str, ColumnDraft] = {}
+    nullable_cols = []
     for name in table.column_names:
         column = table.column(name)
         dtype = _dtype(column.type)
-        entry: dict[str, Any] = {"dtype": dtype, "nullable": column.null_count > 0}
-        if entry["nullable"]:
+        schema[name] = {"dtype": dtype, "nullable": column.null_count > 0}
+        if column.null_count:
             nullable_cols.append(name)
-        if name != id_column:
-            if dtype in ("int", "float", "datetime", "date") and column.null_count < n:
-                lo, hi = pc.min(column).as_py(), pc.max(column).as_py()
-                if dtype == "float":
-                    lo, hi = float(lo), float(hi)
-                entry["min"], entry["max"] = _plain(lo), _plain(hi)
-            if dtype == "str":
-                distinct = pc.count_distinct(column.drop_null()).as_py()
-                if 0 < distinct <= MAX_CATEGORIES and distinct <= max(2, (n - column.null_count) // 2):
-                    entry["allowed"] = sorted(v for v in pc.unique(column.drop_null()).to_pylist())
-                    categorical.append(name)
-        schema[name] = entry
+        present = n - column.null_count
+        if name == id_column:
+            columns[name] = ColumnDraft("id")
+            continue
+        observed = ""
+        if dtype in ("int", "float", "datetime", "date") and present:
+            observed = f"{_shown(pc.min(column).as_py())} .. {_shown(pc.max(column).as_py())}"
+        if name == target:
+            columns[name] = ColumnDraft("target", observed)
+        elif dtype == "str":
+            columns[name] = _text_column(name, column, present)
+        elif dtype in ("datetime", "date"):
+            columns[name] = ColumnDraft("date", observed)
+        else:
+            excluded = _int_column(name, column, n) if dtype == "int" else None
+            columns[name] = excluded or ColumnDraft("numeric", observed)
+        if column.null_count:
+            share = column.null_count / n
+            columns[name].observed += f"{'; ' if columns[name].observed else ''}{share:.1%} missing"
 
     target_entry = schema[target]
     if task is None:
@@ -120,21 +222,23 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
                     "pass --task to choose"
     else:
         task_note = None
-    if task == "classification" and target_entry["dtype"] in ("str", "int", "bool") and "allowed" not in target_entry:
+    if task == "classification" and target_entry["dtype"] in ("str", "int"):
         classes = sorted(pc.unique(table.column(target).drop_null()).to_pylist())
-        if target_entry["dtype"] != "bool" and len(classes) <= 100:
+        if len(classes) <= 100:
             target_entry["allowed"] = classes
-        target_entry.pop("min", None)
-        target_entry.pop("max", None)
 
+    excluded = [f"{name} ({column.reason})" for name, column in columns.items() if column.role == "excluded"]
     notes = [
         f"the schema of {len(schema)} columns was inferred from {n} rows: review every entry in [data.schema]",
-        "min/max are the observed ranges: widen them to what valid data can be, or new data will be refused",
+        "observed ranges and categories are comments, not limits: add min, max or allowed where a value is "
+        "impossible, so that such rows are refused",
     ]
-    if categorical:
-        notes.append(f"{len(categorical)} text column(s) got allowed categories from the data "
-                     f"({', '.join(categorical[:6])}{', ...' if len(categorical) > 6 else ''}): "
-                     "add the categories that can occur but are not in this sample")
+    if excluded:
+        notes.append(f"left out of the model ([features] columns): {'; '.join(excluded[:6])}"
+                     f"{'; ...' if len(excluded) > 6 else ''}")
+    dates = [name for name, column in columns.items() if column.role == "date"]
+    if dates:
+        notes.append(f"date column(s) {', '.join(dates)} become year, month, day and day of week in features()")
     if nullable_cols:
         notes.append(f"columns with missing values are nullable: {', '.join(nullable_cols[:8])}"
                      f"{', ...' if len(nullable_cols) > 8 else ''}")
@@ -157,4 +261,4 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
         if candidates:
             msg += f"; '{candidates[0]}' looks like an id: run init again with --id {candidates[0]}"
         notes.append(msg)
-    return Draft(schema=schema, task=task, rows=n, notes=notes, id_candidates=candidates)
+    return Draft(schema=schema, task=task, rows=n, notes=notes, id_candidates=candidates, columns=columns)
