@@ -168,7 +168,7 @@ class Project:
         """Make a version (default: the project's ``@challenger``) the champion if the gates pass."""
         from lockstep.registry.promotion import promote
 
-        return promote(self.config, self.registry, self.model_ref(ref, default_alias="challenger"))
+        return promote(self.config, self.store, self.registry, self.model_ref(ref, default_alias="challenger"))
 
     def load_model(self, ref: str | None = None) -> LoadedModel:
         """Load a registered model (default: ``@champion``), checked against its recorded fingerprint."""

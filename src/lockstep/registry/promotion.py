@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.config import Config
     from lockstep.evaluation.gates import GateReport
+    from lockstep.evaluation.paired import PairedComparison
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
     from lockstep.registry.refs import ModelRef
+    from lockstep.store import Store
 
-__all__ = ["PromotionResult", "promote"]
+__all__ = ["PromotionResult", "paired_on_test_rows", "promote"]
 
 
 @dataclass
@@ -38,7 +40,59 @@ class PromotionResult:
         }
 
 
-def promote(config: Config, registry: Registry, ref: ModelRef) -> PromotionResult:
+#: At most this many test rows go into the paired bootstrap (a seeded sample of them beyond it).
+PAIRED_ROWS = 20_000
+
+
+def paired_on_test_rows(config: Config, store: Store, registry: Registry, challenger: VersionInfo,
+                        champion: VersionInfo) -> tuple[PairedComparison | None, str | None]:
+    """Both versions' outputs on the challenger's test rows, compared by a paired bootstrap of the primary metric.
+
+    Returns the comparison, or None and the reason it could not be made (the
+    champion cannot read the challenger's rows, for example after a schema
+    change).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from lockstep.errors import LockstepError
+    from lockstep.evaluation.metrics import Outputs
+    from lockstep.evaluation.paired import paired_bootstrap
+    from lockstep.prediction import model_outputs
+    from lockstep.registry.refs import ModelRef as Ref
+
+    task = config.data.task
+    try:
+        name = challenger.tags["lockstep.features.name"]
+        table = store.features(name)
+        feature = table.info(int(challenger.tags["lockstep.features.version"]))
+        labels = table.read(feature.version, columns=["split", feature.label_column])
+        test = np.flatnonzero(np.asarray(labels.column("split").to_pylist(), dtype=object) == "test")
+        if len(test) > PAIRED_ROWS:
+            test = np.sort(np.random.default_rng(0).choice(test, PAIRED_ROWS, replace=False))
+        if not len(test):
+            return None, "the challenger has no test rows"
+        rows = pa.array(test, pa.int64())
+        raw = store.snapshots.read(feature.raw_version).take(rows)
+        y_true = np.asarray(labels.column(feature.label_column).take(rows).to_pylist(),
+                            dtype=object if task == "classification" else np.float64)
+        outputs = []
+        for info in (challenger, champion):
+            loaded = registry.load(Ref(info.name, version=info.version))
+            predicted, proba = model_outputs(loaded.model, loaded.schema.frame(raw), task)
+            classes = list(loaded.model.classes_) if task == "classification" else None
+            outputs.append(Outputs(y_true=y_true, y_pred=predicted, proba=proba, classes=classes))
+    except (LockstepError, KeyError, ValueError, TypeError) as exc:
+        message = exc.message if isinstance(exc, LockstepError) else f"{type(exc).__name__}: {exc}"
+        return None, f"the champion could not predict the challenger's test rows ({message})"
+    if task == "classification" and outputs[0].classes != outputs[1].classes:
+        return None, f"the two versions have different classes ({outputs[1].classes} and {outputs[0].classes})"
+    comparison = paired_bootstrap(task, config.primary_metric, outputs[0], outputs[1],
+                                  positive=config.train.positive_class if config.train else None)
+    return comparison, None
+
+
+def promote(config: Config, store: Store, registry: Registry, ref: ModelRef) -> PromotionResult:
     """Check the gates for ``ref`` against the current champion; move ``champion`` to it if they pass."""
     from lockstep.config import task_metrics
     from lockstep.errors import NotFoundError
@@ -50,6 +104,11 @@ def promote(config: Config, registry: Registry, ref: ModelRef) -> PromotionResul
         champion = registry.version(Ref(version.name, alias="champion"))
     except NotFoundError:
         champion = None
+    same_model = champion is not None and bool(champion.fingerprint) and champion.fingerprint == version.fingerprint
+    paired = problem = None
+    if (champion is not None and config.registry.improvement == "bootstrap" and not same_model
+            and champion.version != version.version):
+        paired, problem = paired_on_test_rows(config, store, registry, version, champion)
     report = check_gates(
         version.metric_summary("test"), dict(config.registry.gates), primary=config.primary_metric,
         higher_is_better=task_metrics(config.data.task)[config.primary_metric],
@@ -57,7 +116,7 @@ def promote(config: Config, registry: Registry, ref: ModelRef) -> PromotionResul
         champion=champion.metric_summary("test") if champion else None,
         candidate_name=f"{version.name}/{version.version}",
         champion_name=f"{champion.name}/{champion.version}" if champion else None,
-        same_model=champion is not None and bool(champion.fingerprint) and champion.fingerprint == version.fingerprint,
+        same_model=same_model, paired=paired, paired_problem=problem,
     )
     already = champion is not None and champion.version == version.version
     promoted = report.passed and not already

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.errors import NotFoundError
+from lockstep.errors import NotFoundError, shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.config import ColumnSchema, Config
@@ -78,9 +78,9 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
     """Predict a version's golden sample again; any differing bit fails."""
     import pyarrow.parquet as pq
 
+    from lockstep.compare import compare_outputs
     from lockstep.inference.batch import predict_table
     from lockstep.registry.refs import ModelRef
-    from lockstep.compare import compare_outputs
 
     name = f"{info.name}/{info.version}"
     try:
@@ -117,14 +117,19 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
 # ---------------------------------------------------------------------------------------------- gates
 
 
-def gates_check(config: Config, registry: Registry, challenger: VersionInfo | None,
+def gates_check(config: Config, store: Store, registry: Registry, challenger: VersionInfo | None,
                 champion: VersionInfo | None) -> CheckItem:
     from lockstep.config import task_metrics
     from lockstep.evaluation.gates import check_gates
+    from lockstep.registry.promotion import paired_on_test_rows
 
     if challenger is None:
         return CheckItem("gates", "challenger", "SKIPPED", "no challenger version (train one first)")
     same = champion is not None and champion.version == challenger.version
+    same_model = bool(champion and champion.fingerprint and champion.fingerprint == challenger.fingerprint)
+    paired = problem = None
+    if champion is not None and not same and not same_model and config.registry.improvement == "bootstrap":
+        paired, problem = paired_on_test_rows(config, store, registry, challenger, champion)
     report = check_gates(
         challenger.metric_summary("test"), dict(config.registry.gates), primary=config.primary_metric,
         higher_is_better=task_metrics(config.data.task)[config.primary_metric],
@@ -132,7 +137,7 @@ def gates_check(config: Config, registry: Registry, challenger: VersionInfo | No
         champion=None if same or champion is None else champion.metric_summary("test"),
         candidate_name=f"{challenger.name}/{challenger.version}",
         champion_name=None if same or champion is None else f"{champion.name}/{champion.version}",
-        same_model=bool(champion and champion.fingerprint and champion.fingerprint == challenger.fingerprint),
+        same_model=same_model, paired=paired, paired_problem=problem,
     )
     name = f"{challenger.name}/{challenger.version}"
     rules = "; ".join(f"{'pass' if r.passed else 'FAIL'} {r.rule}: {r.detail}" for r in report.rules)
@@ -146,7 +151,7 @@ def gates_check(config: Config, registry: Registry, challenger: VersionInfo | No
 
 
 def _describe_allowed(values: list) -> str:
-    return ", ".join(repr(v) for v in values[:6]) + (f" and {len(values) - 6} more" if len(values) > 6 else "")
+    return ", ".join(shown(v) for v in values[:6]) + (f" and {len(values) - 6} more" if len(values) > 6 else "")
 
 
 def column_changes(name: str, old: ColumnSchema, new: ColumnSchema) -> tuple[list[str], list[str]]:
@@ -286,7 +291,7 @@ def run_checks(config: Config, store: Store, registry: Registry, *, champion: Mo
         for info in {v.version: v for v in (champ, chall) if v is not None}.values():
             report.items.append(golden_check(registry, info))
     if "gates" in only:
-        report.items.append(gates_check(config, registry, chall, champ))
+        report.items.append(gates_check(config, store, registry, chall, champ))
     if "schema" in only:
         report.items += schema_checks(config, store, registry, champ)
     return report
