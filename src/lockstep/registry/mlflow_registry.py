@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,13 @@ __all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG", "l
 
 TAG = "lockstep"  # prefix of every tag lockstep writes
 _SKOPS_FILE = "model.skops"
+_ARTIFACTS_DIR = "/mlartifacts/"
+#: Where MLflow's SQLite store records absolute artifact locations (rewritten when a project moves).
+_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                     ("model_versions", "source"))
+#: Store folders whose registry was checked for a move in this process.
+_RELOCATED: set[str] = set()
 
 
 @dataclass
@@ -132,15 +140,49 @@ class Registry:
 
     @property
     def artifact_root(self) -> Path:
-        return (self.root / "mlartifacts").resolve()
+        return (self.root / _ARTIFACTS_DIR.strip("/")).resolve()
 
     def exists(self) -> bool:
         return (self.root / "mlflow.db").exists()
+
+    def relocate(self) -> list[str]:
+        """Point the registry's recorded artifact locations at this store's folder, if it was moved or copied.
+
+        MLflow records artifact locations as absolute ``file:`` URIs. When the
+        project folder is moved, copied or restored elsewhere, the locations
+        recorded under another store folder are rewritten to this one, in one
+        SQLite transaction, so that every command reads this store's files and
+        a copy never writes into the original's. Returns the old roots.
+        """
+        database = self.root / "mlflow.db"
+        if not database.exists():
+            return []
+        new = self.root.resolve().as_uri()
+        connection = sqlite3.connect(database, timeout=30)
+        try:
+            with connection:
+                found = connection.execute(
+                    "SELECT DISTINCT artifact_location FROM experiments WHERE artifact_location LIKE ?",
+                    (f"%{_ARTIFACTS_DIR}%",)).fetchall()
+                old_roots = sorted({loc[: loc.rindex(_ARTIFACTS_DIR)] for (loc,) in found} - {new})
+                for old in old_roots:
+                    for table, column in _LOCATION_COLUMNS:
+                        connection.execute(
+                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608 - fixed names
+                            f"WHERE substr({column}, 1, ?) = ?",
+                            (new + _ARTIFACTS_DIR, len(old + _ARTIFACTS_DIR) + 1, len(old + _ARTIFACTS_DIR),
+                             old + _ARTIFACTS_DIR))
+        finally:
+            connection.close()
+        return old_roots
 
     @contextmanager
     def _mlflow(self) -> Iterator[Any]:
         """MLflow, pointed at this store for the duration of the block (restored afterwards)."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        if str(self.root.resolve()) not in _RELOCATED:
+            self.relocate()
+            _RELOCATED.add(str(self.root.resolve()))
         import mlflow
 
         for name in ("mlflow", "alembic", "mlflow.store", "mlflow.tracking"):
