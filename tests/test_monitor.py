@@ -531,3 +531,29 @@ def test_the_example_drift_scenarios(name: str, tmp_path: Path) -> None:
     code, out, _ = cli("monitor", "--data", str(tmp_path / "fresh.csv"), "--project", str(folder), "--json")
     assert code == 0 and json.loads(out)["drift"] is False, [f for f in json.loads(out)["features"] if f["drift"]]
 
+
+
+@pytest.mark.parametrize(("distinct", "rows"), [(50, 5_000), (800, 5_000), (3_000, 20_000), (20_000, 30_000)])
+def test_a_sample_of_the_reference_never_drifts_however_many_categories(distinct: int, rows: int) -> None:
+    """Beyond the 1,000 categories a reference keeps, values are counted as 'others': a window drawn from the
+    reference's own rows has about the same share of them, which is no drift (it was once 'unseen')."""
+    from lockstep.config import MonitorConfig
+    from lockstep.monitoring.drift import judge_column
+    from lockstep.monitoring.stats import categorical_stats
+    from lockstep.monitoring.summary import new_summary
+
+    rng = np.random.default_rng(0)
+    weights = 1 / np.arange(1, distinct + 1) ** 1.1
+    values = rng.choice([f"v{i}" for i in range(distinct)], size=rows, p=weights / weights.sum())
+    reference = new_summary(pd.Series(values, dtype=object))
+    assert (reference.other > 0) == (distinct > 1000)
+    for _ in range(20):
+        window = reference.empty_like()
+        window.update(pd.Series(rng.choice(values, size=2000, replace=False), dtype=object))
+        stats = categorical_stats(reference, window)
+        assert not any(s.drift for s in judge_column("categorical", stats, MonitorConfig(), 2000, tests=10)), stats
+    # a real shift still shows: a quarter of the window in values the reference never had
+    window = reference.empty_like()
+    window.update(pd.Series(np.r_[rng.choice(values, 1500), [f"new{i}" for i in range(500)]], dtype=object))
+    judged = judge_column("categorical", categorical_stats(reference, window), MonitorConfig(), 2000, tests=10)
+    assert next(s for s in judged if s.name == "unseen").drift

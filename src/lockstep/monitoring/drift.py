@@ -97,6 +97,8 @@ def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig, present:
             drift = drift and p_value is not None and p_value < missing_level
         elif name in ("psi", "wasserstein", "jensen_shannon"):
             drift = drift and significant
+        elif name == "unseen" and p_value is not None:  # an inexact reference: the excess must be significant
+            drift = drift and p_value < chi2_level
         detail = {k: v for k, v in raw.items() if k not in ("value", "p_value")}
         if name != "missing" and present < cfg.min_rows:
             drift = False

@@ -14,7 +14,9 @@ Categories
     ``chi2``: the chi-square test of the 2 x k contingency table
     (``scipy.stats.chi2_contingency``), as Cramér's V with its p-value;
     ``jensen_shannon``: the Jensen-Shannon distance (base 2, between 0 and 1);
-    ``unseen``: the share of the window's values that the reference never had.
+    ``unseen``: the share of the window's values that the reference never had; when the reference
+    kept only its most frequent categories, the excess of the window's share outside them over the
+    reference's own share, with a one-sided binomial p-value.
 Both
     ``missing``: the change of the missing rate, in absolute terms, with the
     p-value of an exact binomial test of the window's missing count under
@@ -152,6 +154,16 @@ def categorical_stats(reference: CategoricalSummary, current: CategoricalSummary
         out["chi2"] = {"value": 0.0, "p_value": 1.0, "chi2_statistic": 0.0}
     out["jensen_shannon"] = {"value": float(jensenshannon(ref_counts / n, cur_counts / m, base=2))}
     top_unseen = sorted(unseen.items(), key=lambda kv: -kv[1])[:10]
-    out["unseen"] = {"value": float((sum(unseen.values()) + current.other) / m),
-                     "categories": [c for c, _ in top_unseen], "exact": reference.other == 0}
+    outside = sum(unseen.values()) + current.other
+    categories = [c for c, _ in top_unseen]
+    if reference.other == 0:  # the reference knows every category it had: outside means never seen
+        out["unseen"] = {"value": float(outside / m), "categories": categories, "exact": True}
+    else:
+        # The reference kept its most frequent categories and counted the rest as "others": a window value
+        # outside the kept ones may well have been seen. What counts is a larger share outside than the
+        # reference's own, beyond sampling noise (an exact one-sided binomial test).
+        reference_share = float(reference.other / n)
+        p_value = float(stats.binomtest(int(outside), int(m), reference_share, alternative="greater").pvalue)
+        out["unseen"] = {"value": max(0.0, float(outside / m) - reference_share), "p_value": p_value,
+                         "reference_share": reference_share, "categories": categories, "exact": False}
     return out
