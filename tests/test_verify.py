@@ -344,3 +344,23 @@ def test_lockstep_run_does_not_skip_verify_when_the_model_file_changed(trained: 
         assert broken.reproduced is False
     finally:
         model_file.write_bytes(original)
+
+
+def test_run_after_a_code_edit_verifies_the_champion_against_its_own_code(trained: Project) -> None:
+    """The champion stays (the edited model fails a gate); `lockstep run` verifies it with the code it was
+    trained with and says the project's code moved on, instead of failing to reproduce it."""
+    first = runner.invoke(app, ["run", "--project", str(trained.path), "--no-parity", "--json"])
+    assert first.exit_code == 0, first.output
+    pipeline = trained.path / "pipeline.py"
+    pipeline.write_text(pipeline.read_text().replace("LogisticRegression(max_iter=2000)",
+                                                     "LogisticRegression(max_iter=2000, C=0.01)"))
+    toml = trained.path / "lockstep.toml"
+    toml.write_text(toml.read_text().replace("[registry]", "[registry]\ngates = { min_roc_auc = 0.9999 }"))
+    second = runner.invoke(app, ["run", "--project", str(trained.path), "--no-parity", "--json"])
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.stdout)
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["promote"]["status"] == "refused"
+    assert steps["verify"]["status"] == "done" and report["reproduced"] is True
+    assert "the project's code changed since it was trained" in steps["verify"]["detail"]
+    assert "pipeline.py" in steps["verify"]["detail"]

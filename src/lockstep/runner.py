@@ -72,6 +72,28 @@ def _timed(report: RunReport, progress: Progress, name: str, func: Callable[[], 
     return step
 
 
+def check_code_references(config: Any, candidates: bool) -> None:
+    """Before anything runs: a [train] section, and every ``module:callable`` the run will call imports.
+
+    Raises
+    ------
+    ConfigError, CodeError
+        Naming the key and, for a misspelled callable, the likeliest one.
+    """
+    from lockstep.errors import ConfigError
+    from lockstep.usercode import load_object
+
+    if config.train is None:
+        raise ConfigError(f"{config.config_path}: there is no [train] section, so `lockstep run` has no model to "
+                          "train", hint="add [train] with model = \"pipeline:model\" (see docs/configuration.md)")
+    refs = [config.features.pipeline, config.train.model]
+    if candidates:
+        refs += [c.model for c in config.train.candidates.values()]
+    for ref in refs:
+        if ref:
+            load_object(ref, config.project_dir)
+
+
 def run_system(project: Project, *, candidates: bool = False, verify: bool = True, parity: bool = True,
                force_checks: bool = False, progress: Progress | None = None) -> RunReport:
     """Run ingest, features, train, promote, verify and parity for a project.
@@ -99,6 +121,7 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
     from lockstep.reproducibility.parity import parity_key
     from lockstep.reproducibility.verify import verification_key
 
+    check_code_references(project.config, candidates)
     report = RunReport()
     notify = progress or (lambda _name, _phase, _step: None)
     started = time.perf_counter()
@@ -173,8 +196,10 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
 
     if verify:
         def run_verify() -> RunStep:
+            # The champion is verified against the code it was trained with (stored with it); when the
+            # project's code has moved on since, that is reported, not taken for a failure to reproduce.
             lineage = load_lineage(registry, champion, project.path)
-            options = {"recorded_code": False, "full": False, "threads": lineage.threads, "strict_env": False}
+            options = {"recorded_code": True, "full": False, "threads": lineage.threads, "strict_env": False}
             previous = registry.check_result(champion, "verify")
             if (not force_checks and previous and previous.get("reproduced")
                     and previous.get("key") == verification_key(project.config, lineage, options,
@@ -182,11 +207,14 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
                 report.reproduced = True
                 return RunStep("verify", "skipped", f"reproduced before ({previous.get('time')}) with the same "
                                "code and environment", champion.version, champion.fingerprint)
-            result = project.verify(ref)
+            result = project.verify(ref, recorded_code=True)
             report.reproduced = result.reproduced
+            changes = result.stage("code").data.get("changes") or []
+            moved = (f"; the project's code changed since it was trained ({'; '.join(changes)[:300]}): train to "
+                     "make a version of the current code") if changes else ""
             if result.reproduced:
-                return RunStep("verify", "done", "reproduced bit for bit: data, features, model, test predictions",
-                               champion.version, champion.fingerprint)
+                return RunStep("verify", "done", "reproduced bit for bit with the code it was trained with: data, "
+                               "features, model, test predictions" + moved, champion.version, champion.fingerprint)
             failed = ", ".join(s.name for s in result.stages if s.status == "FAIL")
             return RunStep("verify", "failed", f"not reproduced at {failed}: {result.cause}", champion.version,
                            champion.fingerprint)
