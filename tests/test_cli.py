@@ -180,3 +180,65 @@ def test_console_script_runs(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("lockstep")
     result = subprocess.run([str(exe), "data", "list", "--project", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "no lockstep.toml" in result.stderr
+
+
+# ---------------------------------------------------------------------- rough edges a new user hit
+
+
+def _help_of(command: list[str]) -> str:
+    exe = Path(sys.executable).with_name("lockstep")
+    done = subprocess.run([str(exe), *command, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_help_shows_bracketed_words_and_never_crashes() -> None:
+    """Help text is plain: ``[/VERSION]`` crashed rich's markup, ``[serve] runtime`` vanished from it."""
+    assert "MODEL[/VERSION] or MODEL@ALIAS" in " ".join(_help_of(["promote"]).split())
+    assert "(default: [serve] runtime)" in " ".join(_help_of(["serve"]).split())
+    assert "Train [train.candidates.NAME] instead of [train] model" in " ".join(_help_of(["train"]).split())
+
+
+def test_values_in_messages_are_shown_as_people_write_them(telco_project: Path) -> None:
+    text = (telco_project / "lockstep.toml").read_text()
+    (telco_project / "lockstep.toml").write_text(text.replace('tenure = { dtype = "int", min = 0,',
+                                                               'tenure = { dtype = "int", min = 0, max = 60,'))
+    code, _, err = run("ingest", "--project", str(telco_project))
+    message = " ".join(err.split())
+    assert code == 2 and "column 'tenure': max 60" in message
+    assert "np.int64" not in message and "(61)" in message or "(72)" in message
+
+
+def test_project_option_names_a_file_given_instead_of_a_folder(telco_project: Path) -> None:
+    code, _, err = run("data", "list", "--project", str(telco_project / "pipeline.py"))
+    assert code == 2 and "is a file, not a project folder" in err
+    code, _, _ = run("data", "list", "--project", str(telco_project / "lockstep.toml"))  # the file means its folder
+    assert code == 0
+
+
+def test_env_show_takes_a_project_and_says_where_its_store_and_registry_are(telco_project: Path) -> None:
+    payload = run_json("env", "show", "--project", str(telco_project))
+    assert payload["project"]["store"] == str((telco_project / ".lockstep").resolve())
+    assert payload["project"]["registry"].startswith("sqlite:///") and payload["python"]["version"]
+
+
+def test_a_misspelled_model_is_found_before_anything_runs(telco_project: Path) -> None:
+    toml = telco_project / "lockstep.toml"
+    toml.write_text(toml.read_text().replace('model = "pipeline:model"', 'model = "pipeline:modle"', 1))
+    code, _, err = run("run", "--project", str(telco_project))
+    assert code == 2 and "did you mean 'pipeline:model'?" in err
+    assert not (telco_project / ".lockstep").exists()  # nothing was ingested
+
+
+def test_an_exception_in_the_users_code_names_their_file_and_line(telco_project: Path) -> None:
+    pipeline = telco_project / "pipeline.py"
+    docstring = '    """Preprocessing fitted on the training split, then a logistic regression."""'
+    source = pipeline.read_text().replace(docstring, docstring + '\n    raise RuntimeError("no model today")')
+    pipeline.write_text(source)
+    line = next(i for i, text in enumerate(source.splitlines(), 1) if "no model today" in text)
+    run("ingest", "--project", str(telco_project))
+    run("features", "--project", str(telco_project))
+    code, _, err = run("train", "--project", str(telco_project))
+    message = " ".join(err.split())
+    assert code == 2 and "RuntimeError: no model today (" in message
+    assert f"{telco_project / 'pipeline.py'} line {line}, in model)" in message

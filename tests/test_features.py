@@ -233,7 +233,7 @@ def test_a_stateful_step_is_caught_with_column_row_and_advice(project: Project) 
     with pytest.raises(PipelineError) as info:
         Project(project.path).build_features()
     message = str(info.value)
-    assert "is not stateless: row 0 (id 1) transformed alone gives monthly_charges value 0.0" in message
+    assert "is not stateless: row 0 (id 1) transformed alone gives monthly_charges value 0," in message
     assert "model pipeline" in info.value.hint
     assert not (project.path / ".lockstep" / "features").exists()
 
@@ -248,7 +248,7 @@ def test_a_step_that_looks_at_other_rows_is_caught(project: Project) -> None:
         def features():
             return FunctionTransformer(centre)
     """)
-    _expect(project.path, PipelineError, "transformed alone gives tenure_vs_mean value 0.0")
+    _expect(project.path, PipelineError, "transformed alone gives tenure_vs_mean value 0, but -30.93")
 
 
 def test_a_data_dependent_dtype_is_caught(project: Project) -> None:
@@ -264,7 +264,7 @@ def test_a_data_dependent_dtype_is_caught(project: Project) -> None:
         def features():
             return FunctionTransformer(rounded)
     """)
-    _expect(project.path, PipelineError, "transformed alone gives total_charges dtype 'int64', but 'float64'")
+    _expect(project.path, PipelineError, 'transformed alone gives total_charges dtype "int64", but "float64"')
 
 
 def test_unknown_raw_version(project: Project) -> None:

@@ -90,7 +90,7 @@ def test_schema_violations_stop_the_run_and_write_nothing(project: Project, tmp_
     out = tmp_path / "never.parquet"
     with pytest.raises(SchemaValidationError) as info:
         _predict(project, input_path=bad, output=str(out), chunk_rows=100)
-    assert "row 8 ('Weekly')" in str(info.value) and "--quarantine" in info.value.hint
+    assert 'row 8 ("Weekly")' in str(info.value) and "--quarantine" in info.value.hint
     assert not out.exists() and not list(tmp_path.glob(".never.parquet.*"))
     result = _predict(project, input_path=bad, output=str(out), quarantine=True, chunk_rows=100)
     assert result.rows == 598 and result.quarantined == 2

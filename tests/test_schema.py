@@ -44,7 +44,7 @@ def test_every_rule_is_checked_lazily_with_rows_and_values() -> None:
     raw = pa.table({"y": ["a", "c", "b", None], "n": ["1", "x", "-4", "11"], "x": ["1.0", "2", "oops", ""]})
     result = validate_table(raw, data)
     failures = {(f.column, f.rule): f for f in result.row_failures}
-    assert failures[("y", "allowed values ['a', 'b']")].rows == [1]
+    assert failures[("y", 'allowed values ["a", "b"]')].rows == [1]
     assert failures[("y", "not nullable (missing value)")].rows == [3]
     assert failures[("n", "dtype int (not an integer)")].rows == [1]
     assert failures[("n", "dtype int (not an integer)")].values == ["x"]

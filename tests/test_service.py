@@ -241,6 +241,20 @@ def test_real_server_process(project: Project, records: list[dict]) -> None:
             assert "lockstep_requests_total" in h.get(server.url + "/metrics").text
 
 
+def test_sigterm_stops_the_service_gracefully_with_exit_0(project: Project, records: list[dict]) -> None:
+    """Container runtimes stop services with SIGTERM: the requests in flight are answered, the exit is 0;
+    load balancers probe with HEAD."""
+    server = Server(project.path)
+    server.wait_ready()
+    with httpx.Client() as h:
+        assert h.head(server.url + "/health").status_code == 200
+        assert h.head(server.url + "/ready").status_code == 200
+    assert _post(server.url + "/predict", records[0])[0] == 200
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0
+    assert "Stopped (SIGTERM)" in server.proc.stderr.read()
+
+
 def test_real_server_with_token_and_two_workers(project: Project, records: list[dict]) -> None:
     server = Server(project.path, "--workers", "2", env={"LOCKSTEP_API_TOKEN": "tok"})
     try:

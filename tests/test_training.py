@@ -519,7 +519,7 @@ def test_a_probability_metric_needs_a_classifier_with_probabilities(tmp_path: Pa
     assert "primary metric roc_auc needs class probabilities, and LinearSVC has no predict_proba" in done.stderr
     assert project.model_versions() == []
 
-    text = (folder / "lockstep.toml").read_text().replace("[train]\n", '[train]\nprimary_metric = "accuracy"\n')
+    text = (folder / "lockstep.toml").read_text().replace('primary_metric = "roc_auc"', 'primary_metric = "accuracy"')
     (folder / "lockstep.toml").write_text(text)
     result = Project(folder).train(candidate="svm")
     metrics = result.version.metric_summary("test")

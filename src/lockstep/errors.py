@@ -21,6 +21,7 @@ there is an obvious fix, :attr:`LockstepError.hint` says what to do.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -36,7 +37,37 @@ __all__ = [
     "SourceError",
     "StoreError",
     "UserError",
+    "shown",
 ]
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it to people: ``"Paris"``, ``2016-07-02``, ``3``, ``0.25``, ``missing``.
+
+    NumPy scalars are shown as the Python numbers they are, dates and times
+    in ISO form, text in double quotes; never a Python repr such as
+    ``np.int64(1)`` or ``datetime.date(2016, 7, 2)``.
+
+    Examples
+    --------
+    >>> import datetime, numpy as np
+    >>> [shown(v) for v in (np.int64(1), datetime.date(2016, 7, 2), "Paris", None, float("nan"), 0.25)]
+    ['1', '2016-07-02', '"Paris"', 'missing', 'missing', '0.25']
+    """
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if value is None or (isinstance(value, float) and value != value):
+        return "missing"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return str(value)
 
 
 class LockstepError(Exception):
@@ -136,9 +167,9 @@ class SchemaFailure:
         where = f"column '{self.column}'" if self.column else "table"
         if not self.rows:
             return f"{where}: {self.rule}"
-        shown = ", ".join(f"{loc} ({value!r})" for loc, value in self.examples)
+        examples = ", ".join(f"{loc} ({shown(value)})" for loc, value in self.examples)
         plural = "row" if self.rows == 1 else "rows"
-        return f"{where}: {self.rule}: {self.rows} {plural}, e.g. {shown}"
+        return f"{where}: {self.rule}: {self.rows} {plural}, e.g. {examples}"
 
     def to_dict(self) -> dict:
         return {

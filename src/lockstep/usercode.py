@@ -31,11 +31,54 @@ from lockstep.config import REF_PATTERN
 from lockstep.errors import CodeError
 from lockstep.fingerprint import fingerprint_bytes, fingerprint_json
 
-__all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "load_object", "parse_ref"]
+__all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "describe_exception", "load_object", "parse_ref",
+           "user_location"]
 
 
 #: Modules this process imported from project folders: name -> (project folder, fingerprint of the file).
 _FROM_PROJECTS: dict[str, tuple[Path, str]] = {}
+
+
+def _library_roots() -> tuple[str, ...]:
+    import sysconfig
+
+    import lockstep
+
+    paths = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return tuple(sorted(str(Path(p).resolve()) for p in paths | {str(Path(lockstep.__file__).parent)} if p))
+
+
+def user_location(exc: BaseException) -> str | None:
+    """Where in the user's own code ``exc`` was raised: ``"pipeline.py line 42, in model"``, or None.
+
+    The deepest frame of the traceback whose file is neither lockstep's nor
+    an installed package's nor the standard library's.
+    """
+    roots = _library_roots()
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith("<"):
+            resolved = str(Path(filename).resolve())
+            if not resolved.startswith(roots):
+                found = (Path(filename), tb.tb_lineno, tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    if found is None:
+        return None
+    path, line, function = found
+    try:
+        shown = str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(path)
+    return f"{shown} line {line}, in {function}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"ValueError: bad input (pipeline.py line 42, in transform)"``: the exception, and where in the user's
+    code it was raised when it was."""
+    where = user_location(exc)
+    return f"{type(exc).__name__}: {exc}" + (f" ({where})" if where else "")
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -194,7 +237,7 @@ def load_object(ref: str, project_dir: Path) -> Any:
         where = Path(exc.filename or module_name).name
         raise CodeError(f"{where} line {exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:
-        raise CodeError(f"importing '{module_name}' (for {ref!r}) failed: {type(exc).__name__}: {exc}",
+        raise CodeError(f"importing '{module_name}' (for {ref!r}) failed: {describe_exception(exc)}",
                         hint="run `python -c 'import " + module_name + "'` in the project folder to see the "
                         "traceback") from exc
     finally:
@@ -208,7 +251,11 @@ def load_object(ref: str, project_dir: Path) -> Any:
 
 def _attribute(module: Any, module_name: str, attr: str, ref: str) -> Any:
     if not hasattr(module, attr):
+        import difflib
+
         public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
-        raise CodeError(f"{module_name} has no attribute '{attr}' (for {ref!r}); callables there: "
+        close = difflib.get_close_matches(attr, public, n=1)
+        guess = f"did you mean '{module_name}:{close[0]}'? " if close else ""
+        raise CodeError(f"{module_name} has no attribute '{attr}' (for {ref!r}); {guess}callables there: "
                         f"{', '.join(public[:12]) or 'none'}")
     return getattr(module, attr)

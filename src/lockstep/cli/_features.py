@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["register"]
 
-features_app = typer.Typer(
+features_app = typer.Typer(rich_markup_mode=None,
     help="Compute the feature set from a raw snapshot (cached), or inspect its versions: list, show, diff.",
     invoke_without_command=True,
 )

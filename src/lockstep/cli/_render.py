@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from lockstep.cli._output import fmt_int
+from lockstep.errors import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -74,7 +75,7 @@ def render_diff(console: Console, diff: dict, label: str) -> None:
         if examples.get(kind):
             console.print(f"    {kind}, e.g. ids {escape(', '.join(map(str, examples[kind])))}")
     for ex in examples.get("changed", []):
-        cols = "; ".join(f"{c}: {a!r} -> {b!r}" for c, (a, b) in ex["columns"].items())
+        cols = "; ".join(f"{c}: {shown(a)} -> {shown(b)}" for c, (a, b) in ex["columns"].items())
         console.print(f"    changed id {escape(str(ex['id']))}: {escape(cols)}", soft_wrap=True)
     schema = diff["schema"]
     if schema["columns_added"] or schema["columns_removed"] or schema["type_changes"]:

@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["register", "status_text"]
 
-env_app = typer.Typer(help="The environment: show it, compare it with a model's, lock a model's requirements.",
-                      no_args_is_help=True)
+env_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
+                      help="The environment: show it, compare it with a model's, lock a model's requirements.")
 
 RefArg = Annotated[str | None, typer.Argument(help="MODEL@ALIAS or MODEL/VERSION (default: the project's model "
                                               "@champion).")]
@@ -169,15 +169,26 @@ def check(
 
 @env_app.command("show")
 @command
-def env_show(json_mode: JsonOpt = False) -> None:
-    """Show this environment: Python, platform, CPU, BLAS/OpenMP libraries, numerical packages."""
+def env_show(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> None:
+    """Show this environment: Python, platform, CPU, BLAS/OpenMP libraries, numerical packages; and, in a
+    project, where its store and registry are."""
+    from lockstep.config import CONFIG_FILE
     from lockstep.environment import CORE_PACKAGES, capture
     from lockstep.reproducibility.envdiff import NUMERICAL_PACKAGES
 
     out = Output(json_mode)
     env = capture()
+    if (project / CONFIG_FILE).is_file() or project != Path("."):
+        proj = _project(project)  # an explicit --project must be one
+        env = {**env, "project": {"folder": str(proj.path), "store": str(proj.store.root),
+                                  "registry": proj.registry.uri}}
 
     def render(console: Console) -> None:
+        if "project" in env:
+            where = env["project"]
+            console.print(f"project    {escape(where['folder'])}")
+            console.print(f"store      {escape(where['store'])}")
+            console.print(f"registry   {escape(where['registry'])}")
         py, plat, cpu = env["python"], env["platform"], env["cpu"]
         console.print(f"python     {py['version']} ({py['implementation']})  {escape(py['executable'])}")
         console.print(f"platform   {plat['system']} {plat['release']} {plat['machine']}")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,8 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["register"]
 
-audit_app = typer.Typer(help="The audit log of the prediction service: show, export.", no_args_is_help=True)
-export_app = typer.Typer(help="Export a registered model: onnx.", no_args_is_help=True)
+audit_app = typer.Typer(rich_markup_mode=None, help="The audit log of the prediction service: show, export.",
+                        no_args_is_help=True)
+export_app = typer.Typer(rich_markup_mode=None, help="Export a registered model: onnx.", no_args_is_help=True)
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: the "
                                               "project's model @champion).")]
 
@@ -144,12 +148,37 @@ def serve(
     typer.echo(f"Serving {info.name}/{info.version} (fingerprint {short(info.fingerprint)}, runtime "
                f"{chosen_runtime}) on http://{host}:{port} - docs at /docs"
                + (", bearer token required" if settings.token else ""), err=True)
-    if workers > 1:
-        os.environ["LOCKSTEP_SERVE_SETTINGS"] = settings.to_env()
-        uvicorn.run("lockstep.inference.service:create_app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", access_log=False)
-    else:
-        uvicorn.run(create_app(settings, serving), host=host, port=port, log_level="warning", access_log=False)
+    with _stopped_by_sigterm():
+        if workers > 1:
+            os.environ["LOCKSTEP_SERVE_SETTINGS"] = settings.to_env()
+            uvicorn.run("lockstep.inference.service:create_app_from_env", factory=True, host=host, port=port,
+                        workers=workers, log_level="warning", access_log=False)
+        else:
+            uvicorn.run(create_app(settings, serving), host=host, port=port, log_level="warning", access_log=False)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived and uvicorn has shut down gracefully."""
+
+
+@contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """Exit 0 after a graceful shutdown on SIGTERM (how container runtimes stop a service).
+
+    uvicorn finishes the requests in flight, then raises the signal again with the handler it found, so
+    that the process ends as the signal would have ended it (status 143); this handler makes that a
+    normal exit instead.
+    """
+    def terminated(_sig: int, _frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    except _Terminated:
+        typer.echo("Stopped (SIGTERM): requests in flight were answered and audited", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _when(text: str | None) -> datetime | None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["register"]
 
-models_app = typer.Typer(help="Registered models: list, show.", no_args_is_help=True)
+models_app = typer.Typer(rich_markup_mode=None, help="Registered models: list, show.", no_args_is_help=True)
 
 
 def _project(path: Path):

@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import SchemaFailure
+from lockstep.errors import SchemaFailure, shown
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -100,7 +100,7 @@ class ValidationResult:
         out: dict[int, list[str]] = defaultdict(list)
         for failure in self.row_failures:
             for row, value in zip(failure.rows, failure.values):
-                out[row].append(f"{failure.column}: {failure.rule} (got {value!r})")
+                out[row].append(f"{failure.column}: {failure.rule} (got {shown(value)})")
         return dict(out)
 
     def failures(self, locate) -> list[SchemaFailure]:
@@ -383,12 +383,12 @@ def _checks(spec: ColumnSchema, tz_aware: bool) -> list[tuple[Any, str]]:
 
     out = []
     if spec.min is not None:
-        out.append((pa.Check.ge(_bound(spec.min, spec.dtype, tz_aware)), f"min {spec.min}"))
+        out.append((pa.Check.ge(_bound(spec.min, spec.dtype, tz_aware)), f"min {shown(spec.min)}"))
     if spec.max is not None:
-        out.append((pa.Check.le(_bound(spec.max, spec.dtype, tz_aware)), f"max {spec.max}"))
+        out.append((pa.Check.le(_bound(spec.max, spec.dtype, tz_aware)), f"max {shown(spec.max)}"))
     if spec.allowed is not None:
-        shown = ", ".join(repr(v) for v in spec.allowed[:8]) + (", ..." if len(spec.allowed) > 8 else "")
-        out.append((pa.Check.isin(list(spec.allowed)), f"allowed values [{shown}]"))
+        values = ", ".join(shown(v) for v in spec.allowed[:8]) + (", ..." if len(spec.allowed) > 8 else "")
+        out.append((pa.Check.isin(list(spec.allowed)), f"allowed values [{values}]"))
     return out
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lockstep.errors import shown
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
@@ -55,17 +57,17 @@ def classification_figures(out: Outputs, positive: Any, split: str) -> dict[str,
     pos = positive_index(classes, positive) if len(classes) == 2 else len(classes) - 1
     truth = np.asarray(out.y_true) == classes[pos]
     score = out.proba[:, pos]
-    fig, ax = _figure(f"ROC curve ({split}), positive class {classes[pos]!r}")
+    fig, ax = _figure(f"ROC curve ({split}), positive class {shown(classes[pos])}")
     RocCurveDisplay.from_predictions(truth, score, ax=ax, plot_chance_level=True)
     figures["roc_curve"] = fig
-    fig, ax = _figure(f"Precision-recall ({split}), positive class {classes[pos]!r}")
+    fig, ax = _figure(f"Precision-recall ({split}), positive class {shown(classes[pos])}")
     PrecisionRecallDisplay.from_predictions(truth, score, ax=ax)
     figures["precision_recall"] = fig
     fig, ax = _figure(f"Calibration ({split})")
     observed, predicted = calibration_curve(truth, score, n_bins=10, strategy="quantile")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     ax.plot(predicted, observed, marker="o", label="model")
-    ax.set_xlabel(f"mean predicted probability of {classes[pos]!r}")
+    ax.set_xlabel(f"mean predicted probability of {shown(classes[pos])}")
     ax.set_ylabel("observed frequency")
     ax.legend(loc="upper left")
     figures["calibration"] = fig

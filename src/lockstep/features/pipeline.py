@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import PipelineError
+from lockstep.errors import PipelineError, shown
+from lockstep.usercode import describe_exception
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -47,7 +48,7 @@ def make_transformer(factory: Callable[[], Any] | None, ref: str) -> Any:
     try:
         transformer = factory()
     except Exception as exc:
-        raise PipelineError(f"calling {ref!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise PipelineError(f"calling {ref!r} failed: {describe_exception(exc)}") from exc
     if not (hasattr(transformer, "fit") and (hasattr(transformer, "transform")
                                              or hasattr(transformer, "fit_transform"))):
         raise PipelineError(
@@ -71,7 +72,7 @@ def run_pipeline(transformer: Any, frame: pd.DataFrame, ref: str) -> pd.DataFram
     except PipelineError:
         raise
     except Exception as exc:
-        raise PipelineError(f"the feature pipeline {ref!r} failed on the raw data: {type(exc).__name__}: {exc}",
+        raise PipelineError(f"the feature pipeline {ref!r} failed on the raw data: {describe_exception(exc)}",
                             hint="run it on the snapshot in a notebook: "
                             "lockstep.Project('.').read_snapshot().to_pandas()") from exc
     return check_output(out, frame, ref)
@@ -211,17 +212,17 @@ def check_stateless(factory: Callable[[], Any], frame: pd.DataFrame, whole: pd.D
             raise
         except Exception as exc:
             raise PipelineError(
-                f"the feature pipeline {ref!r} fails on a single row (row {position}): {type(exc).__name__}: {exc}",
+                f"the feature pipeline {ref!r} fails on a single row (row {position}): {describe_exception(exc)}",
                 hint="a feature pipeline must work on one row at a time, as it will when serving; steps that "
                 "need many rows (fitting statistics) belong in the model pipeline",
             ) from exc
         difference = first_difference(alone, whole.iloc[[position]])
         if difference is not None:
             column, what, got_alone, got_whole = difference
-            who = f"row {position}" + (f" (id {_python(ids[position])!r})" if ids is not None else "")
+            who = f"row {position}" + (f" (id {shown(ids[position])})" if ids is not None else "")
             raise PipelineError(
                 f"the feature pipeline {ref!r} is not stateless: {who} transformed alone gives "
-                f"{column} {what} {got_alone!r}, but {got_whole!r} in the whole table",
+                f"{column} {what} {shown(got_alone)}, but {shown(got_whole)} in the whole table",
                 hint="a step learns from the data (a scaler, imputer, encoder, rare-category grouping, target "
                 "encoding) or depends on other rows. Move it into the model pipeline ([train] model), which is "
                 "fitted on the training split only and travels with the model; keep the feature pipeline "

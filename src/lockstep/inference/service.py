@@ -444,11 +444,11 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         return JSONResponse({"request_id": own_id, "recorded": target, "rows": rows,
                              "model": {"name": name, "version": version}})
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.api_route("/ready", methods=["GET", "HEAD"])
     async def ready() -> Response:
         if state.model is None:
             return JSONResponse({"ready": False}, status_code=503)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lockstep._version import __version__
 from lockstep.errors import ConfigError, PipelineError
 from lockstep.prediction import final_estimator, has_probabilities, model_outputs, outputs_table
+from lockstep.usercode import describe_exception
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -268,7 +269,7 @@ def _call(factory: Any, ref: str) -> Any:
     try:
         return factory()
     except Exception as exc:
-        raise PipelineError(f"calling {ref!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise PipelineError(f"calling {ref!r} failed: {describe_exception(exc)}") from exc
 
 
 def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: int, X_train, y_train,
@@ -288,7 +289,7 @@ def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: i
     try:
         model.fit(X_train, y_train)
     except Exception as exc:
-        raise PipelineError(f"fitting {model_ref!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise PipelineError(f"fitting {model_ref!r} failed: {describe_exception(exc)}") from exc
     return model
 
 
@@ -312,7 +313,7 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
         try:
             searcher.fit(X_train, y_train)
         except Exception as exc:
-            raise PipelineError(f"the search failed: {type(exc).__name__}: {exc}") from exc
+            raise PipelineError(f"the search failed: {describe_exception(exc)}") from exc
     # Plain Python values (a NumPy integer drawn from a distribution would not survive JSON as a number).
     best = {name: value.item() if hasattr(value, "item") else value for name, value in searcher.best_params_.items()}
     return best, searcher
