@@ -244,8 +244,6 @@ def _train_and_export(folder, data, model_source: str | None = None, features_so
     init_project(csv, target=data.target, id_column="row_id", directory=folder)
     pipeline = folder / "pipeline.py"
     pipeline.write_text(pipeline.read_text() + (model_source or "") + (features_source or ""))
-    text = (folder / "lockstep.toml").read_text().replace("max_shared_fraction = 0.0", "max_shared_fraction = 0.5")
-    (folder / "lockstep.toml").write_text(text + '\n[train]\nmodel = "pipeline:model"\n')
     project = Project(folder)
     project.ingest()
     project.build_features()
@@ -255,7 +253,8 @@ def _train_and_export(folder, data, model_source: str | None = None, features_so
 
 @pytest.mark.parametrize("key", ["credit_data:Status", "penguins:body_mass_g", "penguins:species"])
 def test_the_scaffolded_pipeline_exports_at_parity(key: str, tmp_path) -> None:
-    """`lockstep init`'s model (SimpleImputer on text with missing values, one-hot, a linear model) converts."""
+    """`lockstep init`'s model (text as ordinal codes with unknown and missing ones, histogram gradient boosting
+    with native categories) converts, in double precision."""
     from .corpus import CORPUS
 
     project, ref = _train_and_export(tmp_path / "scaffolded", CORPUS[key])
@@ -266,6 +265,9 @@ def test_the_scaffolded_pipeline_exports_at_parity(key: str, tmp_path) -> None:
 
 
 LOCKSTEP_MODEL = '''
+
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lockstep.features.transformers import (CategoryMissingFiller, MissingIndicatorImputer, RareCategoryGrouper,
                                             SelectColumns)
@@ -351,3 +353,58 @@ def features():""")
     done = CliRunner().invoke(app, ["export", "onnx", ref, "--project", str(project.path)])
     assert done.exit_code == 2
     assert "step 'preprocess/numeric/doubler', Doubler" in done.stderr and "Traceback" not in done.output
+
+
+def test_date_parts_export_exactly_over_four_centuries() -> None:
+    """DateTimeParts in ONNX (Hinnant's civil calendar in double arithmetic) equals pandas on every part,
+    for datetimes from 1811 to 2223, around the epoch, and missing ones."""
+    from lockstep.features.transformers import DateTimeParts
+    from lockstep.inference.onnx import microseconds
+
+    rng = np.random.default_rng(0)
+    ticks = rng.integers(-5_000_000_000_000_000, 8_000_000_000_000_000, 20_000)
+    ticks[:60] = (np.arange(60) - 30) * 86_400_000_000 + 3_599_999_999  # days around 1970-01-01, one hour in
+    values = pd.Series(pd.to_datetime(ticks, unit="us")).astype("datetime64[us]")
+    values[rng.random(len(values)) < 0.05] = pd.NaT
+    frame = pd.DataFrame({"t": values})
+    step = DateTimeParts(parts=["year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute",
+                                "is_weekend"]).fit(frame)
+    graph = FrameGraph()
+    graph.add_input("t", "datetime")
+    graph.step = "DateTimeParts"
+    step.lockstep_onnx(graph)
+    outputs = []
+    for name, column in graph.columns.items():
+        graph.nodes.append(helper.make_node("Identity", [column.tensor], [f"out_{name}"]))
+        outputs.append(helper.make_tensor_value_info(f"out_{name}", TensorProto.DOUBLE, [None, 1]))
+    model = helper.make_model(helper.make_graph(graph.nodes, "t", graph.inputs, outputs, graph.initializers),
+                              opset_imports=[helper.make_opsetid(d, v) for d, v in OPSET.items()])
+    results = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"in_t": microseconds(values).reshape(-1, 1)})
+    expected = step.transform(frame)
+    assert list(graph.columns) == list(expected.columns)
+    for name, got in zip(graph.columns, results):
+        assert np.array_equal(got.ravel(), expected[name].to_numpy(dtype=np.float64), equal_nan=True), name
+
+
+def test_a_scaffolded_project_with_dates_exports_and_serves_with_onnx(tmp_path) -> None:
+    from dataclasses import replace
+
+    from .corpus import INIT_CORPUS
+
+    project, ref = _train_and_export(tmp_path / "hotels", replace(INIT_CORPUS["hotels"], rows=600))
+    assert project.config.data.columns["arrival_date"].dtype == "date"
+    result = project.export_onnx(ref)
+    assert result.parity["passed"] and result.parity["max_rel_diff"] <= 1e-12
+    import json
+
+    rows = pd.read_csv(project.path / "data" / "raw.csv").head(50).drop(columns=["row_id", "avg_price_per_room"])
+    records = json.loads(rows.to_json(orient="records"))
+    records[0]["arrival_date"] = "2031-02-14"  # after every date of the data
+    base = dict(store_root=str(project.store.root), experiment=project.config.project.name, model=ref,
+                default_name=project.config.model_name)
+    with TestClient(create_app(ServeSettings(**base))) as sk, \
+            TestClient(create_app(ServeSettings(**base, runtime="onnx"))) as ox:
+        a, b = sk.post("/predict", json=records), ox.post("/predict", json=records)
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        assert max(abs(x - y) for x, y in zip(a.json()["predictions"], b.json()["predictions"])) <= 1e-9

@@ -79,7 +79,7 @@ class OnnxRuntime:
     def __init__(self, loaded: LoadedModel, registry) -> None:
         import onnxruntime as ort
 
-        from lockstep.inference.onnx import input_kind
+        from lockstep.inference.onnx import input_kind, microseconds
 
         self.loaded = loaded
         self.schema = loaded.schema
@@ -90,6 +90,7 @@ class OnnxRuntime:
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.outputs = [o for o in (parity["outputs"]["label"], parity["outputs"]["scores"]) if o]
         self.kinds = [(name, f"in_{name}", input_kind(self.schema.columns[name])) for name in self.schema.inputs]
+        self.microseconds = microseconds
         self.classes = list(loaded.model.classes_) if self.schema.task == "classification" else None
 
     def feeds(self, records: list[dict]) -> dict:
@@ -101,6 +102,8 @@ class OnnxRuntime:
             values = [r.get(name) for r in records]
             if kind == "int64":
                 feeds[tensor] = np.array(values, dtype=np.int64).reshape(n, 1)
+            elif kind == "datetime":
+                feeds[tensor] = self.microseconds(values).reshape(n, 1)
             elif kind == "double":
                 feeds[tensor] = np.array([np.nan if v is None else float(v) for v in values],
                                          dtype=np.float64).reshape(n, 1)

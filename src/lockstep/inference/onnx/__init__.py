@@ -8,8 +8,9 @@ precision; the two graphs are joined feature column by feature column. The
 graph's inputs are the raw columns, one tensor ``[N, 1]`` each: ``int64``
 for integers that cannot be missing, ``double`` for other numbers and
 booleans (NaN is missing), ``string`` for text (the empty string is
-missing). Its outputs are ``label`` and ``probabilities`` (classifiers) or
-``variable`` (regressors).
+missing), ``double`` microseconds since 1970-01-01 UTC for dates and times
+(NaN is missing). Its outputs are ``label`` and ``probabilities``
+(classifiers) or ``variable`` (regressors).
 """
 
 from __future__ import annotations
@@ -27,18 +28,47 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.inference.schema import ModelSchema
 
-__all__ = ["OnnxExportError", "build_onnx", "culprit", "input_kind", "onnx_inputs"]
+__all__ = ["OnnxExportError", "build_onnx", "culprit", "input_kind", "microseconds", "onnx_inputs"]
 
 
 def input_kind(spec: Any) -> str:
-    """The ONNX input kind of a raw column of the schema."""
+    """The ONNX input kind of a raw column of the schema: dates and times are ``datetime`` inputs, double
+    tensors of microseconds since 1970-01-01 UTC (NaN where missing)."""
     if spec.dtype == "int" and not spec.nullable:
         return "int64"
     if spec.dtype in ("int", "float", "bool"):
         return "double"
     if spec.dtype == "str":
         return "string"
-    raise OnnxExportError(f"the raw column has dtype {spec.dtype}: ONNX has no date or time type")
+    return "datetime"
+
+
+def microseconds(values: Any) -> Any:
+    """Datetimes (a pandas Series, or Python datetimes, dates and None) as float64 microseconds since the epoch,
+    NaN where missing; time-zone-aware values are taken in UTC, naive ones as UTC."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values, pd.Series):
+        series = values.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(
+            values.dtype, pd.DatetimeTZDtype) else values
+        ticks = series.to_numpy(dtype="datetime64[us]").astype(np.int64).astype(np.float64)
+        ticks[series.isna().to_numpy()] = np.nan
+        return ticks
+    epoch, tick = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
+    out = []
+    for value in values:
+        if value is None:
+            out.append(np.nan)
+            continue
+        if not isinstance(value, dt.datetime):
+            value = dt.datetime(value.year, value.month, value.day)
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        out.append(float((value - epoch) // tick))
+    return np.asarray(out, dtype=np.float64)
 
 
 def onnx_inputs(schema: ModelSchema, table: pa.Table) -> dict[str, np.ndarray]:
@@ -54,6 +84,8 @@ def onnx_inputs(schema: ModelSchema, table: pa.Table) -> dict[str, np.ndarray]:
             feeds[f"in_{name}"] = values.to_numpy(dtype=np.int64).reshape(-1, 1)
         elif kind == "double":
             feeds[f"in_{name}"] = values.to_numpy(dtype=np.float64, na_value=np.nan).reshape(-1, 1)
+        elif kind == "datetime":
+            feeds[f"in_{name}"] = microseconds(values).reshape(-1, 1)
         else:
             array = values.to_numpy(dtype=object, copy=True).reshape(-1, 1)
             array[values.isna().to_numpy().reshape(-1, 1)] = ""

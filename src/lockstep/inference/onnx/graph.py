@@ -42,7 +42,7 @@ class Column:
     """One column of the graph: its tensor's name, kind and, for text, its known values."""
 
     tensor: str
-    kind: str  # "double", "int64" or "string"
+    kind: str  # "double", "int64", "string" or "datetime" (double microseconds since the epoch)
     domain: frozenset[str] | None = None
 
 
@@ -60,9 +60,12 @@ class FrameGraph:
     # ------------------------------------------------------------------ columns
 
     def add_input(self, name: str, kind: str, domain: frozenset[str] | None = None) -> None:
+        """An input column: ``double``, ``int64``, ``string``, or ``datetime`` (a double tensor of microseconds
+        since 1970-01-01 UTC, NaN where missing)."""
         from onnx import TensorProto, helper
 
-        elem = {"double": TensorProto.DOUBLE, "int64": TensorProto.INT64, "string": TensorProto.STRING}[kind]
+        elem = {"double": TensorProto.DOUBLE, "int64": TensorProto.INT64, "string": TensorProto.STRING,
+                "datetime": TensorProto.DOUBLE}[kind]
         tensor = f"in_{name}"
         self.inputs.append(helper.make_tensor_value_info(tensor, elem, [None, 1]))
         self.columns[name] = Column(tensor, kind, domain)
@@ -120,6 +123,8 @@ class FrameGraph:
             return column
         if column.kind == "int64" or column.kind == "bool":
             return Column(self._node("Cast", [column.tensor], to=11), "double")  # 11 = DOUBLE
+        if column.kind == "datetime":
+            raise OnnxExportError(f"{self.step}: a date or time is used where a number is needed")
         raise OnnxExportError(f"{self.step}: column is text where a number is needed")
 
     def _binary(self, op: str, a: Column, b: Column) -> Column:
@@ -139,6 +144,20 @@ class FrameGraph:
 
     def pow(self, a: Column, b: Column) -> Column:
         return self._binary("Pow", a, b)
+
+    def floor(self, a: Column) -> Column:
+        return Column(self._node("Floor", [self.number(a).tensor]), "double")
+
+    def floor_div(self, a: Column, divisor: float) -> Column:
+        """``floor(a / divisor)``; exact for the whole numbers below 2**53 that dates are made of."""
+        return self.floor(self.div(a, self.const(float(divisor))))
+
+    def microseconds(self, name_or_column: str | Column) -> Column:
+        """A ``datetime`` column as its double tensor of microseconds since 1970-01-01 UTC."""
+        column = self[name_or_column] if isinstance(name_or_column, str) else name_or_column
+        if column.kind != "datetime":
+            raise OnnxExportError(f"{self.step}: a column that is not a date or time is used as one")
+        return Column(column.tensor, "double")
 
     def log(self, a: Column) -> Column:
         return Column(self._node("Log", [self.number(a).tensor]), "double")
