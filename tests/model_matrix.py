@@ -9,6 +9,7 @@ configuration to ``lockstep.toml``, as a user would.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,7 @@ _IMPORTS = """
 # ---- the estimator matrix (appended by lockstep's tests) ----
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.impute import SimpleImputer
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, BaggingRegressor,
                               ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
@@ -99,7 +101,8 @@ from sklearn.linear_model import ElasticNet, Lasso, SGDClassifier, SGDRegressor
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.preprocessing import OrdinalEncoder
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -126,7 +129,8 @@ def _preprocess(kind):
 
 def _factory(config: Config) -> str:
     return (f"\n\ndef {config.name}():\n"
-            f"    return Pipeline([(\"preprocess\", _preprocess({config.prep!r})), (\"estimator\", {config.estimator})])\n")
+            f"    return Pipeline([(\"preprocess\", _preprocess({config.prep!r})),\n"
+            f"                     (\"estimator\", {config.estimator})])\n")
 
 
 def matrix_project(directory: Path, data: Dataset, configs: list[Config], *, primary_metric: str | None = None) -> Path:
@@ -138,14 +142,12 @@ def matrix_project(directory: Path, data: Dataset, configs: list[Config], *, pri
     pipeline = directory / "pipeline.py"
     pipeline.write_text(pipeline.read_text() + _IMPORTS + "".join(_factory(c) for c in configs))
     text = (directory / "lockstep.toml").read_text()
-    train = ["", "[train]", f'model = "pipeline:{configs[0].name}"']
+    # the scaffolded [train] trains the first configuration; every configuration is a candidate
+    text = text.replace('model = "pipeline:model"', f'model = "pipeline:{configs[0].name}"', 1)
     if primary_metric:
-        train.append(f'primary_metric = "{primary_metric}"')
-    for config in configs:
-        train += ["", f"[train.candidates.{config.name}]", f'model = "pipeline:{config.name}"']
-    # shared rows between splits are not what these tests are about
-    text = text.replace("max_shared_fraction = 0.0", "max_shared_fraction = 0.5")
-    (directory / "lockstep.toml").write_text(text + "\n".join(train) + "\n")
+        text = re.sub(r'primary_metric = "[a-z_]+"', f'primary_metric = "{primary_metric}"', text)
+    candidates = "".join(f'\n[train.candidates.{c.name}]\nmodel = "pipeline:{c.name}"\n' for c in configs)
+    (directory / "lockstep.toml").write_text(text + candidates)
     return directory
 
 
@@ -156,9 +158,11 @@ def matrix_project(directory: Path, data: Dataset, configs: list[Config], *, pri
 EXPORTS_TO_ONNX = {
     "classification": {"decision_tree", "random_forest_1", "random_forest_2", "extra_trees_2", "gradient_boosting",
                        "ada_boost", "bagging", "k_neighbors", "svc", "calibrated_linear_svc", "linear_svc",
-                       "logistic_regression", "sgd", "gaussian_nb", "mlp", "stacking", "voting"},
+                       "logistic_regression", "sgd", "gaussian_nb", "mlp", "stacking", "voting",
+                       "hist_gradient_boosting"},
     "regression": {"decision_tree", "random_forest_2", "extra_trees_2", "gradient_boosting", "ada_boost", "bagging",
-                   "k_neighbors", "svr", "ridge", "lasso", "elastic_net", "sgd", "mlp", "stacking", "voting"},
+                   "k_neighbors", "svr", "ridge", "lasso", "elastic_net", "sgd", "mlp", "stacking", "voting",
+                   "hist_gradient_boosting"},
 }
 
 

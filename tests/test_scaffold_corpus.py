@@ -1,0 +1,38 @@
+"""`lockstep init DATA --target T --id row_id && lockstep run` with no edits, on real data the project never saw.
+
+Each data set runs the whole path of ``tests/scaffold_check.py`` as a new
+user would, in real processes: init, run (ingest, features, train, promote,
+verify, parity), the scaffolded model against a default histogram gradient
+boosting model, monitoring a sample of the training rows, and the project
+copied and moved. ``bench/init_corpus.py`` runs the same on the whole corpus
+(docs/benchmarks.md has the table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from .corpus import INIT_CORPUS
+from .scaffold_check import check_dataset
+
+CASES = [
+    INIT_CORPUS["titanic"],  # names as text ids, most rows repeat another's inputs
+    INIT_CORPUS["airquality"],  # rows without the target
+    replace(INIT_CORPUS["hotels"], key="hotels-1500", rows=1500),  # dates, agents' names, countries
+]
+
+
+@pytest.mark.parametrize("data", CASES, ids=lambda d: d.key)
+def test_init_and_run_with_no_edits(data, tmp_path: Path) -> None:
+    record = check_dataset(data, tmp_path)
+    assert record["init"] == 0 and record.get("run") == 0, record.get("error")
+    assert record["reproduced"] is True and record["identical"] is True
+    # the scaffolded model is at least about as good as a default gradient boosting model on the same split
+    higher = record["metric"] in ("roc_auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "r2")
+    ratio = record["value"] / record["baseline"] if higher else record["baseline"] / record["value"]
+    assert ratio >= 0.95, record
+    assert record["monitor"] == 0 and record["drifted"] == [], record
+    assert record["copied"] is True and record["moved"] is True
