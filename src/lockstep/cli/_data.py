@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
+from lockstep.errors import shown
 from lockstep.cli._render import columns_table, num, render_diff, short
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,7 +132,9 @@ def _render_show(console: Console, report: dict, proj) -> None:
     splits = report.get("splits")
     if splits:
         split = proj.config.split
-        how = f"hash of the id, salt {split.salt!r}" if split.by == "hash" else f"time column {split.time_column}"
+        how = {"hash": f"hash of the id, salt {shown(split.salt)}",
+               "content": f"hash of the input values, salt {shown(split.salt)}"}.get(
+            split.by, f"time column {split.time_column}")
         table = Table(title=f"Splits ({how})")
         table.add_column("split")
         table.add_column("rows", justify="right")

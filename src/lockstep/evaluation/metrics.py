@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lockstep.config import task_metrics
+from lockstep.errors import shown
 from lockstep.prediction import serial_prediction
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +58,8 @@ def positive_index(classes: list, positive: Any | None) -> int:
     for i, c in enumerate(classes):
         if c == positive or str(c) == str(positive):
             return i
-    raise ValueError(f"positive_class {positive!r} is not one of the classes {classes}")
+    raise ValueError(f"positive_class {shown(positive)} is not one of the classes "
+                     f"{', '.join(shown(c) for c in classes)}")
 
 
 def _metric(task: str, name: str, out: Outputs, positive: Any | None) -> float:
