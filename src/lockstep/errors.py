@@ -12,7 +12,8 @@ that one class to handle them all. The tree::
     │   ├── LeakageError          duplicate ids, target used as a feature, rows shared across splits
     │   ├── CodeError             the code lockstep.toml names cannot be imported or called
     │   ├── PipelineError         a pipeline breaks its contract (output, statelessness)
-    │   └── NotFoundError         an unknown version or artifact was asked for
+    │   ├── NotFoundError         an unknown version or artifact was asked for
+    │   └── FileSystemError       the file system refused: a full disk, a read-only store, no permission
     └── StoreError                the store is damaged or cannot be written (exit code 1)
 
 Messages are short and name the file, key, column or row at fault; where
@@ -36,6 +37,7 @@ __all__ = [
     "SchemaValidationError",
     "SourceError",
     "StoreError",
+    "FileSystemError",
     "UserError",
     "shown",
 ]
@@ -102,6 +104,29 @@ class UserError(LockstepError):
     """An error the user can fix; the CLI prints it without a traceback and exits 2."""
 
     exit_code = 2
+
+
+class FileSystemError(UserError):
+    """The file system refused a read or a write: a full disk, a read-only folder, no permission.
+
+    Not a bug in lockstep: the message names the path and the reason, and
+    nothing half-written is left behind.
+    """
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str, path: object = None) -> FileSystemError:
+        """``cannot <doing> <path>: <reason>`` with a hint for the common reasons."""
+        import errno
+
+        where = path if path is not None else exc.filename
+        reason = exc.strerror or str(exc)
+        hints = {errno.ENOSPC: "the disk is full: free space on it, or move the store ([project] store)",
+                 errno.EDQUOT: "the disk quota is exhausted: free space, or move the store ([project] store)",
+                 errno.EACCES: "this user may not write there: fix the permissions, or run as the folder's owner",
+                 errno.EPERM: "this user may not write there: fix the permissions, or run as the folder's owner",
+                 errno.EROFS: "the file system is read-only: mount it read-write, or move the store"}
+        return cls(f"cannot {doing} {where}: {reason}" if where else f"cannot {doing}: {reason}",
+                   hint=hints.get(exc.errno))
 
 
 class ConfigError(UserError):

@@ -51,8 +51,12 @@ class AuditRecorder:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
-        # records left by processes that died (a crash, a SIGKILL) go to the table first
-        await loop.run_in_executor(self._executor, self.log.compact)
+        # records left by processes that died (a crash, a SIGKILL) go to the table first; if that cannot be
+        # done now (a full disk), they stay in their segments, where readers find them, for the next compaction
+        try:
+            await loop.run_in_executor(self._executor, self.log.compact)
+        except Exception:  # noqa: BLE001
+            log.exception("audit compaction at start-up failed")
         self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._compact_periodically())]
 
     async def record(self, record: dict) -> None:
@@ -80,6 +84,15 @@ class AuditRecorder:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
+
+    async def probe(self) -> None:
+        """Check that the audit log can be written now (see :meth:`SegmentWriter.probe`).
+
+        Raises
+        ------
+        FileSystemError
+        """
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.probe)
 
     async def _compact_periodically(self) -> None:
         loop = asyncio.get_running_loop()

@@ -43,6 +43,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from lockstep.errors import FileSystemError
+
 __all__ = ["ServeSettings", "create_app", "create_app_from_env"]
 
 _ENV = "LOCKSTEP_SERVE_SETTINGS"
@@ -283,6 +285,7 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
     class State:
         model: ServingModel | None = None
         recorder: Any = None
+        audit_problem: str | None = None  # why the last audit write failed, until one succeeds again
 
     state = State()
 
@@ -359,7 +362,12 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "rows": rows, "inputs": inputs, "outputs": outputs, "error": error,
         }
-        await state.recorder.record(record)
+        try:
+            await state.recorder.record(record)
+        except FileSystemError as exc:
+            state.audit_problem = exc.message
+            raise AuditUnavailable(exc.message) from exc
+        state.audit_problem = None
 
     def body_schema() -> dict:
         record = {"$ref": "#/components/schemas/Record"}
@@ -451,7 +459,14 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
     @app.api_route("/ready", methods=["GET", "HEAD"])
     async def ready() -> Response:
         if state.model is None:
-            return JSONResponse({"ready": False}, status_code=503)
+            return JSONResponse({"ready": False, "reason": "the model is not loaded yet"}, status_code=503)
+        if state.audit_problem is not None and state.recorder is not None:
+            try:  # not ready while the audit log cannot be written; ready again as soon as it can
+                await state.recorder.probe()
+            except FileSystemError as exc:
+                state.audit_problem = exc.message
+                return JSONResponse({"ready": False, "reason": exc.message}, status_code=503)
+            state.audit_problem = None
         return JSONResponse({"ready": True, "model": state.model.identity})
 
     @app.get("/model")
@@ -512,6 +527,14 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
     app.openapi = openapi
 
+    @app.exception_handler(AuditUnavailable)
+    async def unaudited(request: Request, exc: AuditUnavailable) -> Response:
+        # the prediction was made but its record is not durable: it is not given out (Retry-After: the
+        # audit log is checked again by /ready and by the next request)
+        return JSONResponse({"detail": f"the prediction could not be recorded in the audit log, so it is not "
+                                       f"answered: {exc}", "request_id": request.scope.get("state", {}).get(
+                                           "request_id")}, status_code=503, headers={"Retry-After": "5"})
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:  # a bug, not the client's fault
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}",
@@ -519,6 +542,10 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
     app.add_middleware(ServiceMiddleware, settings=settings, metrics=metrics, state=state)
     return app
+
+
+class AuditUnavailable(Exception):
+    """A request's audit record could not be made durable: the request gets a 503, not its answer."""
 
 
 class RecentPredictions:

@@ -11,7 +11,12 @@ segment, flushes and ``fsync``s the file (and the folder when it creates a
 segment), and only then are the batch's requests answered: a record that was
 acknowledged survives the process being killed, even with ``SIGKILL``. A
 batch that was being written when the process died can leave a torn last
-line; readers skip it (no response was sent for it).
+line; readers skip it (no response was sent for it). A batch that cannot be
+written whole (a full disk, a short write, a failed ``fsync``) raises
+:class:`~lockstep.errors.FileSystemError`, so its requests are not answered;
+the writer cuts the segment back to its last whole batch and never appends
+to it again. So a torn line can only be a segment's last, and a damaged line
+anywhere else is an error readers report, never a record they skip.
 
 Compaction moves segments into the Delta table: the segments of processes
 that are gone, and the segments a live writer has finished (all but its
@@ -23,14 +28,16 @@ twice. Readers return the table's records and those still in segments.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lockstep.errors import FileSystemError, StoreError
 from lockstep.store import _delta
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,7 +114,8 @@ class SegmentWriter:
         # a folder per writer, never reused: compaction remembers segments by name
         self.folder = wal / f"{_identity()}-{uuid.uuid4().hex[:12]}"
         self.max_records = max_records
-        self._file: Any = None
+        self._fd: int | None = None
+        self._size = 0  # bytes of whole, durable batches in the open segment
         self._count = 0
         self._seq = 0
 
@@ -116,25 +124,83 @@ class SegmentWriter:
         existing = [int(p.stem) for p in self.folder.glob("*.jsonl") if p.stem.isdigit()]
         self._seq = max(existing, default=-1) + 1
         path = self.folder / f"{self._seq:08d}.jsonl"
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open across batches
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = 0
         self._count = 0
         _fsync_dir(self.folder)
         _fsync_dir(self.folder.parent)
 
     def write(self, records: list[dict]) -> None:
-        """Append ``records`` and make them durable (write, then fsync) before returning."""
-        if self._file is None or self._count >= self.max_records:
-            self.close()
-            self._open()
+        """Append ``records`` and make them durable (every byte written, then fsync) before returning.
+
+        Raises
+        ------
+        FileSystemError
+            When the batch could not be made durable whole (the disk is full,
+            the folder is read-only, ...). The segment is cut back to its
+            last whole batch and closed; the next batch starts a new one.
+        """
         payload = b"".join(json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records)
-        self._file.write(payload)
-        os.fsync(self._file.fileno())
+        try:
+            if self._fd is None or self._count >= self.max_records:
+                self.close()
+                self._open()
+            written = 0
+            view = memoryview(payload)
+            while written < len(payload):
+                n = os.write(self._fd, view[written:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += n
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._abandon()
+            raise FileSystemError.from_os_error(exc, "write the audit log in", self.folder) from exc
+        self._size += len(payload)
         self._count += len(records)
 
+    def _abandon(self) -> None:
+        """After a failed batch: cut the segment back to its last whole batch, close it, never append to it."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+        self.close()
+
+    def probe(self, size: int = 1 << 16) -> None:
+        """Check that ``size`` bytes can be written and made durable next to the segments (then removed).
+
+        Raises
+        ------
+        FileSystemError
+        """
+        path = self.folder.parent / f".probe-{os.getpid()}"
+        try:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                written = 0
+                block = b"\0" * size
+                while written < size:
+                    n = os.write(fd, block[written:])
+                    if n <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    written += n
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise FileSystemError.from_os_error(exc, "write the audit log in", self.folder.parent) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -146,13 +212,19 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _read_segment(path: Path) -> list[dict]:
+    """The records of a segment. Only its last line may be torn (a batch that was never acknowledged); a
+    damaged line before it is an error, never skipped: it could hold an acknowledged record."""
     records = []
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                records.append(json.loads(line))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue  # a torn last line: its batch was never acknowledged
+    lines = path.read_bytes().split(b"\n")
+    complete, last = lines[:-1], lines[-1]  # what follows the last newline is an unfinished batch, if anything
+    for number, line in enumerate(complete, 1):
+        try:
+            records.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if number == len(complete) and not last:
+                continue  # a torn last line that happens to end with a newline
+            raise StoreError(f"audit segment {path} line {number} is damaged: it may hold an acknowledged "
+                             "record", hint="restore the store from a backup, or inspect the file") from None
     return records
 
 

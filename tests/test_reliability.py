@@ -1,0 +1,137 @@
+"""Fault injection with real processes: a full disk, a damaged log, and what must hold through them.
+
+The figures each test asserts are those of docs/benchmarks.md ("Reliability").
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lockstep.errors import FileSystemError, StoreError
+from lockstep.store.audit import AuditLog, SegmentWriter, _read_segment
+
+from .conftest import read_rows
+from .serving import Server, make_trained_project, record
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 64 MB tmpfs, mounted for the test (the tests run as root, as CI does)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+class Filler:
+    """Fills a file system to the last byte, and frees it again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "filler.bin"
+
+    def fill(self) -> None:
+        block = b"\0" * (1 << 20)
+        with open(self.path, "ab", buffering=0) as fh:
+            for size in (1 << 20, 1 << 12, 1):
+                try:
+                    while True:
+                        fh.write(block[:size])
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+
+    def free(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _post(url: str, body: object) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _ready(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url + "/ready", timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    return make_trained_project(tmp_path_factory.mktemp("reliability") / "telco").path
+
+
+def test_a_full_disk_answers_503_and_loses_no_acknowledged_request(trained: Path, small_disk: Path) -> None:
+    project = small_disk / "telco"
+    shutil.copytree(trained, project)
+    header, rows = read_rows(project / "data" / "wa_churn.csv")
+    records = [record(dict(zip(header, row))) for row in rows[:40]]
+    filler = Filler(small_disk)
+    answered, refused = [], 0
+    with Server(project) as server:
+        for body in records[:10]:
+            status, answer = _post(server.url + "/predict", body)
+            assert status == 200
+            answered.append(answer["request_id"])
+        filler.fill()
+        for body in records[10:30]:
+            status, answer = _post(server.url + "/predict", body)
+            assert status in (200, 503), answer
+            if status == 200:  # a batch can still fit in the last free bytes
+                answered.append(answer["request_id"])
+            else:
+                refused += 1
+                assert "could not be recorded in the audit log" in answer["detail"]
+                assert "No space left on device" in answer["detail"]
+        assert refused > 0
+        assert _ready(server.url) == 503
+        filler.free()
+        assert _ready(server.url) == 200  # recovers by itself once the disk has room
+        for body in records[30:]:
+            status, answer = _post(server.url + "/predict", body)
+            assert status == 200
+            answered.append(answer["request_id"])
+    logged = set(AuditLog(project / ".lockstep" / "audit").read().column("request_id").to_pylist())
+    missing = [r for r in answered if r not in logged]
+    assert missing == []  # answered requests missing from the audit log: 0
+
+
+def test_a_failed_batch_is_cut_off_and_never_appended_to(small_disk: Path) -> None:
+    writer = SegmentWriter(small_disk / "audit" / "wal")
+    writer.write([{"request_id": "a", "n": 1}])
+    filler = Filler(small_disk)
+    filler.fill()
+    with pytest.raises(FileSystemError, match="No space left on device") as info:
+        writer.write([{"request_id": "b", "payload": "x" * 20_000}])
+    assert "free space" in info.value.hint
+    filler.free()
+    writer.write([{"request_id": "c", "n": 3}])
+    segments = sorted(writer.folder.glob("*.jsonl"))
+    assert len(segments) == 2  # the segment that failed was closed; c went to a new one
+    assert [r["request_id"] for s in segments for r in _read_segment(s)] == ["a", "c"]
+    assert segments[0].read_bytes().endswith(b"\n")
+
+
+def test_readers_skip_only_a_torn_last_line(tmp_path: Path) -> None:
+    segment = tmp_path / "00000000.jsonl"
+    segment.write_bytes(b'{"request_id": "a"}\n{"request_id": "b"}\n{"request_id": "c", "tor')
+    assert [r["request_id"] for r in _read_segment(segment)] == ["a", "b"]  # c was never acknowledged
+    segment.write_bytes(b'{"request_id": "a"}\n{"request_id": "b", "da\n{"request_id": "c"}\n')
+    with pytest.raises(StoreError, match="line 2 is damaged"):
+        _read_segment(segment)
