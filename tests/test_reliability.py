@@ -135,3 +135,57 @@ def test_readers_skip_only_a_torn_last_line(tmp_path: Path) -> None:
     segment.write_bytes(b'{"request_id": "a"}\n{"request_id": "b", "da\n{"request_id": "c"}\n')
     with pytest.raises(StoreError, match="line 2 is damaged"):
         _read_segment(segment)
+
+
+# ---------------------------------------------------------------------- nothing unrecorded is ever run
+
+EVIL = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\n"
+
+
+def _lockstep(*args: str) -> subprocess.CompletedProcess:
+    import sys
+
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("name", ["numpy.py", "lockstep.py"])
+def test_an_extra_file_in_the_models_code_folder_is_refused_and_never_run(trained: Path, tmp_path: Path,
+                                                                          name: str) -> None:
+    project = tmp_path / "telco"
+    shutil.copytree(trained, project)
+    from lockstep import Project
+
+    loaded = Project(project).load_model()
+    code = loaded.path / "code"
+    marker = tmp_path / "ran.txt"
+    (code / name).parent.mkdir(parents=True, exist_ok=True)
+    (code / name).write_text(EVIL.format(marker=str(marker)))
+    done = _lockstep("predict", "--project", str(project), "--input", str(project / "data" / "wa_churn.csv"),
+                     "--output", str(tmp_path / "out.parquet"))
+    assert done.returncode == 2, done.stderr
+    assert f"holds {Path(name).name}" in done.stderr and "was not recorded at registration" in done.stderr
+    verified = _lockstep("verify", "--recorded-code", "--project", str(project), "--json")
+    assert verified.returncode == 3 and "was not recorded at registration" in verified.stdout
+    assert not marker.exists()  # the file was never imported
+
+
+def test_a_bundle_with_an_extra_file_is_not_served(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "image"
+    assert _lockstep("docker", "--project", str(trained), "--out", str(out)).returncode == 0
+    bundle = out / "model"
+    marker = tmp_path / "ran.txt"
+    (bundle / "model" / "code" / "numpy.py").write_text(EVIL.format(marker=str(marker)))
+    done = _lockstep("serve", "--bundle", str(bundle), "--store", str(tmp_path / "audit"), "--port", "1")
+    assert done.returncode == 2 and "numpy.py" in done.stderr and "was not recorded" in done.stderr
+    assert not marker.exists()
+
+
+def test_recorded_modules_cannot_shadow_installed_ones(tmp_path: Path) -> None:
+    from lockstep.fingerprint import fingerprint_bytes
+    from lockstep.registry.stored_code import StoredCode
+
+    (tmp_path / "json.py").write_text("x = 1\n")
+    code = StoredCode(tmp_path, {"json.py": fingerprint_bytes(b"x = 1\n")}, "m/1")
+    with pytest.raises(Exception, match="would shadow the installed or standard module 'json'"):
+        code.check()

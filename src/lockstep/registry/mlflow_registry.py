@@ -27,8 +27,9 @@ from typing import Any
 
 from lockstep.errors import NotFoundError, StoreError, UserError
 from lockstep.registry.refs import ModelRef
+from lockstep.registry.stored_code import StoredCode
 
-__all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG", "load_checked"]
+__all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG", "load_checked", "stored_code"]
 
 TAG = "lockstep"  # prefix of every tag lockstep writes
 _SKOPS_FILE = "model.skops"
@@ -546,9 +547,11 @@ def load_checked(info: VersionInfo, path: Path) -> Any:
         raise UserError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
                         f"registration: {', '.join(extra)}; refusing to load it",
                         hint="the MLmodel file was edited; retrain or restore it")
-    _check_code(info, path / "code")
+    code = stored_code(info, path)
     try:
-        model = _load_skops(path / _SKOPS_FILE, sorted(recorded_types), path / "code")
+        model = _load_skops(path / _SKOPS_FILE, sorted(recorded_types), code)
+    except UserError:
+        raise
     except Exception as exc:
         if type(exc).__name__ == "UntrustedTypesFoundException":
             raise UserError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
@@ -582,51 +585,18 @@ def _signature(spec: dict[str, Any]):
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))
 
 
-def _code_modules(code_dir: Path) -> list[str]:
-    """Top-level module names a model's code folder provides."""
-    if not code_dir.is_dir():
-        return []
-    names = [p.stem for p in code_dir.glob("*.py")]
-    names += [p.name for p in code_dir.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
-    return sorted(set(names))
-
-
-def _check_code(info: VersionInfo, code_dir: Path) -> None:
-    """The code stored with a model must be the code recorded at training, file by file."""
-    from lockstep.fingerprint import fingerprint_file
-
+def stored_code(info: VersionInfo, model_dir: Path) -> StoredCode:
+    """The code stored with a version (its model folder's ``code/``) and the files recorded for it."""
     recorded = json.loads(info.tags.get(f"{TAG}.code.files", "{}") or "{}")
-    for relative, digest in recorded.items():
-        stored = code_dir / relative
-        if not stored.exists() or fingerprint_file(stored) != digest:
-            raise UserError(f"{info.name}/{info.version}: the code stored with the model ({relative}) is not the "
-                            "code it was trained with; refusing to load it",
-                            hint="the model's files in the store were modified; retrain or restore them")
+    return StoredCode(model_dir / "code", recorded, f"{info.name}/{info.version}")
 
 
-def _load_skops(model_file: Path, trusted: list[str], code_dir: Path) -> Any:
-    """Load a skops file, importing the model's classes from its own code folder.
-
-    A module of the same name imported earlier (another model's ``pipeline``,
-    or a newer version of the project's) is forgotten first, so that the
-    model runs the code it was trained with.
-    """
-    import sys
-
+def _load_skops(model_file: Path, trusted: list[str], code: StoredCode) -> Any:
+    """Load a skops file, its classes imported from the recorded code only (see :mod:`.stored_code`)."""
     import skops.io as sio
 
-    from lockstep import usercode
-
-    modules = _code_modules(code_dir)
-    for name in list(sys.modules):
-        if name.split(".")[0] in modules:
-            del sys.modules[name]
-            usercode.forget(name)
-    sys.path.insert(0, str(code_dir))
-    try:
+    with code.importable():
         return sio.load(model_file, trusted=trusted)
-    finally:
-        sys.path.remove(str(code_dir))
 
 
 def _local_path(uri: str) -> Path:

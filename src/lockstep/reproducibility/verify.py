@@ -24,6 +24,7 @@ cause: data, code, environment, the thread count, or nondeterminism.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
 from lockstep.errors import LockstepError
+from lockstep.registry.stored_code import StoredCode
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.config import Config
@@ -205,7 +207,6 @@ def _config_differences(current: Config | None, lineage: Lineage) -> list[str]:
 
 def _code_stage(config: Config, lineage: Lineage, recorded_code: bool):
     """Returns the stage and the folder the rebuild imports code from (None: no usable code)."""
-    from lockstep.fingerprint import fingerprint_file
     from lockstep.reproducibility.codediff import diff_module
     from lockstep.usercode import code_identity
 
@@ -235,16 +236,15 @@ def _code_stage(config: Config, lineage: Lineage, recorded_code: bool):
             changes.append(diff_module(relative, old, (project_dir / relative).read_bytes()).describe())
     if problem is not None:
         changes.insert(0, problem)
-    stored_bad = [rel for rel, digest in recorded.items()
-                  if not (lineage.code_dir / rel).exists() or fingerprint_file(lineage.code_dir / rel) != digest]
     config_keys = _config_differences(config, lineage)
     notes = ([f"lockstep.toml differs from the recorded configuration in {', '.join(config_keys)}; the rebuild "
               "uses the recorded configuration"] if config_keys else [])
     data = {"changes": changes, "config_differences": config_keys, "files": sorted(recorded)}
     if recorded_code:
-        if stored_bad:
-            return Stage("code", "FAIL", "the code stored with the model does not match its recorded fingerprints: "
-                         + ", ".join(stored_bad), data, timer()), None
+        try:
+            _stored(lineage).check()
+        except LockstepError as exc:
+            return Stage("code", "FAIL", exc.message, data, timer()), None
         moved = ("; the project's code has moved on since: " + "; ".join(changes)) if changes else ""
         return Stage("code", "PASS", f"rebuilding with the code stored with the model ({len(recorded)} file(s), "
                      "fingerprints equal)" + moved + "".join("; " + n for n in notes), data, timer()), \
@@ -530,19 +530,11 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     stages["code"], code_root = _code_stage(config, lineage, recorded_code)
 
     built = result = None
-    if raw is None:
-        stages["features"] = Stage("features", "SKIPPED", "no raw snapshot to rebuild from")
-    elif code_root is None:
-        stages["features"] = Stage("features", "SKIPPED", "the feature code cannot be imported"
-                                   + ("" if recorded_code else "; --recorded-code uses the code stored with the "
-                                      "model"))
-    else:
-        step("recomputing the features")
-        stages["features"], built = _features_stage(store, lineage, raw, snapshot, code_root)
-    if built is None:
-        stages["model"] = Stage("model", "SKIPPED", "no features to fit on")
-    else:
-        stages["model"], result = _model_stage(lineage, built, code_root, used_threads, full, step)
+    # with --recorded-code, the rebuild imports the stored modules from their checked bytes, and nothing else
+    imports = _stored(lineage).importable() if recorded_code and code_root is not None else contextlib.nullcontext()
+    with imports:
+        stages, built, result = _rebuild(store, lineage, raw, snapshot, code_root, recorded_code, used_threads, full,
+                                         stages, step)
     step("checking the registered model file")
     stages["model"] = _with_artifact(stages["model"], *_artifact_check(registry, lineage))
     if result is None:
@@ -562,3 +554,27 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     if record:
         registry.record_check(info, "verify", report.to_dict(), report.summary())
     return report
+
+
+def _stored(lineage: Lineage) -> StoredCode:
+    return StoredCode(lineage.code_dir, lineage.code_files, f"{lineage.info.name}/{lineage.info.version}")
+
+
+def _rebuild(store: Store, lineage: Lineage, raw, snapshot, code_root: Path | None, recorded_code: bool,
+             threads: int, full: bool, stages: dict[str, Stage], step: Progress):
+    """The features and model stages: the stages, the rebuilt features and the rebuilt model's outputs."""
+    built = result = None
+    if raw is None:
+        stages["features"] = Stage("features", "SKIPPED", "no raw snapshot to rebuild from")
+    elif code_root is None:
+        stages["features"] = Stage("features", "SKIPPED", "the feature code cannot be imported"
+                                   + ("" if recorded_code else "; --recorded-code uses the code stored with the "
+                                      "model"))
+    else:
+        step("recomputing the features")
+        stages["features"], built = _features_stage(store, lineage, raw, snapshot, code_root)
+    if built is None:
+        stages["model"] = Stage("model", "SKIPPED", "no features to fit on")
+    else:
+        stages["model"], result = _model_stage(lineage, built, code_root, threads, full, step)
+    return stages, built, result
