@@ -420,7 +420,10 @@ class RegistryConfig(_Section):
     lockstep and the project's own modules, which are trusted automatically.
     ``golden_rows`` is the size of the golden sample stored with every
     version (the first test rows and the model's outputs on them), which
-    ``lockstep check`` predicts again.
+    ``lockstep check`` predicts again. ``public_key`` (a path relative to the
+    project folder) makes every version signed at registration, with the
+    private key the environment variable ``LOCKSTEP_SIGNING_KEY`` names, and
+    verified on every load; unsigned or wrongly signed versions are refused.
     """
 
     model: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -428,6 +431,7 @@ class RegistryConfig(_Section):
     improvement: Literal["bootstrap", "std"] | Number = "bootstrap"
     trusted_types: list[StrictStr] = Field(default_factory=list)
     golden_rows: StrictInt = Field(default=100, ge=1, le=100_000)
+    public_key: StrictStr | None = None
 
 
 class ServeConfig(_Section):
@@ -580,6 +584,12 @@ class Config(_Section):
     @property
     def config_path(self) -> Path:
         return self.project_dir / CONFIG_FILE
+
+    @property
+    def public_key(self) -> Path | None:
+        """``[registry] public_key``, resolved against the project folder."""
+        key = self.registry.public_key
+        return (self.project_dir / key).resolve() if key else None
 
     @property
     def store_path(self) -> Path:

@@ -139,7 +139,7 @@ class Project:
         """The store's MLflow tracking and model registry."""
         from lockstep.registry.mlflow_registry import Registry
 
-        return Registry(self.store.root, experiment=self.config.project.name)
+        return Registry(self.store.root, experiment=self.config.project.name, public_key=self.config.public_key)
 
     def train(self, features_version: int | None = None, *, candidate: str | None = None, force: bool = False,
               progress: Progress | None = None) -> TrainResult:

@@ -81,6 +81,7 @@ def check_code_references(config: Any, candidates: bool) -> None:
         Naming the key and, for a misspelled callable, the likeliest one.
     """
     from lockstep.errors import ConfigError
+    from lockstep.registry.signing import private_key
     from lockstep.usercode import load_object
 
     if config.train is None:
@@ -92,6 +93,8 @@ def check_code_references(config: Any, candidates: bool) -> None:
     for ref in refs:
         if ref:
             load_object(ref, config.project_dir)
+    if config.public_key is not None:  # models are signed: the private key must be there before training
+        private_key(config.public_key)
 
 
 def run_system(project: Project, *, candidates: bool = False, verify: bool = True, parity: bool = True,

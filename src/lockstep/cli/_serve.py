@@ -103,6 +103,8 @@ def serve(
                                                 "is needed.")] = None,
     store: Annotated[Path | None, typer.Option("--store", help="With --bundle: the folder for the audit log "
                                                "(default: ./.lockstep-serve).")] = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="Serve only a model signed with the "
+                                                    "matching private key (default: [registry] public_key).")] = None,
     project: ProjectOpt = Path("."),
 ) -> None:
     """Serve a registered model over HTTP (FastAPI on uvicorn), with validation and an audit log."""
@@ -141,6 +143,8 @@ def serve(
         token=os.environ.get(cfg.token_env) or None, poll_seconds=float(cfg.poll_seconds),
         audit=cfg.audit if audit is None else audit,
         bundle=str(bundle.resolve()) if bundle is not None else None, drift_window=window,
+        public_key=str(public_key.resolve()) if public_key is not None else (
+            str(proj.config.public_key) if proj is not None and proj.config.public_key else None),
     )
     serving = load_serving_model(settings)  # refuse a model that does not check out before listening
     host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers

@@ -67,6 +67,11 @@ class ServeSettings:
     audit: bool = True
     bundle: str | None = None  # serve this bundle folder instead of a version from the registry
     drift_window: int = 1000  # recent records behind the PSI gauges of /metrics (0: none)
+    public_key: str | None = None  # verify the model's signature with this key (refuse it unsigned)
+
+    @property
+    def key_path(self) -> Path | None:
+        return Path(self.public_key) if self.public_key else None
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -106,9 +111,9 @@ def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> 
         if ref_text:
             raise UserError("this service serves a fixed bundle; it cannot switch to another model version")
         registry = Bundle(settings.bundle)
-        loaded = registry.load()
+        loaded = registry.load(settings.key_path)
     else:
-        registry = Registry(Path(settings.store_root), settings.experiment)
+        registry = Registry(Path(settings.store_root), settings.experiment, settings.key_path)
         loaded = registry.load(parse_model_ref(ref_text or settings.model, settings.default_name))
     if settings.runtime == "onnx":
         from lockstep.inference.runtime import OnnxRuntime
@@ -310,7 +315,7 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
             from lockstep.registry.mlflow_registry import Registry
             from lockstep.registry.refs import parse_model_ref
 
-            registry = Registry(Path(settings.store_root), settings.experiment)
+            registry = Registry(Path(settings.store_root), settings.experiment, settings.key_path)
             ref = parse_model_ref(settings.model, settings.default_name)
             current = await run_in_threadpool(registry.version, ref)
             if current.version == state.model.info.version and current.name == state.model.info.name:

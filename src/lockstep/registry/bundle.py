@@ -66,11 +66,11 @@ class Bundle:
         raw = json.loads(record.read_text())
         self.info = VersionInfo(**raw)
 
-    def load(self) -> LoadedModel:
-        """The model, checked like a model loaded from the registry."""
+    def load(self, public_key: Path | None = None) -> LoadedModel:
+        """The model, checked like a model loaded from the registry (its signature too, with ``public_key``)."""
         from lockstep.inference.schema import ModelSchema
 
-        model = load_checked(self.info, self.path / "model")
+        model = load_checked(self.info, self.path / "model", public_key)
         schema = ModelSchema.from_dict(json.loads((self.path / "input_schema.json").read_text()))
         return LoadedModel(model=model, info=self.info, path=self.path / "model", schema=schema)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from lockstep.errors import NotFoundError, StoreError, UserError
 from lockstep.registry.refs import ModelRef
+from lockstep.registry.signing import claims_of, private_key, sign_model, verify_model
 from lockstep.registry.stored_code import StoredCode
 
 __all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG", "load_checked", "stored_code"]
@@ -129,11 +130,15 @@ class Registry:
         The store folder (``.lockstep``).
     experiment : str
         The MLflow experiment runs go to (the project's name).
+    public_key : Path, optional
+        Sign every version registered and verify every version loaded with
+        this key pair (see :mod:`lockstep.registry.signing`).
     """
 
-    def __init__(self, root: Path, experiment: str) -> None:
+    def __init__(self, root: Path, experiment: str, public_key: Path | None = None) -> None:
         self.root = Path(root)
         self.experiment = experiment
+        self.public_key = Path(public_key) if public_key is not None else None
 
     @property
     def uri(self) -> str:
@@ -233,8 +238,10 @@ class Registry:
     def log_training(self, record: TrainingRecord) -> VersionInfo:
         """Log a training run, register its model, give the new version the alias ``challenger``.
 
-        If anything fails, the run is marked FAILED and no version is left registered.
+        If anything fails, the run is marked FAILED and no version is left registered. With a public key,
+        the version is signed (a missing private key stops before anything is logged).
         """
+        signing_key = private_key(self.public_key) if self.public_key is not None else None
         with self._mlflow() as mlflow:
             import mlflow.sklearn
 
@@ -282,6 +289,10 @@ class Registry:
                             f"{TAG}.run_id": run_id}
                     for key, value in tags.items():
                         client.set_model_version_tag(record.model_name, str(version), key, value)
+                    if signing_key is not None:
+                        all_tags = {**record.tags, **tags}
+                        sign_model(model_dir, claims_of(record.model_name, version, all_tags), signing_key,
+                                   self.public_key)
                     client.set_registered_model_alias(record.model_name, "challenger", str(version))
                     mlflow.set_tags({f"{TAG}.registered.name": record.model_name,
                                      f"{TAG}.registered.version": str(version),
@@ -478,7 +489,8 @@ class Registry:
         """
         info = self.version(ref)
         path = self.model_dir(info)
-        return LoadedModel(model=load_checked(info, path), info=info, path=path, schema=self.model_schema(info))
+        return LoadedModel(model=load_checked(info, path, self.public_key), info=info, path=path,
+                           schema=self.model_schema(info))
 
     def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict) -> Path:
         """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags."""
@@ -525,12 +537,17 @@ class Registry:
         return ModelSchema.from_dict(json.loads(path.read_text()))
 
 
-def load_checked(info: VersionInfo, path: Path) -> Any:
+def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) -> Any:
     """Load the model in ``path`` (an MLflow model folder) after checking it against what ``info`` recorded:
-    the model file's hash, the trusted types, the stored code, and then the loaded model's fingerprint."""
+    its signature (with ``public_key``), the model file's hash, the trusted types, the stored code, and then
+    the loaded model's fingerprint."""
     import yaml
 
     from lockstep.fingerprint import model_fingerprint
+
+    if public_key is not None:
+        verify_model(path, claims_of(info.name, info.version, info.tags), public_key,
+                     label=f"{info.name}/{info.version}")
 
     recorded_digest = info.tags.get(f"{TAG}.model.file_digest")
     if not (path / _SKOPS_FILE).exists():
