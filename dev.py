@@ -91,11 +91,15 @@ def cmd_demo(args: list[str]) -> None:
 
 
 def cmd_lock(args: list[str]) -> None:
-    py = ensure_env()
-    _run([py, "-m", "pip", "install", "--quiet", "pip-tools"])
+    # pip-tools in a venv of its own: resolving must not need the environment the old lock file describes
+    tools = ROOT / ".venv-lock"
+    py = tools / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not py.exists():
+        _run([sys.executable, "-m", "venv", tools])
+        _run([py, "-m", "pip", "install", "--quiet", "pip-tools"])
     _run(
         [
-            _bin("pip-compile"),
+            py.parent / "pip-compile",
             "--quiet",
             "--generate-hashes",
             "--allow-unsafe",
