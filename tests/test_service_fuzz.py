@@ -96,3 +96,38 @@ def test_schemathesis_finds_no_server_error(project: Project) -> None:
             fuzz(operation.ok())()
         assert len(cases) > 40
         assert not failures, failures[:3]
+
+
+DEEP = "[" * 50_000 + "]" * 50_000
+NASTY = [
+    ("/feedback", DEEP),
+    ("/feedback", json.dumps({"request_id": "x", "label": [[["Yes"]]]})),
+    ("/feedback", json.dumps({"request_id": "x", "label": {"nested": {"label": "Yes"}}})),
+    ("/feedback", '{"request_id": "x", "label": ' + "9" * 5000 + "}"),
+    ("/feedback", '{"request_id": "\\ud800", "label": "Yes"}'),
+    ("/feedback", json.dumps({"request_id": "x" * 10_000, "label": "Yes"})),
+    ("/admin/reload", "[" * 4000 + "]" * 4000),
+    ("/admin/reload", '{"model": {"a": 1}}'),
+    ("/admin/reload", "[1, 2]"),
+    ("/predict", DEEP),
+    ("/predict", '{"contract": "\\ud800"}'),
+    ("/predict", '{"tenure": ' + "9" * 5000 + "}"),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), NASTY, ids=[f"{p}-{i}" for i, (p, _b) in enumerate(NASTY)])
+def test_nasty_bodies_are_client_errors(client: TestClient, path: str, body: str) -> None:
+    """Deep nesting, nested labels, 5,000-digit integers, lone surrogates, huge ids: 4xx, never a 500."""
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    response.json()  # and the answer is JSON
+
+
+def test_the_openapi_document_describes_every_body(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    feedback = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert feedback == {"$ref": "#/components/schemas/Feedback"}
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    assert components["Feedback"]["required"] == ["request_id", "label"]
+    assert components["Feedback"]["properties"]["label"]["anyOf"][0] == {"enum": ["No", "Yes"]}
+    assert "requestBody" in paths["/admin/reload"]["post"]

@@ -16,6 +16,7 @@ it is validated by pydantic-core straight from the JSON bytes.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -39,6 +40,45 @@ class BodyError(Exception):
 
 
 _INT64 = (-(2**63), 2**63 - 1)
+#: JSON bodies nested deeper than this are refused (a label or a model reference is never nested).
+MAX_DEPTH = 32
+
+
+def load_json(body: bytes) -> Any:
+    """A JSON body as Python values, or a 422 :class:`BodyError` that says why not.
+
+    Beyond malformed JSON, refused as a client's error rather than failing
+    the server: nesting deeper than :data:`MAX_DEPTH` (or Python's recursion
+    limit), integers of more digits than Python converts (4,300), and text
+    holding a lone surrogate (``"\\ud800"``: not text, cannot be written back).
+    """
+    def refuse(rule: str, message: str) -> BodyError:
+        return BodyError(422, [{"field": None, "rule": rule, "message": message}])
+
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise refuse("json_invalid", "the body is not JSON") from None
+    except RecursionError:
+        raise refuse("json_too_deep", f"the body is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # for example an integer of more than 4,300 digits
+        raise refuse("json_invalid", f"the body is not usable JSON: {exc}") from None
+    stack = [(payload, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise refuse("json_too_deep", f"the body is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise refuse("string_unicode", "a string holds a lone surrogate (such as \\ud800), which is "
+                             "not text") from None
+        elif isinstance(value, dict):
+            stack += [(k, depth + 1) for k in value] + [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            stack += [(v, depth + 1) for v in value]
+    return payload
 
 
 def _field_type(spec: ColumnSchema) -> Any:

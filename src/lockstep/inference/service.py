@@ -210,7 +210,7 @@ class ServiceMiddleware:
         endpoint = path if path in _KNOWN else "other"
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        request_id = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = {"status": 500}
 
@@ -457,11 +457,11 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         return JSONResponse({"request_id": own_id, "recorded": target, "rows": rows,
                              "model": {"name": name, "version": version}})
 
-    @app.api_route("/health", methods=["GET", "HEAD"])
+    @app.get("/health")
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.api_route("/ready", methods=["GET", "HEAD"])
+    @app.get("/ready")
     async def ready() -> Response:
         if state.model is None:
             return JSONResponse({"ready": False, "reason": "the model is not loaded yet"}, status_code=503)
@@ -473,6 +473,10 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
                 return JSONResponse({"ready": False, "reason": exc.message}, status_code=503)
             state.audit_problem = None
         return JSONResponse({"ready": True, "model": state.model.identity})
+
+    # load balancers probe with HEAD; the OpenAPI document keeps one operation per path
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/model")
     async def model_info() -> dict:
@@ -500,13 +504,16 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
     @app.post("/admin/reload")
     async def admin_reload(request: Request) -> Response:
-        body = await _read_body(request, 10_000)
-        ref_text = None
-        if body.strip():
-            try:
-                ref_text = json.loads(body).get("model")
-            except (json.JSONDecodeError, AttributeError):
-                return JSONResponse({"detail": 'send {"model": "NAME@ALIAS"} or an empty body'}, status_code=422)
+        from lockstep.inference.requests import BodyError, load_json
+
+        try:
+            body = await _read_body(request, 10_000)
+            payload = load_json(body) if body.strip() else {}
+        except BodyError as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        ref_text = payload.get("model") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict) or set(payload) - {"model"} or not isinstance(ref_text, str | None):
+            return JSONResponse({"detail": 'send {"model": "NAME@ALIAS"} or an empty body'}, status_code=422)
         try:
             model = await reload_model(ref_text)
         except Exception as exc:  # the old model keeps serving
@@ -527,6 +534,15 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
                 components = schema.setdefault("components", {}).setdefault("schemas", {})
                 components.update(defs)
                 components["Record"] = record
+                components["Feedback"] = _feedback_schema(model.schema)
+                for path, ref in (("/feedback", "Feedback"), ("/admin/reload", "Reload")):
+                    operation = schema.get("paths", {}).get(path, {}).get("post")
+                    if operation is not None:
+                        operation["requestBody"] = {"required": path == "/feedback", "content": {
+                            "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+                components["Reload"] = {"type": "object", "additionalProperties": False,
+                                        "properties": {"model": {"type": "string", "minLength": 1,
+                                                                 "description": "NAME@ALIAS or NAME/VERSION"}}}
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -547,6 +563,27 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
     app.add_middleware(ServiceMiddleware, settings=settings, metrics=metrics, state=state)
     return app
+
+
+#: The longest request id /feedback accepts (the service's own are 32 characters).
+MAX_REQUEST_ID = 200
+
+
+def _feedback_schema(schema: Any) -> dict:
+    """The OpenAPI schema of a /feedback body: the request id and the true label (one, or one per record)."""
+    if schema.task == "classification":
+        label: dict = {"enum": [c.item() if hasattr(c, "item") else c for c in schema.classes or []]}
+    else:
+        label = {"type": "number"}
+    return {
+        "type": "object", "additionalProperties": False, "required": ["request_id", "label"],
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "maxLength": MAX_REQUEST_ID,
+                           "description": "the X-Request-ID of the prediction"},
+            "label": {"anyOf": [label, {"type": "array", "items": label, "minItems": 1}],
+                      "description": "the true class (or value); a list with one per record of a batch request"},
+        },
+    }
 
 
 class AuditUnavailable(Exception):
@@ -585,24 +622,22 @@ def _parse_feedback(body: bytes, schema: Any) -> tuple[str, list]:
     """``(request_id, labels)`` from a feedback body, or a BodyError naming the field."""
     import math
 
-    from lockstep.inference.requests import BodyError
+    from lockstep.inference.requests import BodyError, load_json
 
     def problem(field: str, rule: str, message: str) -> BodyError:
         return BodyError(422, [{"field": field, "rule": rule, "message": message}])
 
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise problem(None, "json_invalid", "the body is not JSON") from None
+    payload = load_json(body)
     if not isinstance(payload, dict):
         raise problem(None, "type", 'send {"request_id": "...", "label": ...}')
     unknown = sorted(set(payload) - {"request_id", "label", "value"})
     if unknown:
         raise problem(unknown[0], "extra_forbidden", "unknown field; send request_id and label")
     target = payload.get("request_id")
-    if not isinstance(target, str) or not target:
+    if not isinstance(target, str) or not target or len(target) > MAX_REQUEST_ID:
         raise problem("request_id", "missing" if target is None else "type",
-                      "the request id of the prediction (its X-Request-ID), as text")
+                      f"the request id of the prediction (its X-Request-ID), as text of 1 to {MAX_REQUEST_ID} "
+                      "characters")
     key = "label" if "label" in payload else "value"
     if key not in payload:
         raise problem("label", "missing", "the true class (or value) of the prediction")
