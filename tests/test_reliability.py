@@ -188,3 +188,65 @@ def test_recorded_modules_cannot_shadow_installed_ones(tmp_path: Path) -> None:
     code = StoredCode(tmp_path, {"json.py": fingerprint_bytes(b"x = 1\n")}, "m/1")
     with pytest.raises(Exception, match="would shadow the installed or standard module 'json'"):
         code.check()
+
+
+# ---------------------------------------------------------------------- concurrent writers
+
+
+def _delta_files_are_all_committed(table: Path) -> bool:
+    """No orphan data file: every Parquet file of the table was added by a commit of its Delta log."""
+    referenced = set()
+    for commit in (table / "_delta_log").glob("*.json"):
+        for line in commit.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                referenced.add(Path(action["add"]["path"]).name)
+    return {p.name for p in table.glob("*.parquet")} <= referenced
+
+
+def _parallel(*commands: list[str]) -> list[subprocess.CompletedProcess]:
+    import sys
+
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    processes = [subprocess.Popen([exe, *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for c in commands]
+    out = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=600)
+        out.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return out
+
+
+def test_concurrent_ingests_write_each_snapshot_once(trained: Path, tmp_path: Path) -> None:
+    from lockstep import Project
+
+    from .conftest import write_rows
+
+    project = tmp_path / "telco"
+    shutil.copytree(trained, project)
+    header, rows = read_rows(project / "data" / "wa_churn.csv")
+    for round_ in range(3):  # each round: changed data, two ingests at once
+        charges = header.index("monthly_charges")
+        extra = [[str(10_000 + round_ * 10 + i), *row[1:]] for i, row in enumerate(rows[:3])]
+        for i, row in enumerate(extra):  # new customers: their own bills
+            row[charges] = f"{500 + round_ * 10 + i}.25"
+        rows = rows + extra
+        write_rows(project / "data" / "wa_churn.csv", header, rows)
+        results = _parallel(["ingest", "--project", str(project)], ["ingest", "--project", str(project)])
+        assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    versions = Project(project).snapshots()
+    assert [v.version for v in versions] == [0, 1, 2, 3]  # one new version a round, none twice
+    assert len({v.fingerprint for v in versions}) == 4
+    assert _delta_files_are_all_committed(project / ".lockstep" / "raw")
+
+
+def test_concurrent_trainings_on_a_new_store_register_one_version(trained: Path, tmp_path: Path) -> None:
+    from lockstep import Project
+
+    project = tmp_path / "telco"
+    shutil.copytree(trained, project, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
+    assert not (project / ".lockstep" / "mlflow.db").exists()  # features are there, the registry is not
+    results = _parallel(["train", "--project", str(project)], ["train", "--project", str(project)])
+    assert [r.returncode for r in results] == [0, 0], [r.stderr[-800:] for r in results]
+    assert "up to date" in " ".join(r.stdout for r in results)  # the second found the first's run
+    assert [v.version for v in Project(project).model_versions()] == [1]

@@ -113,8 +113,8 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     from lockstep.data.leakage import check_declared_features, check_shared_rows, shared_rows
     from lockstep.data.schema import bad_row_mask
     from lockstep.data.splits import assign_splits
-    from lockstep.fingerprint import fingerprint_json, fingerprint_table
-    from lockstep.store import SnapshotInfo, hash_source_files, locate_source, read_source
+    from lockstep.fingerprint import fingerprint_table
+    from lockstep.store import hash_source_files, locate_source, read_source
 
     step = progress or (lambda _name: None)
     data = config.data
@@ -168,6 +168,22 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
 
     step("fingerprinting")
     fingerprint = fingerprint_table(table)
+
+    # from reading the latest snapshot to writing the next: one ingest at a time (another waits, then finds
+    # this one's snapshot and writes nothing twice)
+    store.ensure()
+    with store.lock("ingest", "ingest"):
+        return _commit(config, store, table, fingerprint, records, quarantine_failures, shared, src, inputs, step)
+
+
+def _commit(config: Config, store: Store, table, fingerprint: str, records: list, quarantine_failures: list,
+            shared, src, inputs: str, step: Progress) -> IngestResult:
+    """Write the quarantine and the snapshot, if the data changed since the latest snapshot."""
+    from lockstep.fingerprint import fingerprint_json
+    from lockstep.store import SnapshotInfo
+
+    data = config.data
+    latest = store.snapshots.latest()
     changed = latest is None or latest.fingerprint != fingerprint
     next_version = (latest.version + 1) if latest is not None else 0
 
@@ -176,7 +192,6 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
         # out, so that no row is ever dropped silently; a batch already there
         # (a re-run) is not written twice.
         step("writing the quarantine")
-        store.ensure()
         batch = fingerprint_json([asdict(r) for r in records])
         store.quarantine.append(batch, records, snapshot_version=next_version if changed else latest.version,
                                 ingested=datetime.now(UTC))
@@ -186,7 +201,6 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
                             quarantine_failures=quarantine_failures, shared=shared, source=src.metadata())
 
     step("writing the snapshot")
-    store.ensure()
     info = SnapshotInfo(
         version=next_version,
         fingerprint=fingerprint,

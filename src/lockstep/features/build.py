@@ -89,6 +89,18 @@ def feature_inputs(config: Config, raw_fingerprint: str) -> dict[str, Any]:
 
 def build_features(config: Config, store: Store, *, raw_version: int | None = None, force: bool = False,
                    progress: Progress | None = None) -> FeatureResult:
+    """Compute the feature set, one build at a time per store: a second waits, then finds the first's version.
+
+    See :func:`_build_features` for the parameters.
+    """
+    if not store.exists():  # nothing to build from; the error says so without creating the store
+        return _build_features(config, store, raw_version=raw_version, force=force, progress=progress)
+    with store.lock("features", "feature build"):
+        return _build_features(config, store, raw_version=raw_version, force=force, progress=progress)
+
+
+def _build_features(config: Config, store: Store, *, raw_version: int | None = None, force: bool = False,
+                    progress: Progress | None = None) -> FeatureResult:
     """Compute (or find up to date) the feature set of ``[features]`` from a raw snapshot.
 
     Parameters

@@ -29,6 +29,7 @@ from lockstep.errors import NotFoundError, StoreError, UserError
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import claims_of, private_key, sign_model, verify_model
 from lockstep.registry.stored_code import StoredCode
+from lockstep.store.locks import exclusive
 
 __all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG", "load_checked", "stored_code"]
 
@@ -182,6 +183,16 @@ class Registry:
             connection.close()
         return old_roots
 
+    def _create(self) -> None:
+        """Create the tracking database, one process at a time: MLflow's migrations are not safe to run twice
+        at once (a second process died with "duplicate column name")."""
+        import mlflow
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.root / "locks" / "registry.lock", "registry creation"):
+            with _quiet():
+                mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri).search_experiments(max_results=1)
+
     @contextmanager
     def _mlflow(self) -> Iterator[Any]:
         """MLflow, pointed at this store for the duration of the block (restored afterwards)."""
@@ -190,6 +201,9 @@ class Registry:
             self.relocate()
             _RELOCATED.add(str(self.root.resolve()))
         import mlflow
+
+        if not self.exists():
+            self._create()
 
         for name in ("mlflow", "alembic", "mlflow.store", "mlflow.tracking"):
             logging.getLogger(name).setLevel(logging.ERROR)

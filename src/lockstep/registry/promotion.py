@@ -93,7 +93,17 @@ def paired_on_test_rows(config: Config, store: Store, registry: Registry, challe
 
 
 def promote(config: Config, store: Store, registry: Registry, ref: ModelRef) -> PromotionResult:
-    """Check the gates for ``ref`` against the current champion; move ``champion`` to it if they pass."""
+    """Check the gates for ``ref`` against the current champion; move ``champion`` to it if they pass.
+
+    One promotion at a time per store: the champion compared with is the one replaced.
+    """
+    if not store.exists():
+        return _promote(config, store, registry, ref)
+    with store.lock("promote", "promotion"):
+        return _promote(config, store, registry, ref)
+
+
+def _promote(config: Config, store: Store, registry: Registry, ref: ModelRef) -> PromotionResult:
     from lockstep.config import task_metrics
     from lockstep.errors import NotFoundError
     from lockstep.evaluation.gates import check_gates

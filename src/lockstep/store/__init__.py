@@ -17,11 +17,13 @@ the previous version intact and readable.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_line, write_generated_folder
 from lockstep.store.audit import AuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable
+from lockstep.store.locks import exclusive
 from lockstep.store.monitoring import MonitorLog
 from lockstep.store.predictions import FileOutput, PredictionStore
 from lockstep.store.quarantine import QuarantineRecord, QuarantineTable
@@ -104,6 +106,10 @@ class Store:
 
     def exists(self) -> bool:
         return self.root.is_dir()
+
+    def lock(self, kind: str, what: str) -> AbstractContextManager[None]:
+        """Hold the store's lock of ``kind`` (one writer of that kind at a time; see :mod:`.locks`)."""
+        return exclusive(self.root / "locks" / f"{kind}.lock", what)
 
     def ensure(self) -> None:
         """Create the store folder (and its ``.gitignore``) if it does not exist yet."""

@@ -190,6 +190,20 @@ def evaluate_outputs(model: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> O
 
 def train(config: Config, store: Store, registry: Registry, *, features_version: int | None = None,
           candidate: str | None = None, force: bool = False, progress: Progress | None = None) -> TrainResult:
+    """Train, one training at a time per store: a second waits, then finds the first's run up to date.
+
+    See :func:`_train` for the parameters.
+    """
+    if not store.exists():  # no feature set: the error says so without creating the store
+        return _train(config, store, registry, features_version=features_version, candidate=candidate, force=force,
+                      progress=progress)
+    with store.lock("train", "training"):
+        return _train(config, store, registry, features_version=features_version, candidate=candidate, force=force,
+                      progress=progress)
+
+
+def _train(config: Config, store: Store, registry: Registry, *, features_version: int | None = None,
+           candidate: str | None = None, force: bool = False, progress: Progress | None = None) -> TrainResult:
     """Train, evaluate, track and register a model (or find it up to date).
 
     Parameters
