@@ -321,3 +321,39 @@ def test_a_tampered_model_is_refused_at_start(project: Project) -> None:
         model_file.write_bytes(original)
     assert out.returncode == 2
     assert "changed since it was registered" in out.stderr
+
+
+@pytest.mark.parametrize(("field", "value", "status"), [
+    ("tenure", 2**53, 200), ("tenure", 2**53 + 1, 422), ("tenure", 2**63 - 1, 422), ("tenure", -(2**53) - 1, 422),
+    ("tenure", 12.0, 422), ("tenure", True, 422),  # a plain integer field: integers only
+    ("female", 1, 200), ("female", 1.0, 422), ("female", True, 422), ("female", 2, 422),  # allowed [0, 1]: the same
+])
+def test_integer_fields_are_one_range_and_one_rule(client: TestClient, records: list[dict], field: str, value,
+                                                   status: int) -> None:
+    """Integers beyond ±2**53 are refused on every path (here the service; ingest and predict by the schema),
+    and a field with allowed values is as strict about types as a plain integer field."""
+    response = client.post("/predict", json={**records[0], field: value})
+    assert response.status_code == status, response.text
+
+
+def test_integers_beyond_the_range_are_refused_at_ingest_and_predict_and_invalid_in_monitoring(
+        project: Project, tmp_path: Path) -> None:
+    import shutil
+
+    from lockstep.errors import SchemaValidationError
+
+    from .conftest import write_rows
+
+    header, rows = read_rows(project.path / "data" / "wa_churn.csv")
+    big = [list(r) for r in rows[:200]]
+    big[3][header.index("tenure")] = str(2**53 + 1)
+    write_rows(tmp_path / "big.csv", header, big)
+    with pytest.raises(SchemaValidationError, match=r"column 'tenure': dtype int \(beyond ±2\*\*53"):
+        project.predict(str(tmp_path / "out.parquet"), input=tmp_path / "big.csv")
+    copy = tmp_path / "copy"
+    shutil.copytree(project.path, copy)
+    write_rows(copy / "data" / "wa_churn.csv", header, big)
+    with pytest.raises(SchemaValidationError, match="beyond ±2"):
+        Project(copy).ingest(force=True)
+    report, payload = project.monitor(data=tmp_path / "big.csv")  # counted as invalid, not a crash
+    assert payload["invalid"] >= 1

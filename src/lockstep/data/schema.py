@@ -32,10 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.config import ColumnSchema, DataConfig
 
-__all__ = ["ARROW_TYPES", "ValidationResult", "arrow_type", "convert_table", "pandera_schema", "to_pandas",
+__all__ = ["ARROW_TYPES", "INT_LIMIT", "ValidationResult", "arrow_type", "convert_table", "pandera_schema", "to_pandas",
            "validate_table"]
 
 _MAX_EXAMPLES = 5
+#: The largest magnitude of an ``int`` value, on every path (ingest, predict, serve, monitor): 2**53, the
+#: largest whole number a float64 holds exactly. Models see numbers as float64, so beyond it two different
+#: integers become the same input.
+INT_LIMIT = 2**53
+INT_RULE = "dtype int (beyond ±2**53, the largest whole number a float64 holds exactly)"
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -179,11 +184,25 @@ def convert_table(table: pa.Table, declared: dict[str, ColumnSchema], *,
             names.append(name)
             continue
         converted, failure = _convert(column, spec, name)
+        if spec.dtype == "int":
+            converted, beyond = _int_range(converted, name)
+            row_failures += [beyond] if beyond is not None else []
         arrays.append(converted)
         names.append(name)
         if failure is not None:
             row_failures.append(failure)
     return (pa.table(arrays, names=names) if arrays else pa.table({})), row_failures
+
+
+def _int_range(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
+    """Integers beyond :data:`INT_LIMIT` made missing, with their failure."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    bad = pc.fill_null(pc.or_(pc.greater(column, INT_LIMIT), pc.less(column, -INT_LIMIT)), False)
+    if not pc.any(bad).as_py():
+        return column, None
+    return _with_failures(column, bad, pc.if_else(bad, pa.scalar(None, pa.int64()), column), name, INT_RULE)
 
 
 def _convert(column: pa.ChunkedArray, spec: ColumnSchema, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:

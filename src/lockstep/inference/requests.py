@@ -21,7 +21,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from lockstep.data.schema import INT_LIMIT
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.config import ColumnSchema
@@ -39,7 +41,6 @@ class BodyError(Exception):
         self.detail = detail
 
 
-_INT64 = (-(2**63), 2**63 - 1)
 #: JSON bodies nested deeper than this are refused (a label or a model reference is never nested).
 MAX_DEPTH = 32
 
@@ -81,6 +82,15 @@ def load_json(body: bytes) -> Any:
     return payload
 
 
+def _one_of(allowed: tuple) -> Any:
+    def check(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"Input should be {' or '.join(str(a) for a in allowed)}")
+        return value
+
+    return check
+
+
 def _field_type(spec: ColumnSchema) -> Any:
     bounds: dict[str, Any] = {}
     if spec.dtype in ("int", "float"):  # bounds as declared
@@ -88,11 +98,16 @@ def _field_type(spec: ColumnSchema) -> Any:
             bounds["ge"] = spec.min
         if spec.max is not None:
             bounds["le"] = spec.max
-    if spec.dtype == "int":  # the model's integers are 64-bit: larger ones are a 422, not an overflow
-        bounds["ge"] = max(bounds.get("ge", _INT64[0]), _INT64[0])
-        bounds["le"] = min(bounds.get("le", _INT64[1]), _INT64[1])
-    if spec.allowed is not None:
-        base: Any = Literal[tuple(spec.allowed)]  # type: ignore[misc]
+    if spec.dtype == "int":  # the schema's range of integers (lockstep.data.schema.INT_LIMIT), on every path
+        bounds["ge"] = max(bounds.get("ge", -INT_LIMIT), -INT_LIMIT)
+        bounds["le"] = min(bounds.get("le", INT_LIMIT), INT_LIMIT)
+    if spec.allowed is not None and spec.dtype == "int":
+        # as strict as a plain integer field (no true, false or 1.0), then one of the allowed values
+        allowed = tuple(spec.allowed)
+        base: Any = Annotated[int, Field(strict=True, json_schema_extra={"enum": list(allowed)}, **bounds),
+                              AfterValidator(_one_of(allowed))]
+    elif spec.allowed is not None:
+        base = Literal[tuple(spec.allowed)]  # type: ignore[misc]
     elif spec.dtype == "int":
         base = Annotated[int, Field(**bounds)]
     elif spec.dtype == "float":
