@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic_core import PydanticCustomError
 
 from lockstep.data.schema import INT_LIMIT
 
@@ -83,9 +84,12 @@ def load_json(body: bytes) -> Any:
 
 
 def _one_of(allowed: tuple) -> Any:
+    """A validator of allowed integers, with the error a ``Literal`` gives (``literal_error``)."""
+    expected = " or ".join(str(a) for a in allowed)
+
     def check(value: Any) -> Any:
         if value not in allowed:
-            raise ValueError(f"Input should be {' or '.join(str(a) for a in allowed)}")
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
         return value
 
     return check

@@ -293,6 +293,7 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         audit_problem: str | None = None  # why the last audit write failed, until one succeeds again
 
     state = State()
+    audit_log = AuditLog(Path(settings.store_root) / "audit")
 
     def install(model: ServingModel) -> None:
         old = state.model
@@ -332,7 +333,7 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         if settings.audit:
             from lockstep.inference.audit import AuditRecorder
 
-            state.recorder = AuditRecorder(AuditLog(Path(settings.store_root) / "audit"))
+            state.recorder = AuditRecorder(audit_log)
             await state.recorder.start()
         if settings.poll_seconds > 0 and not settings.bundle:
             tasks.append(asyncio.create_task(poll()))
@@ -434,8 +435,8 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
             return JSONResponse({"detail": exc.detail, "request_id": request.scope["state"]["request_id"]},
                                 status_code=exc.status)
         found = recent.get(target)
-        if found is None:
-            found = await run_in_threadpool(_find_prediction, settings, target)
+        if found is None:  # another worker's, or before a restart: the log's index, never a scan
+            found = await run_in_threadpool(audit_log.prediction, target)
         own_id = request.scope["state"]["request_id"]
         if found is None:
             detail = [{"field": "request_id", "rule": "unknown",
@@ -608,14 +609,6 @@ class RecentPredictions:
         return self.items.get(request_id)
 
 
-def _find_prediction(settings: ServeSettings, request_id: str) -> tuple[str, int, int] | None:
-    """A successful prediction request of any process, from the store's audit log."""
-    from lockstep.store.audit import AuditLog
-
-    record = AuditLog(Path(settings.store_root) / "audit").find(request_id, endpoint="/predict", status=200)
-    if record is None:
-        return None
-    return record["model_name"], int(record["model_version"]), int(record["rows"])
 
 
 def _parse_feedback(body: bytes, schema: Any) -> tuple[str, list]:

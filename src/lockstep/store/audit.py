@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from lockstep.errors import FileSystemError, StoreError
 from lockstep.store import _delta
+from lockstep.store.audit_index import AuditIndex, SegmentCache
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -235,6 +236,8 @@ class AuditLog:
         self.root = Path(root)
         self.wal = self.root / "wal"
         self.table = self.root / "table"
+        self.index = AuditIndex(self.root / "index.sqlite")
+        self._segment_cache = SegmentCache()
 
     def writer(self, max_records: int = 50_000) -> SegmentWriter:
         return SegmentWriter(self.wal, max_records)
@@ -282,14 +285,24 @@ class AuditLog:
             if not locked:
                 return 0
             done = self._compacted()
+            if not self.index.backfilled():  # a log compacted before the index existed: indexed once, whole
+                self.index.backfill(self.scan(columns=["request_id", "time", "endpoint", "status", "model_name",
+                                                       "model_version", "rows"]) if done else [])
             candidates = {*self._finished(), *(include or [])}
             todo = sorted(p for p in candidates if p.exists())
             fresh = [p for p in todo if self._name(p) not in done]
-            records = [r for p in fresh for r in _read_segment(p)]
+            contents = {self._name(p): _read_segment(p) for p in fresh}
+            records = [r for segment in contents.values() for r in segment]
             if records:
                 table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema())
                 _delta.write_table(self.table, table, {"kind": "audit", "segments": [self._name(p) for p in fresh],
                                                        "rows": table.num_rows}, mode="append")
+            # a segment leaves the wal only once it is in the table and in the index (an interrupted compaction
+            # left some in the table but not the index: they are indexed now, from their files)
+            indexed = self.index.indexed()
+            late = {self._name(p): _read_segment(p) for p in todo
+                    if self._name(p) not in contents and self._name(p) not in indexed}
+            self.index.add({**contents, **late})
             for path in todo:
                 path.unlink(missing_ok=True)
             for folder in (p for p in self.wal.iterdir() if p.is_dir()) if self.wal.is_dir() else []:
@@ -302,6 +315,19 @@ class AuditLog:
         return f"{path.parent.name}/{path.name}"
 
     # ------------------------------------------------------------------ reading
+
+    def prediction(self, request_id: str) -> tuple[str, int, int] | None:
+        """``(model name, version, rows)`` of the newest successful prediction with this request id, or None.
+
+        Indexed: the SQLite index for compacted records, an incremental cache
+        for the segments (see :mod:`.audit_index`); the log is never scanned.
+        """
+        found = [e for e in (self.index.get(request_id), self._segment_cache.get(request_id, self._segments()))
+                 if e is not None]
+        if not found:
+            return None
+        _time, name, version, rows = max(found, key=lambda e: e[0])
+        return name, version, rows
 
     def find(self, request_id: str, *, endpoint: str | None = None, status: int | None = None) -> dict | None:
         """The newest record of a request id (compacted or still in a segment), or None."""
