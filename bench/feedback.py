@@ -32,10 +32,9 @@ from _common import ROOT
 
 sys.path.insert(0, str(ROOT))
 
+from lockstep.store.audit import AuditLog  # noqa: E402
 from tests.conftest import read_rows  # noqa: E402
 from tests.serving import Server, make_trained_project, record  # noqa: E402
-
-from lockstep.store.audit import AuditLog  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "feedback"
 
