@@ -250,3 +250,39 @@ def test_concurrent_trainings_on_a_new_store_register_one_version(trained: Path,
     assert [r.returncode for r in results] == [0, 0], [r.stderr[-800:] for r in results]
     assert "up to date" in " ".join(r.stdout for r in results)  # the second found the first's run
     assert [v.version for v in Project(project).model_versions()] == [1]
+
+
+# ---------------------------------------------------------------------- names that become paths
+
+
+def test_a_prediction_table_name_cannot_leave_the_store(trained: Path, tmp_path: Path) -> None:
+    from lockstep import Project
+    from lockstep.errors import UserError
+
+    project = tmp_path / "telco"
+    shutil.copytree(trained, project)
+    raw = project / "data" / "wa_churn.csv"
+    done = _lockstep("predict", "--project", str(project), "--input", str(raw), "--format", "delta", "--output",
+                     "../../../../escaped")
+    assert done.returncode == 2 and "is not a name for a prediction table" in done.stderr, done.stderr
+    for name in ("a/b", "..", "_runs", ".hidden"):
+        with pytest.raises(UserError, match="is not a name for a prediction table"):
+            Project(project).predict(name, input=raw, fmt="delta")
+    assert not any(tmp_path.parent.parent.glob("escaped")) and not (project / ".lockstep" / "a").exists()
+    Project(project).predict("scores-2026", input=raw, fmt="delta")
+    assert (project / ".lockstep" / "predictions" / "scores-2026" / "_delta_log").is_dir()
+
+
+def test_docs_never_replace_a_folder_holding_files_the_user_added(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model-docs"
+    assert _lockstep("docs", "--project", str(trained), "--out", str(out)).returncode == 0
+    assert _lockstep("docs", "--project", str(trained), "--out", str(out)).returncode == 0  # as lockstep left it
+    (out / "notes.md").write_text("my review notes")
+    done = _lockstep("docs", "--project", str(trained), "--out", str(out))
+    assert done.returncode == 2 and "notes.md (added)" in done.stderr
+    assert (out / "notes.md").read_text() == "my review notes"
+    (out / "notes.md").unlink()
+    written = sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))[0]
+    written.write_text(written.read_text() + "\nan edit")
+    done = _lockstep("docs", "--project", str(trained), "--out", str(out))
+    assert done.returncode == 2 and f"{written.name} (changed)" in done.stderr

@@ -152,7 +152,7 @@ def _order_key(value: Any) -> Any:
 class ProjectSection(_Section):
     """``[project]``: the project's name and where its store lives."""
 
-    name: StrictStr = Field(min_length=1)
+    name: StrictStr = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
     description: StrictStr | None = None
     store: StrictStr = ".lockstep"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -48,18 +49,49 @@ def ensure_line(path: str | Path, line: str) -> bool:
 GENERATED_MARKER = ".lockstep-generated"
 
 
+def _digest(content: bytes | str) -> str:
+    import hashlib
+
+    return hashlib.sha256(content.encode("utf-8") if isinstance(content, str) else content).hexdigest()
+
+
+def _refuse_user_changes(path: Path) -> None:
+    """A folder lockstep wrote is replaced only as lockstep left it: no file added, changed or removed since.
+
+    Its marker lists what lockstep wrote (a marker of an older lockstep, plain
+    text, lists nothing: such a folder is replaced as before).
+    """
+    from lockstep.errors import UserError
+
+    try:
+        manifest = json.loads((path / GENERATED_MARKER).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return
+    written = manifest.get("files", {})
+    present = {p.relative_to(path).as_posix(): p for p in path.rglob("*") if p.is_file()}
+    present.pop(GENERATED_MARKER, None)
+    added = sorted(set(present) - set(written))
+    changed = sorted(r for r in set(present) & set(written) if _digest(present[r].read_bytes()) != written[r])
+    if added or changed:
+        named = ", ".join([*(f"{r} (added)" for r in added), *(f"{r} (changed)" for r in changed)][:8])
+        raise UserError(f"{path} holds files that lockstep did not write there: {named}; refusing to replace it "
+                        "and lose them", hint="move them elsewhere, or choose another --out folder")
+
+
 def write_generated_folder(path: str | Path, files: dict[str, bytes | str], *, what: str) -> Path:
     """Write ``files`` (relative path to content) as the folder ``path``, all at once.
 
     The files are written to a temporary sibling folder, then swapped in: a
     reader sees the previous folder or the new one, and a failure leaves the
     previous one untouched. An existing folder is replaced only if lockstep
-    wrote it (it holds :data:`GENERATED_MARKER`) or it is empty.
+    wrote it (it holds :data:`GENERATED_MARKER`) and nobody changed it since,
+    or it is empty.
 
     Raises
     ------
     UserError
-        If ``path`` is a file, or a non-empty folder lockstep did not write.
+        If ``path`` is a file, a non-empty folder lockstep did not write, or
+        a folder it wrote where files were added or changed since (naming them).
     """
     import shutil
 
@@ -71,13 +103,17 @@ def write_generated_folder(path: str | Path, files: dict[str, bytes | str], *, w
     if path.is_dir() and any(path.iterdir()) and not (path / GENERATED_MARKER).exists():
         raise UserError(f"{path} is not empty and was not written by lockstep; refusing to replace it",
                         hint="choose a new or empty --out folder")
+    if path.is_dir() and (path / GENERATED_MARKER).exists():
+        _refuse_user_changes(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
-        for relative, content in {**files, GENERATED_MARKER: f"written by lockstep ({what})\n"}.items():
+        digests = {relative: _digest(content) for relative, content in files.items()}
+        manifest = json.dumps({"written_by": f"lockstep ({what})", "files": digests}, indent=2, sort_keys=True)
+        for relative, content in {**files, GENERATED_MARKER: manifest + "\n"}.items():
             target = staging / relative
             if not target.resolve().is_relative_to(staging.resolve()):
                 raise ValueError(f"{relative} is outside the folder")

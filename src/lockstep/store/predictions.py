@@ -11,6 +11,7 @@ to in a single commit. Every run, whatever its output, is recorded in
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,9 @@ from lockstep.store import _delta
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
+
+#: A table name: it becomes a folder of the store, so never a path.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 __all__ = ["FileOutput", "PredictionStore"]
 
@@ -74,6 +78,17 @@ class PredictionStore:
         self.root = Path(root)
 
     def table_path(self, name: str) -> Path:
+        """The folder of the named output table, inside ``<store>/predictions``.
+
+        Raises
+        ------
+        UserError
+            When ``name`` is not a plain name (a path, ``..``, a hidden or reserved name).
+        """
+        if not _NAME.match(name) or name in (".", "..") or name.startswith("_"):
+            raise UserError(f"{name!r} is not a name for a prediction table: use letters, digits, '.', '_' and '-', "
+                            "starting with a letter or digit", hint="for a file, give a path ending in .parquet or "
+                            ".csv instead of --format delta")
         return self.root / name
 
     def write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], metadata: dict) -> None:
