@@ -286,3 +286,109 @@ def test_docs_never_replace_a_folder_holding_files_the_user_added(trained: Path,
     written.write_text(written.read_text() + "\nan edit")
     done = _lockstep("docs", "--project", str(trained), "--out", str(out))
     assert done.returncode == 2 and f"{written.name} (changed)" in done.stderr
+
+
+def _in(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return _lockstep(*args, "--project", str(project))
+
+
+def _count(project: Path, *listing: str) -> int:
+    out = _in(project, *listing, "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    return len(data if isinstance(data, list) else next(v for v in data.values() if isinstance(v, list)))
+
+
+def _refused_for_space(result: subprocess.CompletedProcess, where: Path) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "No space left on device" in result.stderr and str(where) in result.stderr
+    assert "the disk is full" in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_full_disk_stops_ingest_features_and_training_with_exit_2_and_writes_no_version(
+        trained: Path, small_disk: Path) -> None:
+    """Each writing step on a full disk: exit 2 naming the store; after space is freed, nothing half-written
+    shows and the same step succeeds."""
+    project = small_disk / "telco"
+    shutil.copytree(trained, project)
+    store = project / ".lockstep"
+    from .conftest import TELCO_CSV, write_rows
+
+    header, rows = read_rows(TELCO_CSV)
+    write_rows(project / "data" / "wa_churn.csv", header, rows[:650])  # 50 more rows: a new snapshot
+    disk = Filler(small_disk)
+    steps = [(("ingest",), ("data", "list"), store / "raw"),
+             (("features",), ("features", "list"), store / "features"),
+             (("train",), ("models", "list"), store)]
+    for step, listing, where in steps:
+        before = _count(project, *listing)
+        disk.fill()
+        try:
+            _refused_for_space(_in(project, *step), where)
+        finally:
+            disk.free()
+        assert _count(project, *listing) == before, f"{step}: a version appeared from the failed run"
+        done = _in(project, *step)
+        assert done.returncode == 0, done.stderr
+        assert _count(project, *listing) == before + 1
+
+
+@pytest.fixture
+def read_only(trained: Path, tmp_path: Path):
+    """The trained project, bind-mounted read-only on its own path (the registry need not move)."""
+    project = tmp_path / "telco"
+    shutil.copytree(trained, project)
+    from lockstep import Project
+
+    Project(project).model_versions()  # point the copy's registry at its folder while it can be written
+    subprocess.run(["mount", "--bind", str(project), str(project)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(project)], check=True)
+        yield project
+    finally:
+        subprocess.run(["umount", "-l", str(project)], check=False)
+
+
+def test_a_read_only_store_is_read_and_every_write_refused_with_exit_2(read_only: Path, tmp_path: Path) -> None:
+    project, store = read_only, read_only / ".lockstep"
+    data = project / "data" / "wa_churn.csv"
+    for reading in (("models", "list"), ("features", "list"), ("data", "list"), ("ingest",), ("ingest", "--force"),
+                    ("features",)):
+        result = _in(project, *reading)
+        assert result.returncode == 0, f"{reading}: {result.stderr}"
+    assert "up to date" in _in(project, "features").stdout
+    output = tmp_path / "out.parquet"
+    for writing in (("train", "--force"), ("predict", "-i", str(data), "-o", str(output)),
+                    ("monitor", "-d", str(data)), ("serve", "--port", "1")):
+        result = _in(project, *writing)
+        assert result.returncode == 2, f"{writing}: {result.stderr}"
+        assert "Read-only file system" in result.stderr and str(store) in result.stderr, result.stderr
+        assert "mount it read-write" in result.stderr
+    assert not output.exists()  # refused before the work, not after it
+
+
+def test_a_moved_read_only_store_says_why_it_cannot_be_opened(trained: Path, tmp_path: Path) -> None:
+    mount = tmp_path / "elsewhere"
+    mount.mkdir()
+    subprocess.run(["mount", "--bind", str(trained), str(mount)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True)
+        result = _in(mount, "models", "list")
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+    assert result.returncode == 2, result.stderr
+    assert "moved or copied here" in result.stderr and "mlflow.db" in result.stderr
+    assert "--bundle" in result.stderr
+
+
+def test_file_system_errors_from_rust_and_sqlite_are_recognised() -> None:
+    deltalake_style = RuntimeError("Generic LocalFileSystem error: Unable to copy data to file: No space left on "
+                                   "device (os error 28)")
+    error = FileSystemError.of(deltalake_style, "write the Delta table", "/x/raw")
+    assert error is not None and "cannot write the Delta table /x/raw: No space left on device" in error.message
+    debug_style = RuntimeError('Could not create directory\nError: Os { code: 30, kind: ReadOnlyFilesystem }')
+    assert "read-only" in FileSystemError.of(debug_style, "write").hint
+    assert "disk is full" in FileSystemError.of(RuntimeError("(sqlite3.OperationalError) database or disk is "
+                                                             "full"), "write").hint
+    assert FileSystemError.of(RuntimeError("(os error 2)"), "write") is None  # a missing file is something else
+    assert FileSystemError.of(ValueError("bad value"), "write") is None

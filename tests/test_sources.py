@@ -172,3 +172,40 @@ def test_sniff_and_read_file_without_config(tmp_path: Path) -> None:
     assert sniff_delimiter(path) == ";"
     table = read_file(path, "x.csv", ReadOptions(delimiter=None))
     assert table.column_names == ["a", "b"]
+
+
+def _stream(path: Path, rows: int) -> tuple[list[int], int]:
+    from lockstep.store import iter_file_batches
+
+    sizes, peak = [], 0
+    start = pa.total_allocated_bytes()
+    for piece in iter_file_batches(path, path.name, ReadOptions(), rows=rows):
+        sizes.append(piece.num_rows)
+        peak = max(peak, pa.total_allocated_bytes() - start)
+        del piece
+    return sizes, peak
+
+
+def test_streamed_csv_comes_in_pieces_of_the_asked_rows_in_bounded_arrow_memory(tmp_path: Path) -> None:
+    """A CSV many times the reader's block size streams in pieces of ``rows`` rows; memory does not grow with it."""
+    line = "1,some text that makes the line long enough to fill blocks,3.5\n"
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    # the reader reads ahead a bounded number of 1 MiB blocks: past ~40 MB of file, memory stays flat
+    small.write_text("a,b,c\n" + line * 800_000)  # 50 MB
+    large.write_text("a,b,c\n" + line * 1_600_000)  # 100 MB
+    sizes, small_peak = _stream(small, 50_000)
+    assert sum(sizes) == 800_000
+    sizes, large_peak = _stream(large, 50_000)
+    assert sum(sizes) == 1_600_000
+    assert all(s >= 50_000 for s in sizes[:-1]) and all(s < 50_000 + 20_000 for s in sizes)
+    assert large_peak < 1.1 * small_peak < 100e6
+
+
+def test_streamed_parquet_keeps_the_asked_columns(tmp_path: Path) -> None:
+    from lockstep.store import iter_file_batches
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": list(range(1000)), "b": ["x"] * 1000}), path, row_group_size=300)
+    pieces = list(iter_file_batches(path, "t.parquet", ReadOptions(), rows=400, columns=["b", "zz"]))
+    assert [p.num_rows for p in pieces] == [400, 400, 200]
+    assert all(p.column_names == ["b"] for p in pieces)

@@ -129,6 +129,34 @@ class FileSystemError(UserError):
                    hint=hints.get(exc.errno))
 
 
+    @classmethod
+    def of(cls, exc: BaseException, doing: str, path: object = None) -> FileSystemError | None:
+        """The file-system error behind ``exc``, or None if it is something else.
+
+        ``exc`` is an :class:`OSError` (full disk, no permission, read-only
+        file system), an error from Rust code such as deltalake's, whose
+        message carries the reason as ``(os error N)``, or SQLite's "database
+        or disk is full" and "attempt to write a readonly database".
+        """
+        import errno
+        import os
+        import re
+
+        reasons = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+        if isinstance(exc, OSError) and exc.errno in reasons:
+            return cls.from_os_error(exc, doing, path)
+        text = str(exc)
+        found = re.search(r"\(os error (\d+)\)|Os \{ code: (\d+)", text)  # Rust's io::Error, shown or debugged
+        number = int(found.group(1) or found.group(2)) if found else None
+        if "database or disk is full" in text:  # SQLite (the MLflow registry, the audit index)
+            number = errno.ENOSPC
+        elif "attempt to write a readonly database" in text:
+            number = errno.EROFS
+        if number in reasons:
+            return cls.from_os_error(OSError(number, os.strerror(number)), doing, path)
+        return None
+
+
 class ConfigError(UserError):
     """``lockstep.toml`` is missing, is not valid TOML or breaks the configuration model."""
 

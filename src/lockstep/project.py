@@ -302,6 +302,7 @@ class Project:
         from lockstep.monitoring.report import report_files
         from lockstep.store import write_generated_folder
 
+        self.store.check_writable("record the monitoring run in")  # before the work, not after it
         registry = self.registry
         loaded = registry.load(self.model_ref(ref, default_alias="champion"))
         exact = self.model_ref(f"{loaded.info.name}/{loaded.info.version}")

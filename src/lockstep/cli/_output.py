@@ -19,7 +19,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from lockstep.errors import LockstepError
+from lockstep.errors import FileSystemError, LockstepError
 
 __all__ = ["Output", "command", "fmt_int", "print_json"]
 
@@ -105,9 +105,15 @@ def command(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
-        except Exception as exc:  # a bug: say so plainly, never hide it
+        except BaseException as exc:  # a bug (or a Rust panic, a BaseException): say so plainly, never hide it
+            if isinstance(exc, (SystemExit, GeneratorExit)):
+                raise
             if debug:
                 traceback.print_exc()
+            refused = FileSystemError.of(exc, "write")  # a full disk or a read-only folder is not a bug
+            if refused is not None:
+                _report(refused, json_mode)
+                raise typer.Exit(refused.exit_code) from None
             _report(LockstepError(f"{type(exc).__name__}: {exc}",
                                   hint="this is a bug in lockstep; rerun with LOCKSTEP_DEBUG=1 to see the "
                                   "traceback, and report it"), json_mode)

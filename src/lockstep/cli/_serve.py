@@ -112,7 +112,7 @@ def serve(
 
     from lockstep.config import CONFIG_FILE, MonitorConfig, ServeConfig
     from lockstep.errors import UserError
-    from lockstep.inference.service import ServeSettings, create_app, load_serving_model
+    from lockstep.inference.service import ServeSettings, check_audit_writable, create_app, load_serving_model
 
     if bundle is not None:
         from lockstep.registry.bundle import Bundle
@@ -147,6 +147,7 @@ def serve(
             str(proj.config.public_key) if proj is not None and proj.config.public_key else None),
     )
     serving = load_serving_model(settings)  # refuse a model that does not check out before listening
+    check_audit_writable(settings)  # and an audit log that can never be written
     host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers
     info = serving.info
     typer.echo(f"Serving {info.name}/{info.version} (fingerprint {short(info.fingerprint)}, runtime "

@@ -140,6 +140,7 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
     if (input_path is None) == (features_version is None):
         raise UserError("give exactly one of an input file (--input) and a feature set version (--features-version)")
     fmt = _output_format(output, fmt) if fmt != "delta" else "delta"
+    store.check_writable("record the batch run in")  # before the work, not after it
     started = time.perf_counter()
     loaded = registry.load(ref)
     schema = loaded.schema

@@ -128,6 +128,33 @@ def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> 
                         live=_live_drift(registry, loaded, settings.drift_window))
 
 
+def check_audit_writable(settings: ServeSettings) -> None:
+    """Refuse to serve with an audit log that can never be written (a read-only store, no permission).
+
+    A full disk is not refused: it may pass, and until then the service
+    answers 503 and ``/ready`` says why.
+
+    Raises
+    ------
+    FileSystemError
+    """
+    import errno
+
+    from lockstep.errors import FileSystemError
+    from lockstep.store.audit import AuditLog
+
+    if not settings.audit:
+        return
+    try:
+        AuditLog(Path(settings.store_root) / "audit").writer().probe(size=1)
+    except FileSystemError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return
+        raise FileSystemError(exc.message, hint=(exc.hint or "") + "; or serve without an audit log "
+                              "([serve] audit = false) if nothing must be recorded") from None
+
+
 def _live_drift(source: Any, loaded: Any, window: int) -> Any:
     """The sliding drift window of a model, if it has a reference profile of the current format."""
     from lockstep.errors import LockstepError

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lockstep.errors import NotFoundError, StoreError, UserError
+from lockstep.errors import FileSystemError, NotFoundError, StoreError, UserError
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import claims_of, private_key, sign_model, verify_model
 from lockstep.registry.stored_code import StoredCode
@@ -179,6 +179,14 @@ class Registry:
                             f"WHERE substr({column}, 1, ?) = ?",
                             (new + _ARTIFACTS_DIR, len(old + _ARTIFACTS_DIR) + 1, len(old + _ARTIFACTS_DIR),
                              old + _ARTIFACTS_DIR))
+        except sqlite3.OperationalError as exc:
+            error = FileSystemError.of(exc, "update the moved model registry", database)
+            if error is None:
+                raise
+            raise FileSystemError(f"{error.message} (the store was moved or copied here, and MLflow's recorded "
+                                  "artifact locations must point at its new folder)",
+                                  hint="open it once where it can be written, or serve the bundle that `lockstep "
+                                  "docker` writes (`lockstep serve --bundle`) from read-only storage") from None
         finally:
             connection.close()
         return old_roots
@@ -213,6 +221,11 @@ class Registry:
         mlflow.set_registry_uri(self.uri)
         try:
             yield mlflow
+        except Exception as exc:  # a full disk or a read-only registry is the user's to fix, and named
+            error = FileSystemError.of(exc, "write the model registry", self.root)
+            if error is None:
+                raise
+            raise error from None
         finally:
             mlflow.set_tracking_uri(previous[0])
             mlflow.set_registry_uri(previous[1])

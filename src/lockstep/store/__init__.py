@@ -17,9 +17,11 @@ the previous version intact and readable.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from lockstep.errors import FileSystemError
 from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_line, write_generated_folder
 from lockstep.store.audit import AuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable
@@ -113,7 +115,31 @@ class Store:
 
     def ensure(self) -> None:
         """Create the store folder (and its ``.gitignore``) if it does not exist yet."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        ignore = self.root / ".gitignore"
-        if not ignore.exists():
-            atomic_write_text(ignore, _GITIGNORE)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            ignore = self.root / ".gitignore"
+            if not ignore.exists():
+                atomic_write_text(ignore, _GITIGNORE)
+        except OSError as exc:
+            raise FileSystemError.from_os_error(exc, "create the store", self.root) from None
+
+    def check_writable(self, doing: str) -> None:
+        """Fail early, before hours of work, if the store cannot be written (read-only, no permission).
+
+        Parameters
+        ----------
+        doing : str
+            What needs the store, for the message (``"record the batch run in"``).
+
+        Raises
+        ------
+        FileSystemError
+            Naming the store folder and the reason.
+        """
+        self.ensure()
+        probe = self.root / f".writable-{os.getpid()}"
+        try:
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise FileSystemError.from_os_error(exc, doing, self.root) from None

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import StoreError
+from lockstep.errors import FileSystemError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -108,20 +108,26 @@ def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dic
         data = data.read_all()
     data = data.combine_chunks()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {}
     if mode == "overwrite":
         kwargs["schema_mode"] = "overwrite"
     if not is_table(path):
         kwargs["configuration"] = TABLE_CONFIGURATION
-    write_deltalake(
-        str(path),
-        data,
-        mode=mode,
-        target_file_size=_ONE_FILE,
-        commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)}),
-        **kwargs,
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            str(path),
+            data,
+            mode=mode,
+            target_file_size=_ONE_FILE,
+            commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)}),
+            **kwargs,
+        )
+    except BaseException as exc:  # delta-rs reports a full disk as DeltaError, or as a Rust panic (BaseException)
+        error = FileSystemError.of(exc, "write the Delta table", path)
+        if error is None:
+            raise
+        raise error from None
 
 
 def commit_metadata(path: Path) -> dict[int, dict]:

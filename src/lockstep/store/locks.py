@@ -14,13 +14,14 @@ naming the process that holds the lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lockstep.errors import UserError
+from lockstep.errors import FileSystemError, UserError
 
 __all__ = ["exclusive"]
 
@@ -53,8 +54,16 @@ def exclusive(path: Path, what: str, timeout: float | None = None) -> Iterator[N
     UserError
         When another process still holds it after ``timeout`` seconds.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            # a store this process cannot write: the work goes ahead unlocked, as it can only read (an up-to-date
+            # check, say); its first write fails on its own, naming the file
+            yield
+            return
+        raise FileSystemError.from_os_error(exc, f"take the {what} lock", path) from None
     try:
         deadline = time.monotonic() + (_timeout() if timeout is None else timeout)
         while True:
@@ -68,8 +77,9 @@ def exclusive(path: Path, what: str, timeout: float | None = None) -> Iterator[N
                                     "waiting for it", hint="wait for it to finish (or stop it), then run again; "
                                     "LOCKSTEP_LOCK_TIMEOUT sets how long to wait") from None
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's pid is only for the message; a full disk must not stop here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         try:
             yield
         finally:

@@ -410,7 +410,7 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
     """Read a CSV or Parquet file in pieces of about ``rows`` rows, as Arrow tables (bounded memory).
 
     With ``columns``, only those columns of a Parquet file are read (a CSV is
-    read whole and the columns selected). With ``text_as_dictionary``, the
+    read row by row and the columns selected from each piece). With ``text_as_dictionary``, the
     text columns of ``options`` come from a Parquet file dictionary-encoded,
     as they are stored (faster, and the same values).
 
@@ -445,8 +445,10 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
             yield pa.Table.from_batches([batch])
         return
     encoding = codecs.lookup(options.encoding).name
+    # blocks of 1 MiB, gathered into pieces of about ``rows`` rows: with 16 MiB blocks pyarrow's streaming reader
+    # held memory in proportion to the file (487 MB of Arrow buffers at 4M rows, 42 MB with 1 MiB blocks)
     read_options = pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8" else options.encoding,
-                                     block_size=1 << 24)
+                                     block_size=1 << 20)
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in options.text_columns},
                                    strings_can_be_null=True,
                                    **({"null_values": list(options.null_values)} if options.null_values else {}))
@@ -455,15 +457,29 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
                                 parse_options=pacsv.ParseOptions(delimiter=options.delimiter or ","),
                                 convert_options=convert)
         first = True
+        pending: list = []
+        gathered = 0
         for batch in reader:
-            table = pa.Table.from_batches([batch])
-            if first and table.num_columns == 1:
-                _explain_delimiter(name, options.delimiter or ",", table.column_names[0])
+            if first and batch.num_columns == 1:
+                _explain_delimiter(name, options.delimiter or ",", batch.schema.names[0])
             first = False
-            yield table.select([c for c in columns if c in table.column_names]) if columns is not None else table
+            pending.append(batch)
+            gathered += batch.num_rows
+            if gathered >= rows:
+                yield _piece(pending, columns)
+                pending, gathered = [], 0
+        if pending:
+            yield _piece(pending, columns)
     except pa.ArrowInvalid as exc:
         _explain_csv_failure(path, name, options, str(exc))
         raise SourceError(f"{name} could not be read as CSV: {exc}") from None
+
+
+def _piece(batches: list, columns: list[str] | None):
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(batches).combine_chunks()
+    return table.select([c for c in columns if c in table.column_names]) if columns is not None else table
 
 
 def count_rows(path: Path, options: ReadOptions) -> int | None:
