@@ -392,3 +392,43 @@ def test_file_system_errors_from_rust_and_sqlite_are_recognised() -> None:
                                                              "full"), "write").hint
     assert FileSystemError.of(RuntimeError("(os error 2)"), "write") is None  # a missing file is something else
     assert FileSystemError.of(ValueError("bad value"), "write") is None
+
+
+def _unprivileged(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """lockstep as root without the capabilities that bypass file permissions: files owned by another user
+    are then as closed to it as to any other user (``setpriv`` drops them from the child's bounding set)."""
+    import sys
+
+    exe = str(Path(sys.executable).with_name("lockstep"))
+    return subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner,-chown", exe, *args,
+                           "--project", str(project)], capture_output=True, text=True, timeout=300)
+
+
+def _chown(path: Path, uid: int) -> None:
+    subprocess.run(["chown", "-R", f"{uid}:{uid}", str(path)], check=True)
+
+
+def test_permission_denied_is_exit_2_naming_the_file(trained: Path, tmp_path: Path) -> None:
+    project = tmp_path / "telco"
+    shutil.copytree(trained, project)
+    from lockstep import Project
+
+    Project(project).model_versions()  # point the copy's registry at its folder while it can be written
+    store, data = project / ".lockstep", project / "data" / "wa_churn.csv"
+    _chown(store, 65534)  # the store belongs to another user; the process may read it, not write it
+    assert _unprivileged(project, "models", "list").returncode == 0
+    up_to_date = _unprivileged(project, "features")
+    assert up_to_date.returncode == 0 and "up to date" in up_to_date.stdout, up_to_date.stderr
+    output = tmp_path / "out.parquet"
+    for writing in (("train", "--force"), ("predict", "-i", str(data), "-o", str(output))):
+        result = _unprivileged(project, *writing)
+        assert result.returncode == 2, f"{writing}: {result.stderr}"
+        assert "Permission denied" in result.stderr and str(store) in result.stderr, result.stderr
+        assert "internal error" not in result.stderr
+    assert not output.exists()
+    _chown(store, 0)
+    data.chmod(0o600)
+    _chown(data, 65534)  # and the raw data file is another user's, unreadable
+    result = _unprivileged(project, "ingest", "--force")
+    assert result.returncode == 2, result.stderr
+    assert "cannot read the data file data/wa_churn.csv: Permission denied" in result.stderr

@@ -122,8 +122,8 @@ class FileSystemError(UserError):
         reason = exc.strerror or str(exc)
         hints = {errno.ENOSPC: "the disk is full: free space on it, or move the store ([project] store)",
                  errno.EDQUOT: "the disk quota is exhausted: free space, or move the store ([project] store)",
-                 errno.EACCES: "this user may not write there: fix the permissions, or run as the folder's owner",
-                 errno.EPERM: "this user may not write there: fix the permissions, or run as the folder's owner",
+                 errno.EACCES: "this user lacks the permission: fix the permissions, or run as the owner",
+                 errno.EPERM: "this user lacks the permission: fix the permissions, or run as the owner",
                  errno.EROFS: "the file system is read-only: mount it read-write, or move the store"}
         return cls(f"cannot {doing} {where}: {reason}" if where else f"cannot {doing}: {reason}",
                    hint=hints.get(exc.errno))
@@ -150,11 +150,25 @@ class FileSystemError(UserError):
         number = int(found.group(1) or found.group(2)) if found else None
         if "database or disk is full" in text:  # SQLite (the MLflow registry, the audit index)
             number = errno.ENOSPC
-        elif "attempt to write a readonly database" in text:
-            number = errno.EROFS
+        elif "attempt to write a readonly database" in text:  # a read-only mount, or no permission
+            number = errno.EROFS if path is None or _read_only_mount(path) else errno.EACCES
         if number in reasons:
             return cls.from_os_error(OSError(number, os.strerror(number)), doing, path)
         return None
+
+
+def _read_only_mount(path: object) -> bool:
+    """Whether ``path`` (or its nearest existing parent) is on a file system mounted read-only."""
+    import os
+    from pathlib import Path
+
+    where = Path(str(path))
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+    except OSError:
+        return True
 
 
 class ConfigError(UserError):

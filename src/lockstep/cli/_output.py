@@ -110,7 +110,7 @@ def command(func: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             if debug:
                 traceback.print_exc()
-            refused = FileSystemError.of(exc, "write")  # a full disk or a read-only folder is not a bug
+            refused = FileSystemError.of(exc, "access")  # a full disk or a read-only folder is not a bug
             if refused is not None:
                 _report(refused, json_mode)
                 raise typer.Exit(refused.exit_code) from None

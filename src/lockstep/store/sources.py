@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from lockstep.errors import SourceError
+from lockstep.errors import FileSystemError, SourceError
 from lockstep.fingerprint import fingerprint_file, fingerprint_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -168,10 +168,29 @@ def locate_source(data: DataConfig, project_dir: Path, *, override: Path | None 
     return SourceLocation(kind="file", description=display_path(path, project_dir), paths=(path,))
 
 
+def _check_readable(path: Path, what: str, name: str) -> None:
+    """A file this process may not read is the user's to fix: say so, naming it (not "not a Parquet file")."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        error = FileSystemError.of(exc, f"read the {what}", name)
+        raise error if error is not None else SourceError(f"cannot read the {what} {name}: {exc}") from None
+
+
 def hash_source_files(location: SourceLocation, project_dir: Path) -> list[SourceFile]:
     """Path (as shown), size and fingerprint of every file of ``location``."""
-    return [SourceFile(path=display_path(p, project_dir), bytes=p.stat().st_size, fingerprint=fingerprint_file(p))
-            for p in location.paths]
+    files = []
+    for p in location.paths:
+        try:
+            files.append(SourceFile(path=display_path(p, project_dir), bytes=p.stat().st_size,
+                                    fingerprint=fingerprint_file(p)))
+        except OSError as exc:
+            error = FileSystemError.of(exc, "read the data file", display_path(p, project_dir))
+            if error is None:
+                raise SourceError(f"cannot read the data file {display_path(p, project_dir)}: {exc}") from None
+            raise error from None
+    return files
 
 
 def read_source(data: DataConfig, project_dir: Path, *, override: Path | None = None,
@@ -243,6 +262,7 @@ def read_file(path: Path, name: str, options: ReadOptions) -> pa.Table:
         raise SourceError(f"data file {name} does not exist")
     if path.stat().st_size == 0:
         raise SourceError(f"data file {name} is empty (0 bytes)")
+    _check_readable(path, "data file", name)
     fmt = _file_format(path, options)
     table = _read_parquet(path, name) if fmt == "parquet" else _read_csv(path, name, options)
     if table.num_rows == 0:
@@ -431,6 +451,7 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
         raise SourceError(f"input file {name} does not exist")
     if path.stat().st_size == 0:
         raise SourceError(f"input file {name} is empty (0 bytes)")
+    _check_readable(path, "input file", name)
     fmt = _file_format(path, options)
     if fmt == "parquet":
         try:
