@@ -303,6 +303,7 @@ def _refused_for_space(result: subprocess.CompletedProcess, where: Path) -> None
     assert result.returncode == 2, result.stderr
     assert "No space left on device" in result.stderr and str(where) in result.stderr
     assert "the disk is full" in result.stderr and "internal error" not in result.stderr
+    assert "panicked" not in result.stderr  # delta-rs's thread panics on a full disk; its report says nothing more
 
 
 def test_a_full_disk_stops_ingest_features_and_training_with_exit_2_and_writes_no_version(
@@ -432,3 +433,16 @@ def test_permission_denied_is_exit_2_naming_the_file(trained: Path, tmp_path: Pa
     result = _unprivileged(project, "ingest", "--force")
     assert result.returncode == 2, result.stderr
     assert "cannot read the data file data/wa_churn.csv: Permission denied" in result.stderr
+
+
+def test_rust_panic_reports_are_left_out_and_everything_else_kept() -> None:
+    from lockstep.store._delta import _without_panics
+
+    text = (b"a warning from another thread\n"
+            b"thread 'tokio-rt-worker' (29891) panicked at /cargo/object_store-0.13.2/src/buffered.rs:369:41:\n"
+            b"Already shut down\n"
+            b"stack backtrace:\n"
+            b"   0: rust_begin_unwind\n"
+            b"note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.\n"
+            b"a log line after it\n")
+    assert _without_panics(text) == b"a warning from another thread\na log line after it\n"

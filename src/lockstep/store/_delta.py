@@ -9,7 +9,14 @@ part of any version).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,19 +122,95 @@ def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dic
         kwargs["configuration"] = TABLE_CONFIGURATION
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(
-            str(path),
-            data,
-            mode=mode,
-            target_file_size=_ONE_FILE,
-            commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)}),
-            **kwargs,
-        )
-    except BaseException as exc:  # delta-rs reports a full disk as DeltaError, or as a Rust panic (BaseException)
+        with _rust_panics_held() as held:
+            try:
+                write_deltalake(
+                    str(path),
+                    data,
+                    mode=mode,
+                    target_file_size=_ONE_FILE,
+                    commit_properties=CommitProperties(
+                        custom_metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)}),
+                    **kwargs,
+                )
+            except BaseException as exc:  # delta-rs reports a full disk as DeltaError or as a panic (BaseException)
+                held.drop_panics = FileSystemError.of(exc, "write", path) is not None
+                raise
+    except BaseException as exc:
         error = FileSystemError.of(exc, "write the Delta table", path)
         if error is None:
             raise
         raise error from None
+
+
+class _Held:
+    drop_panics = False
+
+
+_PANIC_LINE = re.compile(r"^thread '[^']*'( \(\d+\))? panicked at ")
+_stderr_lock = threading.Lock()
+
+
+@contextmanager
+def _rust_panics_held() -> Iterator[_Held]:
+    """Hold what is written to the process's stderr during the block, and pass it on afterwards.
+
+    On a full disk delta-rs's writer fails twice: it returns the I/O error,
+    and one of its threads panics ("Already shut down") and Rust prints the
+    panic to stderr. The error becomes a plain FileSystemError; the panic
+    text, which says nothing more, is left out when the block sets
+    ``drop_panics``. Everything else written meanwhile (by any thread) is
+    passed on unchanged. Blocks run one at a time.
+    """
+    held = _Held()
+    with _stderr_lock:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            read_end, write_end = os.pipe()
+        except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to hold
+            yield held
+            return
+        chunks: list[bytes] = []
+
+        def drain() -> None:
+            while data := os.read(read_end, 1 << 16):
+                chunks.append(data)
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        try:
+            yield held
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)  # the pipe's last write end closes: the reader sees its end
+            os.close(saved)
+            reader.join(timeout=5)
+            os.close(read_end)
+            text = b"".join(chunks)
+            if held.drop_panics:
+                text = _without_panics(text)
+            view = memoryview(text)
+            with contextlib.suppress(OSError):
+                while view:
+                    view = view[os.write(2, view):]
+
+
+def _without_panics(text: bytes) -> bytes:
+    """``text`` without Rust panic reports: the ``thread '...' panicked at`` line, its message, any backtrace."""
+    kept, lines, i = [], text.decode(errors="replace").splitlines(keepends=True), 0
+    while i < len(lines):
+        if _PANIC_LINE.match(lines[i]):
+            i += 2  # the location line and the panic message
+            while i < len(lines) and (lines[i].startswith(("stack backtrace:", "note: ", "  "))):
+                i += 1
+            continue
+        kept.append(lines[i])
+        i += 1
+    return "".join(kept).encode()
 
 
 def commit_metadata(path: Path) -> dict[int, dict]:
