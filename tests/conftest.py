@@ -94,3 +94,14 @@ test = 0.2
 salt = "small"
 max_shared_fraction = 0.0
 """
+
+
+#: The longest test files (minutes each on two cores), run first: with ``pytest -n auto --dist loadfile`` a long
+#: file scheduled last keeps one worker busy alone at the end.
+LONGEST_FIRST = ("test_matrix_classifiers.py", "test_matrix_regressors.py", "test_scaffold_corpus.py",
+                 "test_reliability.py", "test_monitor.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(config, items: list) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

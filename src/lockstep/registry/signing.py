@@ -113,7 +113,7 @@ def verify_model(model_dir: Path, expected: dict[str, Any], public_key: Path, *,
         verifying.Config().use_elliptic_key_verifier(public_key=public_key).set_hashing_config(_hashing()).verify(
             model_dir, signature)
     except Exception as exc:  # noqa: BLE001 - model_signing raises ValueError and cryptography's errors
-        changed = sorted(set(re.findall(r"(?:Hash mismatch for|[Ff]ile) '([^']+)'", str(exc))))
+        changed = sorted(set(re.findall(r"(?:Hash mismatch for|[Ff]ile) \\?'([^'\\]+)\\?'", str(exc))))
         what = (f"files differ from the signed ones: {', '.join(changed)}" if changed else
                 f"{type(exc).__name__}: {str(exc)[:200]}")
         raise UserError(f"{label}: its signature does not verify with {public_key} ({what}); refusing to load it",
