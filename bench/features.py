@@ -42,7 +42,7 @@ import json, resource, sys, time
 import pandas, sklearn.pipeline
 from lockstep import Project
 from lockstep.features.frames import raw_frame
-from lockstep.usercode import load_object
+from lockstep.core.usercode import load_object
 p = Project(sys.argv[1])
 raw = p.store.snapshots.read(None, text_as_dictionary=True)
 X = raw_frame(raw, p.config.data.columns, p.config.feature_inputs)

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from lockstep.fingerprint import fingerprint_table
+from lockstep.core.fingerprint import fingerprint_table
 
 
 def make_table(rows: int, seed: int = 0) -> pa.Table:

@@ -27,7 +27,7 @@ from _common import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from lockstep.config import task_metrics  # noqa: E402
+from lockstep.core.config import task_metrics  # noqa: E402
 from tests.corpus import INIT_CORPUS  # noqa: E402
 from tests.scaffold_check import check_dataset  # noqa: E402
 

@@ -10,7 +10,7 @@ on 20,000 rows of synthetic data predicts ``--rows`` rows:
   in any bit is counted;
 * sklearn, ``n_jobs=1``: ``predict_proba`` on one thread, the bits lockstep
   promises;
-* lockstep: ``lockstep.prediction.model_outputs``, labels *and*
+* lockstep: ``lockstep.core.prediction.model_outputs``, labels *and*
   probabilities, rows in ``n_jobs`` blocks on threads, each block's trees
   summed in order; checked equal, bit for bit, to ``n_jobs=1``.
 
@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 
-from lockstep.prediction import model_outputs
+from lockstep.core.prediction import model_outputs
 
 
 def best(func, repeats: int) -> tuple[float, list]:

@@ -57,7 +57,7 @@ from lockstep import Project
 from lockstep.evaluation.metrics import compute_metrics, make_scorer
 from lockstep.features.frames import feature_frame
 from lockstep.training.search import build_search
-from lockstep.usercode import load_object
+from lockstep.core.usercode import load_object
 p = Project(sys.argv[1])
 cfg = p.config
 info = p.feature_info()

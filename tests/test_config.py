@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lockstep.config import Config, load_config, parse_config
-from lockstep.errors import ConfigError, ProjectError
+from lockstep.core.config import Config, load_config, parse_config
+from lockstep.core.errors import ConfigError, ProjectError
 
 from .conftest import SMALL_CONFIG
 

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.errors import CodeError, LeakageError, NotFoundError, PipelineError
+from lockstep.core.errors import CodeError, LeakageError, NotFoundError, PipelineError
+from lockstep.core.fingerprint import fingerprint_table
 from lockstep.features.frames import feature_frame, raw_frame
-from lockstep.fingerprint import fingerprint_table
 
 from .conftest import read_rows, write_rows
 
@@ -62,7 +62,7 @@ def test_builds_a_versioned_feature_set(project: Project) -> None:
 
 def test_same_inputs_skip_without_running_the_pipeline(project: Project, monkeypatch) -> None:
     first = project.build_features()
-    import lockstep.usercode as usercode
+    import lockstep.core.usercode as usercode
 
     monkeypatch.setattr(usercode, "load_object", lambda *a, **k: pytest.fail("the pipeline was imported"))
     again = Project(project.path).build_features()
@@ -319,7 +319,7 @@ def test_example_model_pipelines_fit_on_their_features(project: Project, tmp_pat
     """The examples' model() use the stateful transformers on the feature set."""
     import shutil
 
-    from lockstep.usercode import load_object
+    from lockstep.core.usercode import load_object
 
     from .conftest import AMES_CSV, EXAMPLES
 

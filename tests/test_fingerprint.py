@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockstep.config import parse_config
-from lockstep.data.schema import INT_LIMIT, validate_table
-from lockstep.fingerprint import (
+from lockstep.core.config import parse_config
+from lockstep.core.fingerprint import (
     fingerprint_file,
     fingerprint_json,
     fingerprint_table,
     iter_column_digests,
 )
+from lockstep.data.schema import INT_LIMIT, validate_table
 from lockstep.store import read_source
 
 NULL_WORDS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lockstep import Project
-from lockstep.errors import LeakageError, SchemaValidationError
-from lockstep.fingerprint import fingerprint_table
+from lockstep.core.errors import LeakageError, SchemaValidationError
+from lockstep.core.fingerprint import fingerprint_table
 
 from .conftest import read_rows, write_rows
 

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from lockstep import Project, init_project
-from lockstep.config import load_config
+from lockstep.core.config import load_config
+from lockstep.core.errors import ProjectError, SourceError
 from lockstep.data.infer import infer_draft
-from lockstep.errors import ProjectError, SourceError
 
 from .conftest import AMES_CSV, TELCO_CSV, read_rows, write_rows
 

@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.config import MonitorConfig
+from lockstep.core.config import MonitorConfig
 from lockstep.inference.service import ServeSettings, create_app
 from lockstep.monitoring.drift import judge_column
-from lockstep.monitoring.stats import categorical_stats, numeric_stats, psi
-from lockstep.monitoring.summary import new_summary
+from lockstep.profiles.stats import categorical_stats, numeric_stats, psi
+from lockstep.profiles.summary import new_summary
 
 from .conftest import EXAMPLES, TELCO_CSV, read_rows
 from .serving import TRAIN, Server, make_trained_project, record
@@ -537,10 +537,10 @@ def test_the_example_drift_scenarios(name: str, tmp_path: Path) -> None:
 def test_a_sample_of_the_reference_never_drifts_however_many_categories(distinct: int, rows: int) -> None:
     """Beyond the 1,000 categories a reference keeps, values are counted as 'others': a window drawn from the
     reference's own rows has about the same share of them, which is no drift (it was once 'unseen')."""
-    from lockstep.config import MonitorConfig
+    from lockstep.core.config import MonitorConfig
     from lockstep.monitoring.drift import judge_column
-    from lockstep.monitoring.stats import categorical_stats
-    from lockstep.monitoring.summary import new_summary
+    from lockstep.profiles.stats import categorical_stats
+    from lockstep.profiles.summary import new_summary
 
     rng = np.random.default_rng(0)
     weights = 1 / np.arange(1, distinct + 1) ** 1.1

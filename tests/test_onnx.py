@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from lockstep import Project
-from lockstep.errors import UserError
+from lockstep.core.errors import UserError
 from lockstep.features.transformers import (
     Clip,
     ColumnArithmetic,

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.prediction import has_probabilities, model_outputs
+from lockstep.core.prediction import has_probabilities, model_outputs
 
 from .corpus import CORPUS
 from .model_matrix import Config, matrix_project, prediction_bits

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.errors import NotFoundError, SchemaValidationError, SourceError, UserError
-from lockstep.fingerprint import fingerprint_table
+from lockstep.core.errors import NotFoundError, SchemaValidationError, SourceError, UserError
+from lockstep.core.fingerprint import fingerprint_table
 from lockstep.inference.batch import predict_batch
 
 from .conftest import read_rows, write_rows

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lockstep.errors import FileSystemError, StoreError
+from lockstep.core.errors import FileSystemError, StoreError
 from lockstep.store.audit import AuditLog, SegmentWriter, _read_segment
 
 from .conftest import read_rows
@@ -181,7 +181,7 @@ def test_a_bundle_with_an_extra_file_is_not_served(trained: Path, tmp_path: Path
 
 
 def test_recorded_modules_cannot_shadow_installed_ones(tmp_path: Path) -> None:
-    from lockstep.fingerprint import fingerprint_bytes
+    from lockstep.core.fingerprint import fingerprint_bytes
     from lockstep.registry.stored_code import StoredCode
 
     (tmp_path / "json.py").write_text("x = 1\n")
@@ -257,7 +257,7 @@ def test_concurrent_trainings_on_a_new_store_register_one_version(trained: Path,
 
 def test_a_prediction_table_name_cannot_leave_the_store(trained: Path, tmp_path: Path) -> None:
     from lockstep import Project
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
 
     project = tmp_path / "telco"
     shutil.copytree(trained, project)

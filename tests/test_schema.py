@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from lockstep.config import parse_config
+from lockstep.core.config import parse_config
 from lockstep.data.schema import pandera_schema, validate_table
 
 

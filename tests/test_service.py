@@ -340,7 +340,7 @@ def test_integers_beyond_the_range_are_refused_at_ingest_and_predict_and_invalid
         project: Project, tmp_path: Path) -> None:
     import shutil
 
-    from lockstep.errors import SchemaValidationError
+    from lockstep.core.errors import SchemaValidationError
 
     from .conftest import write_rows
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lockstep import Project
-from lockstep.errors import ConfigError, UserError
+from lockstep.core.errors import ConfigError, UserError
 from lockstep.registry.bundle import Bundle, bundle_files
 
 from .serving import make_trained_project
@@ -61,7 +61,7 @@ def test_a_signed_version_loads_and_carries_its_claims(signed) -> None:
 
 def test_rewriting_the_file_and_its_recorded_digest_together_is_caught(signed) -> None:
     """The probe's attack: a changed model file, and the digest tag in mlflow.db changed to match it."""
-    from lockstep.fingerprint import fingerprint_file
+    from lockstep.core.fingerprint import fingerprint_file
 
     project, _private, _public = signed
     info = project.model_version("churn-serve@challenger")

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lockstep.config import load_config
-from lockstep.errors import SourceError
+from lockstep.core.config import load_config
+from lockstep.core.errors import SourceError
 from lockstep.store import ReadOptions, read_file, read_source, sniff_delimiter
 
 

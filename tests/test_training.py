@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.errors import CodeError, ConfigError, NotFoundError, PipelineError, UserError
+from lockstep.core.errors import CodeError, ConfigError, NotFoundError, PipelineError, UserError
 
 runner = CliRunner()
 
@@ -124,7 +124,7 @@ def test_training_in_two_processes_gives_the_same_fingerprint(project: Project) 
 
 def test_unchanged_inputs_skip_training(project: Project, monkeypatch) -> None:
     first = project.train()
-    import lockstep.usercode as usercode
+    import lockstep.core.usercode as usercode
 
     monkeypatch.setattr(usercode, "load_object", lambda *a, **k: pytest.fail("the model code was imported"))
     again = Project(project.path).train()
@@ -147,7 +147,7 @@ def test_a_changed_feature_version_retrains(project: Project) -> None:
 
 
 def _thread_fingerprints(model_factory, X, y) -> tuple[str, str]:
-    from lockstep.fingerprint import model_fingerprint
+    from lockstep.core.fingerprint import model_fingerprint
     from lockstep.training.determinism import deterministic, seed_estimator
 
     out = []
@@ -165,8 +165,8 @@ def test_thread_count_one_against_two(project: Project) -> None:
     (project.path / "lockstep.toml").write_text(text)
     result = Project(project.path).train()
     assert result.version.tags["lockstep.thread_invariant"] == "true"
+    from lockstep.core.usercode import load_object
     from lockstep.features.frames import feature_frame
-    from lockstep.usercode import load_object
 
     frame = feature_frame(project.read_features())
     columns = project.feature_info().columns
@@ -191,8 +191,8 @@ def test_the_run_reports_a_thread_dependent_estimator_truthfully(tmp_path: Path)
     project.build_features()
     result = project.train()
     recorded = result.version.tags["lockstep.thread_invariant"] == "true"
+    from lockstep.core.usercode import load_object
     from lockstep.features.frames import feature_frame
-    from lockstep.usercode import load_object
 
     frame = feature_frame(project.read_features())
     train = frame[frame["split"] == "train"]
@@ -272,7 +272,7 @@ def test_the_registered_model_loads_in_a_fresh_process_from_the_registry_alone(p
     script = f"""
 import sys, json
 import pandas as pd
-from lockstep.config import load_config
+from lockstep.core.config import load_config
 from lockstep.features.frames import raw_frame
 from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.refs import ModelRef
@@ -493,7 +493,7 @@ def test_model_fingerprint_is_stable_across_processes() -> None:
     script = """
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
-from lockstep.fingerprint import model_fingerprint
+from lockstep.core.fingerprint import model_fingerprint
 rng = np.random.default_rng(0)
 X = rng.normal(size=(100, 3)); y = (X[:, 0] > 0).astype(int)
 print(model_fingerprint(RandomForestClassifier(n_estimators=5, random_state=1).fit(X, y)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.errors import (
+from lockstep.core.errors import (
     CodeError,
     ConfigError,
     LeakageError,
@@ -30,8 +30,8 @@ from lockstep.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config, load_config
-    from lockstep.fingerprint import fingerprint_table
+    from lockstep.core.config import Config, load_config
+    from lockstep.core.fingerprint import fingerprint_table
     from lockstep.project import Project
     from lockstep.scaffold import init_project
 
@@ -56,11 +56,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Config": "lockstep.config",
-    "load_config": "lockstep.config",
+    "Config": "lockstep.core.config",
+    "load_config": "lockstep.core.config",
     "Project": "lockstep.project",
     "init_project": "lockstep.scaffold",
-    "fingerprint_table": "lockstep.fingerprint",
+    "fingerprint_table": "lockstep.core.fingerprint",
 }
 
 

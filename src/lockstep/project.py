@@ -16,16 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockstep.config import Config, load_config
+from lockstep.core.config import Config, load_config
+from lockstep.workflow import Workspace, retrain_loop, run_system
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from lockstep.data.diff import TableDiff
     from lockstep.data.ingest import IngestResult, Progress
+    from lockstep.evaluation.promotion import PromotionResult
     from lockstep.features.build import FeatureResult
     from lockstep.registry.mlflow_registry import LoadedModel, Registry, VersionInfo
-    from lockstep.registry.promotion import PromotionResult
     from lockstep.store import FeatureInfo, SnapshotInfo, Store
     from lockstep.training.train import TrainResult
 
@@ -135,6 +136,11 @@ class Project:
     # ------------------------------------------------------------------ training and the registry
 
     @property
+    def workspace(self) -> Workspace:
+        """The configuration, store and registry that :mod:`lockstep.workflow` works on."""
+        return Workspace(self.config, self.store, self.registry)
+
+    @property
     def registry(self) -> Registry:
         """The store's MLflow tracking and model registry."""
         from lockstep.registry.mlflow_registry import Registry
@@ -166,7 +172,7 @@ class Project:
 
     def promote(self, ref: str | None = None) -> PromotionResult:
         """Make a version (default: the project's ``@challenger``) the champion if the gates pass."""
-        from lockstep.registry.promotion import promote
+        from lockstep.evaluation.promotion import promote
 
         return promote(self.config, self.store, self.registry, self.model_ref(ref, default_alias="challenger"))
 
@@ -224,10 +230,10 @@ class Project:
 
     def env_diff(self, ref: str | None = None):
         """The current environment against the one a version (default: ``@champion``) was trained in."""
-        from lockstep.environment import capture
+        from lockstep.core.environment import capture
+        from lockstep.core.requirements import model_distributions
         from lockstep.reproducibility.envdiff import diff_environments
         from lockstep.reproducibility.lineage import load_lineage
-        from lockstep.reproducibility.requirements import model_distributions
         from lockstep.reproducibility.verify import model_modules
 
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
@@ -237,8 +243,8 @@ class Project:
 
     def env_lock(self, ref: str | None = None):
         """The exact requirements of a version (default: ``@champion``), from its recorded environment."""
+        from lockstep.core.requirements import lock_requirements, model_distributions
         from lockstep.reproducibility.lineage import load_lineage
-        from lockstep.reproducibility.requirements import lock_requirements, model_distributions
         from lockstep.reproducibility.verify import model_modules
 
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
@@ -284,11 +290,9 @@ class Project:
     def run(self, *, candidates: bool = False, verify: bool = True, parity: bool = True,
             force_checks: bool = False, progress=None):
         """Ingest, features, train, promote, verify and parity, each skipped when its inputs are unchanged
-        (see :mod:`lockstep.runner`)."""
-        from lockstep.runner import run_system
-
-        return run_system(self, candidates=candidates, verify=verify, parity=parity, force_checks=force_checks,
-                          progress=progress)
+        (see :mod:`lockstep.workflow`)."""
+        return run_system(self.workspace, candidates=candidates, verify=verify, parity=parity,
+                          force_checks=force_checks, progress=progress)
 
     # ------------------------------------------------------------------ monitoring
 
@@ -315,9 +319,7 @@ class Project:
             report.quality = live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
                                           since=since, until=until)
         if retrain:
-            from lockstep.monitoring.retrain import retrain_loop
-
-            report.actions = retrain_loop(self, report)
+            report.actions = retrain_loop(Workspace(self.config, self.store, registry), report)
         files = report_files(report)
         if out is not None:
             write_generated_folder(out, files, what=f"lockstep monitor {report.model}/{report.version}")

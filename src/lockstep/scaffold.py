@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lockstep.config import CONFIG_FILE, parse_config
+from lockstep.core.config import CONFIG_FILE, parse_config
+from lockstep.core.errors import ProjectError, SourceError
 from lockstep.data.leakage import repeated_inputs
-from lockstep.errors import ProjectError, SourceError
 
 __all__ = ["InitResult", "init_project", "render_config", "render_pipeline"]
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import columns_table, num, render_diff, short
-from lockstep.errors import shown
+from lockstep.core.errors import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console

@@ -19,7 +19,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from lockstep.errors import FileSystemError, LockstepError
+from lockstep.core.errors import FileSystemError, LockstepError
 
 __all__ = ["Output", "command", "fmt_int", "print_json"]
 

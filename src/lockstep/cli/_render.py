@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from lockstep.cli._output import fmt_int
-from lockstep.errors import shown
+from lockstep.core.errors import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -16,7 +16,7 @@ __all__ = ["columns_table", "num", "render_diff", "short"]
 
 
 def short(fp: str | None) -> str:
-    from lockstep.fingerprint import short as _short
+    from lockstep.core.fingerprint import short as _short
 
     return _short(fp)
 

@@ -139,7 +139,7 @@ def check(
     """ML regression gates for CI: golden predictions, promotion gates, schema compatibility (exit 3 on a failure)."""
     from rich.table import Table
 
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
     from lockstep.reproducibility.check import CHECKS
 
     chosen = tuple(only) if only else CHECKS
@@ -172,8 +172,8 @@ def check(
 def env_show(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> None:
     """Show this environment: Python, platform, CPU, BLAS/OpenMP libraries, numerical packages; and, in a
     project, where its store and registry are."""
-    from lockstep.config import CONFIG_FILE
-    from lockstep.environment import CORE_PACKAGES, capture
+    from lockstep.core.config import CONFIG_FILE
+    from lockstep.core.environment import CORE_PACKAGES, capture
     from lockstep.reproducibility.envdiff import NUMERICAL_PACKAGES
 
     out = Output(json_mode)

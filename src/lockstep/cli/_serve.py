@@ -110,8 +110,8 @@ def serve(
     """Serve a registered model over HTTP (FastAPI on uvicorn), with validation and an audit log."""
     import uvicorn
 
-    from lockstep.config import CONFIG_FILE, MonitorConfig, ServeConfig
-    from lockstep.errors import UserError
+    from lockstep.core.config import CONFIG_FILE, MonitorConfig, ServeConfig
+    from lockstep.core.errors import UserError
     from lockstep.inference.service import ServeSettings, check_audit_writable, create_app, load_serving_model
 
     if bundle is not None:
@@ -189,7 +189,7 @@ def _stopped_by_sigterm() -> Iterator[None]:
 def _when(text: str | None) -> datetime | None:
     if not text:
         return None
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
 
     try:
         return datetime.fromisoformat(text)
@@ -241,7 +241,7 @@ def audit_export(
     json_mode: JsonOpt = False,
 ) -> None:
     """Export audit records to a Parquet or CSV file."""
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
     from lockstep.store import FileOutput
 
     out = Output(json_mode)

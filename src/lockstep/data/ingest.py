@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockstep._version import __version__
-from lockstep.errors import SchemaFailure, SchemaValidationError, SourceError
+from lockstep.core.errors import SchemaFailure, SchemaValidationError, SourceError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.data.leakage import SharedRows
     from lockstep.data.schema import ValidationResult
     from lockstep.store import QuarantineRecord, SnapshotInfo, SourceData, Store
@@ -110,10 +110,10 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     """
     import pyarrow as pa
 
+    from lockstep.core.fingerprint import fingerprint_table
     from lockstep.data.leakage import check_declared_features, check_shared_rows, shared_rows
     from lockstep.data.schema import bad_row_mask
     from lockstep.data.splits import assign_splits
-    from lockstep.fingerprint import fingerprint_table
     from lockstep.store import hash_source_files, locate_source, read_source
 
     step = progress or (lambda _name: None)
@@ -155,7 +155,7 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
                                         hint="every row failed: nothing to ingest; fix the data or the schema")
 
     if data.id is None:
-        from lockstep.config import DerivedId
+        from lockstep.core.config import DerivedId
         from lockstep.data.rows import derive_row_ids
 
         step("deriving row ids")
@@ -179,7 +179,7 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
 def _commit(config: Config, store: Store, table, fingerprint: str, records: list, quarantine_failures: list,
             shared, src, inputs: str, step: Progress) -> IngestResult:
     """Write the quarantine and the snapshot, if the data changed since the latest snapshot."""
-    from lockstep.fingerprint import fingerprint_json
+    from lockstep.core.fingerprint import fingerprint_json
     from lockstep.store import SnapshotInfo
 
     data = config.data
@@ -223,7 +223,7 @@ def _commit(config: Config, store: Store, table, fingerprint: str, records: list
 
 def _inputs_fingerprint(config: Config, files: list, quarantine: bool) -> str:
     """Everything an ingest's result depends on, when the source is files."""
-    from lockstep.fingerprint import fingerprint_json
+    from lockstep.core.fingerprint import fingerprint_json
 
     normalized = config.normalized()
     return fingerprint_json({

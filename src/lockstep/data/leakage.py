@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lockstep.errors import LeakageError
+from lockstep.core.errors import LeakageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-    from lockstep.config import Config
+    from lockstep.core.config import Config
 
 __all__ = ["SharedRows", "check_declared_features", "check_shared_rows", "duplicate_ids", "repeated_inputs",
            "shared_rows"]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.store import SnapshotInfo
 
 __all__ = ["describe_snapshot"]

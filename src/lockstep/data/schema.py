@@ -23,14 +23,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import SchemaFailure, shown
+from lockstep.core.errors import SchemaFailure, shown
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
-    from lockstep.config import ColumnSchema, DataConfig
+    from lockstep.core.config import ColumnSchema, DataConfig
 
 __all__ = ["ARROW_TYPES", "INT_LIMIT", "ValidationResult", "arrow_type", "convert_table", "pandera_schema", "to_pandas",
            "validate_table"]
@@ -127,7 +127,7 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
         The raw rows, as read.
     data : DataConfig or dict
         The ``[data]`` section (its schema, id and target), or just a schema:
-        column name to :class:`~lockstep.config.ColumnSchema`.
+        column name to :class:`~lockstep.core.config.ColumnSchema`.
     source : str
         How to name the data in messages.
     extra_columns : {"error", "ignore"}
@@ -357,7 +357,7 @@ def pandera_schema(columns: dict[str, ColumnSchema], *, dtypes: bool = True):
     Parameters
     ----------
     columns : dict
-        ``[data.schema]``: column name to :class:`~lockstep.config.ColumnSchema`.
+        ``[data.schema]``: column name to :class:`~lockstep.core.config.ColumnSchema`.
     dtypes : bool, default True
         Include the pandas dtypes (with ``coerce=True``). lockstep converts
         types itself before checking, so it validates with ``dtypes=False``;

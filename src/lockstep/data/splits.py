@@ -18,7 +18,7 @@ for time-zone-aware columns).
 
 Examples
 --------
->>> from lockstep.config import SplitConfig
+>>> from lockstep.core.config import SplitConfig
 >>> import pyarrow as pa
 >>> labels = assign_splits(pa.table({"id": list(range(1000))}), "id", SplitConfig())
 >>> sorted(set(labels))
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-    from lockstep.config import SplitConfig
+    from lockstep.core.config import SplitConfig
 
 __all__ = ["SPLITS", "SPLIT_VALUES", "UNLABELED", "assign_splits", "content_keys", "split_codes",
            "split_unit"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.registry.mlflow_registry import LoadedModel, Registry, VersionInfo
     from lockstep.reproducibility.lineage import Lineage
     from lockstep.store import Store
@@ -157,7 +157,7 @@ def gather(config: Config, store: Store, registry: Registry, info: VersionInfo) 
     """Collect the facts of a version's documentation."""
     import pyarrow.parquet as pq
 
-    from lockstep.errors import NotFoundError
+    from lockstep.core.errors import NotFoundError
     from lockstep.registry.refs import ModelRef
     from lockstep.reproducibility.lineage import load_lineage
 

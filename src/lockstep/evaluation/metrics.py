@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lockstep.config import task_metrics
-from lockstep.errors import shown
-from lockstep.prediction import serial_prediction
+from lockstep.core.config import task_metrics
+from lockstep.core.errors import shown
+from lockstep.core.prediction import serial_prediction
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -139,7 +139,7 @@ def make_scorer(task: str, name: str, positive: Any | None = None):
 
     def scorer(estimator, X, y) -> float:
         classes = list(getattr(estimator, "classes_", [])) or None
-        with serial_prediction():  # the bits of every prediction path (see lockstep.prediction)
+        with serial_prediction():  # the bits of every prediction path (see lockstep.core.prediction)
             proba = estimator.predict_proba(X) if needs_proba else None
             pred = estimator.predict(X) if not needs_proba else (
                 np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classes else None)

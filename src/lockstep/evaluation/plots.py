@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import shown
+from lockstep.core.errors import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

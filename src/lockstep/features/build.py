@@ -3,7 +3,7 @@
 The steps:
 
 1. fingerprint the inputs without reading any data: the raw snapshot's
-   recorded fingerprint, the feature code (:mod:`lockstep.usercode`), the
+   recorded fingerprint, the feature code (:mod:`lockstep.core.usercode`), the
    configuration that shapes the features, the numerical environment and
    lockstep's version. If a version of the feature set was computed from
    exactly these inputs, it is up to date and nothing runs (step caching);
@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.errors import LeakageError, PipelineError
+from lockstep.core.errors import LeakageError, PipelineError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.store import FeatureInfo, Store
 
 __all__ = ["FeatureResult", "build_features", "feature_inputs", "feature_table", "transform_raw"]
@@ -67,9 +67,9 @@ def _config_part(config: Config) -> dict:
 
 def feature_inputs(config: Config, raw_fingerprint: str) -> dict[str, Any]:
     """Every input of a feature computation, fingerprinted; ``inputs`` is the cache key."""
-    from lockstep.environment import capture, core_fingerprint
-    from lockstep.fingerprint import fingerprint_json
-    from lockstep.usercode import code_identity
+    from lockstep.core.environment import capture, core_fingerprint
+    from lockstep.core.fingerprint import fingerprint_json
+    from lockstep.core.usercode import code_identity
 
     ref = config.features.pipeline
     if ref is not None:
@@ -125,7 +125,7 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     CodeError, PipelineError, LeakageError
         If the pipeline cannot be loaded or breaks its contract; nothing is written.
     """
-    from lockstep.environment import git_state
+    from lockstep.core.environment import git_state
     from lockstep.store import FeatureInfo
 
     step = progress or (lambda _name: None)
@@ -147,7 +147,7 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     ref = config.features.pipeline or "(identity: the raw columns)"
     factory = None
     if config.features.pipeline is not None:
-        from lockstep.usercode import load_object
+        from lockstep.core.usercode import load_object
 
         step("importing the feature pipeline")
         factory = load_object(config.features.pipeline, config.project_dir)
@@ -166,8 +166,8 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
 
     step("assembling the feature table")
+    from lockstep.core.fingerprint import fingerprint_table
     from lockstep.data.splits import SPLIT_VALUES, SPLITS
-    from lockstep.fingerprint import fingerprint_table
 
     output, dtypes, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
     fingerprint = fingerprint_table(output)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
-    from lockstep.config import ColumnSchema
+    from lockstep.core.config import ColumnSchema
 
 __all__ = ["feature_frame", "raw_frame"]
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import PipelineError, shown
-from lockstep.usercode import describe_exception
+from lockstep.core.errors import PipelineError, shown
+from lockstep.core.usercode import describe_exception
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockstep._version import __version__
-from lockstep.errors import SchemaValidationError, UserError
-from lockstep.prediction import model_outputs, outputs_table
+from lockstep.core.errors import SchemaValidationError, UserError
+from lockstep.core.prediction import model_outputs, outputs_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from lockstep.config import Config
-    from lockstep.inference.schema import ModelSchema
+    from lockstep.core.config import Config
+    from lockstep.core.schema import ModelSchema
     from lockstep.registry.mlflow_registry import LoadedModel, Registry
     from lockstep.registry.refs import ModelRef
     from lockstep.store import Store
@@ -132,9 +132,9 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
     """
     import pyarrow as pa
 
+    from lockstep.core.fingerprint import TableHasher
     from lockstep.data.rows import row_hashes
     from lockstep.data.schema import bad_row_mask, validate_table
-    from lockstep.fingerprint import TableHasher
     from lockstep.store import FileOutput, QuarantineRecord
 
     if (input_path is None) == (features_version is None):
@@ -228,7 +228,7 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
         destination = str(Path(output))
 
     if records:
-        from lockstep.fingerprint import fingerprint_json
+        from lockstep.core.fingerprint import fingerprint_json
 
         store.ensure()
         store.quarantine.append(fingerprint_json([asdict(r) for r in records]), records, snapshot_version=None,

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from lockstep._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lockstep.core.requirements import LockedRequirements
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
-    from lockstep.reproducibility.requirements import LockedRequirements
 
 __all__ = ["DockerContext", "docker_context"]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lockstep.prediction import model_outputs
+from lockstep.core.prediction import model_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from lockstep.inference.schema import ModelSchema
+    from lockstep.core.schema import ModelSchema
     from lockstep.registry.mlflow_registry import LoadedModel
 
 __all__ = ["OnnxRuntime", "SklearnRuntime", "records_table"]

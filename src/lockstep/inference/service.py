@@ -43,7 +43,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from lockstep.errors import FileSystemError
+from lockstep.core.errors import FileSystemError
 
 __all__ = ["ServeSettings", "create_app", "create_app_from_env"]
 
@@ -99,7 +99,7 @@ class ServingModel:
 
 def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> ServingModel:
     """Load and check a registered version and build its runtime and request model."""
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
     from lockstep.inference.requests import build_request_model
     from lockstep.inference.runtime import SklearnRuntime
     from lockstep.registry.mlflow_registry import Registry
@@ -140,7 +140,7 @@ def check_audit_writable(settings: ServeSettings) -> None:
     """
     import errno
 
-    from lockstep.errors import FileSystemError
+    from lockstep.core.errors import FileSystemError
     from lockstep.store.audit import AuditLog
 
     if not settings.audit:
@@ -157,9 +157,9 @@ def check_audit_writable(settings: ServeSettings) -> None:
 
 def _live_drift(source: Any, loaded: Any, window: int) -> Any:
     """The sliding drift window of a model, if it has a reference profile of the current format."""
-    from lockstep.errors import LockstepError
-    from lockstep.monitoring.live import LiveDrift
-    from lockstep.monitoring.profile import PROFILE_VERSION
+    from lockstep.core.errors import LockstepError
+    from lockstep.profiles.live import LiveDrift
+    from lockstep.profiles.profile import PROFILE_VERSION
 
     if window <= 0:
         return None
@@ -684,8 +684,8 @@ def _parse_feedback(body: bytes, schema: Any) -> tuple[str, list]:
 
 
 def _scores(labels: Any, probabilities: Any, schema: Any):
-    """The monitored score of each answered record (see :func:`lockstep.monitoring.scores.scores_of`)."""
-    from lockstep.monitoring.scores import scores_of
+    """The monitored score of each answered record (see :func:`lockstep.profiles.scores.scores_of`)."""
+    from lockstep.profiles.scores import scores_of
 
     if probabilities is not None:
         classes = [str(c) for c in schema.classes or []]

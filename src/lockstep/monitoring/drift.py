@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from lockstep._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import MonitorConfig
-    from lockstep.monitoring.summary import CategoricalSummary, NumericSummary
+    from lockstep.core.config import MonitorConfig
+    from lockstep.profiles.summary import CategoricalSummary, NumericSummary
 
 __all__ = ["ColumnDrift", "DriftReport", "Statistic", "judge_column"]
 

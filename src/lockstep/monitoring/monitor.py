@@ -6,7 +6,7 @@ inputs are summarized on the reference's grids and categories; unless
 the model sees (summarized too), and the model's scores are computed (or
 taken from the audit log, which recorded them). Memory holds one chunk and
 the summaries, never the window. Then every column's statistics
-(:mod:`lockstep.monitoring.stats`) are judged against ``[monitor]``
+(:mod:`lockstep.profiles.stats`) are judged against ``[monitor]``
 (:mod:`lockstep.monitoring.drift`).
 """
 
@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import NotFoundError, UserError
-from lockstep.prediction import model_outputs
+from lockstep.core.errors import NotFoundError, UserError
+from lockstep.core.prediction import model_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.monitoring.drift import DriftReport
     from lockstep.registry.mlflow_registry import LoadedModel, Registry
     from lockstep.registry.refs import ModelRef
@@ -35,7 +35,7 @@ Progress = Callable[[int, "int | None"], None]
 
 def reference_of(registry: Registry, info) -> dict[str, Any]:
     """A version's reference profile, checked to be of the current format."""
-    from lockstep.monitoring.profile import PROFILE_VERSION
+    from lockstep.profiles.profile import PROFILE_VERSION
 
     profile = registry.run_json(info, "reference_profile.json")
     if profile.get("version") != PROFILE_VERSION:
@@ -46,13 +46,13 @@ def reference_of(registry: Registry, info) -> dict[str, Any]:
 
 
 def _summaries(group: dict[str, dict]) -> dict[str, Any]:
-    from lockstep.monitoring.summary import summary_from_dict
+    from lockstep.profiles.summary import summary_from_dict
 
     return {name: summary_from_dict(raw) for name, raw in group.items()}
 
 
 def _update(summary: Any, series) -> None:
-    from lockstep.monitoring.summary import numeric_values
+    from lockstep.profiles.summary import numeric_values
 
     if summary.kind == "numeric":
         summary.update(numeric_values(series))
@@ -62,7 +62,7 @@ def _update(summary: Any, series) -> None:
 
 def _update_arrow(summary: Any, column, dtype: str) -> None:
     """Add a typed raw Arrow column, read the way the raw frame reads it (without building the frame)."""
-    from lockstep.monitoring.summary import arrow_category_values, arrow_numeric_values
+    from lockstep.profiles.summary import arrow_category_values, arrow_numeric_values
 
     if summary.kind == "numeric":
         summary.update(arrow_numeric_values(column, dtype))
@@ -96,9 +96,9 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
     DriftReport
     """
     from lockstep.monitoring.drift import ColumnDrift, DriftReport, judge_column
-    from lockstep.monitoring.scores import scores_of
-    from lockstep.monitoring.stats import categorical_stats, numeric_stats
     from lockstep.monitoring.window import audit_window, file_window
+    from lockstep.profiles.scores import scores_of
+    from lockstep.profiles.stats import categorical_stats, numeric_stats
 
     started = time.perf_counter()
     if data is not None and (since is not None or until is not None):

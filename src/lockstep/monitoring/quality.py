@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.registry.mlflow_registry import VersionInfo
     from lockstep.store import Store
 
@@ -83,7 +83,7 @@ def live_quality(config: Config, store: Store, info: VersionInfo, classes: list 
     """
     import numpy as np
 
-    from lockstep.config import task_metrics
+    from lockstep.core.config import task_metrics
     from lockstep.evaluation.metrics import Outputs, compute_metrics
 
     task = config.data.task

@@ -16,14 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import UserError
+from lockstep.core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-    from lockstep.config import Config
-    from lockstep.inference.schema import ModelSchema
+    from lockstep.core.config import Config
+    from lockstep.core.schema import ModelSchema
     from lockstep.registry.mlflow_registry import VersionInfo
     from lockstep.store import Store
 
@@ -111,7 +111,7 @@ def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: da
     import numpy as np
 
     from lockstep.inference.runtime import records_table
-    from lockstep.monitoring.scores import scores_of
+    from lockstep.profiles.scores import scores_of
 
     selection = dict(since=since, until=until, model=f"{info.name}/{info.version}", endpoint="/predict",
                      status=200)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lockstep.errors import FileSystemError, NotFoundError, StoreError, UserError
+from lockstep.core.errors import FileSystemError, NotFoundError, StoreError, UserError
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import claims_of, private_key, sign_model, verify_model
 from lockstep.registry.stored_code import StoredCode
@@ -521,7 +521,7 @@ class Registry:
 
     def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict) -> Path:
         """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags."""
-        from lockstep.fingerprint import fingerprint_bytes
+        from lockstep.core.fingerprint import fingerprint_bytes
 
         with self._mlflow() as mlflow, tempfile.TemporaryDirectory() as tmp:
             client = self._client(mlflow)
@@ -536,7 +536,7 @@ class Registry:
 
     def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
         """A version's ONNX export and its parity record, checked against the recorded hash."""
-        from lockstep.fingerprint import fingerprint_bytes
+        from lockstep.core.fingerprint import fingerprint_bytes
 
         digest = info.tags.get(f"{TAG}.onnx.digest")
         if not digest:
@@ -554,7 +554,7 @@ class Registry:
 
     def model_schema(self, info: VersionInfo):
         """The input schema recorded with a version (its run's ``input_schema.json``)."""
-        from lockstep.inference.schema import ModelSchema
+        from lockstep.core.schema import ModelSchema
 
         try:
             path = self.run_artifact(info.run_id, "input_schema.json")
@@ -570,7 +570,7 @@ def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) 
     the loaded model's fingerprint."""
     import yaml
 
-    from lockstep.fingerprint import model_fingerprint
+    from lockstep.core.fingerprint import model_fingerprint
 
     if public_key is not None:
         verify_model(path, claims_of(info.name, info.version, info.tags), public_key,
@@ -653,7 +653,7 @@ def _local_path(uri: str) -> Path:
 
 
 def _file_digest(path: Path) -> str:
-    from lockstep.fingerprint import fingerprint_file
+    from lockstep.core.fingerprint import fingerprint_file
 
     return fingerprint_file(path)
 

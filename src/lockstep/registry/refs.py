@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lockstep.errors import UserError
+from lockstep.core.errors import UserError
 
 __all__ = ["ModelRef", "parse_model_ref"]
 

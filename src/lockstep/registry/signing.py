@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lockstep.errors import ConfigError, UserError
+from lockstep.core.errors import ConfigError, UserError
 
 __all__ = ["CLAIMS_FILE", "SIGNATURE_FILE", "SIGNING_KEY_ENV", "claims_of", "private_key", "sign_model",
            "verify_model"]

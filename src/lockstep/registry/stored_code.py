@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
-from lockstep.errors import UserError
-from lockstep.fingerprint import fingerprint_bytes
+from lockstep.core.errors import UserError
+from lockstep.core.fingerprint import fingerprint_bytes
 
 __all__ = ["StoredCode"]
 
@@ -146,7 +146,7 @@ class StoredCode:
         ``pipeline``) are replaced, so that the model runs the code it was
         trained with.
         """
-        from lockstep import usercode
+        from lockstep.core import usercode
 
         contents = self.check()
         sources = {}

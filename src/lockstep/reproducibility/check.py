@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.errors import NotFoundError, shown
+from lockstep.core.errors import NotFoundError, shown
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import ColumnSchema, Config
+    from lockstep.core.config import ColumnSchema, Config
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
     from lockstep.registry.refs import ModelRef
     from lockstep.store import Store
@@ -78,7 +78,7 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
     """Predict a version's golden sample again; any differing bit fails."""
     import pyarrow.parquet as pq
 
-    from lockstep.compare import compare_outputs
+    from lockstep.core.compare import compare_outputs
     from lockstep.inference.batch import predict_table
     from lockstep.registry.refs import ModelRef
 
@@ -119,9 +119,9 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
 
 def gates_check(config: Config, store: Store, registry: Registry, challenger: VersionInfo | None,
                 champion: VersionInfo | None) -> CheckItem:
-    from lockstep.config import task_metrics
+    from lockstep.core.config import task_metrics
     from lockstep.evaluation.gates import check_gates
-    from lockstep.registry.promotion import paired_on_test_rows
+    from lockstep.evaluation.promotion import paired_on_test_rows
 
     if challenger is None:
         return CheckItem("gates", "challenger", "SKIPPED", "no challenger version (train one first)")

@@ -149,7 +149,7 @@ def _variables(recorded: dict, current: dict) -> list[EnvDifference]:
 
 def diff_environments(recorded: dict, current: dict, *,
                       model_packages: frozenset[str] | set[str] = frozenset()) -> list[EnvDifference]:
-    """Every difference between two :func:`lockstep.environment.capture` records, most severe first.
+    """Every difference between two :func:`lockstep.core.environment.capture` records, most severe first.
 
     Parameters
     ----------

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config, SearchConfig
+    from lockstep.core.config import Config, SearchConfig
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
 
 __all__ = ["Lineage", "load_lineage"]
@@ -51,7 +51,7 @@ class Lineage:
 
     def config_for(self, project_dir: Path) -> Config:
         """The recorded configuration, with code looked up in ``project_dir``."""
-        from lockstep.config import parse_config
+        from lockstep.core.config import parse_config
 
         raw = self.config.normalized()
         raw["data"]["schema"] = {name: raw["data"]["schema"][name] for name in self.config.data.columns}
@@ -72,7 +72,7 @@ def load_lineage(registry: Registry, info: VersionInfo, project_dir: Path) -> Li
     NotFoundError
         If the version was registered without a recorded configuration.
     """
-    from lockstep.config import SearchConfig, parse_config
+    from lockstep.core.config import SearchConfig, parse_config
 
     recorded = registry.run_json(info, "config.json")
     training = registry.run_json(info, "training.json")

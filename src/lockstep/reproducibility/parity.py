@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.errors import UserError
-from lockstep.prediction import model_outputs
+from lockstep.core.errors import UserError
+from lockstep.core.prediction import model_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.registry.mlflow_registry import LoadedModel, Registry
     from lockstep.registry.refs import ModelRef
     from lockstep.store import Store
@@ -111,8 +111,8 @@ class ParityReport:
 def parity_key(info: Any, rows: int | None, http: bool, batch: bool) -> str:
     """What a parity check depends on: the model (and its ONNX export), the numerical environment, the
     options and lockstep's version. ``lockstep run`` skips a check whose key was checked before."""
-    from lockstep.environment import core_fingerprint
-    from lockstep.fingerprint import fingerprint_json
+    from lockstep.core.environment import core_fingerprint
+    from lockstep.core.fingerprint import fingerprint_json
 
     return fingerprint_json({"model": info.fingerprint, "onnx": info.tags.get("lockstep.onnx.digest"),
                              "environment": core_fingerprint(), "rows": rows, "http": http, "batch": batch,
@@ -162,7 +162,7 @@ def _rows(store: Store, info, limit: int | None):
 
 def _compare(name: str, reference: tuple, labels: Any, scores: Any, task: str, tolerance: float, started: float,
              detail: str = "") -> ParityPath:
-    from lockstep.compare import compare_outputs, within_tolerance
+    from lockstep.core.compare import compare_outputs, within_tolerance
 
     regression = task == "regression"
     comparison = compare_outputs(reference[0], reference[1], labels, scores, regression=regression)

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.errors import LockstepError
+from lockstep.core.errors import LockstepError
 from lockstep.registry.stored_code import StoredCode
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import ModelRef
     from lockstep.reproducibility.envdiff import EnvDifference
@@ -120,8 +120,8 @@ def _short(fingerprint: str | None) -> str:
 
 
 def _data_stage(store: Store, lineage: Lineage):
-    from lockstep.errors import NotFoundError
-    from lockstep.fingerprint import fingerprint_table
+    from lockstep.core.errors import NotFoundError
+    from lockstep.core.fingerprint import fingerprint_table
 
     timer = _Timer()
     version = lineage.raw_version
@@ -171,9 +171,9 @@ def model_modules(lineage: Lineage) -> list[str]:
 
 
 def _environment_stage(lineage: Lineage, strict: bool):
-    from lockstep.environment import capture
+    from lockstep.core.environment import capture
+    from lockstep.core.requirements import model_distributions
     from lockstep.reproducibility.envdiff import diff_environments, summarize
-    from lockstep.reproducibility.requirements import model_distributions
 
     timer = _Timer()
     diffs = diff_environments(lineage.environment, capture(),
@@ -207,8 +207,8 @@ def _config_differences(current: Config | None, lineage: Lineage) -> list[str]:
 
 def _code_stage(config: Config, lineage: Lineage, recorded_code: bool):
     """Returns the stage and the folder the rebuild imports code from (None: no usable code)."""
+    from lockstep.core.usercode import code_identity
     from lockstep.reproducibility.codediff import diff_module
-    from lockstep.usercode import code_identity
 
     timer = _Timer()
     project_dir = config.project_dir
@@ -275,9 +275,9 @@ def _first_differing_columns(stored, rebuilt) -> list[str]:
 
 
 def _features_stage(store: Store, lineage: Lineage, raw, snapshot, code_root: Path):
+    from lockstep.core.fingerprint import fingerprint_table
+    from lockstep.core.usercode import load_object
     from lockstep.features.build import feature_table, transform_raw
-    from lockstep.fingerprint import fingerprint_table
-    from lockstep.usercode import load_object
 
     timer = _Timer()
     config = lineage.config_for(code_root)
@@ -309,12 +309,12 @@ def _features_stage(store: Store, lineage: Lineage, raw, snapshot, code_root: Pa
 def _model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, full: bool, step: Progress):
     from sklearn.pipeline import Pipeline
 
+    from lockstep.core.fingerprint import model_fingerprint
+    from lockstep.core.usercode import load_object
     from lockstep.features.frames import feature_frame
     from lockstep.features.pipeline import make_transformer
-    from lockstep.fingerprint import model_fingerprint
     from lockstep.training.determinism import deterministic
     from lockstep.training.train import check_model, evaluate_outputs, fit_model, search_best_params
-    from lockstep.usercode import load_object
 
     timer = _Timer()
     config = built["config"]
@@ -372,7 +372,7 @@ def _artifact_check(registry: Registry, lineage: Lineage) -> tuple[bool, str]:
 
     Returns whether it is, and a sentence saying what was found.
     """
-    from lockstep.fingerprint import model_fingerprint
+    from lockstep.core.fingerprint import model_fingerprint
     from lockstep.registry.refs import ModelRef
 
     info = lineage.info
@@ -401,7 +401,7 @@ def stored_test_outputs(registry: Registry, lineage: Lineage):
 def _predictions_stage(registry: Registry, lineage: Lineage, result: dict):
     import numpy as np
 
-    from lockstep.compare import compare_outputs
+    from lockstep.core.compare import compare_outputs
 
     timer = _Timer()
     ids, labels, proba = stored_test_outputs(registry, lineage)
@@ -469,9 +469,9 @@ def verification_key(config: Config, lineage: Lineage, options: dict[str, Any], 
     """What a verification depends on: the model and its stored file (``artifact``, the file's current hash),
     its snapshot, the current code and numerical environment, the options and lockstep's version.
     ``lockstep run`` skips a verification whose key was verified before."""
-    from lockstep.environment import core_fingerprint
-    from lockstep.fingerprint import fingerprint_json
-    from lockstep.usercode import code_identity
+    from lockstep.core.environment import core_fingerprint
+    from lockstep.core.fingerprint import fingerprint_json
+    from lockstep.core.usercode import code_identity
 
     refs = [lineage.model_ref] + ([lineage.config.features.pipeline] if lineage.config.features.pipeline else [])
     code: dict[str, Any] = {}

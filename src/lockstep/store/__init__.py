@@ -21,7 +21,7 @@ import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from lockstep.errors import FileSystemError
+from lockstep.core.errors import FileSystemError
 from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_line, write_generated_folder
 from lockstep.store.audit import AuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import FileSystemError, StoreError
+from lockstep.core.errors import FileSystemError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa

@@ -61,7 +61,7 @@ def _refuse_user_changes(path: Path) -> None:
     Its marker lists what lockstep wrote (a marker of an older lockstep, plain
     text, lists nothing: such a folder is replaced as before).
     """
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
 
     try:
         manifest = json.loads((path / GENERATED_MARKER).read_text())
@@ -95,7 +95,7 @@ def write_generated_folder(path: str | Path, files: dict[str, bytes | str], *, w
     """
     import shutil
 
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
 
     path = Path(path)
     if path.exists() and not path.is_dir():

@@ -13,7 +13,7 @@ acknowledged survives the process being killed, even with ``SIGKILL``. A
 batch that was being written when the process died can leave a torn last
 line; readers skip it (no response was sent for it). A batch that cannot be
 written whole (a full disk, a short write, a failed ``fsync``) raises
-:class:`~lockstep.errors.FileSystemError`, so its requests are not answered;
+:class:`~lockstep.core.errors.FileSystemError`, so its requests are not answered;
 the writer cuts the segment back to its last whole batch and never appends
 to it again. So a torn line can only be a segment's last, and a damaged line
 anywhere else is an error readers report, never a record they skip.
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockstep.errors import FileSystemError, StoreError
+from lockstep.core.errors import FileSystemError, StoreError
 from lockstep.store import _delta
 from lockstep.store.audit_index import AuditIndex, SegmentCache
 

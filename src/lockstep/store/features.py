@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import NotFoundError
+from lockstep.core.errors import NotFoundError
 from lockstep.store import _delta
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,7 @@ class FeatureInfo:
     config_fingerprint : str
         Fingerprint of the configuration that shapes the features.
     environment_fingerprint : str
-        Fingerprint of the numerical environment (see :mod:`lockstep.environment`).
+        Fingerprint of the numerical environment (see :mod:`lockstep.core.environment`).
     environment : dict
         The whole environment, as captured.
     inputs : str

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lockstep.errors import FileSystemError, UserError
+from lockstep.core.errors import FileSystemError, UserError
 
 __all__ = ["exclusive"]
 

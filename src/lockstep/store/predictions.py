@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import UserError
+from lockstep.core.errors import UserError
 from lockstep.store import _delta
 
 if TYPE_CHECKING:  # pragma: no cover

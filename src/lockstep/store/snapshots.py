@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import NotFoundError
+from lockstep.core.errors import NotFoundError
 from lockstep.store import _delta
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +30,7 @@ class SnapshotInfo:
     version : int
         The Delta table version (0 for the first snapshot).
     fingerprint : str
-        The data fingerprint (:func:`lockstep.fingerprint.fingerprint_table`).
+        The data fingerprint (:func:`lockstep.core.fingerprint.fingerprint_table`).
     rows : int
     column_names : list of str
     schema : dict

@@ -6,7 +6,7 @@ columns declared ``str`` are read as text) together with what was read: the
 paths, sizes and fingerprints of the files. Converting to the declared types
 and validating is the data layer's job (:mod:`lockstep.data.schema`).
 
-Every problem with a file is a :class:`~lockstep.errors.SourceError` whose
+Every problem with a file is a :class:`~lockstep.core.errors.SourceError` whose
 message names the file, and the line where it is known.
 """
 
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from lockstep.errors import FileSystemError, SourceError
-from lockstep.fingerprint import fingerprint_file, fingerprint_json
+from lockstep.core.errors import FileSystemError, SourceError
+from lockstep.core.fingerprint import fingerprint_file, fingerprint_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from lockstep.config import DataConfig
+    from lockstep.core.config import DataConfig
 
 __all__ = ["ReadOptions", "SourceData", "SourceFile", "SourceLocation", "SourcePart", "count_rows", "display_path",
            "hash_source_files", "iter_file_batches", "locate_source", "read_file", "read_source", "sniff_delimiter"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING, Any
 
-from lockstep.errors import ConfigError
+from lockstep.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import SearchConfig
+    from lockstep.core.config import SearchConfig
 
 __all__ = ["build_search", "check_space", "search_space"]
 

@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.errors import ConfigError, PipelineError
-from lockstep.prediction import final_estimator, has_probabilities, model_outputs, outputs_table
-from lockstep.usercode import describe_exception
+from lockstep.core.errors import ConfigError, PipelineError
+from lockstep.core.prediction import final_estimator, has_probabilities, model_outputs, outputs_table
+from lockstep.core.usercode import describe_exception
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-    from lockstep.config import Config, SearchConfig
+    from lockstep.core.config import Config, SearchConfig
     from lockstep.evaluation.metrics import Outputs
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
     from lockstep.store import FeatureInfo, Store
@@ -118,9 +118,9 @@ def _resolve(config: Config, candidate: str | None) -> tuple[str, SearchConfig |
 def training_inputs(config: Config, feature: FeatureInfo, model_ref: str, search: SearchConfig | None,
                     candidate: str | None) -> dict[str, Any]:
     """Every input of a training run, fingerprinted; ``inputs`` is the cache key."""
-    from lockstep.environment import capture, core_fingerprint
-    from lockstep.fingerprint import fingerprint_json
-    from lockstep.usercode import code_identity
+    from lockstep.core.environment import capture, core_fingerprint
+    from lockstep.core.fingerprint import fingerprint_json
+    from lockstep.core.usercode import code_identity
 
     model_code = code_identity(model_ref, config.project_dir)
     feature_code = (code_identity(config.features.pipeline, config.project_dir)
@@ -228,9 +228,9 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     ConfigError, CodeError, PipelineError, NotFoundError
         Nothing is registered in any of these cases.
     """
+    from lockstep.core.usercode import load_object
     from lockstep.features.frames import feature_frame
     from lockstep.registry.refs import ModelRef
-    from lockstep.usercode import load_object
 
     step = progress or (lambda _name: None)
     model_ref, search = _resolve(config, candidate)
@@ -337,8 +337,8 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
                       step: Progress) -> dict[str, Any]:
     import pandas as pd
 
+    from lockstep.core.fingerprint import model_fingerprint
     from lockstep.evaluation.metrics import compute_metrics
-    from lockstep.fingerprint import model_fingerprint
     from lockstep.training.determinism import deterministic
 
     train_cfg = config.train
@@ -379,14 +379,14 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
               result: dict[str, Any], step: Progress) -> tuple[VersionInfo, dict]:
     from sklearn.pipeline import Pipeline
 
-    from lockstep.environment import git_state
+    from lockstep.core.environment import git_state
+    from lockstep.core.fingerprint import model_fingerprint
+    from lockstep.core.usercode import load_object
     from lockstep.evaluation.metrics import summarize_seeds
     from lockstep.features.frames import raw_frame
     from lockstep.features.pipeline import make_transformer
-    from lockstep.fingerprint import model_fingerprint
-    from lockstep.monitoring.profile import reference_profile
+    from lockstep.profiles.profile import reference_profile
     from lockstep.registry.mlflow_registry import TAG, TrainingRecord
-    from lockstep.usercode import load_object
 
     task = config.data.task
     per_seed: list[SeedResult] = result["per_seed"]
@@ -505,7 +505,7 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
 
 
 def _input_schema(config: Config, model: Any):
-    from lockstep.inference.schema import ModelSchema
+    from lockstep.core.schema import ModelSchema
 
     classes = list(model.classes_) if config.data.task == "classification" else None
     return ModelSchema.from_config(config, classes)
@@ -579,7 +579,7 @@ def _check_end_to_end(full: Any, raw_test: pd.DataFrame, evaluated: Outputs, tas
 
 
 def _score(model: Any, X: pd.DataFrame, task: str):
-    from lockstep.monitoring.scores import scores_of
+    from lockstep.profiles.scores import scores_of
 
     labels, proba = model_outputs(model, X, task)
     return scores_of(labels, proba, list(model.classes_) if task == "classification" else None)

@@ -18,15 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lockstep.core.prediction import has_probabilities
 from lockstep.inference.onnx.graph import OPSET, FrameGraph, OnnxExportError
 from lockstep.inference.onnx.hist_boosting import finish_tree_ensembles
-from lockstep.prediction import has_probabilities
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-    from lockstep.inference.schema import ModelSchema
+    from lockstep.core.schema import ModelSchema
 
 __all__ = ["OnnxExportError", "build_onnx", "culprit", "input_kind", "microseconds", "onnx_inputs"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lockstep.prediction import model_outputs
+from lockstep.core.prediction import model_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
@@ -47,7 +47,7 @@ def parity_check(loaded: Any, session: Any, built: Any, table: Any) -> dict[str,
     :data:`TOLERANCE`; regressors with values within :data:`TOLERANCE` of
     their magnitude (``|a - b| <= TOLERANCE * max(1, |a|)``).
     """
-    from lockstep.compare import compare_outputs, within_tolerance
+    from lockstep.core.compare import compare_outputs, within_tolerance
     from lockstep.inference.onnx import onnx_inputs
 
     frame = loaded.schema.frame(table)
@@ -78,7 +78,7 @@ def export_onnx(store: Store, registry: Registry, ref: ModelRef) -> OnnxExport:
     """
     import onnxruntime as ort
 
-    from lockstep.errors import UserError
+    from lockstep.core.errors import UserError
     from lockstep.inference.onnx import OnnxExportError, build_onnx, culprit
 
     loaded = registry.load(ref)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.config import Config
+    from lockstep.core.config import Config
     from lockstep.evaluation.gates import GateReport
     from lockstep.evaluation.paired import PairedComparison
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
@@ -55,10 +55,10 @@ def paired_on_test_rows(config: Config, store: Store, registry: Registry, challe
     import numpy as np
     import pyarrow as pa
 
-    from lockstep.errors import LockstepError
+    from lockstep.core.errors import LockstepError
+    from lockstep.core.prediction import model_outputs
     from lockstep.evaluation.metrics import Outputs
     from lockstep.evaluation.paired import paired_bootstrap
-    from lockstep.prediction import model_outputs
     from lockstep.registry.refs import ModelRef as Ref
 
     task = config.data.task
@@ -104,8 +104,8 @@ def promote(config: Config, store: Store, registry: Registry, ref: ModelRef) -> 
 
 
 def _promote(config: Config, store: Store, registry: Registry, ref: ModelRef) -> PromotionResult:
-    from lockstep.config import task_metrics
-    from lockstep.errors import NotFoundError
+    from lockstep.core.config import task_metrics
+    from lockstep.core.errors import NotFoundError
     from lockstep.evaluation.gates import check_gates
     from lockstep.registry.refs import ModelRef as Ref
 

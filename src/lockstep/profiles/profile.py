@@ -1,7 +1,7 @@
 """Reference profiles: what the training data looked like, in binned summaries, never the rows.
 
 Stored with every registered model version (``reference_profile.json``) for
-drift monitoring: the summaries (:mod:`lockstep.monitoring.summary`) of the
+drift monitoring: the summaries (:mod:`lockstep.profiles.summary`) of the
 raw inputs and of the features of the training split, and of the model's
 predicted scores on it (the positive class's probability for a binary
 classifier, the top probability for several classes, the value for a
@@ -23,7 +23,7 @@ GROUPS = ("raw", "features", "prediction")
 
 def profile_frame(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """The summary of every column of ``frame``, as JSON-ready dictionaries."""
-    from lockstep.monitoring.summary import new_summary
+    from lockstep.profiles.summary import new_summary
 
     return {str(name): new_summary(frame[name]).to_dict() for name in frame.columns}
 

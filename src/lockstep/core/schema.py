@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
-    from lockstep.config import ColumnSchema, Config
+    from lockstep.core.config import ColumnSchema, Config
 
 __all__ = ["ModelSchema"]
 
@@ -28,7 +28,7 @@ class ModelSchema:
     inputs : list of str
         The raw columns the model reads, in order.
     columns : dict
-        Column name to :class:`~lockstep.config.ColumnSchema`, for the inputs
+        Column name to :class:`~lockstep.core.config.ColumnSchema`, for the inputs
         and the id column.
     id_column : str or None
         The id column requests and batch files may carry (``None`` when ids
@@ -65,7 +65,7 @@ class ModelSchema:
 
     @classmethod
     def from_dict(cls, raw: dict) -> ModelSchema:
-        from lockstep.config import ColumnSchema
+        from lockstep.core.config import ColumnSchema
 
         return cls(inputs=list(raw["inputs"]), columns={n: ColumnSchema.model_validate(v) for n, v in
                                                         raw["columns"].items()},

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lockstep.config import REF_PATTERN
-from lockstep.errors import CodeError
-from lockstep.fingerprint import fingerprint_bytes, fingerprint_json
+from lockstep.core.config import REF_PATTERN
+from lockstep.core.errors import CodeError
+from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_json
 
 __all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "describe_exception", "load_object", "parse_ref",
            "user_location"]

@@ -14,7 +14,7 @@ import platform
 import sys
 from importlib import metadata
 
-from lockstep.fingerprint import fingerprint_json
+from lockstep.core.fingerprint import fingerprint_json
 
 __all__ = ["CORE_PACKAGES", "capture", "core", "core_fingerprint", "git_state"]
 

@@ -41,7 +41,7 @@ class LiveDrift:
     """
 
     def __init__(self, profile: dict[str, Any], inputs: list[str], window: int) -> None:
-        from lockstep.monitoring.summary import summary_from_dict
+        from lockstep.profiles.summary import summary_from_dict
 
         self.window = window
         self.references = {name: summary_from_dict(profile["raw"][name]) for name in inputs
@@ -65,7 +65,7 @@ class LiveDrift:
         import numpy as np
         import pandas as pd
 
-        from lockstep.monitoring.stats import categorical_stats, numeric_stats
+        from lockstep.profiles.stats import categorical_stats, numeric_stats
 
         current = reference.empty_like()
         if reference.kind == "numeric":

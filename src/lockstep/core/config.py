@@ -6,7 +6,7 @@ that need it; nothing else reads configuration.
 
 Examples
 --------
->>> from lockstep.config import Config
+>>> from lockstep.core.config import Config
 >>> cfg = Config.model_validate({
 ...     "project": {"name": "demo"},
 ...     "data": {"source": "raw.csv", "id": "id", "target": "y",
@@ -43,7 +43,7 @@ from pydantic import (
     model_validator,
 )
 
-from lockstep.errors import ConfigError, ProjectError
+from lockstep.core.errors import ConfigError, ProjectError
 
 __all__ = [
     "CLASSIFICATION_METRICS",

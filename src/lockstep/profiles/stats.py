@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from lockstep.monitoring.summary import CategoricalSummary, NumericSummary
+    from lockstep.profiles.summary import CategoricalSummary, NumericSummary
 
 __all__ = ["categorical_stats", "numeric_stats", "psi", "psi_bins"]
 

@@ -1,4 +1,6 @@
-"""``lockstep run``: the whole system in one command, each step skipped when its inputs are unchanged.
+"""The workflows that chain the pipelines: ``lockstep run``, and the retraining loop of ``lockstep monitor``.
+
+``lockstep run``: the whole system in one command, each step skipped when its inputs are unchanged.
 
 The steps, in order: ingest the raw source, compute the feature set, train
 the model (and, with ``candidates``, every ``[train.candidates]`` entry),
@@ -8,6 +10,17 @@ promote each trained version through the gates, then verify the champion
 fingerprints are unchanged; promotion when the version already is the
 champion; verification and parity when they already passed for the same
 model, code, environment and lockstep version.
+
+The retraining loop (:func:`retrain_loop`), on drift or degradation: ingest
+the configured source (a new snapshot only if it changed), compute the
+features, train (a new challenger only if the inputs changed), and promote
+the challenger only if the promotion gates pass. Each step is cached as
+usual, and each step and decision is returned as an action for the report,
+the monitoring log and the MLflow run.
+
+Both call the pipelines with a :class:`Workspace` (configuration, store and
+registry), so that they sit below :class:`lockstep.project.Project`, which
+only delegates to them.
 """
 
 from __future__ import annotations
@@ -15,12 +28,56 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.project import Project
+from lockstep.core.config import Config
+from lockstep.core.errors import ConfigError, NotFoundError
+from lockstep.core.usercode import load_object
+from lockstep.data.ingest import IngestResult, ingest
+from lockstep.evaluation.promotion import PromotionResult, promote
+from lockstep.features.build import FeatureResult, build_features
+from lockstep.monitoring.drift import DriftReport
+from lockstep.registry.mlflow_registry import Registry
+from lockstep.registry.refs import ModelRef, parse_model_ref
+from lockstep.registry.signing import private_key
+from lockstep.reproducibility.lineage import load_lineage
+from lockstep.reproducibility.parity import ParityReport, parity, parity_key
+from lockstep.reproducibility.verify import VerifyReport, verification_key, verify
+from lockstep.store import Store
+from lockstep.training.train import TrainResult, train
 
-__all__ = ["RunReport", "RunStep", "run_system"]
+__all__ = ["RunReport", "RunStep", "Workspace", "check_code_references", "retrain_loop", "run_system"]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What every pipeline step works on: a project's configuration, its store and its registry."""
+
+    config: Config
+    store: Store
+    registry: Registry
+
+    def ingest(self) -> IngestResult:
+        return ingest(self.config, self.store)
+
+    def build_features(self) -> FeatureResult:
+        return build_features(self.config, self.store)
+
+    def train(self, candidate: str | None = None) -> TrainResult:
+        self.store.ensure()
+        return train(self.config, self.store, self.registry, candidate=candidate)
+
+    def ref(self, text: str | None, default_alias: str | None = None) -> ModelRef:
+        return parse_model_ref(text, self.config.model_name, default_alias)
+
+    def promote(self, ref: str) -> PromotionResult:
+        return promote(self.config, self.store, self.registry, self.ref(ref, default_alias="challenger"))
+
+    def verify(self, ref: str, **options: Any) -> VerifyReport:
+        return verify(self.config, self.store, self.registry, self.ref(ref, default_alias="champion"), **options)
+
+    def parity(self, ref: str, **options: Any) -> ParityReport:
+        return parity(self.config, self.store, self.registry, self.ref(ref, default_alias="champion"), **options)
 
 #: Called with (step name, "start" | "done", the step when done).
 Progress = Callable[[str, str, "RunStep | None"], None]
@@ -80,10 +137,6 @@ def check_code_references(config: Any, candidates: bool) -> None:
     ConfigError, CodeError
         Naming the key and, for a misspelled callable, the likeliest one.
     """
-    from lockstep.errors import ConfigError
-    from lockstep.registry.signing import private_key
-    from lockstep.usercode import load_object
-
     if config.train is None:
         raise ConfigError(f"{config.config_path}: there is no [train] section, so `lockstep run` has no model to "
                           "train", hint="add [train] with model = \"pipeline:model\" (see docs/configuration.md)")
@@ -97,13 +150,13 @@ def check_code_references(config: Any, candidates: bool) -> None:
         private_key(config.public_key)
 
 
-def run_system(project: Project, *, candidates: bool = False, verify: bool = True, parity: bool = True,
+def run_system(work: Workspace, *, candidates: bool = False, verify: bool = True, parity: bool = True,
                force_checks: bool = False, progress: Progress | None = None) -> RunReport:
     """Run ingest, features, train, promote, verify and parity for a project.
 
     Parameters
     ----------
-    project : Project
+    work : Workspace
     candidates : bool, default False
         Train and promote every ``[train.candidates]`` entry after the default model.
     verify, parity : bool, default True
@@ -118,26 +171,20 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
         Errors in a step (bad data, a failing pipeline) are raised as they
         are by the step's own command.
     """
-    from lockstep.errors import NotFoundError
-    from lockstep.registry.refs import ModelRef
-    from lockstep.reproducibility.lineage import load_lineage
-    from lockstep.reproducibility.parity import parity_key
-    from lockstep.reproducibility.verify import verification_key
-
-    check_code_references(project.config, candidates)
+    check_code_references(work.config, candidates)
     report = RunReport()
     notify = progress or (lambda _name, _phase, _step: None)
     started = time.perf_counter()
 
     def ingest() -> RunStep:
-        result = project.ingest()
+        result = work.ingest()
         snap = result.snapshot
         detail = (f"{snap.rows:,} rows" + (f", {result.quarantined:,} quarantined" if result.quarantined else "")
                   if result.changed else "the source is unchanged")
         return RunStep("ingest", "done" if result.changed else "skipped", detail, snap.version, snap.fingerprint)
 
     def features() -> RunStep:
-        result = project.build_features()
+        result = work.build_features()
         info = result.info
         detail = ("up to date" if result.skipped else
                   f"{info.rows:,} rows x {len(info.columns)} features, stateless check on "
@@ -147,7 +194,7 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
     _timed(report, notify, "ingest", ingest)
     _timed(report, notify, "features", features)
 
-    config = project.config
+    config = work.config
     names: list[str | None] = [None] + (sorted(config.train.candidates) if candidates and config.train else [])
     primary = config.primary_metric
     for candidate in names:
@@ -155,7 +202,7 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
         holder: dict[str, Any] = {}
 
         def train(candidate: str | None = candidate, label: str = label, holder: dict = holder) -> RunStep:
-            result = project.train(candidate=candidate)
+            result = work.train(candidate=candidate)
             info = result.version
             holder["version"] = info
             stat = info.metric_summary("test").get(primary, {})
@@ -169,7 +216,7 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
         name = "promote" if candidate is None else f"promote {candidate}"
 
         def promote(version: Any = version, name: str = name) -> RunStep:
-            result = project.promote(f"{version.name}/{version.version}")
+            result = work.promote(f"{version.name}/{version.version}")
             if result.was_champion and result.promoted:
                 return RunStep(name, "skipped", f"version {version.version} already is the champion",
                                version.version, version.fingerprint)
@@ -183,7 +230,7 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
 
         _timed(report, notify, name, promote)
 
-    registry = project.registry
+    registry = work.registry
     try:
         champion = registry.version(ModelRef(config.model_name, alias="champion"))
     except NotFoundError:
@@ -201,16 +248,16 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
         def run_verify() -> RunStep:
             # The champion is verified against the code it was trained with (stored with it); when the
             # project's code has moved on since, that is reported, not taken for a failure to reproduce.
-            lineage = load_lineage(registry, champion, project.path)
+            lineage = load_lineage(registry, champion, config.project_dir)
             options = {"recorded_code": True, "full": False, "threads": lineage.threads, "strict_env": False}
             previous = registry.check_result(champion, "verify")
             if (not force_checks and previous and previous.get("reproduced")
-                    and previous.get("key") == verification_key(project.config, lineage, options,
+                    and previous.get("key") == verification_key(work.config, lineage, options,
                                                                 registry.model_file_digest(champion))):
                 report.reproduced = True
                 return RunStep("verify", "skipped", f"reproduced before ({previous.get('time')}) with the same "
                                "code and environment", champion.version, champion.fingerprint)
-            result = project.verify(ref, recorded_code=True)
+            result = work.verify(ref, recorded_code=True)
             report.reproduced = result.reproduced
             changes = result.stage("code").data.get("changes") or []
             moved = (f"; the project's code changed since it was trained ({'; '.join(changes)[:300]}): train to "
@@ -232,7 +279,7 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
                 report.identical = True
                 return RunStep("parity", "skipped", f"identical before ({previous.get('time')})", champion.version,
                                champion.fingerprint)
-            result = project.parity(ref)
+            result = work.parity(ref)
             report.identical = result.identical
             ran = [p for p in result.paths if p.status != "SKIPPED"]
             if result.identical:
@@ -246,3 +293,51 @@ def run_system(project: Project, *, candidates: bool = False, verify: bool = Tru
         _timed(report, notify, "parity", run_parity)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _action(step: str, decision: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"step": step, "decision": decision, "detail": detail, **extra}
+
+
+def retrain_loop(work: Workspace, report: DriftReport) -> list[dict[str, Any]]:
+    """Retrain and gate a challenger if ``report`` found drift or degradation; the steps taken."""
+    if not report.drift:
+        return [_action("decide", "keep", "no drift and no degradation: nothing to retrain")]
+    reasons = [f"{c.group} {c.name}" for c in report.drifted()]
+    why = (f"drift in {len(reasons)} column(s): {', '.join(reasons[:8])}" if reasons else "")
+    if report.degraded:
+        why = (why + "; " if why else "") + (report.quality or {}).get("summary", "live quality degraded")
+    actions = [_action("decide", "retrain", why)]
+
+    ingested = work.ingest()
+    snap = ingested.snapshot
+    actions.append(_action("ingest", "new snapshot" if ingested.changed else "unchanged",
+                           f"raw snapshot {snap.version}: {snap.rows:,} rows" if ingested.changed else
+                           f"the source is unchanged: raw snapshot {snap.version}", version=snap.version))
+    features = work.build_features()
+    actions.append(_action("features", "up to date" if features.skipped else "computed",
+                           f"feature set version {features.info.version}", version=features.info.version))
+    trained = work.train()
+    info = trained.version
+    if trained.skipped:
+        actions.append(_action("train", "up to date", f"version {info.version} was trained on exactly these "
+                               "inputs: there is no new data to learn from (add recent labelled rows to the "
+                               "source)", version=info.version))
+        if info.version == report.version or "champion" in info.aliases:
+            actions.append(_action("promote", "keep", f"version {report.version} stays the champion"))
+            return actions
+    else:
+        stat = info.metric_summary("test").get(work.config.primary_metric, {})
+        actions.append(_action("train", "registered", f"challenger version {info.version}: test "
+                               f"{work.config.primary_metric} {stat.get('mean', float('nan')):.4g}",
+                               version=info.version))
+    promotion = work.promote(f"{info.name}/{info.version}")
+    failures = "; ".join(f"{r.rule}: {r.detail}" for r in promotion.report.failures())
+    if promotion.promoted:
+        actions.append(_action("promote", "promoted", f"version {info.version} is the champion (was "
+                               f"{promotion.previous.version if promotion.previous else 'none'})",
+                               version=info.version, gates=promotion.report.to_dict()))
+    else:
+        actions.append(_action("promote", "refused", f"version {info.version} stays a challenger: {failures}",
+                               version=info.version, gates=promotion.report.to_dict()))
+    return actions
