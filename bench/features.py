@@ -41,7 +41,7 @@ BASELINE = """
 import json, resource, sys, time
 import pandas, sklearn.pipeline
 from lockstep import Project
-from lockstep.features.frames import raw_frame
+from lockstep.core.frames import raw_frame
 from lockstep.core.usercode import load_object
 p = Project(sys.argv[1])
 raw = p.store.snapshots.read(None, text_as_dictionary=True)

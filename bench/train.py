@@ -55,7 +55,7 @@ from threadpoolctl import threadpool_limits
 start = time.perf_counter()
 from lockstep import Project
 from lockstep.evaluation.metrics import compute_metrics, make_scorer
-from lockstep.features.frames import feature_frame
+from lockstep.core.frames import feature_frame
 from lockstep.training.search import build_search
 from lockstep.core.usercode import load_object
 p = Project(sys.argv[1])

@@ -55,9 +55,9 @@ def baseline_metric(project_dir: Path) -> tuple[str, float]:
     from sklearn.preprocessing import OrdinalEncoder
 
     from lockstep import Project
+    from lockstep.core.frames import feature_frame
     from lockstep.core.prediction import model_outputs
     from lockstep.evaluation.metrics import Outputs, compute_metrics
-    from lockstep.features.frames import feature_frame
 
     project = Project(project_dir)
     info = project.feature_info()

@@ -15,7 +15,7 @@ from lockstep import Project
 from lockstep.cli import app
 from lockstep.core.errors import CodeError, LeakageError, NotFoundError, PipelineError
 from lockstep.core.fingerprint import fingerprint_table
-from lockstep.features.frames import feature_frame, raw_frame
+from lockstep.core.frames import feature_frame, raw_frame
 
 from .conftest import read_rows, write_rows
 

@@ -165,8 +165,8 @@ def test_thread_count_one_against_two(project: Project) -> None:
     (project.path / "lockstep.toml").write_text(text)
     result = Project(project.path).train()
     assert result.version.tags["lockstep.thread_invariant"] == "true"
+    from lockstep.core.frames import feature_frame
     from lockstep.core.usercode import load_object
-    from lockstep.features.frames import feature_frame
 
     frame = feature_frame(project.read_features())
     columns = project.feature_info().columns
@@ -191,8 +191,8 @@ def test_the_run_reports_a_thread_dependent_estimator_truthfully(tmp_path: Path)
     project.build_features()
     result = project.train()
     recorded = result.version.tags["lockstep.thread_invariant"] == "true"
+    from lockstep.core.frames import feature_frame
     from lockstep.core.usercode import load_object
-    from lockstep.features.frames import feature_frame
 
     frame = feature_frame(project.read_features())
     train = frame[frame["split"] == "train"]
@@ -273,7 +273,7 @@ def test_the_registered_model_loads_in_a_fresh_process_from_the_registry_alone(p
 import sys, json
 import pandas as pd
 from lockstep.core.config import load_config
-from lockstep.features.frames import raw_frame
+from lockstep.core.frames import raw_frame
 from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.refs import ModelRef
 import pyarrow as pa

@@ -17,6 +17,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockstep.core.config import Config, load_config
+from lockstep.core.environment import capture
+from lockstep.core.requirements import lock_requirements, model_distributions
+from lockstep.data.diff import diff_snapshots
+from lockstep.data.ingest import ingest
+from lockstep.data.report import describe_snapshot
+from lockstep.docgen.facts import gather
+from lockstep.docgen.render import render_html, render_markdown
+from lockstep.evaluation.promotion import promote
+from lockstep.features.build import build_features
+from lockstep.features.report import describe_features, diff_features
+from lockstep.inference.batch import predict_batch
+from lockstep.inference.docker import docker_context
+from lockstep.inference.onnx.export import export_onnx
+from lockstep.monitoring.monitor import monitor
+from lockstep.monitoring.quality import live_quality
+from lockstep.monitoring.report import report_files
+from lockstep.registry.mlflow_registry import Registry
+from lockstep.registry.refs import parse_model_ref
+from lockstep.reproducibility.check import CHECKS, run_checks
+from lockstep.reproducibility.envdiff import diff_environments
+from lockstep.reproducibility.lineage import load_lineage
+from lockstep.reproducibility.parity import parity
+from lockstep.reproducibility.verify import model_modules, verify
+from lockstep.store import Store, write_generated_folder
+from lockstep.training.train import train
 from lockstep.workflow import Workspace, retrain_loop, run_system
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,8 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.data.ingest import IngestResult, Progress
     from lockstep.evaluation.promotion import PromotionResult
     from lockstep.features.build import FeatureResult
-    from lockstep.registry.mlflow_registry import LoadedModel, Registry, VersionInfo
-    from lockstep.store import FeatureInfo, SnapshotInfo, Store
+    from lockstep.registry.mlflow_registry import LoadedModel, VersionInfo
+    from lockstep.store import FeatureInfo, SnapshotInfo
     from lockstep.training.train import TrainResult
 
 __all__ = ["Project"]
@@ -50,8 +75,6 @@ class Project:
     """
 
     def __init__(self, path: str | Path = ".", config: Config | None = None) -> None:
-        from lockstep.store import Store
-
         self.config = config if config is not None else load_config(path)
         self.store: Store = Store(self.config.store_path)
 
@@ -65,8 +88,6 @@ class Project:
     def ingest(self, source: str | Path | None = None, *, quarantine: bool = False, force: bool = False,
                progress: Progress | None = None) -> IngestResult:
         """Validate the raw source and snapshot it if it changed (see :func:`lockstep.data.ingest`)."""
-        from lockstep.data.ingest import ingest
-
         return ingest(self.config, self.store, source=Path(source) if source is not None else None,
                       quarantine=quarantine, force=force, progress=progress)
 
@@ -84,15 +105,11 @@ class Project:
 
     def describe(self, version: int | None = None) -> dict:
         """Metadata, column summaries, splits and target balance of a snapshot."""
-        from lockstep.data.report import describe_snapshot
-
         info = self.snapshot(version)
         return describe_snapshot(info, self.store.snapshots.read(info.version), self.config)
 
     def diff(self, old: int, new: int) -> TableDiff:
         """What changed from snapshot ``old`` to snapshot ``new``."""
-        from lockstep.data.diff import diff_snapshots
-
         old_info, new_info = self.snapshot(old), self.snapshot(new)
         return diff_snapshots(old_info, self.store.snapshots.read(old), new_info, self.store.snapshots.read(new))
 
@@ -101,8 +118,6 @@ class Project:
     def build_features(self, raw_version: int | None = None, *, force: bool = False,
                        progress: Progress | None = None) -> FeatureResult:
         """Compute the feature set from a raw snapshot, or find it up to date (see :mod:`lockstep.features.build`)."""
-        from lockstep.features.build import build_features
-
         return build_features(self.config, self.store, raw_version=raw_version, force=force, progress=progress)
 
     def feature_versions(self) -> list[FeatureInfo]:
@@ -119,16 +134,12 @@ class Project:
 
     def describe_features(self, version: int | None = None) -> dict:
         """Metadata, lineage back to the raw snapshot, and a summary of every feature column."""
-        from lockstep.features.report import describe_features
-
         info = self.feature_info(version)
         snapshots = {s.version: s for s in self.snapshots()}
         return describe_features(info, self.read_features(info.version), snapshots.get(info.raw_version))
 
     def diff_features(self, old: int, new: int) -> dict:
         """What changed between two feature set versions: rows, columns, summaries and lineage."""
-        from lockstep.features.report import diff_features
-
         table = self.store.features(self.config.features.name)
         old_info, new_info = table.info(old), table.info(new)
         return diff_features(old_info, table.read(old), new_info, table.read(new))
@@ -143,23 +154,17 @@ class Project:
     @property
     def registry(self) -> Registry:
         """The store's MLflow tracking and model registry."""
-        from lockstep.registry.mlflow_registry import Registry
-
         return Registry(self.store.root, experiment=self.config.project.name, public_key=self.config.public_key)
 
     def train(self, features_version: int | None = None, *, candidate: str | None = None, force: bool = False,
               progress: Progress | None = None) -> TrainResult:
         """Train, evaluate, track and register a model, or find it up to date (see :mod:`lockstep.training.train`)."""
-        from lockstep.training.train import train
-
         self.store.ensure()
         return train(self.config, self.store, self.registry, features_version=features_version, candidate=candidate,
                      force=force, progress=progress)
 
     def model_ref(self, text: str | None = None, default_alias: str | None = None):
         """Parse a model reference; the name defaults to the project's registered model."""
-        from lockstep.registry.refs import parse_model_ref
-
         return parse_model_ref(text, self.config.model_name, default_alias)
 
     def model_version(self, ref: str | None = None) -> VersionInfo:
@@ -172,8 +177,6 @@ class Project:
 
     def promote(self, ref: str | None = None) -> PromotionResult:
         """Make a version (default: the project's ``@challenger``) the champion if the gates pass."""
-        from lockstep.evaluation.promotion import promote
-
         return promote(self.config, self.store, self.registry, self.model_ref(ref, default_alias="challenger"))
 
     def load_model(self, ref: str | None = None) -> LoadedModel:
@@ -182,16 +185,12 @@ class Project:
 
     def export_onnx(self, ref: str | None = None):
         """Export a registered version (default: ``@champion``) to ONNX, check parity, store it with the version."""
-        from lockstep.inference.onnx.export import export_onnx
-
         return export_onnx(self.store, self.registry, self.model_ref(ref, default_alias="champion"))
 
     def predict(self, output: str, *, input: str | Path | None = None, features_version: int | None = None,
                 model: str | None = None, fmt: str | None = None, quarantine: bool = False,
                 chunk_rows: int = 100_000):
         """Batch predictions with a registered model (see :mod:`lockstep.inference.batch`)."""
-        from lockstep.inference.batch import predict_batch
-
         return predict_batch(self.config, self.store, self.registry, self.model_ref(model, "champion"),
                              input_path=Path(input) if input is not None else None,
                              features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
@@ -203,8 +202,6 @@ class Project:
                threads: int | None = None, strict_env: bool = False, progress: Progress | None = None):
         """Rebuild a registered version (default: ``@champion``) from its lineage and compare every stage
         (see :mod:`lockstep.reproducibility.verify`)."""
-        from lockstep.reproducibility.verify import verify
-
         return verify(self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
                       recorded_code=recorded_code, full=full, threads=threads, strict_env=strict_env,
                       progress=progress)
@@ -213,8 +210,6 @@ class Project:
                progress: Progress | None = None):
         """Compare every prediction path of a version (default: ``@champion``) on the same rows
         (see :mod:`lockstep.reproducibility.parity`)."""
-        from lockstep.reproducibility.parity import parity
-
         return parity(self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
                       rows=rows, http=http, batch=batch, progress=progress)
 
@@ -222,20 +217,12 @@ class Project:
               only: tuple[str, ...] | None = None):
         """The ML regression gates for CI: golden predictions, promotion gates, schema compatibility
         (see :mod:`lockstep.reproducibility.check`)."""
-        from lockstep.reproducibility.check import CHECKS, run_checks
-
         return run_checks(self.config, self.store, self.registry,
                           champion=self.model_ref(champion, default_alias="champion"),
                           challenger=self.model_ref(challenger, default_alias="challenger"), only=only or CHECKS)
 
     def env_diff(self, ref: str | None = None):
         """The current environment against the one a version (default: ``@champion``) was trained in."""
-        from lockstep.core.environment import capture
-        from lockstep.core.requirements import model_distributions
-        from lockstep.reproducibility.envdiff import diff_environments
-        from lockstep.reproducibility.lineage import load_lineage
-        from lockstep.reproducibility.verify import model_modules
-
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
         return info, diff_environments(lineage.environment, capture(),
@@ -243,10 +230,6 @@ class Project:
 
     def env_lock(self, ref: str | None = None):
         """The exact requirements of a version (default: ``@champion``), from its recorded environment."""
-        from lockstep.core.requirements import lock_requirements, model_distributions
-        from lockstep.reproducibility.lineage import load_lineage
-        from lockstep.reproducibility.verify import model_modules
-
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
         roots = ["lockstep", *sorted(model_distributions(model_modules(lineage)))]
@@ -257,10 +240,6 @@ class Project:
     def docker(self, ref: str | None = None, *, out: str | Path, port: int = 8000):
         """Write the build context of an image serving a version (default: ``@champion``) to ``out``
         (see :mod:`lockstep.inference.docker`)."""
-        from lockstep.inference.docker import docker_context
-        from lockstep.reproducibility.lineage import load_lineage
-        from lockstep.store import write_generated_folder
-
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
         context = docker_context(self.registry, info, self.env_lock(f"{info.name}/{info.version}"),
@@ -271,10 +250,6 @@ class Project:
     def docs(self, ref: str | None = None, *, out: str | Path):
         """Write the documentation of a version (default: ``@champion``) to ``out``: ``index.md``,
         ``index.html`` (self-contained), ``plots/`` and ``requirements.txt`` (see :mod:`lockstep.docgen`)."""
-        from lockstep.docgen.facts import gather
-        from lockstep.docgen.render import render_html, render_markdown
-        from lockstep.store import write_generated_folder
-
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         facts = gather(self.config, self.store, self.registry, info)
         markdown = render_markdown(facts)
@@ -302,10 +277,6 @@ class Project:
         """Compare a window (a file, or the audit log) with a version's reference profile (default:
         ``@champion``); optionally the live quality from feedback, and the retraining loop
         (see :mod:`lockstep.monitoring`). The run is recorded in the store's monitoring log."""
-        from lockstep.monitoring.monitor import monitor
-        from lockstep.monitoring.report import report_files
-        from lockstep.store import write_generated_folder
-
         self.store.check_writable("record the monitoring run in")  # before the work, not after it
         registry = self.registry
         loaded = registry.load(self.model_ref(ref, default_alias="champion"))
@@ -314,8 +285,6 @@ class Project:
                          since=since, until=until, inputs_only=inputs_only, chunk_rows=chunk_rows,
                          progress=progress, loaded=loaded)
         if quality:
-            from lockstep.monitoring.quality import live_quality
-
             report.quality = live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
                                           since=since, until=until)
         if retrain:

@@ -20,7 +20,9 @@ from typing import Any
 
 from lockstep.core.config import CONFIG_FILE, parse_config
 from lockstep.core.errors import ProjectError, SourceError
-from lockstep.data.leakage import repeated_inputs
+from lockstep.data.infer import infer_draft
+from lockstep.data.leakage import duplicate_ids, repeated_inputs
+from lockstep.store import ReadOptions, atomic_write_text, display_path, ensure_line, read_file, sniff_delimiter
 
 __all__ = ["InitResult", "init_project", "render_config", "render_pipeline"]
 
@@ -316,9 +318,6 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
     ProjectError
         If the folder already has a ``lockstep.toml`` and ``force`` is false.
     """
-    from lockstep.data.infer import infer_draft
-    from lockstep.store import ReadOptions, atomic_write_text, display_path, ensure_line, read_file, sniff_delimiter
-
     directory = Path(directory)
     data_path = Path(data_file)
     config_path = directory / CONFIG_FILE
@@ -377,8 +376,6 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
 
 
 def _check_unique_id(table, id_column: str, shown: str) -> None:
-    from lockstep.data.leakage import duplicate_ids
-
     column = table.column(id_column)
     if column.null_count:
         raise SourceError(f"the id column '{id_column}' of {shown} has {column.null_count} missing values",

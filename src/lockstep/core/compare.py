@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = ["OutputComparison", "compare_outputs", "within_tolerance"]
 
 
@@ -38,14 +40,10 @@ class OutputComparison:
 
 
 def _float_bits(values: Any):
-    import numpy as np
-
     return np.ascontiguousarray(np.asarray(values, dtype=np.float64)).view(np.uint64)
 
 
 def _labels(values: Any):
-    import numpy as np
-
     return np.asarray([v.item() if hasattr(v, "item") else v for v in values], dtype=object)
 
 
@@ -57,8 +55,6 @@ def compare_outputs(reference_labels: Any, reference_scores: Any, labels: Any, s
     floats; for classification labels are compared as values (``1 == 1``,
     ``"Yes" == "Yes"``) and the probabilities as floats.
     """
-    import numpy as np
-
     n = len(reference_labels)
     if len(labels) != n:
         raise ValueError(f"{len(labels)} outputs for {n} reference rows")

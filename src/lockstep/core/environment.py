@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
+
+import numpy  # noqa: F401
+import scipy.linalg  # noqa: F401
+import sklearn.utils._openmp_helpers  # noqa: F401
+from threadpoolctl import threadpool_info
 
 from lockstep.core.fingerprint import fingerprint_json
 
@@ -37,11 +43,6 @@ def _packages() -> dict[str, str]:
 def _threadpools() -> list[dict]:
     """The BLAS and OpenMP libraries of NumPy, SciPy and scikit-learn, loaded first so that the list is
     the same whatever the process imported before."""
-    import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
-    import sklearn.utils._openmp_helpers  # noqa: F401
-    from threadpoolctl import threadpool_info
-
     keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
     return [{k: info.get(k) for k in keys if k in info} for info in threadpool_info()]
 
@@ -88,8 +89,6 @@ def core_fingerprint(env: dict | None = None) -> str:
 
 def git_state(folder) -> dict:
     """The commit and dirty flag of the git repository holding ``folder`` (empty outside a repository)."""
-    import subprocess
-
     def git(*args: str) -> str | None:
         try:
             result = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)

@@ -22,8 +22,12 @@ there is an obvious fix, :attr:`LockstepError.hint` says what to do.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = [
     "CodeError",
@@ -116,8 +120,6 @@ class FileSystemError(UserError):
     @classmethod
     def from_os_error(cls, exc: OSError, doing: str, path: object = None) -> FileSystemError:
         """``cannot <doing> <path>: <reason>`` with a hint for the common reasons."""
-        import errno
-
         where = path if path is not None else exc.filename
         reason = exc.strerror or str(exc)
         hints = {errno.ENOSPC: "the disk is full: free space on it, or move the store ([project] store)",
@@ -138,10 +140,6 @@ class FileSystemError(UserError):
         message carries the reason as ``(os error N)``, or SQLite's "database
         or disk is full" and "attempt to write a readonly database".
         """
-        import errno
-        import os
-        import re
-
         reasons = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
         if isinstance(exc, OSError) and exc.errno in reasons:
             return cls.from_os_error(exc, doing, path)
@@ -159,9 +157,6 @@ class FileSystemError(UserError):
 
 def _read_only_mount(path: object) -> bool:
     """Whether ``path`` (or its nearest existing parent) is on a file system mounted read-only."""
-    import os
-    from pathlib import Path
-
     where = Path(str(path))
     while not where.exists() and where != where.parent:
         where = where.parent

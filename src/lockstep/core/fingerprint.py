@@ -81,12 +81,14 @@ import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import blake3
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse
+from numpy.lib import recfunctions
 
 __all__ = [
     "CANONICAL_VERSION",
@@ -151,8 +153,6 @@ def fingerprint_table(table: pa.Table | Any) -> str:
     ValueError
         If two columns have the same name.
     """
-    import pyarrow as pa
-
     if sys.byteorder != "little":  # pragma: no cover - every supported platform is little-endian
         raise RuntimeError("the canonical form is defined on little-endian machines only")
     if not isinstance(table, pa.Table):
@@ -173,8 +173,6 @@ def fingerprint_table(table: pa.Table | Any) -> str:
 
 def logical_type(arrow_type: pa.DataType) -> str:
     """The logical type name of an Arrow type, as used in the canonical form (unit-free)."""
-    import pyarrow as pa
-
     t = arrow_type
     if pa.types.is_dictionary(t):
         return logical_type(t.value_type)
@@ -204,8 +202,6 @@ def logical_type(arrow_type: pa.DataType) -> str:
 
 
 def _is_string_view(t: Any) -> bool:
-    import pyarrow as pa
-
     return hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t)
 
 
@@ -230,9 +226,6 @@ def _column_digest(column: pa.ChunkedArray) -> tuple[str, bytes]:
 
 def _update_column(column: pa.ChunkedArray, streams: _Streams, start: int) -> tuple[str, _Streams]:
     """Feed ``column`` (rows ``start`` onwards of the whole column) into ``streams``; return its logical type."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     t = column.type
     if pa.types.is_dictionary(t):
         column = pc.cast(column, t.value_type)
@@ -282,15 +275,11 @@ def _update_column(column: pa.ChunkedArray, streams: _Streams, start: int) -> tu
 
 
 def _max_above_int64(column: pa.ChunkedArray) -> bool:
-    import pyarrow.compute as pc
-
     top = pc.max(column).as_py()
     return top is not None and top > 2**63 - 1
 
 
 def _hash_positions(hasher: Any, positions: Any) -> None:
-    import numpy as np
-
     arr = np.asarray(positions, dtype="<u8")
     if arr.size:
         hasher.update(memoryview(arr).cast("B"))
@@ -302,8 +291,6 @@ _BLOCK = 1 << 16
 
 def _validity(chunk: pa.Array) -> Any:
     """A boolean numpy array, True where the chunk has a value, or None when nothing is null."""
-    import numpy as np
-
     if not chunk.null_count:
         return None
     bitmap = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
@@ -314,10 +301,6 @@ def _validity(chunk: pa.Array) -> Any:
 def _hash_fixed(chunks: list[pa.Array], width_type: pa.DataType, streams: _Streams,
                 *, nan_is_missing: bool = False, start: int = 0) -> bytes:
     """Hash fixed-width values block by block: missing positions, then values with zeros where missing."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     np_type = {8: "<i8", 1: "<u1"}[width_type.byte_width] if not pa.types.is_floating(width_type) else "<f8"
     offset = start
     for chunk in chunks:
@@ -344,10 +327,6 @@ def _hash_fixed(chunks: list[pa.Array], width_type: pa.DataType, streams: _Strea
 
 def _hash_variable(chunks: list[pa.Array], streams: _Streams, *, start: int = 0) -> bytes:
     """Hash variable-width values block by block: missing positions, byte lengths, bytes."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     offset = start
     for chunk in chunks:
         if _is_string_view(chunk.type):
@@ -377,8 +356,6 @@ _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def _hash_temporal(column: pa.ChunkedArray, chunks: list[pa.Array], streams: _Streams, start: int = 0) -> str:
-    import pyarrow as pa
-
     t = column.type
     kind = "timestamp" if pa.types.is_timestamp(t) else ("time" if pa.types.is_time(t) else "duration")
     unit = t.unit
@@ -400,8 +377,6 @@ def _hash_temporal(column: pa.ChunkedArray, chunks: list[pa.Array], streams: _St
 
 
 def _all_multiples(chunk: pa.Array, k: int) -> bool:
-    import pyarrow.compute as pc
-
     if not len(chunk) or chunk.null_count == len(chunk):
         return True
     rem = pc.subtract(chunk, pc.multiply(pc.divide(chunk, k), k))
@@ -409,8 +384,6 @@ def _all_multiples(chunk: pa.Array, k: int) -> bool:
 
 
 def _rescale(chunk: pa.Array, factor: int, divisor: int) -> pa.Array:
-    import pyarrow.compute as pc
-
     if factor != 1:
         chunk = pc.multiply_checked(chunk, factor)
     if divisor != 1:
@@ -515,8 +488,6 @@ def _tag(hasher: Any, tag: bytes, payload: bytes = b"") -> None:
 
 
 def _feed(hasher: Any, obj: Any, active: set[int]) -> None:  # noqa: C901 - one dispatch on types
-    import numpy as np
-
     if obj is None:
         _tag(hasher, b"N")
     elif isinstance(obj, bool):
@@ -552,8 +523,6 @@ def _feed(hasher: Any, obj: Any, active: set[int]) -> None:  # noqa: C901 - one 
 
 
 def _feed_array(hasher: Any, array: Any, active: set[int]) -> None:
-    import numpy as np
-
     if array.dtype.names is not None:
         # A structured array (a tree's nodes) may have padding between or after its fields, and padding bytes
         # are not initialized: a fitted tree and its deserialized copy differ there. Hash the packed layout
@@ -574,16 +543,11 @@ def _feed_array(hasher: Any, array: Any, active: set[int]) -> None:
 
 def _packed(array: Any) -> Any:
     """``array`` with its structured dtype repacked: fields at consecutive offsets, nested fields too."""
-    import numpy as np
-    from numpy.lib import recfunctions
-
     packed = recfunctions.repack_fields(np.ascontiguousarray(array), recurse=True)
     return packed
 
 
 def _feed_container(hasher: Any, obj: Any, active: set[int]) -> None:
-    import numpy as np
-
     if isinstance(obj, (list, tuple)):
         _tag(hasher, b"L" if isinstance(obj, list) else b"T", _U64.pack(len(obj)))
         for item in obj:
@@ -654,8 +618,6 @@ def _without_query_counters(obj: Any, state: Any) -> Any:
 def _is_sparse(obj: Any) -> bool:
     if not type(obj).__module__.startswith("scipy.sparse"):
         return False
-    import scipy.sparse
-
     return scipy.sparse.issparse(obj)
 
 

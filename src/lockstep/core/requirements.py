@@ -9,8 +9,11 @@ installs exactly that environment and nothing else.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
+
+from packaging.requirements import Requirement
 
 __all__ = ["LockedRequirements", "dependency_closure", "lock_requirements", "model_distributions"]
 
@@ -21,8 +24,6 @@ def _normalize(name: str) -> str:
 
 def dependency_closure(roots: list[str]) -> list[str]:
     """Every distribution ``roots`` need, with extras followed, from the installed metadata (normalized names)."""
-    from packaging.requirements import Requirement
-
     seen: dict[str, set[str]] = {}
     queue: list[tuple[str, frozenset[str]]] = [(_normalize(r), frozenset()) for r in roots]
     while queue:
@@ -45,8 +46,6 @@ def dependency_closure(roots: list[str]) -> list[str]:
 
 def model_distributions(modules: list[str]) -> set[str]:
     """The installed distributions that provide the given top-level modules (standard library excluded)."""
-    import sys
-
     provided = metadata.packages_distributions()
     out = set()
     for module in modules:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lockstep.core.config import ColumnSchema
+from lockstep.core.frames import raw_frame
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
-    from lockstep.core.config import ColumnSchema, Config
+    from lockstep.core.config import Config
 
 __all__ = ["ModelSchema"]
 
@@ -65,8 +68,6 @@ class ModelSchema:
 
     @classmethod
     def from_dict(cls, raw: dict) -> ModelSchema:
-        from lockstep.core.config import ColumnSchema
-
         return cls(inputs=list(raw["inputs"]), columns={n: ColumnSchema.model_validate(v) for n, v in
                                                         raw["columns"].items()},
                    id_column=raw.get("id_column"), target=raw["target"], task=raw["task"], classes=raw.get("classes"))
@@ -77,8 +78,6 @@ class ModelSchema:
 
     def frame(self, table: pa.Table) -> pd.DataFrame:
         """The model's input DataFrame from validated raw rows (the same function training used)."""
-        from lockstep.features.frames import raw_frame
-
         return raw_frame(table, self.columns, self.inputs)
 
 

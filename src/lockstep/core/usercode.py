@@ -21,8 +21,10 @@ identity within one operation.
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,18 +36,17 @@ from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_json
 __all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "describe_exception", "load_object", "parse_ref",
            "user_location"]
 
+#: The folder of the installed lockstep package.
+LOCKSTEP_ROOT = Path(__file__).resolve().parents[1]
+
 
 #: Modules this process imported from project folders: name -> (project folder, fingerprint of the file).
 _FROM_PROJECTS: dict[str, tuple[Path, str]] = {}
 
 
 def _library_roots() -> tuple[str, ...]:
-    import sysconfig
-
-    import lockstep
-
     paths = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
-    return tuple(sorted(str(Path(p).resolve()) for p in paths | {str(Path(lockstep.__file__).parent)} if p))
+    return tuple(sorted(str(Path(p).resolve()) for p in paths | {str(LOCKSTEP_ROOT)} if p))
 
 
 def user_location(exc: BaseException) -> str | None:
@@ -251,8 +252,6 @@ def load_object(ref: str, project_dir: Path) -> Any:
 
 def _attribute(module: Any, module_name: str, attr: str, ref: str) -> Any:
     if not hasattr(module, attr):
-        import difflib
-
         public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
         close = difflib.get_close_matches(attr, public, n=1)
         guess = f"did you mean '{module_name}:{close[0]}'? " if close else ""

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lockstep.data.rows import row_hashes
 from lockstep.data.summary import column_summary
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
-
     from lockstep.store import SnapshotInfo
 
 __all__ = ["TableDiff", "diff_snapshots", "diff_tables"]
@@ -96,11 +98,6 @@ def diff_tables(old_version: int, old_fingerprint: str, old: pa.Table, old_cols:
     id_col : str
         The column that matches rows.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from lockstep.data.rows import row_hashes
-
     out = TableDiff(old=old_version, new=new_version, old_fingerprint=old_fingerprint,
                     new_fingerprint=new_fingerprint)
     out.columns_added = [c for c in new_cols if c not in old_cols]

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["ColumnDraft", "Draft", "infer_draft"]
 
@@ -87,8 +88,6 @@ class Draft:
 
 
 def _dtype(t: pa.DataType) -> str:
-    import pyarrow as pa
-
     if pa.types.is_dictionary(t):
         return _dtype(t.value_type)
     if pa.types.is_boolean(t):
@@ -126,8 +125,6 @@ def _looks_like_id(name: str) -> bool:
 
 
 def _text_column(name: str, column: pa.ChunkedArray, present: int) -> ColumnDraft:
-    import pyarrow.compute as pc
-
     values = column.drop_null()
     distinct = pc.count_distinct(values).as_py() if present else 0
     mean_chars = float(pc.mean(pc.utf8_length(pc.cast(values, "string"))).as_py() or 0.0) if present else 0.0
@@ -146,9 +143,6 @@ def _text_column(name: str, column: pa.ChunkedArray, present: int) -> ColumnDraf
 
 def _int_column(name: str, column: pa.ChunkedArray, rows: int) -> ColumnDraft | None:
     """``excluded`` for integers that number the rows, else None."""
-    import numpy as np
-    import pyarrow.compute as pc
-
     if column.null_count or rows < 3 or pc.count_distinct(column).as_py() != rows:
         return None
     if _looks_like_id(name):
@@ -178,8 +172,6 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
     -------
     Draft
     """
-    import pyarrow.compute as pc
-
     n = table.num_rows
     schema: dict[str, dict[str, Any]] = {}
     columns: dict[str, ColumnDraft] = {}

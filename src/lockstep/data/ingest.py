@@ -23,16 +23,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from lockstep._version import __version__
+from lockstep.core.config import DerivedId
 from lockstep.core.errors import SchemaFailure, SchemaValidationError, SourceError
+from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
+from lockstep.data.leakage import check_declared_features, check_shared_rows, duplicate_ids, shared_rows
+from lockstep.data.rows import derive_row_ids
+from lockstep.data.schema import RowFailure, ValidationResult, bad_row_mask, validate_table
+from lockstep.data.splits import assign_splits
+from lockstep.store import QuarantineRecord, SnapshotInfo, hash_source_files, locate_source, read_source
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
-
     from lockstep.core.config import Config
     from lockstep.data.leakage import SharedRows
-    from lockstep.data.schema import ValidationResult
-    from lockstep.store import QuarantineRecord, SnapshotInfo, SourceData, Store
+    from lockstep.store import SourceData, Store
 
 __all__ = ["IngestResult", "ingest"]
 
@@ -108,14 +114,6 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     SourceError, SchemaValidationError, LeakageError
         Nothing is written in any of these cases.
     """
-    import pyarrow as pa
-
-    from lockstep.core.fingerprint import fingerprint_table
-    from lockstep.data.leakage import check_declared_features, check_shared_rows, shared_rows
-    from lockstep.data.schema import bad_row_mask
-    from lockstep.data.splits import assign_splits
-    from lockstep.store import hash_source_files, locate_source, read_source
-
     step = progress or (lambda _name: None)
     data = config.data
     check_declared_features(config)
@@ -155,9 +153,6 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
                                         hint="every row failed: nothing to ingest; fix the data or the schema")
 
     if data.id is None:
-        from lockstep.core.config import DerivedId
-        from lockstep.data.rows import derive_row_ids
-
         step("deriving row ids")
         table = table.add_column(0, DerivedId, derive_row_ids(table))
 
@@ -179,9 +174,6 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
 def _commit(config: Config, store: Store, table, fingerprint: str, records: list, quarantine_failures: list,
             shared, src, inputs: str, step: Progress) -> IngestResult:
     """Write the quarantine and the snapshot, if the data changed since the latest snapshot."""
-    from lockstep.core.fingerprint import fingerprint_json
-    from lockstep.store import SnapshotInfo
-
     data = config.data
     latest = store.snapshots.latest()
     changed = latest is None or latest.fingerprint != fingerprint
@@ -223,8 +215,6 @@ def _commit(config: Config, store: Store, table, fingerprint: str, records: list
 
 def _inputs_fingerprint(config: Config, files: list, quarantine: bool) -> str:
     """Everything an ingest's result depends on, when the source is files."""
-    from lockstep.core.fingerprint import fingerprint_json
-
     normalized = config.normalized()
     return fingerprint_json({
         "files": [f.to_dict() for f in files],
@@ -236,11 +226,6 @@ def _inputs_fingerprint(config: Config, files: list, quarantine: bool) -> str:
 
 def _validate(src: SourceData, config: Config) -> ValidationResult:
     """Validate each part of the source; failures carry rows numbered across all parts."""
-    import pyarrow as pa
-
-    from lockstep.data.leakage import duplicate_ids
-    from lockstep.data.schema import RowFailure, ValidationResult, validate_table
-
     data = config.data
     typed_parts: list[pa.Table] = []
     column_failures: list[SchemaFailure] = []
@@ -272,10 +257,6 @@ def _validate(src: SourceData, config: Config) -> ValidationResult:
 def _quarantine_records(src: SourceData, table: pa.Table, bad: list[int], reasons: dict[int, list[str]],
                         id_column: str | None) -> list[QuarantineRecord]:
     """One record per failing row: where it came from, why it failed, and its values as read."""
-    import pyarrow as pa
-
-    from lockstep.store import QuarantineRecord
-
     ids = table.column(id_column).take(pa.array(bad)).to_pylist() if id_column else [None] * len(bad)
     records = []
     for row, id_value in zip(bad, ids):

@@ -16,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from lockstep.core.errors import LeakageError
+from lockstep.data.rows import row_hashes
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pyarrow as pa
-
     from lockstep.core.config import Config
 
 __all__ = ["SharedRows", "check_declared_features", "check_shared_rows", "duplicate_ids", "repeated_inputs",
@@ -46,10 +48,6 @@ def check_declared_features(config: Config) -> None:
 
 def duplicate_ids(ids: pa.ChunkedArray | pa.Array) -> dict[object, list[int]]:
     """Ids that occur more than once, each with its row positions."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     counts = pc.value_counts(ids)
     values, freq = counts.field("values"), counts.field("counts")
     dupes = pc.filter(values, pc.greater(freq, 1))
@@ -101,10 +99,6 @@ class SharedRows:
 
 def repeated_inputs(table: pa.Table, inputs: list[str]) -> tuple[int, int]:
     """Rows whose values in ``inputs`` repeat another row's, and the number of groups they form."""
-    import numpy as np
-
-    from lockstep.data.rows import row_hashes
-
     if not inputs:
         return 0, 0
     _keys, counts = np.unique(row_hashes(table, list(inputs)), return_counts=True)
@@ -114,10 +108,6 @@ def repeated_inputs(table: pa.Table, inputs: list[str]) -> tuple[int, int]:
 def shared_rows(table: pa.Table, id_column: str, splits: np.ndarray, inputs: list[str] | None = None) -> SharedRows:
     """Count valid and test rows identical to some train row in every column but ``id_column``, and the rows
     whose values in ``inputs`` (the model's raw inputs) repeat another row's."""
-    import numpy as np
-
-    from lockstep.data.rows import row_hashes
-
     repeated, groups = repeated_inputs(table, inputs or [])
 
     columns = [c for c in table.column_names if c != id_column]

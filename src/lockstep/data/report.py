@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lockstep.data.leakage import shared_rows
+from lockstep.data.splits import assign_splits
+from lockstep.data.summary import split_summary, summarize_columns
+
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
@@ -18,10 +22,6 @@ def describe_snapshot(info: SnapshotInfo, table: pa.Table, config: Config) -> di
 
     Splits are computed with the current ``[split]`` configuration.
     """
-    from lockstep.data.leakage import shared_rows
-    from lockstep.data.splits import assign_splits
-    from lockstep.data.summary import split_summary, summarize_columns
-
     out = info.to_dict()
     out["summary"] = summarize_columns(table, info.schema)
     if info.id_column in table.column_names and info.target in table.column_names:

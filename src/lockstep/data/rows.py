@@ -17,13 +17,10 @@ because derived ids depend on it):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
-
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pyarrow as pa
 
 __all__ = ["derive_row_ids", "row_hashes", "splitmix64"]
 
@@ -32,8 +29,6 @@ _MISSING = 0x9E3779B97F4A7C15
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """The splitmix64 finalizer on an array of uint64 (wrapping arithmetic)."""
-    import numpy as np
-
     with np.errstate(over="ignore"):
         x = x + np.uint64(0x9E3779B97F4A7C15)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -43,10 +38,6 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 
 def _value_bits(column: pa.ChunkedArray) -> tuple[np.ndarray, str]:
     """64 bits per value and the column's logical type name."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     t = column.type
     if pa.types.is_dictionary(t):
         column = pc.cast(column, t.value_type)
@@ -86,8 +77,6 @@ def row_hashes(table: pa.Table, columns: list[str] | None = None) -> np.ndarray:
     -------
     numpy.ndarray of uint64, one per row
     """
-    import numpy as np
-
     names = sorted(columns if columns is not None else table.column_names)
     h = np.zeros(table.num_rows, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -105,9 +94,6 @@ def derive_row_ids(table: pa.Table) -> pa.Array:
     so ids do not change when rows are appended. A row whose content changes
     gets a new id.
     """
-    import numpy as np
-    import pyarrow as pa
-
     hashes = row_hashes(table)
     ids = [f"{int(v):016x}" for v in hashes]
     if len(np.unique(hashes)) != len(hashes):

@@ -23,13 +23,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from lockstep.core.errors import SchemaFailure, shown
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
     from lockstep.core.config import ColumnSchema, DataConfig
 
 __all__ = ["ARROW_TYPES", "INT_LIMIT", "ValidationResult", "arrow_type", "convert_table", "pandera_schema", "to_pandas",
@@ -47,8 +49,6 @@ _FALSE = {"false", "f", "no", "n", "0"}
 
 def arrow_type(dtype: str, tz: str | None = None) -> pa.DataType:
     """The Arrow type of a logical type."""
-    import pyarrow as pa
-
     return {
         "int": pa.int64(),
         "float": pa.float64(),
@@ -171,8 +171,6 @@ def convert_table(table: pa.Table, declared: dict[str, ColumnSchema], *,
     schema does not allow, or a value out of range, is what it looks for.
     With ``keep_dictionary``, dictionary-encoded text stays encoded.
     """
-    import pyarrow as pa
-
     arrays, names, row_failures = [], [], []
     for name, spec in declared.items():
         if name not in table.column_names:
@@ -196,9 +194,6 @@ def convert_table(table: pa.Table, declared: dict[str, ColumnSchema], *,
 
 def _int_range(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
     """Integers beyond :data:`INT_LIMIT` made missing, with their failure."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     bad = pc.fill_null(pc.or_(pc.greater(column, INT_LIMIT), pc.less(column, -INT_LIMIT)), False)
     if not pc.any(bad).as_py():
         return column, None
@@ -206,9 +201,6 @@ def _int_range(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, Row
 
 
 def _convert(column: pa.ChunkedArray, spec: ColumnSchema, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     t = column.type
     if pa.types.is_dictionary(t):
         column = pc.cast(column, t.value_type)
@@ -270,9 +262,6 @@ def _convert(column: pa.ChunkedArray, spec: ColumnSchema, name: str) -> tuple[pa
 
 
 def _nan_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if pc.any(pc.is_nan(arr)).as_py():
         return pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
     return arr
@@ -280,8 +269,6 @@ def _nan_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _with_failures(source: pa.ChunkedArray, bad: pa.ChunkedArray, converted: pa.ChunkedArray,
                    name: str, rule: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
-    import numpy as np
-
     mask = np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)
     if not mask.any():
         return converted, None
@@ -293,9 +280,6 @@ def _with_failures(source: pa.ChunkedArray, bad: pa.ChunkedArray, converted: pa.
 def _cast_each(column: pa.ChunkedArray, target: pa.DataType, name: str, rule: str, *,
                safe: bool = True, nan_to_null: bool = False) -> tuple[pa.ChunkedArray, RowFailure | None]:
     """Cast; if some values do not convert, find them (by distinct value) and make them missing."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     try:
         out = pc.cast(column, target, safe=safe)
         return (_nan_to_null(out) if nan_to_null else out), None
@@ -316,9 +300,6 @@ def _cast_each(column: pa.ChunkedArray, target: pa.DataType, name: str, rule: st
 
 
 def _float_to_int(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     as_float = _nan_to_null(pc.cast(column, pa.float64()))
     whole = pc.and_(pc.equal(pc.floor(as_float), as_float), pc.less_equal(pc.abs(as_float), 2.0**53))
     bad = pc.fill_null(pc.invert(whole), False)
@@ -328,8 +309,6 @@ def _float_to_int(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, 
 
 def _parse_datetimes(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
     """ISO 8601 text to timestamps; values with a zone offset become UTC."""
-    import pyarrow.compute as pc
-
     has_zone = pc.fill_null(pc.match_substring_regex(column, r"(Z|[+-]\d\d:?\d\d)$"), False)
     if pc.any(has_zone).as_py():
         if not pc.all(pc.or_(has_zone, pc.is_null(column))).as_py():
@@ -344,9 +323,6 @@ def _parse_datetimes(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArra
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """Arrow to pandas with nullable integer and boolean dtypes and datetime64 dates."""
-    import pandas as pd
-    import pyarrow as pa
-
     mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
     return table.to_pandas(types_mapper=mapping.get, date_as_object=False)
 
@@ -368,26 +344,22 @@ def pandera_schema(columns: dict[str, ColumnSchema], *, dtypes: bool = True):
     -------
     pandera.pandas.DataFrameSchema
     """
-    import pandera.pandas as pa
-
     pandas_dtypes = {"int": "Int64", "float": "float64", "bool": "boolean", "str": "str",
                      "datetime": "datetime64[us]", "date": "datetime64[ms]"}
     schema_columns = {}
     for name, spec in columns.items():
         checks = [check for check, _ in _checks(spec, tz_aware=False)]
-        schema_columns[name] = pa.Column(
+        schema_columns[name] = pandera.Column(
             pandas_dtypes[spec.dtype] if dtypes else None,
             checks=checks,
             nullable=spec.nullable,
             coerce=dtypes,
             required=True,
         )
-    return pa.DataFrameSchema(schema_columns, strict=dtypes, coerce=dtypes, name="lockstep raw schema")
+    return pandera.DataFrameSchema(schema_columns, strict=dtypes, coerce=dtypes, name="lockstep raw schema")
 
 
 def _bound(value: Any, dtype: str, tz_aware: bool) -> Any:
-    import pandas as pd
-
     if dtype in ("datetime", "date"):
         ts = pd.Timestamp(value)
         if tz_aware and ts.tzinfo is None:
@@ -398,23 +370,19 @@ def _bound(value: Any, dtype: str, tz_aware: bool) -> Any:
 
 def _checks(spec: ColumnSchema, tz_aware: bool) -> list[tuple[Any, str]]:
     """pandera checks of one column, each with the rule as lockstep words it."""
-    import pandera.pandas as pa
-
     out = []
     if spec.min is not None:
-        out.append((pa.Check.ge(_bound(spec.min, spec.dtype, tz_aware)), f"min {shown(spec.min)}"))
+        out.append((pandera.Check.ge(_bound(spec.min, spec.dtype, tz_aware)), f"min {shown(spec.min)}"))
     if spec.max is not None:
-        out.append((pa.Check.le(_bound(spec.max, spec.dtype, tz_aware)), f"max {shown(spec.max)}"))
+        out.append((pandera.Check.le(_bound(spec.max, spec.dtype, tz_aware)), f"max {shown(spec.max)}"))
     if spec.allowed is not None:
         values = ", ".join(shown(v) for v in spec.allowed[:8]) + (", ..." if len(spec.allowed) > 8 else "")
-        out.append((pa.Check.isin(list(spec.allowed)), f"allowed values [{values}]"))
+        out.append((pandera.Check.isin(list(spec.allowed)), f"allowed values [{values}]"))
     return out
 
 
 def _check_rules(typed: pa.Table, declared: dict[str, ColumnSchema],
                  converted_failed: set[tuple[str, int]]) -> list[RowFailure]:
-    import pandera.pandas as pa
-
     if typed.num_columns == 0:
         return []
     frame = to_pandas(typed)
@@ -426,12 +394,12 @@ def _check_rules(typed: pa.Table, declared: dict[str, ColumnSchema],
         checks = _checks(spec, tz_aware)
         for number, (_, rule) in enumerate(checks):
             rules[(name, number)] = rule
-        columns[name] = pa.Column(None, checks=[c for c, _ in checks], nullable=spec.nullable)
-    schema = pa.DataFrameSchema(columns, strict=False, coerce=False)
+        columns[name] = pandera.Column(None, checks=[c for c, _ in checks], nullable=spec.nullable)
+    schema = pandera.DataFrameSchema(columns, strict=False, coerce=False)
     try:
         schema.validate(frame, lazy=True)
         return []
-    except pa.errors.SchemaErrors as exc:
+    except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases
     grouped: dict[tuple[str, str], RowFailure] = {}
     for column, check, number, value, index in zip(cases["column"], cases["check"], cases["check_number"],
@@ -475,8 +443,6 @@ def _plain(value: Any) -> Any:
 
 def bad_row_mask(n: int, rows: list[int]) -> np.ndarray:
     """A boolean mask of length ``n``, True at ``rows``."""
-    import numpy as np
-
     mask = np.zeros(n, dtype=bool)
     mask[rows] = True
     return mask

@@ -30,12 +30,14 @@ from __future__ import annotations
 from datetime import UTC
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pyarrow as pa
+from lockstep.data.rows import row_hashes
 
+if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import SplitConfig
 
 __all__ = ["SPLITS", "SPLIT_VALUES", "UNLABELED", "assign_splits", "content_keys", "split_codes",
@@ -57,10 +59,6 @@ def split_unit(ids, salt: str) -> np.ndarray:
         Integer or text ids; an id's decimal text is what is hashed.
     salt : str
     """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if not isinstance(ids, (pa.Array, pa.ChunkedArray)):
         ids = pa.array([str(i) for i in ids], pa.string())
     keys = pc.binary_join_element_wise(pa.scalar(f"{salt}\x1f"), pc.cast(ids, pa.string()), "")
@@ -87,16 +85,11 @@ def assign_splits(table: pa.Table, id_column: str, split: SplitConfig,
     -------
     numpy.ndarray of str
     """
-    import numpy as np
-
     return np.array(SPLITS, dtype=object)[split_codes(table, id_column, split, content)]
 
 
 def split_codes(table: pa.Table, id_column: str, split: SplitConfig, content: list[str] | None = None) -> np.ndarray:
     """The split of every row as an int8 code: 0 train, 1 valid, 2 test (``SPLITS[code]``)."""
-    import numpy as np
-    import pyarrow as pa
-
     if split.by == "time":
         codes = _time_codes(table, split)
     else:
@@ -113,16 +106,10 @@ def split_codes(table: pa.Table, id_column: str, split: SplitConfig, content: li
 
 def content_keys(table: pa.Table, columns: list[str]) -> np.ndarray:
     """The content group of every row: the 64-bit hash of its values in ``columns``, as unsigned integers."""
-    from lockstep.data.rows import row_hashes
-
     return row_hashes(table, list(columns))
 
 
 def _time_codes(table: pa.Table, split: SplitConfig) -> np.ndarray:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     column = table.column(split.time_column)
     valid_from, test_from = split.cutoffs()
     t = column.type

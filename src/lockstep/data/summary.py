@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pyarrow as pa
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lockstep.data.splits import SPLITS
 
 __all__ = ["column_summary", "split_summary", "summarize_columns"]
 
@@ -26,8 +28,6 @@ def _num(value: Any) -> Any:
 
 def column_summary(column: pa.ChunkedArray, dtype: str) -> dict:
     """Missing values and, by type, range and moments or the most frequent values."""
-    import pyarrow.compute as pc
-
     n = len(column)
     missing = column.null_count
     out: dict[str, Any] = {"dtype": dtype, "missing": missing, "missing_rate": round(missing / n, 6) if n else 0.0}
@@ -56,12 +56,6 @@ def summarize_columns(table: pa.Table, schema: dict[str, str]) -> dict[str, dict
 
 def split_summary(table: pa.Table, splits: np.ndarray, target: str, task: str) -> dict[str, dict]:
     """Rows per split, and the target's balance (classification) or distribution (regression)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from lockstep.data.splits import SPLITS
-
     y = table.column(target)
     out = {}
     for name in SPLITS:

@@ -6,6 +6,14 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pyarrow.parquet as pq
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from lockstep.core.errors import NotFoundError
+from lockstep.registry.refs import ModelRef
+from lockstep.reproducibility.lineage import load_lineage
+
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.registry.mlflow_registry import LoadedModel, Registry, VersionInfo
@@ -116,9 +124,6 @@ def _outputs(est: Any) -> list[str] | None:
 def describe_steps(est: Any, name: str) -> list[StepFacts]:
     """Every step of a fitted estimator named ``name``: nested pipelines and column transformers included,
     their steps named ``name.step``."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
     if isinstance(est, Pipeline):
         out = []
         for child, step in est.steps:
@@ -155,12 +160,6 @@ def _tuned(steps: list[StepFacts], best_params: dict[str, Any], root: str) -> No
 
 def gather(config: Config, store: Store, registry: Registry, info: VersionInfo) -> ModelFacts:
     """Collect the facts of a version's documentation."""
-    import pyarrow.parquet as pq
-
-    from lockstep.core.errors import NotFoundError
-    from lockstep.registry.refs import ModelRef
-    from lockstep.reproducibility.lineage import load_lineage
-
     lineage = load_lineage(registry, info, config.project_dir)
     loaded = registry.load(ModelRef(info.name, version=info.version))
     full = loaded.model

@@ -8,6 +8,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from markdown_it import MarkdownIt
+
 from lockstep._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -247,8 +249,6 @@ img { max-width: 48%; border: 1px solid #d0d7de; margin: .5em .5em 0 0; }
 
 def render_html(markdown: str, figures: dict[str, bytes], title: str) -> str:
     """One HTML page from the Markdown, with every plot embedded (no external file or network access)."""
-    from markdown_it import MarkdownIt
-
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     for name, data in figures.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn import metrics as m
 
 from lockstep.core.config import task_metrics
 from lockstep.core.errors import shown
 from lockstep.core.prediction import serial_prediction
-
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
 
 __all__ = ["Outputs", "compute_metrics", "higher_is_better", "make_scorer", "summarize_seeds"]
 
@@ -63,9 +64,6 @@ def positive_index(classes: list, positive: Any | None) -> int:
 
 
 def _metric(task: str, name: str, out: Outputs, positive: Any | None) -> float:
-    import numpy as np
-    from sklearn import metrics as m
-
     if task == "regression":
         y, p = np.asarray(out.y_true, dtype=float), np.asarray(out.y_pred, dtype=float)
         return float({
@@ -110,9 +108,6 @@ def summarize_seeds(per_seed: list[dict[str, float]]) -> dict[str, dict[str, Any
 
     With one seed the standard deviation is 0 and the interval is the value itself.
     """
-    import numpy as np
-    from scipy import stats
-
     out: dict[str, dict[str, Any]] = {}
     for name in per_seed[0]:
         values = np.asarray([s[name] for s in per_seed], dtype=float)
@@ -132,8 +127,6 @@ def summarize_seeds(per_seed: list[dict[str, float]]) -> dict[str, dict[str, Any
 
 def make_scorer(task: str, name: str, positive: Any | None = None):
     """A scikit-learn scorer computing metric ``name`` the way :func:`compute_metrics` does."""
-    import numpy as np
-
     sign = 1.0 if higher_is_better(task, name) else -1.0
     needs_proba = name in ("roc_auc", "log_loss", "brier_score")
 

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay, confusion_matrix
+
 from lockstep.core.errors import shown
+from lockstep.evaluation.metrics import positive_index
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
     from lockstep.evaluation.metrics import Outputs
 
 __all__ = ["classification_figures", "confusion_table", "regression_figures"]
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(5.5, 4.5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
@@ -31,9 +34,6 @@ def _figure(title: str) -> tuple[Figure, Any]:
 
 def confusion_table(out: Outputs):
     """The confusion matrix as a DataFrame: rows are true classes, columns predicted ones."""
-    import pandas as pd
-    from sklearn.metrics import confusion_matrix
-
     matrix = confusion_matrix(out.y_true, out.y_pred, labels=out.classes)
     return pd.DataFrame(matrix, index=[f"true {c}" for c in out.classes],
                         columns=[f"predicted {c}" for c in out.classes]).reset_index(names="")
@@ -41,12 +41,6 @@ def confusion_table(out: Outputs):
 
 def classification_figures(out: Outputs, positive: Any, split: str) -> dict[str, Figure]:
     """Confusion matrix, ROC, precision-recall and calibration figures."""
-    import numpy as np
-    from sklearn.calibration import calibration_curve
-    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
-
-    from lockstep.evaluation.metrics import positive_index
-
     figures: dict[str, Figure] = {}
     fig, ax = _figure(f"Confusion matrix ({split})")
     ConfusionMatrixDisplay.from_predictions(out.y_true, out.y_pred, labels=out.classes, ax=ax, colorbar=False)
@@ -76,8 +70,6 @@ def classification_figures(out: Outputs, positive: Any, split: str) -> dict[str,
 
 def regression_figures(out: Outputs, split: str) -> dict[str, Figure]:
     """Residuals against predictions, and predicted against actual values."""
-    import numpy as np
-
     y, p = np.asarray(out.y_true, dtype=float), np.asarray(out.y_pred, dtype=float)
     figures: dict[str, Figure] = {}
     fig, ax = _figure(f"Residuals ({split})")

@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
+
+from lockstep.core.config import task_metrics
+from lockstep.core.errors import LockstepError, NotFoundError
+from lockstep.core.prediction import model_outputs
+from lockstep.evaluation.gates import check_gates
+from lockstep.evaluation.metrics import Outputs
+from lockstep.evaluation.paired import paired_bootstrap
+from lockstep.registry.refs import ModelRef as Ref
+
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.evaluation.gates import GateReport
@@ -52,15 +63,6 @@ def paired_on_test_rows(config: Config, store: Store, registry: Registry, challe
     champion cannot read the challenger's rows, for example after a schema
     change).
     """
-    import numpy as np
-    import pyarrow as pa
-
-    from lockstep.core.errors import LockstepError
-    from lockstep.core.prediction import model_outputs
-    from lockstep.evaluation.metrics import Outputs
-    from lockstep.evaluation.paired import paired_bootstrap
-    from lockstep.registry.refs import ModelRef as Ref
-
     task = config.data.task
     try:
         name = challenger.tags["lockstep.features.name"]
@@ -104,11 +106,6 @@ def promote(config: Config, store: Store, registry: Registry, ref: ModelRef) -> 
 
 
 def _promote(config: Config, store: Store, registry: Registry, ref: ModelRef) -> PromotionResult:
-    from lockstep.core.config import task_metrics
-    from lockstep.core.errors import NotFoundError
-    from lockstep.evaluation.gates import check_gates
-    from lockstep.registry.refs import ModelRef as Ref
-
     version = registry.version(ref)
     try:
         champion = registry.version(Ref(version.name, alias="champion"))

@@ -7,7 +7,7 @@ The steps:
    configuration that shapes the features, the numerical environment and
    lockstep's version. If a version of the feature set was computed from
    exactly these inputs, it is up to date and nothing runs (step caching);
-2. read the snapshot and build the pipeline's input (:func:`~lockstep.features.frames.raw_frame`);
+2. read the snapshot and build the pipeline's input (:func:`~lockstep.core.frames.raw_frame`);
 3. run the pipeline and check its output (:func:`~lockstep.features.pipeline.run_pipeline`);
 4. check on a sample that the pipeline is stateless, row by row;
 5. write id, features, label and split as a new version of the feature set.
@@ -20,15 +20,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from lockstep._version import __version__
+from lockstep.core.environment import capture, core_fingerprint, git_state
 from lockstep.core.errors import LeakageError, PipelineError
+from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
+from lockstep.core.frames import raw_frame
+from lockstep.core.usercode import code_identity, load_object
+from lockstep.data.splits import SPLIT_VALUES, SPLITS, UNLABELED, split_codes
+from lockstep.features.pipeline import check_stateless, make_transformer, run_pipeline, sample_rows
+from lockstep.store import FeatureInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-    import pyarrow as pa
-
     from lockstep.core.config import Config
-    from lockstep.store import FeatureInfo, Store
+    from lockstep.store import Store
 
 __all__ = ["FeatureResult", "build_features", "feature_inputs", "feature_table", "transform_raw"]
 
@@ -67,10 +76,6 @@ def _config_part(config: Config) -> dict:
 
 def feature_inputs(config: Config, raw_fingerprint: str) -> dict[str, Any]:
     """Every input of a feature computation, fingerprinted; ``inputs`` is the cache key."""
-    from lockstep.core.environment import capture, core_fingerprint
-    from lockstep.core.fingerprint import fingerprint_json
-    from lockstep.core.usercode import code_identity
-
     ref = config.features.pipeline
     if ref is not None:
         code = code_identity(ref, config.project_dir).to_dict()
@@ -125,9 +130,6 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     CodeError, PipelineError, LeakageError
         If the pipeline cannot be loaded or breaks its contract; nothing is written.
     """
-    from lockstep.core.environment import git_state
-    from lockstep.store import FeatureInfo
-
     step = progress or (lambda _name: None)
     snapshot = store.snapshots.info(raw_version)
     columns = config.feature_inputs
@@ -147,8 +149,6 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     ref = config.features.pipeline or "(identity: the raw columns)"
     factory = None
     if config.features.pipeline is not None:
-        from lockstep.core.usercode import load_object
-
         step("importing the feature pipeline")
         factory = load_object(config.features.pipeline, config.project_dir)
 
@@ -156,8 +156,6 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     raw = store.snapshots.read(snapshot.version, text_as_dictionary=True)
 
     step("running the feature pipeline")
-    from lockstep.features.pipeline import check_stateless, make_transformer, sample_rows
-
     frame, features = transform_raw(config, raw, factory, ref)
 
     rows = sample_rows(frame, config.features.parity_rows)
@@ -166,9 +164,6 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
 
     step("assembling the feature table")
-    from lockstep.core.fingerprint import fingerprint_table
-    from lockstep.data.splits import SPLIT_VALUES, SPLITS
-
     output, dtypes, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
     fingerprint = fingerprint_table(output)
 
@@ -203,9 +198,6 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
 def transform_raw(config: Config, raw: pa.Table, factory: Callable[[], Any] | None,
                   ref: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The pipeline's input frame from raw rows, and the features it computes (output contract checked)."""
-    from lockstep.features.frames import raw_frame
-    from lockstep.features.pipeline import make_transformer, run_pipeline
-
     frame = raw_frame(raw, config.data.columns, config.feature_inputs)
     features = run_pipeline(make_transformer(factory, ref), frame, ref)
     _check_names(features, config, ref)
@@ -218,12 +210,6 @@ def feature_table(config: Config, raw: pa.Table, features: pd.DataFrame, id_colu
     A row whose target is missing is in the split ``unlabeled``: it cannot be learned from or scored, so
     training, evaluation, parity and monitoring's reference leave it out (``lockstep predict`` is for it).
     """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from lockstep.data.splits import SPLIT_VALUES, UNLABELED, split_codes
-
     codes = split_codes(raw, id_column, config.split, config.feature_inputs)
     label = raw.column(target)
     if label.null_count or pa.types.is_floating(label.type):
@@ -248,8 +234,6 @@ def _check_names(features: pd.DataFrame, config: Config, ref: str) -> None:
 
 
 def _logical(arrow_type) -> str:
-    import pyarrow as pa
-
     if pa.types.is_boolean(arrow_type):
         return "bool"
     if pa.types.is_integer(arrow_type):
@@ -261,10 +245,6 @@ def _logical(arrow_type) -> str:
 
 def _text_array(series: pd.Series) -> pa.Array:
     """Text to Arrow through its distinct values (one conversion per distinct value, not per row)."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     dictionary = pa.array(np.asarray(uniques, dtype=object), pa.string())
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32(), mask=codes < 0), dictionary).cast(pa.string())
@@ -272,11 +252,6 @@ def _text_array(series: pd.Series) -> pa.Array:
 
 def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str, codes, ref: str):
     """id, features, label, split as one Arrow table; feature dtypes as logical types."""
-    import pandas as pd
-    import pyarrow as pa
-
-    from lockstep.data.splits import SPLIT_VALUES
-
     def decoded(column):
         return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
 

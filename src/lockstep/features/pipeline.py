@@ -5,7 +5,7 @@ The contract of a feature pipeline:
 1. the callable named in ``[features] pipeline`` returns a scikit-learn
    transformer (``fit`` and ``transform``); lockstep asks it for pandas
    output with ``set_output`` when it can;
-2. given the raw columns as a DataFrame (:func:`lockstep.features.frames.raw_frame`)
+2. given the raw columns as a DataFrame (:func:`lockstep.core.frames.raw_frame`)
    it returns a DataFrame with the same rows in the same order (same index),
    whose columns are numbers, booleans or text;
 3. it is **stateless**: it learns nothing from the data and each output row
@@ -21,14 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import FunctionTransformer
 
 from lockstep.core.errors import PipelineError, shown
 from lockstep.core.usercode import describe_exception
-
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
 
 __all__ = ["ParityReport", "check_stateless", "first_difference", "make_transformer", "run_pipeline",
            "sample_rows"]
@@ -39,8 +39,6 @@ RESERVED = ("split",)
 def make_transformer(factory: Callable[[], Any] | None, ref: str) -> Any:
     """Call the factory and check that it returned a transformer; ask it for pandas output."""
     if factory is None:
-        from sklearn.preprocessing import FunctionTransformer
-
         return FunctionTransformer(feature_names_out="one-to-one").set_output(transform="pandas")
     if not callable(factory):
         raise PipelineError(f"{ref!r} is not callable (it is a {type(factory).__name__})",
@@ -80,8 +78,6 @@ def run_pipeline(transformer: Any, frame: pd.DataFrame, ref: str) -> pd.DataFram
 
 def check_output(out: Any, frame: pd.DataFrame, ref: str) -> pd.DataFrame:
     """The output must be a DataFrame with the input's rows, in order, and plain column types."""
-    import pandas as pd
-
     if not isinstance(out, pd.DataFrame):
         raise PipelineError(
             f"the feature pipeline {ref!r} returned a {type(out).__name__}, not a pandas DataFrame",
@@ -115,8 +111,6 @@ def check_output(out: Any, frame: pd.DataFrame, ref: str) -> pd.DataFrame:
 
 
 def _plain_dtype(series: pd.Series) -> bool:
-    import pandas as pd
-
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         return not pd.api.types.is_complex_dtype(dtype)
@@ -130,8 +124,6 @@ def _plain_dtype(series: pd.Series) -> bool:
 
 def sample_rows(frame: pd.DataFrame, n: int, seed: int = 0) -> list[int]:
     """Row positions for the stateless check: the first row, one row with each column missing, then random rows."""
-    import numpy as np
-
     total = len(frame)
     if total == 0 or n <= 0:
         return []

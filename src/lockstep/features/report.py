@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lockstep.data.diff import diff_tables
+from lockstep.data.summary import summarize_columns
+
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
@@ -17,8 +20,6 @@ def describe_features(info: FeatureInfo, table: pa.Table, snapshot: SnapshotInfo
 
     The lineage goes back to the raw snapshot and its source files.
     """
-    from lockstep.data.summary import summarize_columns
-
     out = info.to_dict()
     out["summary"] = summarize_columns(table.select(info.columns), info.dtypes)
     out["lineage"] = {
@@ -36,8 +37,6 @@ def describe_features(info: FeatureInfo, table: pa.Table, snapshot: SnapshotInfo
 
 def diff_features(old_info: FeatureInfo, old: pa.Table, new_info: FeatureInfo, new: pa.Table) -> dict:
     """Rows added, removed and changed (by id), features added, removed and retyped, summaries, lineage."""
-    from lockstep.data.diff import diff_tables
-
     def types(info: FeatureInfo) -> dict[str, str]:
         return {**info.dtypes, info.label_column: "str", "split": "str"}
 

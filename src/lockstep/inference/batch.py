@@ -2,7 +2,7 @@
 
 The input is read in chunks (bounded memory); each chunk is validated
 against the input schema recorded with the model, turned into the model's
-input the way training did (:func:`lockstep.features.frames.raw_frame`) and
+input the way training did (:func:`lockstep.core.frames.raw_frame`) and
 predicted. Rows that break the schema stop the run before anything is
 written, or with ``quarantine=True`` go to the quarantine table with their
 reasons. The output is written whole or not at all. The run is recorded
@@ -20,13 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from lockstep._version import __version__
 from lockstep.core.errors import SchemaValidationError, UserError
+from lockstep.core.fingerprint import TableHasher, fingerprint_json
 from lockstep.core.prediction import model_outputs, outputs_table
+from lockstep.data.rows import row_hashes
+from lockstep.data.schema import bad_row_mask, validate_table
+from lockstep.store import FileOutput, QuarantineRecord, ReadOptions, count_rows, display_path, iter_file_batches
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
-
     from lockstep.core.config import Config
     from lockstep.core.schema import ModelSchema
     from lockstep.registry.mlflow_registry import LoadedModel, Registry
@@ -79,8 +83,6 @@ def predict_table(loaded: LoadedModel, table: pa.Table) -> pa.Table:
 
 def _chunks(config: Config, store: Store, schema: ModelSchema, input_path: Path | None,
             features_version: int | None, chunk_rows: int) -> tuple[str, int | None, Iterator[pa.Table]]:
-    from lockstep.store import ReadOptions, count_rows, display_path, iter_file_batches
-
     if input_path is not None:
         name = display_path(input_path, Path.cwd())
         options = ReadOptions(
@@ -130,13 +132,6 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
     -------
     BatchResult
     """
-    import pyarrow as pa
-
-    from lockstep.core.fingerprint import TableHasher
-    from lockstep.data.rows import row_hashes
-    from lockstep.data.schema import bad_row_mask, validate_table
-    from lockstep.store import FileOutput, QuarantineRecord
-
     if (input_path is None) == (features_version is None):
         raise UserError("give exactly one of an input file (--input) and a feature set version (--features-version)")
     fmt = _output_format(output, fmt) if fmt != "delta" else "delta"
@@ -228,8 +223,6 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
         destination = str(Path(output))
 
     if records:
-        from lockstep.core.fingerprint import fingerprint_json
-
         store.ensure()
         store.quarantine.append(fingerprint_json([asdict(r) for r in records]), records, snapshot_version=None,
                                 ingested=datetime.now(UTC))

@@ -18,10 +18,11 @@ health check on ``/health``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockstep._version import __version__
+from lockstep.core.usercode import LOCKSTEP_ROOT
+from lockstep.registry.bundle import bundle_files
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.requirements import LockedRequirements
@@ -44,9 +45,7 @@ class DockerContext:
 
 
 def _lockstep_source() -> dict[str, bytes]:
-    import lockstep
-
-    root = Path(lockstep.__file__).resolve().parent
+    root = LOCKSTEP_ROOT
     files = {}
     for path in sorted(root.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed", ".txt", ".json"):
@@ -129,8 +128,6 @@ def _readme(info: VersionInfo, base: str, platform: str | None, locked: LockedRe
 def docker_context(registry: Registry, info: VersionInfo, locked: LockedRequirements, environment: dict, *,
                    port: int = 8000) -> DockerContext:
     """The build context for serving ``info``, from its recorded environment and its bundle."""
-    from lockstep.registry.bundle import bundle_files
-
     python = environment.get("python", {})
     machine = environment.get("platform", {}).get("machine")
     base = f"python:{python.get('version', '3.11')}-slim"

@@ -2,20 +2,25 @@
 
 Both take the records the request model produced and return the labels (or
 values) and, for classifiers, the class probabilities. The scikit-learn
-runtime builds the pipeline's input with :func:`~lockstep.features.frames.raw_frame`,
+runtime builds the pipeline's input with :func:`~lockstep.core.frames.raw_frame`,
 as training and batch prediction do; the ONNX runtime feeds one tensor per
 raw column to the exported graph.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+
 from lockstep.core.prediction import model_outputs
+from lockstep.data.schema import arrow_type
+from lockstep.inference.onnx import input_kind, microseconds
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
-
     from lockstep.core.schema import ModelSchema
     from lockstep.registry.mlflow_registry import LoadedModel
 
@@ -24,12 +29,6 @@ __all__ = ["OnnxRuntime", "SklearnRuntime", "records_table"]
 
 def records_table(records: list[dict], schema: ModelSchema) -> pa.Table:
     """Validated records as an Arrow table of the inputs, with the declared types."""
-    import datetime as dt
-
-    import pyarrow as pa
-
-    from lockstep.data.schema import arrow_type
-
     columns = {}
     for name in schema.inputs:
         spec = schema.columns[name]
@@ -77,10 +76,6 @@ class OnnxRuntime:
     blocking = False  # tens of microseconds: run it in the event loop
 
     def __init__(self, loaded: LoadedModel, registry) -> None:
-        import onnxruntime as ort
-
-        from lockstep.inference.onnx import input_kind, microseconds
-
         self.loaded = loaded
         self.schema = loaded.schema
         data, parity = registry.onnx(loaded.info)
@@ -94,8 +89,6 @@ class OnnxRuntime:
         self.classes = list(loaded.model.classes_) if self.schema.task == "classification" else None
 
     def feeds(self, records: list[dict]) -> dict:
-        import numpy as np
-
         feeds = {}
         n = len(records)
         for name, tensor, kind in self.kinds:

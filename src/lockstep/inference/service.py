@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import json
+import math
 import os
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,9 +44,22 @@ from typing import Any
 # This module is imported only to serve, so FastAPI is imported at its top:
 # FastAPI resolves the endpoints' annotations in the module's globals.
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
 
-from lockstep.core.errors import FileSystemError
+from lockstep.core.errors import FileSystemError, LockstepError, UserError
+from lockstep.inference.audit import AuditRecorder
+from lockstep.inference.requests import BodyError, build_request_model, load_json
+from lockstep.inference.runtime import OnnxRuntime, SklearnRuntime
+from lockstep.profiles.live import LiveDrift
+from lockstep.profiles.profile import PROFILE_VERSION
+from lockstep.profiles.scores import scores_of
+from lockstep.registry.bundle import Bundle
+from lockstep.registry.mlflow_registry import Registry
+from lockstep.registry.refs import parse_model_ref
+from lockstep.store.audit import AuditLog
 
 __all__ = ["ServeSettings", "create_app", "create_app_from_env"]
 
@@ -99,15 +115,7 @@ class ServingModel:
 
 def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> ServingModel:
     """Load and check a registered version and build its runtime and request model."""
-    from lockstep.core.errors import UserError
-    from lockstep.inference.requests import build_request_model
-    from lockstep.inference.runtime import SklearnRuntime
-    from lockstep.registry.mlflow_registry import Registry
-    from lockstep.registry.refs import parse_model_ref
-
     if settings.bundle:
-        from lockstep.registry.bundle import Bundle
-
         if ref_text:
             raise UserError("this service serves a fixed bundle; it cannot switch to another model version")
         registry = Bundle(settings.bundle)
@@ -116,8 +124,6 @@ def load_serving_model(settings: ServeSettings, ref_text: str | None = None) -> 
         registry = Registry(Path(settings.store_root), settings.experiment, settings.key_path)
         loaded = registry.load(parse_model_ref(ref_text or settings.model, settings.default_name))
     if settings.runtime == "onnx":
-        from lockstep.inference.runtime import OnnxRuntime
-
         runtime = OnnxRuntime(loaded, registry)
     else:
         runtime = SklearnRuntime(loaded)
@@ -138,11 +144,6 @@ def check_audit_writable(settings: ServeSettings) -> None:
     ------
     FileSystemError
     """
-    import errno
-
-    from lockstep.core.errors import FileSystemError
-    from lockstep.store.audit import AuditLog
-
     if not settings.audit:
         return
     try:
@@ -157,10 +158,6 @@ def check_audit_writable(settings: ServeSettings) -> None:
 
 def _live_drift(source: Any, loaded: Any, window: int) -> Any:
     """The sliding drift window of a model, if it has a reference profile of the current format."""
-    from lockstep.core.errors import LockstepError
-    from lockstep.profiles.live import LiveDrift
-    from lockstep.profiles.profile import PROFILE_VERSION
-
     if window <= 0:
         return None
     try:
@@ -176,8 +173,6 @@ class Metrics:
     """Prometheus metrics of one service process."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
         self.registry = CollectorRegistry()
         self.requests = Counter("lockstep_requests_total", "HTTP requests", ["endpoint", "status", "model_version"],
                                 registry=self.registry)
@@ -209,8 +204,6 @@ class Metrics:
             self.psi.labels(column, version).set(value)
 
     def render(self) -> bytes:
-        from prometheus_client import generate_latest
-
         return generate_latest(self.registry)
 
 
@@ -285,8 +278,6 @@ async def _json(send: Any, status: int, payload: dict, headers: list | None = No
 
 
 async def _read_body(request: Any, limit: int) -> bytes:
-    from lockstep.inference.requests import BodyError
-
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -306,11 +297,6 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
     serving : ServingModel, optional
         An already-loaded model (tests); by default the lifespan loads it.
     """
-    from starlette.concurrency import run_in_threadpool
-
-    from lockstep.inference.requests import BodyError
-    from lockstep.store.audit import AuditLog
-
     metrics = Metrics()
     recent = RecentPredictions()
 
@@ -340,9 +326,6 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         if settings.bundle and (only_if_changed or ref_text is None):
             return state.model  # a bundle is one fixed version
         if only_if_changed and state.model is not None:
-            from lockstep.registry.mlflow_registry import Registry
-            from lockstep.registry.refs import parse_model_ref
-
             registry = Registry(Path(settings.store_root), settings.experiment, settings.key_path)
             ref = parse_model_ref(settings.model, settings.default_name)
             current = await run_in_threadpool(registry.version, ref)
@@ -358,8 +341,6 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         install(model)
         tasks = []
         if settings.audit:
-            from lockstep.inference.audit import AuditRecorder
-
             state.recorder = AuditRecorder(audit_log)
             await state.recorder.start()
         if settings.poll_seconds > 0 and not settings.bundle:
@@ -532,8 +513,6 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
 
     @app.post("/admin/reload")
     async def admin_reload(request: Request) -> Response:
-        from lockstep.inference.requests import BodyError, load_json
-
         try:
             body = await _read_body(request, 10_000)
             payload = load_json(body) if body.strip() else {}
@@ -550,8 +529,6 @@ def create_app(settings: ServeSettings, serving: ServingModel | None = None):
         return JSONResponse({"reloaded": True, "model": model.identity})
 
     def openapi() -> dict:
-        from fastapi.openapi.utils import get_openapi
-
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
@@ -622,8 +599,6 @@ class RecentPredictions:
     """The request ids this process answered lately: model and rows, to check feedback without the store."""
 
     def __init__(self, size: int = 200_000) -> None:
-        from collections import OrderedDict
-
         self.size = size
         self.items: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
 
@@ -640,10 +615,6 @@ class RecentPredictions:
 
 def _parse_feedback(body: bytes, schema: Any) -> tuple[str, list]:
     """``(request_id, labels)`` from a feedback body, or a BodyError naming the field."""
-    import math
-
-    from lockstep.inference.requests import BodyError, load_json
-
     def problem(field: str, rule: str, message: str) -> BodyError:
         return BodyError(422, [{"field": field, "rule": rule, "message": message}])
 
@@ -685,8 +656,6 @@ def _parse_feedback(body: bytes, schema: Any) -> tuple[str, list]:
 
 def _scores(labels: Any, probabilities: Any, schema: Any):
     """The monitored score of each answered record (see :func:`lockstep.profiles.scores.scores_of`)."""
-    from lockstep.profiles.scores import scores_of
-
     if probabilities is not None:
         classes = [str(c) for c in schema.classes or []]
         return scores_of(None, [[p[c] for c in classes] for p in probabilities])

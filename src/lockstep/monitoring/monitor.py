@@ -20,10 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.core.errors import NotFoundError, UserError
 from lockstep.core.prediction import model_outputs
+from lockstep.monitoring.drift import ColumnDrift, DriftReport, judge_column
+from lockstep.monitoring.window import audit_window, file_window
+from lockstep.profiles.profile import PROFILE_VERSION
+from lockstep.profiles.scores import scores_of
+from lockstep.profiles.stats import categorical_stats, numeric_stats
+from lockstep.profiles.summary import arrow_category_values, arrow_numeric_values, numeric_values, summary_from_dict
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
-    from lockstep.monitoring.drift import DriftReport
     from lockstep.registry.mlflow_registry import LoadedModel, Registry
     from lockstep.registry.refs import ModelRef
     from lockstep.store import Store
@@ -35,8 +40,6 @@ Progress = Callable[[int, "int | None"], None]
 
 def reference_of(registry: Registry, info) -> dict[str, Any]:
     """A version's reference profile, checked to be of the current format."""
-    from lockstep.profiles.profile import PROFILE_VERSION
-
     profile = registry.run_json(info, "reference_profile.json")
     if profile.get("version") != PROFILE_VERSION:
         raise NotFoundError(f"{info.name}/{info.version} has a reference profile of an older format",
@@ -46,14 +49,10 @@ def reference_of(registry: Registry, info) -> dict[str, Any]:
 
 
 def _summaries(group: dict[str, dict]) -> dict[str, Any]:
-    from lockstep.profiles.summary import summary_from_dict
-
     return {name: summary_from_dict(raw) for name, raw in group.items()}
 
 
 def _update(summary: Any, series) -> None:
-    from lockstep.profiles.summary import numeric_values
-
     if summary.kind == "numeric":
         summary.update(numeric_values(series))
     else:
@@ -62,8 +61,6 @@ def _update(summary: Any, series) -> None:
 
 def _update_arrow(summary: Any, column, dtype: str) -> None:
     """Add a typed raw Arrow column, read the way the raw frame reads it (without building the frame)."""
-    from lockstep.profiles.summary import arrow_category_values, arrow_numeric_values
-
     if summary.kind == "numeric":
         summary.update(arrow_numeric_values(column, dtype))
     else:
@@ -95,11 +92,6 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
     -------
     DriftReport
     """
-    from lockstep.monitoring.drift import ColumnDrift, DriftReport, judge_column
-    from lockstep.monitoring.window import audit_window, file_window
-    from lockstep.profiles.scores import scores_of
-    from lockstep.profiles.stats import categorical_stats, numeric_stats
-
     started = time.perf_counter()
     if data is not None and (since is not None or until is not None):
         raise UserError("give either --data or a time window (--since/--until), not both")

@@ -15,8 +15,14 @@ spread. The primary metric decides.
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lockstep.core.config import task_metrics
+from lockstep.evaluation.metrics import Outputs, compute_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
@@ -36,8 +42,6 @@ def feedback_pairs(store: Store, info: VersionInfo, classes: list | None, since:
         ``y_true``, ``y_pred``, ``proba`` (or None), ``requests`` (with feedback), ``predictions``
         (requests in the window).
     """
-    import numpy as np
-
     model = f"{info.name}/{info.version}"
     feedback: dict[str, tuple] = {}
     for batch in store.audit.scan(model=model, endpoint="/feedback", status=200, columns=["time", "inputs"]):
@@ -81,11 +85,6 @@ def live_quality(config: Config, store: Store, info: VersionInfo, classes: list 
         ``rows`` (predictions with ground truth), ``metrics`` (name -> live value, interval, test
         mean and interval, degraded), ``degraded`` (the primary metric's verdict), ``summary``.
     """
-    import numpy as np
-
-    from lockstep.core.config import task_metrics
-    from lockstep.evaluation.metrics import Outputs, compute_metrics
-
     task = config.data.task
     pairs = feedback_pairs(store, info, classes, since, until)
     n = len(pairs["y_true"])
@@ -106,8 +105,6 @@ def live_quality(config: Config, store: Store, info: VersionInfo, classes: list 
         out = Outputs(pairs["y_true"][index], pairs["y_pred"][index],
                       pairs["proba"][index] if pairs["proba"] is not None else None, class_list)
         return compute_metrics(task, names, out, positive)
-
-    import warnings
 
     everything = np.arange(n)
     with warnings.catch_warnings():

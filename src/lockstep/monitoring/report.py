@@ -8,9 +8,10 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
+import numpy as np
+from matplotlib.figure import Figure
 
+if TYPE_CHECKING:  # pragma: no cover
     from lockstep.monitoring.drift import ColumnDrift, DriftReport
 
 __all__ = ["column_figure", "report_files"]
@@ -20,8 +21,6 @@ _PLOT_CATEGORIES = 15
 
 
 def _numeric_plot(ax: Any, column: ColumnDrift) -> None:
-    import numpy as np
-
     ref, cur = column.reference, column.current
     bins = ref.bins
     step = max(bins // _PLOT_BINS, 1)
@@ -44,8 +43,6 @@ def _numeric_plot(ax: Any, column: ColumnDrift) -> None:
 
 
 def _categorical_plot(ax: Any, column: ColumnDrift) -> None:
-    import numpy as np
-
     ref, cur = column.reference, column.current
     ref_total, cur_total = max(ref.present, 1), max(cur.present, 1)
     names = set(ref.counts) | set(cur.counts)
@@ -68,8 +65,6 @@ def _categorical_plot(ax: Any, column: ColumnDrift) -> None:
 
 def column_figure(column: ColumnDrift) -> Figure:
     """Reference and window distributions of one column, with its drifting statistics in the title."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if column.kind == "numeric":

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lockstep.core.errors import UserError
+from lockstep.data.schema import convert_table
+from lockstep.inference.runtime import records_table
+from lockstep.profiles.scores import scores_of
+from lockstep.store import ReadOptions, count_rows, display_path, iter_file_batches
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import pyarrow as pa
 
     from lockstep.core.config import Config
@@ -49,8 +55,6 @@ class Window:
 
 
 def _typed(table: pa.Table, schema: ModelSchema, source: str) -> Chunk:
-    from lockstep.data.schema import convert_table
-
     missing = [c for c in schema.inputs if c not in table.column_names]
     if missing:
         raise UserError(f"{source} has no column(s) {', '.join(missing)} that the model reads",
@@ -61,8 +65,6 @@ def _typed(table: pa.Table, schema: ModelSchema, source: str) -> Chunk:
 
 def _prefetched(batches: Iterator[Any]) -> Iterator[Any]:
     """Read the next batch in a thread while the current one is summarized (both release the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     iterator = iter(batches)
     done = object()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockstep-read") as pool:
@@ -77,8 +79,6 @@ def _prefetched(batches: Iterator[Any]) -> Iterator[Any]:
 
 def file_window(path: Path, schema: ModelSchema, config: Config | None, chunk_rows: int) -> Window:
     """The rows of a CSV or Parquet file, in chunks of ``chunk_rows``."""
-    from lockstep.store import ReadOptions, count_rows, display_path, iter_file_batches
-
     if not path.exists():
         raise UserError(f"{path} does not exist", hint="give a CSV or Parquet file of raw rows with --data")
     name = display_path(path, Path.cwd())
@@ -108,11 +108,6 @@ def _parse(value: Any, dtype: str) -> Any:
 def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: datetime | None,
                  until: datetime | None, chunk_rows: int) -> Window:
     """The inputs of the successful prediction requests to ``info`` between ``since`` and ``until``."""
-    import numpy as np
-
-    from lockstep.inference.runtime import records_table
-    from lockstep.profiles.scores import scores_of
-
     selection = dict(since=since, until=until, model=f"{info.name}/{info.version}", endpoint="/predict",
                      status=200)
     span = f"{since.isoformat() if since else 'the start'} to {until.isoformat() if until else 'now'}"

@@ -13,6 +13,12 @@ from collections import deque
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from lockstep.profiles.stats import categorical_stats, numeric_stats
+from lockstep.profiles.summary import summary_from_dict
+
 __all__ = ["LiveDrift"]
 
 
@@ -41,8 +47,6 @@ class LiveDrift:
     """
 
     def __init__(self, profile: dict[str, Any], inputs: list[str], window: int) -> None:
-        from lockstep.profiles.summary import summary_from_dict
-
         self.window = window
         self.references = {name: summary_from_dict(profile["raw"][name]) for name in inputs
                            if name in profile.get("raw", {})}
@@ -62,11 +66,6 @@ class LiveDrift:
         return max((len(v) for v in self.values.values()), default=0)
 
     def _psi(self, reference: Any, values: list) -> float | None:
-        import numpy as np
-        import pandas as pd
-
-        from lockstep.profiles.stats import categorical_stats, numeric_stats
-
         current = reference.empty_like()
         if reference.kind == "numeric":
             current.update(np.array([np.nan if (x := _number(v)) is None else x for v in values], dtype=np.float64))

@@ -10,10 +10,11 @@ regressor).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+import pandas as pd
+
+from lockstep.profiles.summary import new_summary
 
 __all__ = ["PROFILE_VERSION", "profile_frame", "reference_profile"]
 
@@ -23,14 +24,10 @@ GROUPS = ("raw", "features", "prediction")
 
 def profile_frame(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """The summary of every column of ``frame``, as JSON-ready dictionaries."""
-    from lockstep.profiles.summary import new_summary
-
     return {str(name): new_summary(frame[name]).to_dict() for name in frame.columns}
 
 
 def reference_profile(raw: pd.DataFrame, features: pd.DataFrame, scores: Any) -> dict[str, Any]:
     """The profile of the training split: raw inputs, features and predicted scores."""
-    import pandas as pd
-
     return {"version": PROFILE_VERSION, "raw": profile_frame(raw), "features": profile_frame(features),
             "prediction": profile_frame(pd.DataFrame({"prediction": scores}))}

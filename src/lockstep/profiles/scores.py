@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+
 __all__ = ["scores_of"]
 
 
@@ -30,8 +32,6 @@ def scores_of(values: Any, probabilities: Any, classes: list | None = None):
     >>> scores_of(["no", "yes", "no"], None, ["no", "yes"]).tolist()
     [0.0, 1.0, 0.0]
     """
-    import numpy as np
-
     if probabilities is not None:
         proba = np.asarray(probabilities, dtype=np.float64)
         return proba[:, -1] if proba.shape[1] == 2 else proba.max(axis=1)

@@ -31,9 +31,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
+import numpy as np
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
+if TYPE_CHECKING:  # pragma: no cover
     from lockstep.profiles.summary import CategoricalSummary, NumericSummary
 
 __all__ = ["categorical_stats", "numeric_stats", "psi", "psi_bins"]
@@ -44,8 +46,6 @@ PSI_BINS = 10
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
     """The population stability index of two count vectors over the same bins."""
-    import numpy as np
-
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
     if ref.sum() == 0 or cur.sum() == 0:
@@ -61,8 +61,6 @@ def psi_bins(reference: NumericSummary) -> list[int]:
     Positions index :meth:`NumericSummary.distribution` (below, the grid's
     bins, above): a PSI bin holds the positions from one cut to the next.
     """
-    import numpy as np
-
     dist = reference.distribution()
     total = dist.sum()
     if total == 0:
@@ -77,16 +75,11 @@ def psi_bins(reference: NumericSummary) -> list[int]:
 
 
 def _grouped(dist: np.ndarray, cuts: list[int]) -> np.ndarray:
-    import numpy as np
-
     return np.add.reduceat(dist, cuts[:-1]) if len(cuts) > 1 else np.asarray([dist.sum()])
 
 
 def numeric_stats(reference: NumericSummary, current: NumericSummary) -> dict[str, dict]:
     """PSI, KS, normalized Wasserstein and the missing-rate change of a numeric window."""
-    import numpy as np
-    from scipy import stats
-
     ref_dist, cur_dist = reference.distribution(), current.distribution()
     n, m = int(ref_dist.sum()), int(cur_dist.sum())
     out: dict[str, dict] = {"missing": _missing_change(reference, current)}
@@ -118,8 +111,6 @@ def numeric_stats(reference: NumericSummary, current: NumericSummary) -> dict[st
 def _missing_change(reference, current) -> dict:
     """The absolute change of the missing rate, with the p-value of the window's missing count under the
     reference's rate (an exact binomial test)."""
-    from scipy import stats
-
     ref_rate = reference.missing / reference.rows if reference.rows else 0.0
     cur_rate = current.missing / current.rows if current.rows else 0.0
     p_value = float(stats.binomtest(current.missing, current.rows, ref_rate).pvalue) if current.rows else 1.0
@@ -129,10 +120,6 @@ def _missing_change(reference, current) -> dict:
 
 def categorical_stats(reference: CategoricalSummary, current: CategoricalSummary) -> dict[str, dict]:
     """PSI, chi-square (Cramér's V), Jensen-Shannon distance, unseen share and missing-rate change."""
-    import numpy as np
-    from scipy import stats
-    from scipy.spatial.distance import jensenshannon
-
     out: dict[str, dict] = {"missing": _missing_change(reference, current)}
     known = reference.known
     ref_counts = np.array([reference.counts.get(c, 0) for c in known] + [reference.other], dtype=np.float64)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["GRID_BINS", "CategoricalSummary", "NumericSummary", "column_kind", "new_summary", "summary_from_dict"]
 
@@ -38,8 +39,6 @@ LOW_QUANTILE, HIGH_QUANTILE = 0.001, 0.999
 
 def column_kind(series: pd.Series) -> str:
     """``numeric`` (numbers and datetimes) or ``categorical`` (text, booleans, categories)."""
-    import pandas as pd
-
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "categorical"
@@ -50,9 +49,6 @@ def column_kind(series: pd.Series) -> str:
 
 def numeric_values(series: pd.Series) -> np.ndarray:
     """The values as float64, missing as NaN; datetimes as seconds since the epoch."""
-    import numpy as np
-    import pandas as pd
-
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         values = series.astype("datetime64[ns]") if getattr(series.dtype, "tz", None) is None else \
             series.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
@@ -65,8 +61,6 @@ def numeric_values(series: pd.Series) -> np.ndarray:
 
 def category_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
     """Distinct categories as text, their counts, and the number of missing values."""
-    import numpy as np
-
     counted = series.value_counts(dropna=True, sort=False)
     missing = int(len(series) - counted.sum())
     totals: dict[str, int] = {}
@@ -78,10 +72,6 @@ def category_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
 
 def arrow_numeric_values(column, dtype: str) -> np.ndarray:
     """The values of a typed raw Arrow column as :func:`numeric_values` gives them from the raw frame."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if dtype in ("datetime", "date"):
         target = pa.timestamp("ns", tz=getattr(column.type, "tz", None)) if pa.types.is_timestamp(column.type) \
             else pa.timestamp("ns")
@@ -95,10 +85,6 @@ def arrow_numeric_values(column, dtype: str) -> np.ndarray:
 
 def arrow_category_values(column, dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`category_values` of a typed raw Arrow column, as the raw frame would give it (empty text is missing)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if pa.types.is_dictionary(column.type):  # count the codes, then name them
         totals: dict[str, int] = {}
         for chunk in column.chunks:
@@ -140,8 +126,6 @@ class NumericSummary:
     kind: str = field(default="numeric", init=False)
 
     def __post_init__(self) -> None:
-        import numpy as np
-
         if self.counts is None:
             self.counts = np.zeros(self.bins, dtype=np.int64)
         else:
@@ -153,8 +137,6 @@ class NumericSummary:
 
     def update(self, x: np.ndarray) -> None:
         """Add the values of a float64 array (NaN: missing)."""
-        import numpy as np
-
         n = x.size
         if n == 0:
             return
@@ -199,8 +181,6 @@ class NumericSummary:
 
     def distribution(self):
         """Counts of the present values: below the grid, each grid bin, above it."""
-        import numpy as np
-
         return np.concatenate([[self.below], self.counts, [self.above]])
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,11 +260,7 @@ class CategoricalSummary:
 
 def new_summary(series: pd.Series) -> NumericSummary | CategoricalSummary:
     """The summary of a whole column, as a reference: the grid from its quantiles, its top categories."""
-    import numpy as np
-
     if column_kind(series) == "numeric":
-        import pandas as pd
-
         x = numeric_values(series)
         present = x[~np.isnan(x)]
         if present.size:

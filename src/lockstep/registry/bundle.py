@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockstep.core.errors import NotFoundError, UserError
+from lockstep.core.fingerprint import fingerprint_bytes
+from lockstep.core.schema import ModelSchema
 from lockstep.registry.mlflow_registry import TAG, LoadedModel, VersionInfo, load_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,8 +70,6 @@ class Bundle:
 
     def load(self, public_key: Path | None = None) -> LoadedModel:
         """The model, checked like a model loaded from the registry (its signature too, with ``public_key``)."""
-        from lockstep.core.schema import ModelSchema
-
         model = load_checked(self.info, self.path / "model", public_key)
         schema = ModelSchema.from_dict(json.loads((self.path / "input_schema.json").read_text()))
         return LoadedModel(model=model, info=self.info, path=self.path / "model", schema=schema)
@@ -83,8 +83,6 @@ class Bundle:
 
     def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
         """The bundle's ONNX export and parity record, checked against the recorded hash (as :meth:`Registry.onnx`)."""
-        from lockstep.core.fingerprint import fingerprint_bytes
-
         digest = info.tags.get(f"{TAG}.onnx.digest")
         path = self.path / "onnx" / "model.onnx"
         if not digest or not path.exists():

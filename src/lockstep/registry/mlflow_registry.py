@@ -14,18 +14,34 @@ the loaded model's fingerprint is the recorded one.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import math
 import os
 import sqlite3
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
+
+import mlflow
+import mlflow.sklearn
+import pyarrow.parquet as pq
+import skops.io as sio
+import yaml
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
 
 from lockstep.core.errors import FileSystemError, NotFoundError, StoreError, UserError
+from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_file, model_fingerprint
+from lockstep.core.schema import ModelSchema
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import claims_of, private_key, sign_model, verify_model
 from lockstep.registry.stored_code import StoredCode
@@ -194,8 +210,6 @@ class Registry:
     def _create(self) -> None:
         """Create the tracking database, one process at a time: MLflow's migrations are not safe to run twice
         at once (a second process died with "duplicate column name")."""
-        import mlflow
-
         self.root.mkdir(parents=True, exist_ok=True)
         with exclusive(self.root / "locks" / "registry.lock", "registry creation"):
             with _quiet():
@@ -208,8 +222,6 @@ class Registry:
         if str(self.root.resolve()) not in _RELOCATED:
             self.relocate()
             _RELOCATED.add(str(self.root.resolve()))
-        import mlflow
-
         if not self.exists():
             self._create()
 
@@ -270,8 +282,6 @@ class Registry:
         """
         signing_key = private_key(self.public_key) if self.public_key is not None else None
         with self._mlflow() as mlflow:
-            import mlflow.sklearn
-
             client = self._client(mlflow)
             experiment_id = self._experiment_id(mlflow)
             with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
@@ -285,8 +295,6 @@ class Registry:
                     for path, frame in record.table_artifacts.items():
                         local = Path(tmp) / Path(path).name
                         if path.endswith(".parquet") and not hasattr(frame, "to_parquet"):
-                            import pyarrow.parquet as pq
-
                             pq.write_table(frame, local)
                         elif path.endswith(".parquet"):
                             frame.to_parquet(local, index=False)
@@ -388,8 +396,6 @@ class Registry:
         # Searches do not fill in aliases; the registered model knows them.
         registered = client.get_registered_model(mv.name)
         aliases = [alias for alias, version in (registered.aliases or {}).items() if str(version) == str(mv.version)]
-        from datetime import UTC, datetime
-
         created = datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, UTC).isoformat(timespec="seconds")
         return VersionInfo(
             name=mv.name, version=int(mv.version), aliases=sorted(aliases), run_id=mv.run_id or "",
@@ -521,8 +527,6 @@ class Registry:
 
     def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict) -> Path:
         """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags."""
-        from lockstep.core.fingerprint import fingerprint_bytes
-
         with self._mlflow() as mlflow, tempfile.TemporaryDirectory() as tmp:
             client = self._client(mlflow)
             local = Path(tmp) / "model.onnx"
@@ -536,8 +540,6 @@ class Registry:
 
     def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
         """A version's ONNX export and its parity record, checked against the recorded hash."""
-        from lockstep.core.fingerprint import fingerprint_bytes
-
         digest = info.tags.get(f"{TAG}.onnx.digest")
         if not digest:
             raise UserError(f"{info.name}/{info.version} has no ONNX export",
@@ -554,8 +556,6 @@ class Registry:
 
     def model_schema(self, info: VersionInfo):
         """The input schema recorded with a version (its run's ``input_schema.json``)."""
-        from lockstep.core.schema import ModelSchema
-
         try:
             path = self.run_artifact(info.run_id, "input_schema.json")
         except NotFoundError:
@@ -568,10 +568,6 @@ def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) 
     """Load the model in ``path`` (an MLflow model folder) after checking it against what ``info`` recorded:
     its signature (with ``public_key``), the model file's hash, the trusted types, the stored code, and then
     the loaded model's fingerprint."""
-    import yaml
-
-    from lockstep.core.fingerprint import model_fingerprint
-
     if public_key is not None:
         verify_model(path, claims_of(info.name, info.version, info.tags), public_key,
                      label=f"{info.name}/{info.version}")
@@ -611,10 +607,6 @@ def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) 
 @contextmanager
 def _quiet() -> Iterator[None]:
     """MLflow prints registry messages and warnings on stderr; lockstep reports for itself."""
-    import contextlib
-    import io
-    import warnings
-
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
@@ -622,9 +614,6 @@ def _quiet() -> Iterator[None]:
 
 def _signature(spec: dict[str, Any]):
     """An MLflow signature from ``{"inputs": [(name, type, required)], "output": type}``."""
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
-
     inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in spec["inputs"]])
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))
 
@@ -637,15 +626,11 @@ def stored_code(info: VersionInfo, model_dir: Path) -> StoredCode:
 
 def _load_skops(model_file: Path, trusted: list[str], code: StoredCode) -> Any:
     """Load a skops file, its classes imported from the recorded code only (see :mod:`.stored_code`)."""
-    import skops.io as sio
-
     with code.importable():
         return sio.load(model_file, trusted=trusted)
 
 
 def _local_path(uri: str) -> Path:
-    from urllib.parse import unquote, urlparse
-
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return Path(unquote(parsed.path))
@@ -653,8 +638,6 @@ def _local_path(uri: str) -> Path:
 
 
 def _file_digest(path: Path) -> str:
-    from lockstep.core.fingerprint import fingerprint_file
-
     return fingerprint_file(path)
 
 
@@ -664,8 +647,6 @@ def _param(value: Any) -> str:
 
 
 def _finite(value: Any) -> bool:
-    import math
-
     try:
         return math.isfinite(float(value))
     except (TypeError, ValueError):

@@ -27,6 +27,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from model_signing import hashing, signing, verifying
+
 from lockstep.core.errors import ConfigError, UserError
 
 __all__ = ["CLAIMS_FILE", "SIGNATURE_FILE", "SIGNING_KEY_ENV", "claims_of", "private_key", "sign_model",
@@ -65,8 +67,6 @@ def private_key(public_key: Path) -> Path:
 
 
 def _hashing() -> Any:
-    from model_signing import hashing
-
     return hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE, "__pycache__"], ignore_git_paths=True)
 
 
@@ -78,8 +78,6 @@ def sign_model(model_dir: Path, claims: dict[str, Any], key: Path, public_key: P
     UserError
         When the private key cannot sign, or does not match the public key.
     """
-    from model_signing import signing
-
     (model_dir / CLAIMS_FILE).write_text(json.dumps(claims, indent=2, sort_keys=True))
     try:
         signing.Config().use_elliptic_key_signer(private_key=key).set_hashing_config(_hashing()).sign(
@@ -99,8 +97,6 @@ def verify_model(model_dir: Path, expected: dict[str, Any], public_key: Path, *,
         Unsigned, wrongly signed, changed since signing, or claims that are
         not those of the version.
     """
-    from model_signing import verifying
-
     signature, claims_file = model_dir / SIGNATURE_FILE, model_dir / CLAIMS_FILE
     hint = "the model is not the one that was signed: retrain it, or restore its files"
     if not public_key.is_file():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+from lockstep.core import usercode
 from lockstep.core.errors import UserError
 from lockstep.core.fingerprint import fingerprint_bytes
 
@@ -46,8 +48,6 @@ def _installed_names() -> frozenset[str]:
 
     Reading every distribution's metadata costs about 0.6 s; it is read once a process.
     """
-    import importlib.metadata
-
     names = set(sys.stdlib_module_names) | set(sys.builtin_module_names)
     try:
         names |= set(importlib.metadata.packages_distributions())
@@ -146,8 +146,6 @@ class StoredCode:
         ``pipeline``) are replaced, so that the model runs the code it was
         trained with.
         """
-        from lockstep.core import usercode
-
         contents = self.check()
         sources = {}
         for relative, data in contents.items():

@@ -24,13 +24,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow.parquet as pq
+
 from lockstep._version import __version__
+from lockstep.core.compare import compare_outputs
+from lockstep.core.config import task_metrics
 from lockstep.core.errors import NotFoundError, shown
+from lockstep.evaluation.gates import check_gates
+from lockstep.evaluation.promotion import paired_on_test_rows
+from lockstep.inference.batch import predict_table
+from lockstep.registry.refs import ModelRef
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import ColumnSchema, Config
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
-    from lockstep.registry.refs import ModelRef
     from lockstep.store import Store
 
 __all__ = ["CHECKS", "CheckItem", "CheckReport", "run_checks", "schema_changes"]
@@ -76,12 +84,6 @@ class CheckReport:
 
 def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
     """Predict a version's golden sample again; any differing bit fails."""
-    import pyarrow.parquet as pq
-
-    from lockstep.core.compare import compare_outputs
-    from lockstep.inference.batch import predict_table
-    from lockstep.registry.refs import ModelRef
-
     name = f"{info.name}/{info.version}"
     try:
         inputs_path = registry.run_artifact(info.run_id, "golden/inputs.parquet")
@@ -95,8 +97,6 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
     regression = loaded.schema.task == "regression"
 
     def scores(table):
-        import numpy as np
-
         return np.column_stack([table.column(c).to_numpy() for c in proba]) if proba else None
 
     missing = [c for c in proba if c not in got.column_names]
@@ -119,10 +119,6 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
 
 def gates_check(config: Config, store: Store, registry: Registry, challenger: VersionInfo | None,
                 champion: VersionInfo | None) -> CheckItem:
-    from lockstep.core.config import task_metrics
-    from lockstep.evaluation.gates import check_gates
-    from lockstep.evaluation.promotion import paired_on_test_rows
-
     if challenger is None:
         return CheckItem("gates", "challenger", "SKIPPED", "no challenger version (train one first)")
     same = champion is not None and champion.version == challenger.version

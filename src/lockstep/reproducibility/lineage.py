@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lockstep.core.config import SearchConfig, parse_config
+
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import Config, SearchConfig
+    from lockstep.core.config import Config
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
 
 __all__ = ["Lineage", "load_lineage"]
@@ -51,8 +53,6 @@ class Lineage:
 
     def config_for(self, project_dir: Path) -> Config:
         """The recorded configuration, with code looked up in ``project_dir``."""
-        from lockstep.core.config import parse_config
-
         raw = self.config.normalized()
         raw["data"]["schema"] = {name: raw["data"]["schema"][name] for name in self.config.data.columns}
         config = parse_config(raw, source=f"{self.info.name}/{self.info.version} config.json")
@@ -72,8 +72,6 @@ def load_lineage(registry: Registry, info: VersionInfo, project_dir: Path) -> Li
     NotFoundError
         If the version was registered without a recorded configuration.
     """
-    from lockstep.core.config import SearchConfig, parse_config
-
     recorded = registry.run_json(info, "config.json")
     training = registry.run_json(info, "training.json")
     environment = registry.run_json(info, "environment.json")

@@ -31,21 +31,35 @@ stated tolerance.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from lockstep._version import __version__
+from lockstep.core.compare import compare_outputs, within_tolerance
+from lockstep.core.environment import core_fingerprint
 from lockstep.core.errors import UserError
+from lockstep.core.fingerprint import fingerprint_json
+from lockstep.core.frames import feature_frame
 from lockstep.core.prediction import model_outputs
+from lockstep.inference.onnx.export import TOLERANCE
+from lockstep.inference.runtime import OnnxRuntime
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
@@ -111,9 +125,6 @@ class ParityReport:
 def parity_key(info: Any, rows: int | None, http: bool, batch: bool) -> str:
     """What a parity check depends on: the model (and its ONNX export), the numerical environment, the
     options and lockstep's version. ``lockstep run`` skips a check whose key was checked before."""
-    from lockstep.core.environment import core_fingerprint
-    from lockstep.core.fingerprint import fingerprint_json
-
     return fingerprint_json({"model": info.fingerprint, "onnx": info.tags.get("lockstep.onnx.digest"),
                              "environment": core_fingerprint(), "rows": rows, "http": http, "batch": batch,
                              "lockstep": __version__})
@@ -131,9 +142,6 @@ def free_port() -> int:
 
 
 def _plain(value: Any) -> Any:
-    import math
-    from datetime import date, datetime
-
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, datetime | date):
@@ -143,9 +151,6 @@ def _plain(value: Any) -> Any:
 
 def _rows(store: Store, info, limit: int | None):
     """The raw rows and the stored features of the test split (its first ``limit`` rows)."""
-    import numpy as np
-    import pyarrow as pa
-
     name = info.tags["lockstep.features.name"]
     table = store.features(name)
     feature = table.info(int(info.tags["lockstep.features.version"]))
@@ -162,8 +167,6 @@ def _rows(store: Store, info, limit: int | None):
 
 def _compare(name: str, reference: tuple, labels: Any, scores: Any, task: str, tolerance: float, started: float,
              detail: str = "") -> ParityPath:
-    from lockstep.core.compare import compare_outputs, within_tolerance
-
     regression = task == "regression"
     comparison = compare_outputs(reference[0], reference[1], labels, scores, regression=regression)
     passed = within_tolerance(comparison, tolerance, regression=regression) if tolerance else comparison.identical
@@ -173,17 +176,12 @@ def _compare(name: str, reference: tuple, labels: Any, scores: Any, task: str, t
 
 
 def _scores_from_table(table: Any, classes: list | None):
-    import numpy as np
-
     if classes is None or f"proba_{classes[0]}" not in table.columns:
         return None
     return np.column_stack([np.asarray(table[f"proba_{c}"], dtype=np.float64) for c in classes])
 
 
 def _predict_path(config: Config, ref_text: str, raw, loaded: LoadedModel, reference, task: str) -> ParityPath:
-    import pandas as pd
-    import pyarrow.parquet as pq
-
     started = time.perf_counter()
     classes = list(loaded.model.classes_) if task == "classification" else None
     with tempfile.TemporaryDirectory(prefix="lockstep-parity-") as tmp:
@@ -202,8 +200,6 @@ def _predict_path(config: Config, ref_text: str, raw, loaded: LoadedModel, refer
 
 
 def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -233,8 +229,6 @@ class _Service:
         self.process = subprocess.Popen(command, stdout=self.log, stderr=self.log, env=env)
 
     def ask(self, body: bytes) -> dict:
-        import urllib.request
-
         _wait_ready(self.url, self.process)
         request = urllib.request.Request(self.url + "/predict", data=body, headers={"content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=600) as response:
@@ -255,8 +249,6 @@ class _Service:
 
 
 def _http_path(service: _Service, body: bytes, rows: int, loaded: LoadedModel, reference, task: str) -> ParityPath:
-    import urllib.error
-
     try:
         answer = service.ask(body)
     except (OSError, RuntimeError, urllib.error.HTTPError) as exc:
@@ -265,8 +257,6 @@ def _http_path(service: _Service, body: bytes, rows: int, loaded: LoadedModel, r
     labels = answer["predictions"]
     scores = None
     if task == "classification" and answer.get("probabilities") is not None:
-        import numpy as np
-
         names = [str(c) for c in loaded.model.classes_]
         scores = np.array([[p[n] for n in names] for p in answer["probabilities"]], dtype=np.float64)
     return _compare("http", reference, labels, scores, task, 0.0, service.started,
@@ -274,9 +264,6 @@ def _http_path(service: _Service, body: bytes, rows: int, loaded: LoadedModel, r
 
 
 def _onnx_path(registry: Registry, loaded: LoadedModel, records: list[dict], reference, task: str) -> ParityPath:
-    from lockstep.inference.onnx.export import TOLERANCE
-    from lockstep.inference.runtime import OnnxRuntime
-
     started = time.perf_counter()
     if not loaded.info.tags.get("lockstep.onnx.digest"):
         return ParityPath("onnx", "SKIPPED", detail="no ONNX export (`lockstep export onnx` makes one)")
@@ -284,8 +271,6 @@ def _onnx_path(registry: Registry, loaded: LoadedModel, records: list[dict], ref
     labels, probabilities = runtime.predict(records)
     scores = None
     if probabilities is not None:
-        import numpy as np
-
         names = [str(c) for c in loaded.model.classes_]
         scores = np.array([[p[n] for n in names] for p in probabilities], dtype=np.float64)
     return _compare("onnx", reference, labels, scores, task, TOLERANCE, started, "onnxruntime, one run")
@@ -310,10 +295,6 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     record : bool, default True
         Keep the report with the model version in the registry.
     """
-    import numpy as np
-
-    from lockstep.features.frames import feature_frame
-
     step = progress or (lambda _name: None)
     started = time.perf_counter()
     step("loading the model")
@@ -336,8 +317,6 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
 
     t0 = time.perf_counter()
     if whole:
-        import pandas as pd
-
         table = pd.read_parquet(registry.run_artifact(info.run_id, "predictions.parquet"))
         table = table[table["split"] == "test"]
         classes = list(loaded.model.classes_) if task == "classification" else None

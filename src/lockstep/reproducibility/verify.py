@@ -24,6 +24,7 @@ cause: data, code, environment, the thread count, or nondeterminism.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import time
 from collections.abc import Callable
@@ -32,14 +33,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
 from lockstep._version import __version__
-from lockstep.core.errors import LockstepError
+from lockstep.core.compare import compare_outputs
+from lockstep.core.environment import capture, core_fingerprint
+from lockstep.core.errors import LockstepError, NotFoundError
+from lockstep.core.fingerprint import fingerprint_json, fingerprint_table, model_fingerprint
+from lockstep.core.frames import feature_frame
+from lockstep.core.requirements import model_distributions
+from lockstep.core.usercode import code_identity, load_object
+from lockstep.features.build import feature_table, transform_raw
+from lockstep.features.pipeline import make_transformer
+from lockstep.registry.refs import ModelRef
 from lockstep.registry.stored_code import StoredCode
+from lockstep.reproducibility.codediff import diff_module
+from lockstep.reproducibility.envdiff import diff_environments, summarize
+from lockstep.reproducibility.lineage import load_lineage
+from lockstep.training.determinism import deterministic
+from lockstep.training.train import check_model, evaluate_outputs, fit_model, search_best_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.registry.mlflow_registry import Registry
-    from lockstep.registry.refs import ModelRef
     from lockstep.reproducibility.envdiff import EnvDifference
     from lockstep.reproducibility.lineage import Lineage
     from lockstep.store import Store
@@ -120,9 +138,6 @@ def _short(fingerprint: str | None) -> str:
 
 
 def _data_stage(store: Store, lineage: Lineage):
-    from lockstep.core.errors import NotFoundError
-    from lockstep.core.fingerprint import fingerprint_table
-
     timer = _Timer()
     version = lineage.raw_version
     try:
@@ -150,8 +165,6 @@ def _data_stage(store: Store, lineage: Lineage):
 
 def model_modules(lineage: Lineage) -> list[str]:
     """Top-level modules the model's classes and the recorded code come from (besides the project's)."""
-    import ast
-
     modules = {t.split(".")[0] for t in lineage.trusted_types}
     for relative in lineage.code_files:
         path = lineage.code_dir / relative
@@ -171,10 +184,6 @@ def model_modules(lineage: Lineage) -> list[str]:
 
 
 def _environment_stage(lineage: Lineage, strict: bool):
-    from lockstep.core.environment import capture
-    from lockstep.core.requirements import model_distributions
-    from lockstep.reproducibility.envdiff import diff_environments, summarize
-
     timer = _Timer()
     diffs = diff_environments(lineage.environment, capture(),
                               model_packages=model_distributions(model_modules(lineage)))
@@ -207,9 +216,6 @@ def _config_differences(current: Config | None, lineage: Lineage) -> list[str]:
 
 def _code_stage(config: Config, lineage: Lineage, recorded_code: bool):
     """Returns the stage and the folder the rebuild imports code from (None: no usable code)."""
-    from lockstep.core.usercode import code_identity
-    from lockstep.reproducibility.codediff import diff_module
-
     timer = _Timer()
     project_dir = config.project_dir
     refs = [lineage.model_ref] + ([lineage.config.features.pipeline] if lineage.config.features.pipeline else [])
@@ -275,10 +281,6 @@ def _first_differing_columns(stored, rebuilt) -> list[str]:
 
 
 def _features_stage(store: Store, lineage: Lineage, raw, snapshot, code_root: Path):
-    from lockstep.core.fingerprint import fingerprint_table
-    from lockstep.core.usercode import load_object
-    from lockstep.features.build import feature_table, transform_raw
-
     timer = _Timer()
     config = lineage.config_for(code_root)
     ref = config.features.pipeline
@@ -307,15 +309,6 @@ def _features_stage(store: Store, lineage: Lineage, raw, snapshot, code_root: Pa
 
 
 def _model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, full: bool, step: Progress):
-    from sklearn.pipeline import Pipeline
-
-    from lockstep.core.fingerprint import model_fingerprint
-    from lockstep.core.usercode import load_object
-    from lockstep.features.frames import feature_frame
-    from lockstep.features.pipeline import make_transformer
-    from lockstep.training.determinism import deterministic
-    from lockstep.training.train import check_model, evaluate_outputs, fit_model, search_best_params
-
     timer = _Timer()
     config = built["config"]
     task = config.data.task
@@ -372,9 +365,6 @@ def _artifact_check(registry: Registry, lineage: Lineage) -> tuple[bool, str]:
 
     Returns whether it is, and a sentence saying what was found.
     """
-    from lockstep.core.fingerprint import model_fingerprint
-    from lockstep.registry.refs import ModelRef
-
     info = lineage.info
     try:
         loaded = registry.load(ModelRef(info.name, version=info.version))
@@ -389,8 +379,6 @@ def _artifact_check(registry: Registry, lineage: Lineage) -> tuple[bool, str]:
 
 def stored_test_outputs(registry: Registry, lineage: Lineage):
     """The test split's outputs stored at training: ids, labels, probabilities (or None)."""
-    import pandas as pd
-
     table = pd.read_parquet(registry.run_artifact(lineage.info.run_id, "predictions.parquet"))
     table = table[table["split"] == "test"]
     proba_columns = [c for c in table.columns if c.startswith("proba_")]
@@ -399,10 +387,6 @@ def stored_test_outputs(registry: Registry, lineage: Lineage):
 
 
 def _predictions_stage(registry: Registry, lineage: Lineage, result: dict):
-    import numpy as np
-
-    from lockstep.core.compare import compare_outputs
-
     timer = _Timer()
     ids, labels, proba = stored_test_outputs(registry, lineage)
     outputs = result["outputs"]
@@ -469,10 +453,6 @@ def verification_key(config: Config, lineage: Lineage, options: dict[str, Any], 
     """What a verification depends on: the model and its stored file (``artifact``, the file's current hash),
     its snapshot, the current code and numerical environment, the options and lockstep's version.
     ``lockstep run`` skips a verification whose key was verified before."""
-    from lockstep.core.environment import core_fingerprint
-    from lockstep.core.fingerprint import fingerprint_json
-    from lockstep.core.usercode import code_identity
-
     refs = [lineage.model_ref] + ([lineage.config.features.pipeline] if lineage.config.features.pipeline else [])
     code: dict[str, Any] = {}
     for ref in refs:
@@ -513,8 +493,6 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     -------
     VerifyReport
     """
-    from lockstep.reproducibility.lineage import load_lineage
-
     step = progress or (lambda _name: None)
     started = _Timer()
     info = registry.version(ref)

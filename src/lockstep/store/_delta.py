@@ -18,12 +18,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as fs
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lockstep.core.errors import FileSystemError, StoreError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
 
 __all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "dataset", "is_table", "open_table",
            "to_table", "write_table"]
@@ -47,8 +49,6 @@ def is_table(path: Path) -> bool:
 
 
 def open_table(path: Path, version: int | None = None):
-    from deltalake import DeltaTable
-
     try:
         return DeltaTable(str(path), version=version)
     except Exception as exc:  # deltalake raises several unrelated types
@@ -67,10 +67,6 @@ def dataset(path: Path, version: int | None = None, *, text_as_dictionary: bool 
     delta-rs's handler did. With ``text_as_dictionary``, text columns are
     read dictionary-encoded.
     """
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-    import pyarrow.fs as fs
-
     table = open_table(path, version=version)
     root = Path(path).resolve()
     actions = pa.table(table.get_add_actions(flatten=False))
@@ -108,9 +104,6 @@ def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dic
     break "rows in the order they were ingested" and every fingerprint of
     the table. A stream is therefore collected first.
     """
-    import pyarrow as pa
-    from deltalake import CommitProperties, write_deltalake
-
     if isinstance(data, pa.RecordBatchReader):
         data = data.read_all()
     data = data.combine_chunks()

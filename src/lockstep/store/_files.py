@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from lockstep.core.errors import UserError
 
 __all__ = ["GENERATED_MARKER", "atomic_write_text", "ensure_line", "write_generated_folder"]
 
@@ -50,8 +54,6 @@ GENERATED_MARKER = ".lockstep-generated"
 
 
 def _digest(content: bytes | str) -> str:
-    import hashlib
-
     return hashlib.sha256(content.encode("utf-8") if isinstance(content, str) else content).hexdigest()
 
 
@@ -61,8 +63,6 @@ def _refuse_user_changes(path: Path) -> None:
     Its marker lists what lockstep wrote (a marker of an older lockstep, plain
     text, lists nothing: such a folder is replaced as before).
     """
-    from lockstep.core.errors import UserError
-
     try:
         manifest = json.loads((path / GENERATED_MARKER).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -93,10 +93,6 @@ def write_generated_folder(path: str | Path, files: dict[str, bytes | str], *, w
         If ``path`` is a file, a non-empty folder lockstep did not write, or
         a folder it wrote where files were added or changed since (naming them).
     """
-    import shutil
-
-    from lockstep.core.errors import UserError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} is a file, not a folder", hint="choose another --out folder")

@@ -32,17 +32,17 @@ import errno
 import fcntl
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from lockstep.core.errors import FileSystemError, StoreError
 from lockstep.store import _delta
 from lockstep.store.audit_index import AuditIndex, SegmentCache
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
 
 __all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter"]
 
@@ -52,8 +52,6 @@ AUDIT_FIELDS = ("request_id", "time", "endpoint", "status", "client", "model_nam
 
 
 def _schema() -> pa.Schema:
-    import pyarrow as pa
-
     return pa.schema([
         ("request_id", pa.string()), ("time", pa.timestamp("us", tz="UTC")), ("endpoint", pa.string()),
         ("status", pa.int32()), ("client", pa.string()), ("model_name", pa.string()), ("model_version", pa.int64()),
@@ -110,8 +108,6 @@ class SegmentWriter:
     """
 
     def __init__(self, wal: Path, max_records: int = 50_000) -> None:
-        import uuid
-
         # a folder per writer, never reused: compaction remembers segments by name
         self.folder = wal / f"{_identity()}-{uuid.uuid4().hex[:12]}"
         self.max_records = max_records
@@ -279,8 +275,6 @@ class AuditLog:
 
     def compact(self, include: list[Path] | None = None) -> int:
         """Move finished segments (and ``include``) into the Delta table; return the records moved."""
-        import pyarrow as pa
-
         with self._lock() as locked:
             if not locked:
                 return 0
@@ -331,8 +325,6 @@ class AuditLog:
 
     def find(self, request_id: str, *, endpoint: str | None = None, status: int | None = None) -> dict | None:
         """The newest record of a request id (compacted or still in a segment), or None."""
-        import pyarrow.dataset as ds
-
         done = self._compacted()
         for path in reversed(self._segments()):
             if self._name(path) in done:
@@ -364,9 +356,6 @@ class AuditLog:
         then the records still in segments are filtered one segment at a time.
         Memory is bounded by the batch size, however long the log.
         """
-        import pyarrow as pa
-        import pyarrow.dataset as ds
-
         schema = _schema()
         names = list(columns) if columns is not None else list(schema.names)
         expression = ds.scalar(True)
@@ -408,8 +397,6 @@ class AuditLog:
     def read(self, since: datetime | None = None, until: datetime | None = None,
              model: str | None = None) -> pa.Table:
         """Every record (compacted or still in segments), oldest first, optionally filtered."""
-        import pyarrow as pa
-
         table = pa.Table.from_batches(list(self.scan(since, until, model, batch_rows=100_000)), schema=_schema())
         return table.sort_by([("time", "ascending")]) if table.num_rows else table
 

@@ -9,20 +9,17 @@ drift or degradation, which columns drifted, and what was done about it
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from lockstep.store import _delta
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
 
 __all__ = ["MonitorLog"]
 
 
 def _schema() -> pa.Schema:
-    import pyarrow as pa
-
     return pa.schema([
         ("logged", pa.timestamp("us", tz="UTC")), ("time", pa.string()), ("model_name", pa.string()),
         ("model_version", pa.int64()),
@@ -39,10 +36,6 @@ class MonitorLog:
 
     def append(self, report: dict) -> None:
         """Record one monitoring run (its JSON report)."""
-        from datetime import UTC, datetime
-
-        import pyarrow as pa
-
         row = {"logged": datetime.now(UTC), "time": report["time"], "model_name": report["model"],
                "model_version": report["version"],
                "window": report["window"], "rows": report["rows"], "drift": report["drift"],

@@ -15,13 +15,14 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from lockstep.core.errors import UserError
 from lockstep.store import _delta
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
 
 #: A table name: it becomes a folder of the store, so never a path.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -41,9 +42,6 @@ class FileOutput:
         self._tmp: Path | None = None
 
     def write(self, table: pa.Table) -> None:
-        import pyarrow.csv as pacsv
-        import pyarrow.parquet as pq
-
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
@@ -99,8 +97,6 @@ class PredictionStore:
         a Parquet or CSV output streams, a Delta output holds the outputs (not
         the inputs) in memory.
         """
-        import pyarrow as pa
-
         reader = pa.RecordBatchReader.from_batches(schema, batches)
         _delta.write_table(self.table_path(name), reader, metadata, mode="append")
 
@@ -109,14 +105,10 @@ class PredictionStore:
 
     def record_run(self, run: dict) -> None:
         """Append one batch run's record to ``predictions/_runs``."""
-        import pyarrow as pa
-
         row = {k: (v if not isinstance(v, (dict, list)) else __import__("json").dumps(v, default=str))
                for k, v in run.items()}
         _delta.write_table(self.root / "_runs", pa.Table.from_pylist([row]), {"kind": "batch-run"}, mode="append")
 
     def runs(self) -> pa.Table:
-        import pyarrow as pa
-
         path = self.root / "_runs"
         return _delta.to_table(path) if _delta.is_table(path) else pa.table({})

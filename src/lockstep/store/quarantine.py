@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from lockstep.store import _delta
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
 
 __all__ = ["QuarantineRecord", "QuarantineTable"]
 
@@ -40,8 +38,6 @@ class QuarantineTable:
 
     @staticmethod
     def schema() -> pa.Schema:
-        import pyarrow as pa
-
         return pa.schema([
             ("batch", pa.string()),
             ("ingested", pa.timestamp("us", tz="UTC")),
@@ -63,8 +59,6 @@ class QuarantineTable:
     def append(self, batch: str, records: list[QuarantineRecord], *, snapshot_version: int | None,
                ingested) -> bool:
         """Append ``records`` as batch ``batch`` unless it is already there; return whether it was written."""
-        import pyarrow as pa
-
         if not records or batch in self.batches():
             return False
         n = len(records)

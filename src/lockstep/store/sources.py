@@ -21,12 +21,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
 from lockstep.core.errors import FileSystemError, SourceError
 from lockstep.core.fingerprint import fingerprint_file, fingerprint_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
-
     from lockstep.core.config import DataConfig
 
 __all__ = ["ReadOptions", "SourceData", "SourceFile", "SourceLocation", "SourcePart", "count_rows", "display_path",
@@ -271,9 +274,6 @@ def read_file(path: Path, name: str, options: ReadOptions) -> pa.Table:
 
 
 def _read_parquet(path: Path, name: str) -> pa.Table:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     try:
         return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -282,9 +282,6 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
 
 
 def _read_csv(path: Path, name: str, options: ReadOptions) -> pa.Table:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     if options.delimiter is None:
         guess = _sniff_delimiter(_decode_or_explain(path, name, options.encoding, limit=1 << 16))
         options = replace(options, delimiter=guess or ",")
@@ -348,8 +345,6 @@ def _decode_or_explain(path: Path, name: str, encoding: str, limit: int | None =
 def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     """The file's bytes (decompressed for .gz and .bz2), or its first ``limit`` bytes."""
     if path.name.lower().endswith((".gz", ".bz2")):
-        import pyarrow as pa
-
         with pa.input_stream(str(path), compression="detect") as fh:
             return fh.read(limit) if limit is not None else fh.read()
     with open(path, "rb") as fh:
@@ -404,8 +399,6 @@ def _explain_delimiter(name: str, delimiter: str, header: str) -> None:
 
 
 def _read_sql(query: str, project_dir: Path) -> SourceData:
-    import duckdb
-
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET file_search_path = '{_sql_quote(str(project_dir.resolve()))}'")
@@ -443,10 +436,6 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
     SourceError
         If the file is missing, empty or unreadable (the message names it).
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     if not path.is_file():
         raise SourceError(f"input file {name} does not exist")
     if path.stat().st_size == 0:
@@ -497,16 +486,12 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
 
 
 def _piece(batches: list, columns: list[str] | None):
-    import pyarrow as pa
-
     table = pa.Table.from_batches(batches).combine_chunks()
     return table.select([c for c in columns if c in table.column_names]) if columns is not None else table
 
 
 def count_rows(path: Path, options: ReadOptions) -> int | None:
     """The number of rows of a Parquet file from its metadata (None for CSV: unknown without reading it)."""
-    import pyarrow.parquet as pq
-
     if _file_format(path, options) == "parquet":
         try:
             return pq.ParquetFile(path).metadata.num_rows

@@ -22,6 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
 __all__ = ["deterministic", "seed_estimator", "seeded_parameters"]
 
 
@@ -42,9 +45,6 @@ def seed_estimator(estimator: Any, seed: int) -> list[str]:
 @contextmanager
 def deterministic(seed: int, threads: int) -> Iterator[dict[str, Any]]:
     """Seed the global generators and limit BLAS/OpenMP threads; yield a record of the settings."""
-    import numpy as np
-    from threadpoolctl import threadpool_info, threadpool_limits
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     record: dict[str, Any] = {

@@ -11,6 +11,9 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING, Any
 
+from scipy import stats
+from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
+
 from lockstep.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,8 +39,6 @@ def check_space(pipeline: Any, space: dict[str, Any], where: str) -> None:
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
     """TOML values to what scikit-learn's searches take: lists stay lists, distributions become scipy ones."""
-    from scipy import stats
-
     out = {}
     for name, value in space.items():
         if isinstance(value, list):
@@ -53,8 +54,6 @@ def search_space(space: dict[str, Any]) -> dict[str, Any]:
 
 def build_search(pipeline: Any, search: SearchConfig, scorer: Any, seed: int, n_jobs: int, task: str) -> Any:
     """A ``GridSearchCV`` or ``RandomizedSearchCV`` that only scores (the final fits are done per seed)."""
-    from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
-
     splitter_cls = StratifiedKFold if task == "classification" else KFold
     cv = splitter_cls(n_splits=search.cv, shuffle=True, random_state=seed)
     space = search_space(search.space)

@@ -17,22 +17,39 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import skops.io as sio
+from sklearn.base import is_classifier, is_regressor
+from sklearn.pipeline import Pipeline
+
 from lockstep._version import __version__
+from lockstep.core.environment import capture, core_fingerprint, git_state
 from lockstep.core.errors import ConfigError, PipelineError
+from lockstep.core.fingerprint import fingerprint_json, model_fingerprint
+from lockstep.core.frames import feature_frame, raw_frame
 from lockstep.core.prediction import final_estimator, has_probabilities, model_outputs, outputs_table
-from lockstep.core.usercode import describe_exception
+from lockstep.core.schema import ModelSchema
+from lockstep.core.usercode import code_identity, describe_exception, load_object
+from lockstep.evaluation.metrics import Outputs, compute_metrics, make_scorer, summarize_seeds
+from lockstep.evaluation.plots import classification_figures, confusion_table, regression_figures
+from lockstep.features.pipeline import make_transformer
+from lockstep.profiles.profile import reference_profile
+from lockstep.profiles.scores import scores_of
+from lockstep.registry.mlflow_registry import TAG, TrainingRecord
+from lockstep.registry.refs import ModelRef
+from lockstep.training.determinism import deterministic, seed_estimator
+from lockstep.training.search import build_search, check_space
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
-
     from lockstep.core.config import Config, SearchConfig
-    from lockstep.evaluation.metrics import Outputs
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
     from lockstep.store import FeatureInfo, Store
 
@@ -118,10 +135,6 @@ def _resolve(config: Config, candidate: str | None) -> tuple[str, SearchConfig |
 def training_inputs(config: Config, feature: FeatureInfo, model_ref: str, search: SearchConfig | None,
                     candidate: str | None) -> dict[str, Any]:
     """Every input of a training run, fingerprinted; ``inputs`` is the cache key."""
-    from lockstep.core.environment import capture, core_fingerprint
-    from lockstep.core.fingerprint import fingerprint_json
-    from lockstep.core.usercode import code_identity
-
     model_code = code_identity(model_ref, config.project_dir)
     feature_code = (code_identity(config.features.pipeline, config.project_dir)
                     if config.features.pipeline else None)
@@ -150,9 +163,6 @@ def training_inputs(config: Config, feature: FeatureInfo, model_ref: str, search
 
 def check_model(model: Any, task: str, ref: str) -> None:
     """``model`` must be a scikit-learn Pipeline whose last step is an estimator of the task."""
-    from sklearn.base import is_classifier, is_regressor
-    from sklearn.pipeline import Pipeline
-
     if not isinstance(model, Pipeline):
         raise PipelineError(f"{ref!r} returned a {type(model).__name__}, not a scikit-learn Pipeline",
                             hint="return Pipeline([...preprocessing..., ('estimator', SomeEstimator())])")
@@ -181,8 +191,6 @@ def check_primary_metric(model: Any, metric: str, ref: str) -> None:
 
 def evaluate_outputs(model: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> Outputs:
     """The model's outputs on ``X`` (computed as every prediction path computes them) with the truth ``y``."""
-    from lockstep.evaluation.metrics import Outputs
-
     labels, proba = model_outputs(model, X, task)
     classes = list(model.classes_) if task == "classification" else None
     return Outputs(y_true=y, y_pred=labels, proba=proba, classes=classes)
@@ -228,10 +236,6 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     ConfigError, CodeError, PipelineError, NotFoundError
         Nothing is registered in any of these cases.
     """
-    from lockstep.core.usercode import load_object
-    from lockstep.features.frames import feature_frame
-    from lockstep.registry.refs import ModelRef
-
     step = progress or (lambda _name: None)
     model_ref, search = _resolve(config, candidate)
     task = config.data.task
@@ -256,8 +260,6 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     check_model(_call(factory, model_ref), task, model_ref)
     check_primary_metric(_call(factory, model_ref), config.primary_metric, model_ref)
     if search is not None:
-        from lockstep.training.search import check_space
-
         where = f"[train.candidates.{candidate}.search]" if candidate else "[train.search]"
         check_space(_call(factory, model_ref), search.space, f"{config.config_path.name} {where}")
 
@@ -293,8 +295,6 @@ def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: i
     Call it inside :func:`~lockstep.training.determinism.deterministic`; the
     names of the seeded parameters go to ``record``.
     """
-    from lockstep.training.determinism import seed_estimator
-
     model = _call(factory, model_ref)
     model.set_params(**best_params)
     seeded = seed_estimator(model, seed)
@@ -313,10 +313,6 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
 
     ``threads`` overrides ``[train] threads``.
     """
-    from lockstep.evaluation.metrics import make_scorer
-    from lockstep.training.determinism import deterministic, seed_estimator
-    from lockstep.training.search import build_search
-
     train_cfg, task = config.train, config.data.task
     seed = train_cfg.seeds[0]
     with deterministic(seed, threads if threads is not None else train_cfg.threads):
@@ -335,12 +331,6 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
 
 def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
                       step: Progress) -> dict[str, Any]:
-    import pandas as pd
-
-    from lockstep.core.fingerprint import model_fingerprint
-    from lockstep.evaluation.metrics import compute_metrics
-    from lockstep.training.determinism import deterministic
-
     train_cfg = config.train
     task, seeds = config.data.task, train_cfg.seeds
     positive = train_cfg.positive_class
@@ -377,17 +367,6 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
 def _register(config: Config, store: Store, registry: Registry, feature: FeatureInfo, fingerprints: dict,
               model_ref: str, candidate: str | None, search: SearchConfig | None, frame, masks,
               result: dict[str, Any], step: Progress) -> tuple[VersionInfo, dict]:
-    from sklearn.pipeline import Pipeline
-
-    from lockstep.core.environment import git_state
-    from lockstep.core.fingerprint import model_fingerprint
-    from lockstep.core.usercode import load_object
-    from lockstep.evaluation.metrics import summarize_seeds
-    from lockstep.features.frames import raw_frame
-    from lockstep.features.pipeline import make_transformer
-    from lockstep.profiles.profile import reference_profile
-    from lockstep.registry.mlflow_registry import TAG, TrainingRecord
-
     task = config.data.task
     per_seed: list[SeedResult] = result["per_seed"]
     primary = per_seed[0]
@@ -505,8 +484,6 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
 
 
 def _input_schema(config: Config, model: Any):
-    from lockstep.core.schema import ModelSchema
-
     classes = list(model.classes_) if config.data.task == "classification" else None
     return ModelSchema.from_config(config, classes)
 
@@ -518,9 +495,6 @@ def golden_sample(model: Any, schema: Any, raw: Any, test_mask: Any, rows: int):
     requires the very same bits. The outputs are computed the way batch
     prediction and the service compute them, on the whole sample at once.
     """
-    import numpy as np
-    import pyarrow as pa
-
     indices = np.flatnonzero(np.asarray(test_mask))[:rows]
     names = list(dict.fromkeys([*([schema.id_column] if schema.id_column else []), *schema.inputs]))
     sample = raw.select(names).take(pa.array(indices, pa.int64()))
@@ -533,8 +507,6 @@ def golden_sample(model: Any, schema: Any, raw: Any, test_mask: Any, rows: int):
 
 def _signature_spec(config: Config, labels) -> dict[str, Any]:
     """The model's input signature, from the raw schema (the types :func:`raw_frame` gives), and its output type."""
-    import pandas as pd
-
     inputs = []
     for name in config.feature_inputs:
         spec = config.data.columns[name]
@@ -557,15 +529,11 @@ def _signature_spec(config: Config, labels) -> dict[str, Any]:
 
 
 def json_dumps(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, sort_keys=True, default=str)
 
 
 def _check_end_to_end(full: Any, raw_test: pd.DataFrame, evaluated: Outputs, task: str) -> None:
     """The registered pipeline on raw rows must give exactly the predictions that were evaluated."""
-    import numpy as np
-
     predicted, proba = model_outputs(full, raw_test, task)
     same = np.array_equal(np.asarray(predicted), np.asarray(evaluated.y_pred))
     if same and evaluated.proba is not None:
@@ -579,15 +547,11 @@ def _check_end_to_end(full: Any, raw_test: pd.DataFrame, evaluated: Outputs, tas
 
 
 def _score(model: Any, X: pd.DataFrame, task: str):
-    from lockstep.profiles.scores import scores_of
-
     labels, proba = model_outputs(model, X, task)
     return scores_of(labels, proba, list(model.classes_) if task == "classification" else None)
 
 
 def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):
-    import pandas as pd
-
     parts = []
     for name, out in primary.outputs.items():
         part = pd.DataFrame({
@@ -608,8 +572,6 @@ def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):
 
 
 def _figures(primary: SeedResult, positive: Any, task: str):
-    from lockstep.evaluation.plots import classification_figures, confusion_table, regression_figures
-
     out = primary.outputs["test"]
     tables = {}
     if task == "classification":
@@ -622,8 +584,6 @@ def _figures(primary: SeedResult, positive: Any, task: str):
 
 def _trusted_types(model: Any, user_modules: list[str], extra: list[str]) -> list[str]:
     """The types skops will trust when loading: those of trusted packages and the project's modules."""
-    import skops.io as sio
-
     untrusted = sio.get_untrusted_types(data=sio.dumps(model))
     prefixes = TRUSTED_PREFIXES + tuple(f"{m}." for m in user_modules)
     trusted = [t for t in untrusted if t.startswith(prefixes) or t in TRUSTED_TYPES or t in extra]

@@ -15,15 +15,30 @@ missing), ``double`` microseconds since 1970-01-01 UTC for dates and times
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import onnx
+import pandas as pd
+from onnx import TensorProto, helper
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+from skl2onnx.sklapi import CastTransformer
+from sklearn.ensemble import VotingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.svm import SVR, LinearSVC, NuSVR
+from sklearn.tree import BaseDecisionTree
+
 from lockstep.core.prediction import has_probabilities
+from lockstep.inference.onnx.converters import register_converters
 from lockstep.inference.onnx.graph import OPSET, FrameGraph, OnnxExportError
 from lockstep.inference.onnx.hist_boosting import finish_tree_ensembles
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import pyarrow as pa
 
     from lockstep.core.schema import ModelSchema
@@ -46,11 +61,6 @@ def input_kind(spec: Any) -> str:
 def microseconds(values: Any) -> Any:
     """Datetimes (a pandas Series, or Python datetimes, dates and None) as float64 microseconds since the epoch,
     NaN where missing; time-zone-aware values are taken in UTC, naive ones as UTC."""
-    import datetime as dt
-
-    import numpy as np
-    import pandas as pd
-
     if isinstance(values, pd.Series):
         series = values.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(
             values.dtype, pd.DatetimeTZDtype) else values
@@ -73,8 +83,6 @@ def microseconds(values: Any) -> Any:
 
 def onnx_inputs(schema: ModelSchema, table: pa.Table) -> dict[str, np.ndarray]:
     """The graph's input tensors for validated raw rows (``table``), built like the pipeline's input."""
-    import numpy as np
-
     frame = schema.frame(table)
     feeds = {}
     for name in schema.inputs:
@@ -101,8 +109,6 @@ class BuiltGraph:
 
 
 def _feature_steps(features: Any) -> list[tuple[str, Any]]:
-    from sklearn.pipeline import Pipeline
-
     return list(features.steps) if isinstance(features, Pipeline) else [("features", features)]
 
 
@@ -114,10 +120,6 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
     OnnxExportError
         Naming the step that cannot be exported and why.
     """
-    import onnx
-    from onnx import TensorProto, helper
-    from sklearn.preprocessing import FunctionTransformer
-
     features, model = pipeline.steps[0][1], pipeline.steps[1][1]
     graph = FrameGraph()
     for name in schema.inputs:
@@ -147,8 +149,6 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
                               f"gives {feature_names}")
 
     outputs, initial_types = [], []
-    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
-
     for name in feature_names:
         column = graph.columns[name]
         if column.kind == "string":
@@ -199,8 +199,6 @@ def _align_opsets(*models: Any) -> None:
     ``ai.onnx.ml`` operators that changed, ``LabelEncoder`` and the tree
     ensembles, only gained attributes).
     """
-    from onnx import helper
-
     versions: dict[str, int] = {}
     for model in models:
         for opset in model.opset_import:
@@ -211,11 +209,6 @@ def _align_opsets(*models: Any) -> None:
 
 
 def _convert_model(model: Any, initial_types: list, task: str) -> Any:
-    from skl2onnx import to_onnx
-    from sklearn.pipeline import Pipeline
-
-    from lockstep.inference.onnx.converters import register_converters
-
     register_converters()
     converted = _for_conversion(model)
     final = converted.steps[-1][1] if isinstance(converted, Pipeline) else converted
@@ -234,8 +227,6 @@ def _convert_model(model: Any, initial_types: list, task: str) -> Any:
 
 def _has_decision_trees(estimator: Any, depth: int = 0) -> bool:
     """True when ``estimator`` is or contains scikit-learn decision trees (forests, boosting, bagging, ...)."""
-    from sklearn.tree import BaseDecisionTree
-
     if isinstance(estimator, BaseDecisionTree):
         return True
     if depth > 4:
@@ -253,8 +244,6 @@ def _has_decision_trees(estimator: Any, depth: int = 0) -> bool:
 
 def _needs_float32(estimator: Any) -> bool:
     """Estimators whose ONNX operators run in onnxruntime only in float32: trees, and support vector regression."""
-    from sklearn.svm import SVR, LinearSVC, NuSVR
-
     return _has_decision_trees(estimator) or isinstance(estimator, SVR | NuSVR | LinearSVC)
 
 
@@ -270,13 +259,6 @@ def _for_conversion(model: Any) -> Any:
       (the parameter shapes ``transform`` only, which the graph does not
       use; skl2onnx refuses the default).
     """
-    import copy
-
-    import numpy as np
-    from skl2onnx.sklapi import CastTransformer
-    from sklearn.ensemble import VotingClassifier
-    from sklearn.pipeline import Pipeline
-
     if not isinstance(model, Pipeline):
         return model
     name, final = model.steps[-1]
@@ -291,8 +273,6 @@ def _for_conversion(model: Any) -> Any:
 
 def _named_steps(model: Any) -> list[tuple[str, Any]]:
     """Every step of a model pipeline with its path (``preprocess/categorical/simpleimputer``), outer first."""
-    from sklearn.pipeline import Pipeline
-
     out: list[tuple[str, Any]] = []
 
     def walk(prefix: str, obj: Any) -> None:

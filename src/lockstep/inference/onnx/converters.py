@@ -10,6 +10,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from skl2onnx import update_registered_converter
+from skl2onnx.algebra.onnx_ops import (
+    OnnxAnd,
+    OnnxCast,
+    OnnxConcat,
+    OnnxEqual,
+    OnnxGather,
+    OnnxIdentity,
+    OnnxIsNaN,
+    OnnxLabelEncoder,
+    OnnxSplit,
+    OnnxWhere,
+)
+from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+from skl2onnx.operator_converters.linear_classifier import convert_sklearn_linear_classifier
+from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.svm import LinearSVC
+
+from lockstep.features.transformers import CategoryMissingFiller, MissingIndicatorImputer, RareCategoryGrouper
+from lockstep.inference.onnx.hist_boosting import convert_hist_gradient_boosting, hist_gradient_boosting_shape
+
 __all__ = ["register_converters"]
 
 _REGISTERED = False
@@ -36,10 +60,6 @@ def _shape_missing(operator: Any) -> None:
 
 
 def _convert_missing(scope: Any, operator: Any, container: Any) -> None:
-    import numpy as np
-    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxConcat, OnnxGather, OnnxIdentity, OnnxIsNaN, OnnxWhere
-    from skl2onnx.common.data_types import DoubleTensorType
-
     op = operator.raw_operator
     opv = container.target_opset
     names = _column_names(operator)
@@ -47,8 +67,6 @@ def _convert_missing(scope: Any, operator: Any, container: Any) -> None:
     x = operator.inputs[0]
     isnan = OnnxIsNaN(x, op_version=opv)
     selected = np.array([[n in op.statistics_ for n in names]], dtype=bool)
-    from skl2onnx.algebra.onnx_ops import OnnxAnd
-
     mask = OnnxAnd(isnan, selected, op_version=opv)
     stats = np.array([[op.statistics_.get(n, 0.0) for n in names]], dtype=dtype)
     filled = OnnxWhere(mask, stats, x, op_version=opv)
@@ -63,9 +81,6 @@ def _convert_missing(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _convert_filler(scope: Any, operator: Any, container: Any) -> None:
-    import numpy as np
-    from skl2onnx.algebra.onnx_ops import OnnxAnd, OnnxEqual, OnnxWhere
-
     op = operator.raw_operator
     opv = container.target_opset
     names = _column_names(operator)
@@ -78,9 +93,6 @@ def _convert_filler(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _convert_rare(scope: Any, operator: Any, container: Any) -> None:
-    import numpy as np
-    from skl2onnx.algebra.onnx_ops import OnnxConcat, OnnxIdentity, OnnxLabelEncoder, OnnxSplit
-
     op = operator.raw_operator
     opv = container.target_opset
     names = _column_names(operator)
@@ -102,8 +114,6 @@ def _convert_rare(scope: Any, operator: Any, container: Any) -> None:
 
 def _imputer_kept(op: Any) -> list[int]:
     """The input columns a fitted SimpleImputer keeps (it drops those all missing at fit, unless told not to)."""
-    import numpy as np
-
     stats = op.statistics_
     if getattr(op, "keep_empty_features", False) or stats.dtype.kind not in "fc":
         return list(range(len(stats)))
@@ -138,18 +148,6 @@ def _convert_imputer(scope: Any, operator: Any, container: Any) -> None:
     skl2onnx's own converter refuses text whose missing marker is NaN and
     imputes numbers in float32; this one does what ``transform`` does.
     """
-    import numpy as np
-    from skl2onnx.algebra.onnx_ops import (
-        OnnxCast,
-        OnnxConcat,
-        OnnxEqual,
-        OnnxGather,
-        OnnxIdentity,
-        OnnxIsNaN,
-        OnnxWhere,
-    )
-    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
-
     op = operator.raw_operator
     opv = container.target_opset
     x = operator.inputs[0]
@@ -189,16 +187,6 @@ def register_converters() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    from skl2onnx import update_registered_converter
-    from skl2onnx.operator_converters.linear_classifier import convert_sklearn_linear_classifier
-    from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.impute import SimpleImputer
-    from sklearn.svm import LinearSVC
-
-    from lockstep.features.transformers import CategoryMissingFiller, MissingIndicatorImputer, RareCategoryGrouper
-    from lockstep.inference.onnx.hist_boosting import convert_hist_gradient_boosting, hist_gradient_boosting_shape
-
     update_registered_converter(MissingIndicatorImputer, "LockstepMissingIndicatorImputer", _shape_missing,
                                 _convert_missing)
     update_registered_converter(CategoryMissingFiller, "LockstepCategoryMissingFiller", _shape_same, _convert_filler)

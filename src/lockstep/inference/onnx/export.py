@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import onnxruntime as ort
+import pyarrow as pa
+
+from lockstep.core.compare import compare_outputs, within_tolerance
+from lockstep.core.errors import UserError
 from lockstep.core.prediction import model_outputs
+from lockstep.inference.onnx import OnnxExportError, build_onnx, culprit, onnx_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
@@ -31,8 +37,6 @@ class OnnxExport:
 
 def test_rows(store: Store, info: VersionInfo):
     """The raw rows of the test split the model was evaluated on."""
-    import pyarrow as pa
-
     name = info.tags["lockstep.features.name"]
     feature = store.features(name).info(int(info.tags["lockstep.features.version"]))
     split = store.features(name).read(feature.version, columns=["split"]).column("split")
@@ -47,9 +51,6 @@ def parity_check(loaded: Any, session: Any, built: Any, table: Any) -> dict[str,
     :data:`TOLERANCE`; regressors with values within :data:`TOLERANCE` of
     their magnitude (``|a - b| <= TOLERANCE * max(1, |a|)``).
     """
-    from lockstep.core.compare import compare_outputs, within_tolerance
-    from lockstep.inference.onnx import onnx_inputs
-
     frame = loaded.schema.frame(table)
     feeds = onnx_inputs(loaded.schema, table)
     regression = loaded.schema.task == "regression"
@@ -76,11 +77,6 @@ def export_onnx(store: Store, registry: Registry, ref: ModelRef) -> OnnxExport:
     UserError
         If a step cannot be converted (naming it) or parity fails (with the numbers).
     """
-    import onnxruntime as ort
-
-    from lockstep.core.errors import UserError
-    from lockstep.inference.onnx import OnnxExportError, build_onnx, culprit
-
     loaded = registry.load(ref)
     info = loaded.info
     try:

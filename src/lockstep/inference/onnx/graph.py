@@ -27,6 +27,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
 __all__ = ["Column", "FrameGraph", "OnnxExportError", "OPSET"]
 
 #: Opsets of the exported graphs (string ``Equal`` needs 19; skl2onnx supports up to 22 and ``ai.onnx.ml`` 3).
@@ -62,8 +65,6 @@ class FrameGraph:
     def add_input(self, name: str, kind: str, domain: frozenset[str] | None = None) -> None:
         """An input column: ``double``, ``int64``, ``string``, or ``datetime`` (a double tensor of microseconds
         since 1970-01-01 UTC, NaN where missing)."""
-        from onnx import TensorProto, helper
-
         elem = {"double": TensorProto.DOUBLE, "int64": TensorProto.INT64, "string": TensorProto.STRING,
                 "datetime": TensorProto.DOUBLE}[kind]
         tensor = f"in_{name}"
@@ -94,16 +95,11 @@ class FrameGraph:
         return f"{hint}_{next(self._ids)}"
 
     def _node(self, op: str, inputs: list[str], *, domain: str = "", **attrs: Any) -> str:
-        from onnx import helper
-
         out = self._name(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], domain=domain, **attrs))
         return out
 
     def _const(self, value: Any, kind: str) -> str:
-        import numpy as np
-        from onnx import numpy_helper
-
         name = self._name("const")
         dtype = {"double": np.float64, "int64": np.int64, "bool": np.bool_}.get(kind, object)
         array = np.asarray(value, dtype=dtype)
@@ -221,8 +217,6 @@ class FrameGraph:
 
     def lookup_number(self, a: Column, table: dict[str, float], default: float = float("nan")) -> Column:
         """Text to numbers through a table (values exactly representable in float32 are exact)."""
-        import numpy as np
-
         column = self.text(a)
         keys = sorted(table)
         values = [float(table[k]) for k in keys]

@@ -24,6 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
 
 __all__ = ["convert_hist_gradient_boosting", "finish_tree_ensembles", "hist_gradient_boosting_shape"]
 
@@ -42,8 +44,6 @@ def finish_tree_ensembles(model: Any) -> None:
     The other ``ai.onnx.ml`` operators skl2onnx writes mean the same at
     version 5 (those that changed since version 3 only gained attributes).
     """
-    from onnx import helper
-
     nodes = [n for n in model.graph.node if n.domain == PLACEHOLDER_DOMAIN]
     if not nodes:
         return
@@ -170,8 +170,6 @@ def _add_tree(trees: _Trees, predictor: Any, target: int, inputs: _Inputs) -> No
 
 def hist_gradient_boosting_shape(operator: Any) -> None:
     """Output types: the label (classifiers) and the probabilities or values, in double precision."""
-    from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
-
     op = operator.raw_operator
     n = operator.inputs[0].get_first_dimension()
     if hasattr(op, "classes_"):
@@ -184,8 +182,6 @@ def hist_gradient_boosting_shape(operator: Any) -> None:
 
 def convert_hist_gradient_boosting(scope: Any, operator: Any, container: Any) -> None:
     """The converter registered with skl2onnx for both ``HistGradientBoosting*`` estimators."""
-    from onnx import TensorProto, numpy_helper
-
     op = operator.raw_operator
     classifier = hasattr(op, "classes_")
     if classifier and np.asarray(op.classes_).dtype.kind not in "iuOUS":

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-    import pyarrow as pa
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import ColumnSchema
 
 __all__ = ["feature_frame", "raw_frame"]
@@ -48,11 +50,6 @@ def raw_frame(table: pa.Table, schema: dict[str, ColumnSchema], columns: list[st
     -------
     pandas.DataFrame
     """
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     names = columns if columns is not None else table.column_names
     data = {}
     for name in names:
@@ -92,10 +89,6 @@ def _text_values(column: pa.ChunkedArray):
     distinct value instead of one per row. An empty string is missing, as it
     is when a CSV file is read, whatever the data came from.
     """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(pc.cast(column, pa.string()))
     parts = []
@@ -117,9 +110,6 @@ def feature_frame(table: pa.Table, columns: list[str] | None = None) -> pd.DataF
     ONNX converters work with object columns, so lockstep uses those
     everywhere a model sees features.
     """
-    import pandas as pd
-    import pyarrow as pa
-
     table = table.select(columns) if columns is not None else table
     data = {}
     for name in table.column_names:
