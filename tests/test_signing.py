@@ -113,9 +113,9 @@ def test_a_bundle_is_verified_with_the_key_given_to_the_service(signed, tmp_path
     for relative, data in bundle_files(project.registry, info).items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_bytes(data)
-    assert Bundle(folder).load(public).info.version == info.version
+    assert Bundle(folder, public).load().info.version == info.version
     record = json.loads((folder / "version.json").read_text())
     record["tags"]["lockstep.model.trusted_types"] = json.dumps(["builtins.eval"])
     (folder / "version.json").write_text(json.dumps(record))
     with pytest.raises(UserError, match="record differs from what was signed"):
-        Bundle(folder).load(public)
+        Bundle(folder, public).load()

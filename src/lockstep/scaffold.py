@@ -341,10 +341,10 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
     draft = infer_draft(table, target=target, id_column=id_column, task=task)
 
     project_name = name or _project_name(directory)
-    numeric, text, dates = draft.role("numeric"), draft.role("categorical"), draft.role("date")
-    categorical = [c for c in text if draft.columns[c].distinct <= NATIVE_CATEGORIES]
-    codes = [c for c in text if c not in categorical]
-    inputs = [c for c in columns if c in set(numeric + text + dates)]
+    numeric, texts, dates = draft.role("numeric"), draft.role("categorical"), draft.role("date")
+    categorical = [c for c in texts if draft.columns[c].distinct <= NATIVE_CATEGORIES]
+    codes = [c for c in texts if c not in categorical]
+    inputs = [c for c in columns if c in set(numeric + texts + dates)]
     repeated = repeated_inputs(table, inputs)
     if repeated[0]:
         draft.notes.append(f"{repeated[0]:,} rows have the same inputs as another row ({repeated[1]:,} groups); the "
@@ -360,10 +360,10 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
     atomic_write_text(config_path, text)
     pipeline_path: Path | None = directory / "pipeline.py"
     notes = list(draft.notes)
-    if pipeline_path.exists():
+    if pipeline_path is not None and pipeline_path.exists():
         notes.append("pipeline.py exists and was left as it is")
         pipeline_path = None
-    else:
+    elif pipeline_path is not None:
         atomic_write_text(pipeline_path, render_pipeline(name=project_name, target=target, task=draft.task,
                                                          numeric=numeric, categorical=categorical, dates=dates,
                                                          codes=codes))

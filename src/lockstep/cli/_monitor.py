@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -62,7 +62,7 @@ def monitor(
 
     out = Output(json_mode)
     proj = Project(project)
-    kwargs = dict(data=data, since=_when(since), until=_when(until), quality=quality, retrain=retrain,
+    kwargs: dict[str, Any] = dict(data=data, since=_when(since), until=_when(until), quality=quality, retrain=retrain,
                   inputs_only=inputs_only, out=out_dir, chunk_rows=chunk_rows)
     if json_mode or not out.err.is_terminal:
         report, payload = proj.monitor(model, **kwargs)

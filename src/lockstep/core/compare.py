@@ -35,15 +35,15 @@ class OutputComparison:
     identical: bool
     max_rel_diff: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _float_bits(values: Any):
+def _float_bits(values: Any) -> np.ndarray[Any, Any]:
     return np.ascontiguousarray(np.asarray(values, dtype=np.float64)).view(np.uint64)
 
 
-def _labels(values: Any):
+def _labels(values: Any) -> np.ndarray[Any, Any]:
     return np.asarray([v.item() if hasattr(v, "item") else v for v in values], dtype=object)
 
 

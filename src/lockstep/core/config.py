@@ -560,6 +560,14 @@ class Config(_Section):
         return list(task_metrics(self.data.task))
 
     @property
+    def training(self) -> TrainConfig:
+        """The ``[train]`` section; a :class:`ConfigError` naming the file when there is none."""
+        if self.train is None:
+            raise ConfigError(f"{self.config_path}: there is no [train] section, so there is no model to train",
+                              hint="add [train] with model = \"pipeline:model\" (see docs/configuration.md)")
+        return self.train
+
+    @property
     def primary_metric(self) -> str:
         """``[train] primary_metric``, or ROC AUC (classification) / RMSE (regression)."""
         if self.train is not None and self.train.primary_metric:
@@ -596,9 +604,10 @@ class Config(_Section):
         """The store folder, resolved against the project folder."""
         return (self.project_dir / self.project.store).resolve()
 
-    def normalized(self) -> dict:
+    def normalized(self) -> dict[str, Any]:
         """The configuration as plain JSON-ready data, keys sorted, defaults filled in."""
-        return json.loads(json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True))
+        plain: dict[str, Any] = json.loads(json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True))
+        return plain
 
 
 def load_config(project_dir: str | Path = ".") -> Config:
@@ -648,7 +657,7 @@ def load_config(project_dir: str | Path = ".") -> Config:
     return config
 
 
-def parse_config(raw: dict, *, source: str = CONFIG_FILE) -> Config:
+def parse_config(raw: dict[str, Any], *, source: str = CONFIG_FILE) -> Config:
     """Validate an already-parsed configuration mapping, with lockstep's error messages."""
     try:
         return Config.model_validate(raw)
@@ -659,9 +668,9 @@ def parse_config(raw: dict, *, source: str = CONFIG_FILE) -> Config:
         raise ConfigError("\n".join(lines), hint="see docs/configuration.md for every key") from None
 
 
-def _merge_union_errors(errors: list[tuple[str, dict]], raw: dict) -> list[str]:
+def _merge_union_errors(errors: list[tuple[str, Any]], raw: dict[str, Any]) -> list[str]:
     """One line per key: a value that fits no member of a union is one problem, not one per member."""
-    grouped: dict[str, list[dict]] = {}
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for key, err in errors:
         grouped.setdefault(key, []).append(err)
     out = []
@@ -689,7 +698,7 @@ _TYPE_WORDS = {
 }
 
 
-def _key(loc: tuple) -> str:
+def _key(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if not _is_union_tag(p)]
     return ".".join(parts) if parts else "(top level)"
 
@@ -703,7 +712,7 @@ def _is_union_tag(part: Any) -> bool:
     )
 
 
-def _lookup(raw: Any, loc: tuple) -> Any:
+def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
     node = raw
     for part in loc:
         if _is_union_tag(part):
@@ -717,7 +726,7 @@ def _lookup(raw: Any, loc: tuple) -> Any:
     return node
 
 
-def _describe(err: dict, raw: dict) -> str:
+def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     loc = tuple(err.get("loc", ()))
     kind = err.get("type", "")
     if kind == "extra_forbidden":
@@ -741,21 +750,23 @@ def _describe(err: dict, raw: dict) -> str:
     return f"{key}: {err.get('msg', 'invalid value')}, got {got_text}"
 
 
-def _allowed_keys(parent: tuple) -> list[str]:
+def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     model: type[BaseModel] | None = Config
     for part in parent:
         if model is DataConfig and part == "schema":
             # [data.schema.<column>]: the keys of one column's schema
             model = ColumnSchema
             break
-        field = _field_by_name(model, str(part))
+        field = _field_by_name(model, str(part)) if model is not None else None
         model = _submodel(field.annotation) if field is not None else None
         if model is None:
             return []
+    if model is None:
+        return []
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _field_by_name(model: type[BaseModel], name: str):
+def _field_by_name(model: type[BaseModel], name: str) -> Any:
     for field_name, field in model.model_fields.items():
         if name in (field_name, field.alias):
             return field

@@ -14,6 +14,8 @@ import platform
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 import numpy  # noqa: F401
 import scipy.linalg  # noqa: F401
@@ -34,20 +36,20 @@ _THREAD_VARIABLES = ("PYTHONHASHSEED", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 def _packages() -> dict[str, str]:
     out = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"]
         if name:
             out[name.lower().replace("_", "-")] = dist.version
     return dict(sorted(out.items()))
 
 
-def _threadpools() -> list[dict]:
+def _threadpools() -> list[dict[str, Any]]:
     """The BLAS and OpenMP libraries of NumPy, SciPy and scikit-learn, loaded first so that the list is
     the same whatever the process imported before."""
     keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
     return [{k: info.get(k) for k in keys if k in info} for info in threadpool_info()]
 
 
-def capture() -> dict:
+def capture() -> dict[str, Any]:
     """Everything about this environment that lockstep records.
 
     Returns
@@ -69,7 +71,7 @@ def capture() -> dict:
     }
 
 
-def core(env: dict | None = None) -> dict:
+def core(env: dict[str, Any] | None = None) -> dict[str, Any]:
     """The part of the environment that can change numerical results."""
     env = env if env is not None else capture()
     packages = env.get("packages", {})
@@ -82,12 +84,12 @@ def core(env: dict | None = None) -> dict:
     }
 
 
-def core_fingerprint(env: dict | None = None) -> str:
+def core_fingerprint(env: dict[str, Any] | None = None) -> str:
     """Fingerprint of :func:`core`."""
     return fingerprint_json(core(env))
 
 
-def git_state(folder) -> dict:
+def git_state(folder: str | Path) -> dict[str, Any]:
     """The commit and dirty flag of the git repository holding ``folder`` (empty outside a repository)."""
     def git(*args: str) -> str | None:
         try:

@@ -28,6 +28,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CodeError",
@@ -70,7 +71,7 @@ def shown(value: object) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if hasattr(value, "isoformat"):
-        return value.isoformat()
+        return str(value.isoformat())
     if isinstance(value, float):
         return f"{value:.10g}"
     return str(value)
@@ -99,7 +100,7 @@ class LockstepError(Exception):
             return f"{self.message}\nHint: {self.hint}"
         return self.message
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serializable description of the error."""
         return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
 
@@ -128,7 +129,7 @@ class FileSystemError(UserError):
                  errno.EPERM: "this user lacks the permission: fix the permissions, or run as the owner",
                  errno.EROFS: "the file system is read-only: mount it read-write, or move the store"}
         return cls(f"cannot {doing} {where}: {reason}" if where else f"cannot {doing}: {reason}",
-                   hint=hints.get(exc.errno))
+                   hint=hints.get(exc.errno) if exc.errno is not None else None)
 
 
     @classmethod
@@ -233,7 +234,7 @@ class SchemaFailure:
         plural = "row" if self.rows == 1 else "rows"
         return f"{where}: {self.rule}: {self.rows} {plural}, e.g. {examples}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "column": self.column,
             "rule": self.rule,
@@ -271,7 +272,7 @@ class SchemaValidationError(UserError):
             "or run `lockstep ingest --quarantine` to set failing rows aside",
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["failures"] = [f.to_dict() for f in self.failures]
         return out

@@ -282,7 +282,7 @@ def _max_above_int64(column: pa.ChunkedArray) -> bool:
 def _hash_positions(hasher: Any, positions: Any) -> None:
     arr = np.asarray(positions, dtype="<u8")
     if arr.size:
-        hasher.update(memoryview(arr).cast("B"))
+        hasher.update(arr.data.cast("B"))
 
 
 #: Values per block: blocks are read from memory once and processed in cache.
@@ -317,10 +317,10 @@ def _hash_fixed(chunks: list[pa.Array], width_type: pa.DataType, streams: _Strea
                 missing = nan if missing is None else (missing | nan)
             if missing is not None and missing.any():
                 positions = np.flatnonzero(missing).astype("<u8") + np.uint64(offset + start)
-                streams.missing.update(memoryview(positions).cast("B"))
+                streams.missing.update(positions.data.cast("B"))
                 block = block.copy()
                 block[missing] = 0
-            streams.values.update(memoryview(np.ascontiguousarray(block)).cast("B"))
+            streams.values.update(np.ascontiguousarray(block).data.cast("B"))
         offset += n
     return streams.digest()
 
@@ -334,7 +334,7 @@ def _hash_variable(chunks: list[pa.Array], streams: _Streams, *, start: int = 0)
         valid = _validity(chunk)
         if valid is not None:
             positions = np.flatnonzero(~valid).astype("<u8") + np.uint64(offset)
-            streams.missing.update(memoryview(positions).cast("B"))
+            streams.missing.update(positions.data.cast("B"))
             textual = pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)
             chunk = pc.fill_null(chunk, pa.scalar("" if textual else b"", chunk.type))
         bufs = chunk.buffers()
@@ -346,7 +346,7 @@ def _hash_variable(chunks: list[pa.Array], streams: _Streams, *, start: int = 0)
         for start in range(0, n, _BLOCK):
             bounds = offsets[start:start + _BLOCK + 1]
             lengths = np.diff(bounds).astype("<u8")
-            streams.lengths.update(memoryview(lengths).cast("B"))
+            streams.lengths.update(lengths.data.cast("B"))
             streams.values.update(data[int(bounds[0]):int(bounds[-1])])
         offset += n
     return streams.digest()
@@ -538,7 +538,7 @@ def _feed_array(hasher: Any, array: Any, active: set[int]) -> None:
     if data.dtype.byteorder == ">":
         data = data.astype(data.dtype.newbyteorder("<"))
     _tag(hasher, b"A", header)
-    hasher.update(memoryview(data).cast("B") if data.size else b"")
+    hasher.update(data.data.cast("B") if data.size else b"")
 
 
 def _packed(array: Any) -> Any:
@@ -572,8 +572,7 @@ def _feed_container(hasher: Any, obj: Any, active: set[int]) -> None:
     elif hasattr(obj, "get_params") and hasattr(obj, "__dict__"):
         _tag(hasher, b"E", f"{type(obj).__module__}.{type(obj).__qualname__}".encode())
         _feed(hasher, {k: v for k, v in obj.get_params(deep=False).items()}, active)
-        state = {k: v for k, v in vars(obj).items() if not k.startswith("__")}
-        _feed(hasher, state, active)
+        _feed(hasher, {k: v for k, v in vars(obj).items() if not k.startswith("__")}, active)
     elif _is_sparse(obj):
         # Sparse matrices cache flags (sorted indices, canonical format) as attributes once an operation
         # checked them, so their attributes depend on their history: hash the canonical CSR form instead.
@@ -587,7 +586,7 @@ def _feed_container(hasher: Any, obj: Any, active: set[int]) -> None:
         _tag(hasher, b"P", fingerprint_table(obj if not hasattr(obj, "to_frame") else obj.to_frame()).encode())
     else:
         _tag(hasher, b"X", f"{type(obj).__module__}.{type(obj).__qualname__}".encode())
-        state = obj.__getstate__() if hasattr(obj, "__getstate__") else None
+        state: Any = obj.__getstate__() if hasattr(obj, "__getstate__") else None
         state = _without_query_counters(obj, state)
         if state is None and hasattr(obj, "__dict__"):
             state = vars(obj)
@@ -618,7 +617,7 @@ def _without_query_counters(obj: Any, state: Any) -> Any:
 def _is_sparse(obj: Any) -> bool:
     if not type(obj).__module__.startswith("scipy.sparse"):
         return False
-    return scipy.sparse.issparse(obj)
+    return bool(scipy.sparse.issparse(obj))
 
 
 def _is_dataframe_like(obj: Any) -> bool:

@@ -21,7 +21,7 @@ The index is 0..n-1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -82,7 +82,7 @@ def raw_frame(table: pa.Table, schema: dict[str, ColumnSchema], columns: list[st
     return frame
 
 
-def _text_values(column: pa.ChunkedArray):
+def _text_values(column: pa.ChunkedArray) -> np.ndarray[Any, Any]:
     """An object array of Python strings (NaN where missing), built from the distinct values.
 
     Equal values share one string object, which costs one conversion per

@@ -166,7 +166,7 @@ def model_outputs(model: Any, X: Any, task: str) -> tuple[Any, Any]:
     return labels, proba
 
 
-def outputs_table(labels: Any, proba: Any, classes: list | None, task: str) -> pa.Table:
+def outputs_table(labels: Any, proba: Any, classes: list[Any] | None, task: str) -> pa.Table:
     """Outputs as a table: ``prediction`` (labels, or float64 values), then ``proba_<class>`` when there are
     probabilities. This is the layout of ``lockstep predict``'s output and of the golden sample."""
     columns: dict[str, Any] = {}

@@ -12,6 +12,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Any
 
 from packaging.requirements import Requirement
 
@@ -47,7 +48,7 @@ def dependency_closure(roots: list[str]) -> list[str]:
 def model_distributions(modules: list[str]) -> set[str]:
     """The installed distributions that provide the given top-level modules (standard library excluded)."""
     provided = metadata.packages_distributions()
-    out = set()
+    out: set[str] = set()
     for module in modules:
         top = module.split(".")[0]
         if top in sys.stdlib_module_names:
@@ -72,7 +73,7 @@ class LockedRequirements:
         return "\n".join(lines) + "\n"
 
 
-def lock_requirements(recorded: dict, roots: list[str], *, title: str) -> LockedRequirements:
+def lock_requirements(recorded: dict[str, Any], roots: list[str], *, title: str) -> LockedRequirements:
     """Pin the closure of ``roots`` to the versions in the ``recorded`` environment.
 
     lockstep itself is not pinned (it is not on PyPI): the header says how it

@@ -47,16 +47,16 @@ class ModelSchema:
     id_column: str | None
     target: str
     task: str
-    classes: list | None = None
+    classes: list[Any] | None = None
 
     @classmethod
-    def from_config(cls, config: Config, classes: list | None) -> ModelSchema:
+    def from_config(cls, config: Config, classes: list[Any] | None) -> ModelSchema:
         data = config.data
         names = list(config.feature_inputs) + ([data.id] if data.id and data.id not in config.feature_inputs else [])
         return cls(inputs=list(config.feature_inputs), columns={n: data.columns[n] for n in names},
                    id_column=data.id, target=data.target, task=data.task, classes=classes)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "inputs": list(self.inputs),
             "columns": {name: spec.model_dump(mode="json", exclude_none=True) for name, spec in self.columns.items()},
@@ -67,7 +67,7 @@ class ModelSchema:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict) -> ModelSchema:
+    def from_dict(cls, raw: dict[str, Any]) -> ModelSchema:
         return cls(inputs=list(raw["inputs"]), columns={n: ColumnSchema.model_validate(v) for n, v in
                                                         raw["columns"].items()},
                    id_column=raw.get("id_column"), target=raw["target"], task=raw["task"], classes=raw.get("classes"))

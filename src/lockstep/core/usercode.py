@@ -119,7 +119,7 @@ def _imported_names(path: Path, module: str) -> set[str]:
             if base:
                 names.add(base)
                 names.update(f"{base}.{alias.name}" for alias in node.names)
-    expanded = set()
+    expanded: set[str] = set()
     for name in names:
         parts = name.split(".")
         expanded.update(".".join(parts[: i + 1]) for i in range(len(parts)))
@@ -144,7 +144,7 @@ class CodeIdentity:
     files: dict[str, str]
     fingerprint: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"ref": self.ref, "files": dict(self.files), "fingerprint": self.fingerprint}
 
 

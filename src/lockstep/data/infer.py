@@ -202,7 +202,7 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
             share = column.null_count / n
             columns[name].observed += f"{'; ' if columns[name].observed else ''}{share:.1%} missing"
 
-    target_entry = schema[target]
+    target_entry: dict[str, Any] = schema[target]
     if task is None:
         if target_entry["dtype"] in ("str", "bool"):
             task = "classification"
@@ -219,15 +219,15 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
         if len(classes) <= 100:
             target_entry["allowed"] = classes
 
-    excluded = [f"{name} ({column.reason})" for name, column in columns.items() if column.role == "excluded"]
+    left_out = [f"{name} ({draft.reason})" for name, draft in columns.items() if draft.role == "excluded"]
     notes = [
         f"the schema of {len(schema)} columns was inferred from {n} rows: review every entry in [data.schema]",
         "observed ranges and categories are comments, not limits: add min, max or allowed where a value is "
         "impossible, so that such rows are refused",
     ]
-    if excluded:
-        notes.append(f"left out of the model ([features] columns): {'; '.join(excluded[:6])}"
-                     f"{'; ...' if len(excluded) > 6 else ''}")
+    if left_out:
+        notes.append(f"left out of the model ([features] columns): {'; '.join(left_out[:6])}"
+                     f"{'; ...' if len(left_out) > 6 else ''}")
     dates = [name for name, column in columns.items() if column.role == "date"]
     if dates:
         notes.append(f"date column(s) {', '.join(dates)} become year, month, day and day of week in features()")

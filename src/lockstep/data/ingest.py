@@ -185,10 +185,11 @@ def _commit(config: Config, store: Store, table, fingerprint: str, records: list
         # (a re-run) is not written twice.
         step("writing the quarantine")
         batch = fingerprint_json([asdict(r) for r in records])
-        store.quarantine.append(batch, records, snapshot_version=next_version if changed else latest.version,
+        store.quarantine.append(batch, records, snapshot_version=next_version if changed or latest is None else
+                                latest.version,
                                 ingested=datetime.now(UTC))
 
-    if not changed:
+    if not changed and latest is not None:
         return IngestResult(snapshot=latest, changed=False, quarantined=len(records),
                             quarantine_failures=quarantine_failures, shared=shared, source=src.metadata())
 

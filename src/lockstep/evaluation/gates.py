@@ -91,7 +91,7 @@ def check_gates(candidate: dict[str, dict[str, float]], gates: dict[str, float],
         report.rules.append(GateRule("improvement", True, f"the same model as the champion {champion_name} (equal "
                                      "model fingerprints)"))
     elif champion is not None and champion_name != candidate_name and improvement == "bootstrap":
-        report.rules.append(_bootstrap_rule(candidate, champion, primary, higher_is_better, champion_name, paired,
+        report.rules.append(_bootstrap_rule(candidate, champion, primary, higher_is_better, str(champion_name), paired,
                                             paired_problem))
     elif champion is not None and champion_name != candidate_name:
         new = candidate.get(primary, {})

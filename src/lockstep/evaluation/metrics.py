@@ -72,9 +72,9 @@ def _metric(task: str, name: str, out: Outputs, positive: Any | None) -> float:
             "r2": lambda: m.r2_score(y, p),
             "mape": lambda: m.mean_absolute_percentage_error(y, p),
         }[name]())
-    classes = list(out.classes)
+    classes = list(out.classes or [])
     binary = len(classes) == 2
-    pos = positive_index(classes, positive) if binary else None
+    pos = positive_index(classes, positive) if binary else -1
     labels = dict(pos_label=classes[pos], average="binary") if binary else dict(average="macro")
     if name == "accuracy":
         return float(m.accuracy_score(out.y_true, out.y_pred))
@@ -134,8 +134,8 @@ def make_scorer(task: str, name: str, positive: Any | None = None):
         classes = list(getattr(estimator, "classes_", [])) or None
         with serial_prediction():  # the bits of every prediction path (see lockstep.core.prediction)
             proba = estimator.predict_proba(X) if needs_proba else None
-            pred = estimator.predict(X) if not needs_proba else (
+            pred = estimator.predict(X) if proba is None else (
                 np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classes else None)
-        return sign * _metric(task, name, Outputs(np.asarray(y), pred, proba, classes), positive)
+        return sign * _metric(task, name, Outputs(np.asarray(y), np.asarray(pred), proba, classes), positive)
 
     return scorer

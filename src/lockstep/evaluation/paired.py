@@ -113,7 +113,7 @@ def weighted_metric(task: str, name: str, out: Outputs, W: np.ndarray, positive:
             ss_tot = W @ (y**2) - total * mean**2
             return 1.0 - (W @ error**2) / ss_tot
         raise KeyError(name)
-    classes = list(out.classes)
+    classes = list(out.classes or [])
     y_true = np.asarray(out.y_true, dtype=object)
     y_pred = np.asarray(out.y_pred, dtype=object)
     binary = len(classes) == 2
@@ -122,7 +122,7 @@ def weighted_metric(task: str, name: str, out: Outputs, W: np.ndarray, positive:
     truth = np.stack([y_true == c for c in classes])  # (classes, rows)
     predicted = np.stack([y_pred == c for c in classes])
     if name == "balanced_accuracy":
-        present = truth.any(axis=1)
+        present = np.asarray(truth.any(axis=1))
         recalls = [(W @ (truth[k] & predicted[k])) / (W @ truth[k]) for k in range(len(classes)) if present[k]]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.nanmean(np.stack(recalls), axis=0)

@@ -34,9 +34,10 @@ def _figure(title: str) -> tuple[Figure, Any]:
 
 def confusion_table(out: Outputs):
     """The confusion matrix as a DataFrame: rows are true classes, columns predicted ones."""
-    matrix = confusion_matrix(out.y_true, out.y_pred, labels=out.classes)
-    return pd.DataFrame(matrix, index=[f"true {c}" for c in out.classes],
-                        columns=[f"predicted {c}" for c in out.classes]).reset_index(names="")
+    classes = list(out.classes or [])
+    matrix = confusion_matrix(out.y_true, out.y_pred, labels=classes)
+    return pd.DataFrame(matrix, index=[f"true {c}" for c in classes],
+                        columns=[f"predicted {c}" for c in classes]).reset_index(names="")
 
 
 def classification_figures(out: Outputs, positive: Any, split: str) -> dict[str, Figure]:
@@ -47,7 +48,7 @@ def classification_figures(out: Outputs, positive: Any, split: str) -> dict[str,
     figures["confusion_matrix"] = fig
     if out.proba is None:
         return figures
-    classes = list(out.classes)
+    classes = list(out.classes or [])
     pos = positive_index(classes, positive) if len(classes) == 2 else len(classes) - 1
     truth = np.asarray(out.y_true) == classes[pos]
     score = out.proba[:, pos]

@@ -62,16 +62,19 @@ class AuditRecorder:
     async def record(self, record: dict) -> None:
         """Queue ``record`` and wait until it is durable."""
         future = asyncio.get_running_loop().create_future()
+        assert self._queue is not None, "start() creates the queue"
         self._queue.put_nowait((record, future))
         await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        queue = self._queue
+        assert queue is not None, "start() creates the queue"
         while True:
-            first = await self._queue.get()
+            first = await queue.get()
             batch = [first]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
                 await loop.run_in_executor(self._executor, self._writer.write, [r for r, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting request learns of it

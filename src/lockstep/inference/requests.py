@@ -111,7 +111,7 @@ def _field_type(spec: ColumnSchema) -> Any:
         base: Any = Annotated[int, Field(strict=True, json_schema_extra={"enum": list(allowed)}, **bounds),
                               AfterValidator(_one_of(allowed))]
     elif spec.allowed is not None:
-        base = Literal[tuple(spec.allowed)]  # type: ignore[misc]
+        base = Literal[tuple(spec.allowed)]
     elif spec.dtype == "int":
         base = Annotated[int, Field(**bounds)]
     elif spec.dtype == "float":
@@ -168,7 +168,7 @@ class RequestModel:
         return record
 
 
-def _problem(error: dict, is_list: bool) -> dict:
+def _problem(error: Any, is_list: bool) -> dict:
     loc = list(error.get("loc", ()))
     record = loc.pop(0) if is_list and loc and isinstance(loc[0], int) else (0 if not is_list else None)
     field = ".".join(str(p) for p in loc) or None
@@ -199,5 +199,5 @@ def build_request_model(schema: ModelSchema, *, max_batch: int, allow_unknown: b
                                                                                      "the audit log"))
     config = ConfigDict(extra="ignore" if allow_unknown else "forbid", strict=True, title="Record")
     record = create_model("Record", __config__=config, **fields)
-    many = TypeAdapter(Annotated[list[record], Field(max_length=max_batch)])
+    many: TypeAdapter[Any] = TypeAdapter(Annotated[list[record], Field(max_length=max_batch)])  # type: ignore[valid-type, arg-type]
     return RequestModel(record=record, many=many, one=TypeAdapter(record), max_batch=max_batch)

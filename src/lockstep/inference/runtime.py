@@ -89,7 +89,7 @@ class OnnxRuntime:
         self.classes = list(loaded.model.classes_) if self.schema.task == "classification" else None
 
     def feeds(self, records: list[dict]) -> dict:
-        feeds = {}
+        feeds: dict[str, np.ndarray] = {}
         n = len(records)
         for name, tensor, kind in self.kinds:
             values = [r.get(name) for r in records]

@@ -90,9 +90,9 @@ def judge_column(kind: str, stats: dict[str, dict], cfg: MonitorConfig, present:
         threshold = float(getattr(cfg, name))
         drift = value > threshold
         if name == "ks":
-            drift = drift and p_value < ks_level
+            drift = drift and p_value is not None and p_value < ks_level
         elif name == "chi2":
-            drift = drift and p_value < chi2_level
+            drift = drift and p_value is not None and p_value < chi2_level
         elif name == "missing":
             drift = drift and p_value is not None and p_value < missing_level
         elif name in ("psi", "wasserstein", "jensen_shannon"):

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockstep.core.errors import NotFoundError, UserError
-from lockstep.core.prediction import model_outputs
 from lockstep.monitoring.drift import ColumnDrift, DriftReport, judge_column
 from lockstep.monitoring.window import audit_window, file_window
 from lockstep.profiles.profile import PROFILE_VERSION
-from lockstep.profiles.scores import scores_of
+from lockstep.profiles.scores import model_scores
 from lockstep.profiles.stats import categorical_stats, numeric_stats
 from lockstep.profiles.summary import arrow_category_values, arrow_numeric_values, numeric_values, summary_from_dict
 
@@ -122,7 +121,7 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
             if chunk.scores is not None:
                 scores = chunk.scores
             else:
-                scores = scores_of(*model_outputs(final, features, schema.task), schema.classes)
+                scores = model_scores(final, features, schema.task, schema.classes)
             current["prediction"]["prediction"].update(scores)
         rows += chunk.table.num_rows
         invalid += chunk.invalid

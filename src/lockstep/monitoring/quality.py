@@ -50,7 +50,9 @@ def feedback_pairs(store: Store, info: VersionInfo, classes: list | None, since:
             known = feedback.get(body.get("request_id"))
             if known is None or moment >= known[0]:  # the latest feedback for a request wins
                 feedback[body.get("request_id")] = (moment, body.get("labels") or [])
-    y_true, y_pred, proba = [], [], []
+    y_true: list[Any] = []
+    y_pred: list[Any] = []
+    proba: list[Any] = []
     requests = in_window = 0
     names = [str(c) for c in classes] if classes else None
     for batch in store.audit.scan(since=since, until=until, model=model, endpoint="/predict", status=200,
@@ -97,7 +99,7 @@ def live_quality(config: Config, store: Store, info: VersionInfo, classes: list 
     class_list = list(classes) if classes else None
     if task == "classification":
         # feedback and predictions arrive as JSON: give them the model's class values
-        by_text = {json.dumps(c): c for c in class_list}
+        by_text = {json.dumps(c): c for c in class_list or []}
         pairs["y_true"] = np.asarray([by_text.get(json.dumps(v), v) for v in pairs["y_true"]], dtype=object)
         pairs["y_pred"] = np.asarray([by_text.get(json.dumps(v), v) for v in pairs["y_pred"]], dtype=object)
 

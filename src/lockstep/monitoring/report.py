@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from lockstep.profiles.summary import NumericSummary
+
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.monitoring.drift import ColumnDrift, DriftReport
 
@@ -22,6 +24,7 @@ _PLOT_CATEGORIES = 15
 
 def _numeric_plot(ax: Any, column: ColumnDrift) -> None:
     ref, cur = column.reference, column.current
+    assert isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary)
     bins = ref.bins
     step = max(bins // _PLOT_BINS, 1)
     cuts = list(range(0, bins, step))

@@ -22,7 +22,7 @@ import numpy as np
 from lockstep.core.errors import UserError
 from lockstep.data.schema import convert_table
 from lockstep.inference.runtime import records_table
-from lockstep.profiles.scores import scores_of
+from lockstep.profiles.scores import answer_scores
 from lockstep.store import ReadOptions, count_rows, display_path, iter_file_batches
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,11 +108,10 @@ def _parse(value: Any, dtype: str) -> Any:
 def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: datetime | None,
                  until: datetime | None, chunk_rows: int) -> Window:
     """The inputs of the successful prediction requests to ``info`` between ``since`` and ``until``."""
-    selection = dict(since=since, until=until, model=f"{info.name}/{info.version}", endpoint="/predict",
+    selection: dict[str, Any] = dict(since=since, until=until, model=f"{info.name}/{info.version}", endpoint="/predict",
                      status=200)
     span = f"{since.isoformat() if since else 'the start'} to {until.isoformat() if until else 'now'}"
     description = f"the audit log of {info.name}/{info.version}, {span}"
-    classes = [str(c) for c in schema.classes] if schema.classes else None
     dtypes = {name: schema.columns[name].dtype for name in schema.inputs}
     # a first pass over one small column counts the rows (for the progress bar and the minimum window);
     # the second streams the inputs and outputs: the log is never held whole
@@ -133,11 +132,8 @@ def audit_window(store: Store, info: VersionInfo, schema: ModelSchema, since: da
                 request = request if isinstance(request, list) else [request]
                 records += [{k: _parse(r.get(k), dtypes[k]) for k in schema.inputs} for r in request]
                 out = json.loads(outputs) if outputs else {}
-                if classes and out.get("probabilities"):
-                    proba = np.array([[p[c] for c in classes] for p in out["probabilities"]], dtype=np.float64)
-                    scores.extend(scores_of(None, proba).tolist())
-                elif out.get("predictions") is not None:
-                    scores.extend(scores_of(out["predictions"], None, schema.classes).tolist())
+                if out.get("probabilities") or out.get("predictions") is not None:
+                    scores.extend(answer_scores(out.get("predictions"), out.get("probabilities"), schema).tolist())
                 if len(records) >= step:
                     yield _chunk(records, scores)
                     records, scores = [], []

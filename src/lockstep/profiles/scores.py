@@ -1,4 +1,9 @@
-"""The one number per prediction whose drift is monitored."""
+"""The one number per prediction whose drift is monitored, computed here for every path.
+
+Training (the reference profile), the service (live drift), ``lockstep
+monitor`` on a file and on the audit log all take their scores from this
+module, so that the reference and the window are the same quantity.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["scores_of"]
+from lockstep.core.prediction import model_outputs
+
+__all__ = ["answer_scores", "model_scores", "scores_of"]
 
 
 def scores_of(values: Any, probabilities: Any, classes: list | None = None):
@@ -39,6 +46,30 @@ def scores_of(values: Any, probabilities: Any, classes: list | None = None):
         position = {json.dumps(_plain(c)): float(i) for i, c in enumerate(classes)}
         return np.asarray([position.get(json.dumps(_plain(v)), np.nan) for v in values], dtype=np.float64)
     return np.asarray(values, dtype=np.float64)
+
+
+def model_scores(model: Any, X: Any, task: str, classes: list | None) -> np.ndarray:
+    """The scores of a fitted model on the DataFrame ``X``, its outputs asked for as on every path."""
+    labels, proba = model_outputs(model, X, task)
+    return scores_of(labels, proba, classes if task == "classification" else None)
+
+
+def answer_scores(predictions: list | None, probabilities: list[dict] | None, schema: Any) -> np.ndarray:
+    """The scores of a service answer, as the service sends it and the audit log keeps it.
+
+    Parameters
+    ----------
+    predictions : list
+        The predicted labels or values.
+    probabilities : list of dict or None
+        One mapping per record from each class (as text) to its probability.
+    schema : ModelSchema
+        The model's task and classes.
+    """
+    if probabilities and schema.classes:
+        names = [str(c) for c in schema.classes]
+        return scores_of(None, np.array([[p[c] for c in names] for p in probabilities], dtype=np.float64))
+    return scores_of(predictions, None, schema.classes if schema.task == "classification" else None)
 
 
 def _plain(value: Any) -> Any:

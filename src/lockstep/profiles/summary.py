@@ -274,11 +274,11 @@ def new_summary(series: pd.Series) -> NumericSummary | CategoricalSummary:
     categories, counts, _missing = category_values(series)
     order = np.argsort(-counts, kind="stable")
     top = [str(categories[i]) for i in order[:TOP_CATEGORIES]]
-    summary = CategoricalSummary(known=top, limit=0)
-    summary.update(series)
-    summary.known = top
-    summary.limit = MAX_UNSEEN
-    return summary
+    categorical = CategoricalSummary(known=top, limit=0)
+    categorical.update(series)
+    categorical.known = top
+    categorical.limit = MAX_UNSEEN
+    return categorical
 
 
 def summary_from_dict(raw: dict[str, Any]) -> NumericSummary | CategoricalSummary:

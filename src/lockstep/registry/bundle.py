@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lockstep.core.errors import NotFoundError, UserError
 from lockstep.core.fingerprint import fingerprint_bytes
@@ -28,6 +28,7 @@ from lockstep.registry.mlflow_registry import TAG, LoadedModel, VersionInfo, loa
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.refs import ModelRef
 
 __all__ = ["Bundle", "bundle_files"]
 
@@ -54,13 +55,19 @@ def bundle_files(registry: Registry, info: VersionInfo) -> dict[str, bytes]:
 class Bundle:
     """A bundle folder: the version it holds, and the model loaded and checked.
 
+    A bundle is a :class:`~lockstep.registry.source.ModelSource` of one
+    version: every reference resolves to it.
+
     Parameters
     ----------
     path : str or Path
+    public_key : Path, optional
+        Verify the model's signature with this key on load (and refuse it unsigned).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, public_key: Path | None = None) -> None:
         self.path = Path(path)
+        self.public_key = public_key
         record = self.path / "version.json"
         if not record.is_file():
             raise NotFoundError(f"{self.path} is not a model bundle (it has no version.json)",
@@ -68,20 +75,25 @@ class Bundle:
         raw = json.loads(record.read_text())
         self.info = VersionInfo(**raw)
 
-    def load(self, public_key: Path | None = None) -> LoadedModel:
-        """The model, checked like a model loaded from the registry (its signature too, with ``public_key``)."""
-        model = load_checked(self.info, self.path / "model", public_key)
+    def version(self, ref: ModelRef | None = None) -> VersionInfo:
+        """The bundle's version, whatever ``ref`` says (a bundle holds one)."""
+        return self.info
+
+    def load(self, ref: ModelRef | None = None) -> LoadedModel:
+        """The model, checked like a model loaded from the registry (its signature too, with a public key)."""
+        model = load_checked(self.info, self.path / "model", self.public_key)
         schema = ModelSchema.from_dict(json.loads((self.path / "input_schema.json").read_text()))
         return LoadedModel(model=model, info=self.info, path=self.path / "model", schema=schema)
 
-    def reference_profile(self, info: VersionInfo) -> dict:
+    def reference_profile(self, info: VersionInfo) -> dict[str, Any]:
         """The reference profile of the bundle's version (for drift gauges and monitoring)."""
         path = self.path / "reference_profile.json"
         if not path.is_file():
             raise NotFoundError(f"the bundle {self.path} has no reference_profile.json")
-        return json.loads(path.read_text())
+        profile: dict[str, Any] = json.loads(path.read_text())
+        return profile
 
-    def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
+    def onnx(self, info: VersionInfo) -> tuple[bytes, dict[str, Any]]:
         """The bundle's ONNX export and parity record, checked against the recorded hash (as :meth:`Registry.onnx`)."""
         digest = info.tags.get(f"{TAG}.onnx.digest")
         path = self.path / "onnx" / "model.onnx"

@@ -114,7 +114,7 @@ class VersionInfo:
                     break
         return dict(sorted(out.items()))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "version": self.version,
@@ -249,13 +249,13 @@ class Registry:
         client = self._client(mlflow)
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is not None:
-            return experiment.experiment_id
+            return str(experiment.experiment_id)
         location = (self.artifact_root / self.experiment).as_uri()
-        return client.create_experiment(self.experiment, artifact_location=location)
+        return str(client.create_experiment(self.experiment, artifact_location=location))
 
     # ------------------------------------------------------------------ runs
 
-    def find_run(self, inputs: str) -> dict | None:
+    def find_run(self, inputs: str) -> dict[str, Any] | None:
         """The newest finished run with these input fingerprints and a registered version, if any."""
         if not self.exists():
             return None
@@ -324,7 +324,7 @@ class Registry:
                             f"{TAG}.run_id": run_id}
                     for key, value in tags.items():
                         client.set_model_version_tag(record.model_name, str(version), key, value)
-                    if signing_key is not None:
+                    if signing_key is not None and self.public_key is not None:
                         all_tags = {**record.tags, **tags}
                         sign_model(model_dir, claims_of(record.model_name, version, all_tags), signing_key,
                                    self.public_key)
@@ -449,7 +449,7 @@ class Registry:
                                 "lockstep?)", hint="train it again with this version of lockstep") from None
         return json.loads(local.read_text())
 
-    def record_check(self, info: VersionInfo, kind: str, report: dict, summary: dict) -> None:
+    def record_check(self, info: VersionInfo, kind: str, report: dict[str, Any], summary: dict[str, Any]) -> None:
         """Keep the result of a check (``verify``, ``parity``) with a version.
 
         The whole report goes to the run as ``checks/<kind>.json``, and
@@ -463,7 +463,7 @@ class Registry:
             client.set_model_version_tag(info.name, str(info.version), f"{TAG}.{kind}",
                                          json.dumps(summary, sort_keys=True, default=str))
 
-    def log_monitor(self, report: dict, files: dict[str, bytes | str]) -> str:
+    def log_monitor(self, report: dict[str, Any], files: dict[str, bytes | str]) -> str:
         """Log a monitoring run (the retraining loop's report and decisions) to MLflow; its run id."""
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
@@ -490,14 +490,15 @@ class Registry:
                         local.write_bytes(content)
                         client.log_artifact(run_id, str(local), str(Path("monitor") / Path(path).parent))
             client.set_terminated(run_id)
-        return run_id
+        return str(run_id)
 
-    def check_result(self, info: VersionInfo, kind: str) -> dict | None:
+    def check_result(self, info: VersionInfo, kind: str) -> dict[str, Any] | None:
         """The latest recorded report of a check for a version, if any."""
         if f"{TAG}.{kind}" not in info.tags:
             return None
         try:
-            return json.loads(self.run_artifact(info.run_id, f"checks/{kind}.json").read_text())
+            found: dict[str, Any] = json.loads(self.run_artifact(info.run_id, f"checks/{kind}.json").read_text())
+            return found
         except NotFoundError:
             return None
 
@@ -525,7 +526,7 @@ class Registry:
         return LoadedModel(model=load_checked(info, path, self.public_key), info=info, path=path,
                            schema=self.model_schema(info))
 
-    def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict) -> Path:
+    def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict[str, Any]) -> Path:
         """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags."""
         with self._mlflow() as mlflow, tempfile.TemporaryDirectory() as tmp:
             client = self._client(mlflow)
@@ -538,7 +539,7 @@ class Registry:
                                          json.dumps(parity, sort_keys=True))
         return self.run_artifact(info.run_id, "onnx/model.onnx")
 
-    def onnx(self, info: VersionInfo) -> tuple[bytes, dict]:
+    def onnx(self, info: VersionInfo) -> tuple[bytes, dict[str, Any]]:
         """A version's ONNX export and its parity record, checked against the recorded hash."""
         digest = info.tags.get(f"{TAG}.onnx.digest")
         if not digest:
@@ -550,11 +551,12 @@ class Registry:
                             "refusing to use it", hint="export it again")
         return data, json.loads(info.tags.get(f"{TAG}.onnx.parity", "{}"))
 
-    def reference_profile(self, info: VersionInfo) -> dict:
+    def reference_profile(self, info: VersionInfo) -> dict[str, Any]:
         """The reference profile recorded with a version (its run's ``reference_profile.json``)."""
-        return self.run_json(info, "reference_profile.json")
+        profile: dict[str, Any] = self.run_json(info, "reference_profile.json")
+        return profile
 
-    def model_schema(self, info: VersionInfo):
+    def model_schema(self, info: VersionInfo) -> ModelSchema:
         """The input schema recorded with a version (its run's ``input_schema.json``)."""
         try:
             path = self.run_artifact(info.run_id, "input_schema.json")
@@ -612,7 +614,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _signature(spec: dict[str, Any]):
+def _signature(spec: dict[str, Any]) -> ModelSignature:
     """An MLflow signature from ``{"inputs": [(name, type, required)], "output": type}``."""
     inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in spec["inputs"]])
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))

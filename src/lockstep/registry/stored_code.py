@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from lockstep.core import usercode
 from lockstep.core.errors import UserError
@@ -62,7 +63,7 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, sources: dict[str, tuple[Path, bytes, bool]]) -> None:
         self.sources = sources
 
-    def find_spec(self, fullname: str, path=None, target=None):  # noqa: ANN001 - the import protocol's signature
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         found = self.sources.get(fullname)
         if found is None:
             return None
@@ -73,7 +74,7 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             spec.submodule_search_locations = []  # only the recorded submodules, served by this finder
         return spec
 
-    def create_module(self, spec) -> None:  # noqa: ANN001
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None
 
     def exec_module(self, module: ModuleType) -> None:

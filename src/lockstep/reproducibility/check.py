@@ -152,7 +152,8 @@ def _describe_allowed(values: list) -> str:
 
 def column_changes(name: str, old: ColumnSchema, new: ColumnSchema) -> tuple[list[str], list[str]]:
     """Breaking and compatible changes of one raw column."""
-    breaking, compatible = [], []
+    breaking: list[str] = []
+    compatible: list[str] = []
     if old.dtype != new.dtype:
         breaking.append(f"{name}: retyped {old.dtype} -> {new.dtype}")
         return breaking, compatible
@@ -281,7 +282,9 @@ def run_checks(config: Config, store: Store, registry: Registry, *, champion: Mo
     if champ is None and chall is None:
         raise NotFoundError(f"neither {champion} nor {challenger} exists",
                             hint="train (and promote) a model first: `lockstep run`")
-    report = CheckReport(model=(champ or chall).name, champion=champ.version if champ else None,
+    named = champ if champ is not None else chall
+    assert named is not None  # one of them exists (checked above)
+    report = CheckReport(model=named.name, champion=champ.version if champ else None,
                          challenger=chall.version if chall else None)
     if "golden" in only:
         for info in {v.version: v for v in (champ, chall) if v is not None}.values():

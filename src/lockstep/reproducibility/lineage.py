@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockstep.core.config import SearchConfig, parse_config
+from lockstep.core.errors import ProjectError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
@@ -85,6 +86,8 @@ def load_lineage(registry: Registry, info: VersionInfo, project_dir: Path) -> Li
     config._project_dir = Path(project_dir).resolve()
     feature = lineage["features"]
     tags = info.tags
+    if config.train is None:
+        raise ProjectError(f"{info.name}/{info.version}: its recorded configuration has no [train] section")
     return Lineage(
         info=info,
         config=config,
@@ -92,8 +95,8 @@ def load_lineage(registry: Registry, info: VersionInfo, project_dir: Path) -> Li
         candidate=recorded.get("candidate"),
         search=SearchConfig.model_validate(recorded["search"]) if recorded.get("search") else None,
         best_params=dict(training.get("best_params") or {}),
-        seeds=list(config.train.seeds),
-        threads=int(config.train.threads),
+        seeds=list(config.training.seeds),
+        threads=int(config.training.threads),
         raw_version=int(tags["lockstep.raw.version"]),
         raw_fingerprint=tags["lockstep.raw.fingerprint"],
         features_version=int(tags["lockstep.features.version"]),

@@ -551,7 +551,7 @@ def _rebuild(store: Store, lineage: Lineage, raw, snapshot, code_root: Path | No
     else:
         step("recomputing the features")
         stages["features"], built = _features_stage(store, lineage, raw, snapshot, code_root)
-    if built is None:
+    if built is None or code_root is None:
         stages["model"] = Stage("model", "SKIPPED", "no features to fit on")
     else:
         stages["model"], result = _model_stage(lineage, built, code_root, threads, full, step)

@@ -48,7 +48,7 @@ def is_table(path: Path) -> bool:
     return (path / "_delta_log").is_dir()
 
 
-def open_table(path: Path, version: int | None = None):
+def open_table(path: Path, version: int | None = None) -> DeltaTable:
     try:
         return DeltaTable(str(path), version=version)
     except Exception as exc:  # deltalake raises several unrelated types
@@ -117,7 +117,7 @@ def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dic
         path.parent.mkdir(parents=True, exist_ok=True)
         with _rust_panics_held() as held:
             try:
-                write_deltalake(
+                write_deltalake(  # type: ignore[call-overload]  # mode is one of the overloads' literals
                     str(path),
                     data,
                     mode=mode,
@@ -206,14 +206,14 @@ def _without_panics(text: bytes) -> bytes:
     return "".join(kept).encode()
 
 
-def commit_metadata(path: Path) -> dict[int, dict]:
+def commit_metadata(path: Path) -> dict[int, dict[str, Any]]:
     """lockstep's metadata of every version of the table, by version number.
 
     Versions written by other tools (no lockstep metadata) are left out.
     """
     if not is_table(path):
         return {}
-    out: dict[int, dict] = {}
+    out: dict[int, dict[str, Any]] = {}
     for entry in open_table(path).history():
         raw = entry.get(METADATA_KEY)
         if raw is None:

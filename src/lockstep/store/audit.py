@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -127,7 +128,7 @@ class SegmentWriter:
         _fsync_dir(self.folder)
         _fsync_dir(self.folder.parent)
 
-    def write(self, records: list[dict]) -> None:
+    def write(self, records: list[dict[str, Any]]) -> None:
         """Append ``records`` and make them durable (every byte written, then fsync) before returning.
 
         Raises
@@ -142,14 +143,16 @@ class SegmentWriter:
             if self._fd is None or self._count >= self.max_records:
                 self.close()
                 self._open()
+            fd = self._fd
+            assert fd is not None  # opened just above
             written = 0
             view = memoryview(payload)
             while written < len(payload):
-                n = os.write(self._fd, view[written:])
+                n = os.write(fd, view[written:])
                 if n <= 0:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 written += n
-            os.fsync(self._fd)
+            os.fsync(fd)
         except OSError as exc:
             self._abandon()
             raise FileSystemError.from_os_error(exc, "write the audit log in", self.folder) from exc
@@ -208,7 +211,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _read_segment(path: Path) -> list[dict]:
+def _read_segment(path: Path) -> list[dict[str, Any]]:
     """The records of a segment. Only its last line may be torn (a batch that was never acknowledged); a
     damaged line before it is an error, never skipped: it could hold an acknowledged record."""
     records = []
@@ -323,7 +326,7 @@ class AuditLog:
         _time, name, version, rows = max(found, key=lambda e: e[0])
         return name, version, rows
 
-    def find(self, request_id: str, *, endpoint: str | None = None, status: int | None = None) -> dict | None:
+    def find(self, request_id: str, *, endpoint: str | None = None, status: int | None = None) -> dict[str, Any] | None:
         """The newest record of a request id (compacted or still in a segment), or None."""
         done = self._compacted()
         for path in reversed(self._segments()):
@@ -343,7 +346,8 @@ class AuditLog:
         if found.num_rows == 0:
             return None
         found = found.sort_by([("time", "descending")])
-        return found.slice(0, 1).to_pylist()[0]
+        row: dict[str, Any] = found.slice(0, 1).to_pylist()[0]
+        return row
 
     def scan(self, since: datetime | None = None, until: datetime | None = None, model: str | None = None, *,
              endpoint: str | None = None, status: int | None = None, columns: list[str] | None = None,
@@ -401,7 +405,7 @@ class AuditLog:
         return table.sort_by([("time", "ascending")]) if table.num_rows else table
 
 
-def _matches(record: dict, request_id: str, endpoint: str | None, status: int | None) -> bool:
+def _matches(record: dict[str, Any], request_id: str, endpoint: str | None, status: int | None) -> bool:
     return (record.get("request_id") == request_id and (endpoint is None or record.get("endpoint") == endpoint)
             and (status is None or record.get("status") == status))
 
@@ -410,7 +414,7 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _row(record: dict) -> dict:
+def _row(record: dict[str, Any]) -> dict[str, Any]:
     row = {name: record.get(name) for name in AUDIT_FIELDS}
     if isinstance(row["time"], str):
         row["time"] = datetime.fromisoformat(row["time"])

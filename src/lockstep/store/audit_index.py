@@ -31,11 +31,11 @@ __all__ = ["AuditIndex", "SegmentCache"]
 Entry = tuple[str, str, int, int]
 
 
-def _entry(record: dict) -> tuple[str, Entry] | None:
+def _entry(record: dict[str, Any]) -> tuple[str, Entry] | None:
     """The index entry of a successful prediction record, or None for any other record."""
     if record.get("endpoint") != "/predict" or record.get("status") != 200 or not record.get("request_id"):
         return None
-    return str(record["request_id"]), (str(record.get("time")), record.get("model_name"),
+    return str(record["request_id"]), (str(record.get("time")), str(record.get("model_name")),
                                        int(record.get("model_version") or 0), int(record.get("rows") or 0))
 
 
@@ -70,7 +70,7 @@ class AuditIndex:
         with self._connect() as db:
             return {row[0] for row in db.execute("SELECT segment FROM indexed")}
 
-    def add(self, segments: dict[str, Iterable[dict]]) -> None:
+    def add(self, segments: dict[str, Iterable[dict[str, Any]]]) -> None:
         """Index the records of ``segments`` (segment name to its records), in one transaction."""
         with self._connect() as db, db:
             for name, records in segments.items():

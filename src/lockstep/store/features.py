@@ -8,6 +8,7 @@ input (raw snapshot, code, configuration, environment) and of the output.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,16 +82,16 @@ class FeatureInfo:
     git: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_metadata(cls, version: int, meta: dict) -> FeatureInfo:
+    def from_metadata(cls, version: int, meta: dict[str, Any]) -> FeatureInfo:
         fields = {k: meta[k] for k in cls.__dataclass_fields__ if k in meta and k != "version"}
         return cls(version=version, **fields)
 
-    def to_metadata(self) -> dict:
+    def to_metadata(self) -> dict[str, Any]:
         out = self.to_dict(environment=True)
         del out["version"]
         return out
 
-    def to_dict(self, *, environment: bool = False) -> dict:
+    def to_dict(self, *, environment: bool = False) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         if not environment:
             out.pop("environment")
@@ -137,7 +138,7 @@ class FeatureTable:
         raise NotFoundError(f"feature set '{self.name}' has no version {version} (versions: {known})",
                             hint="`lockstep features list` shows every version")
 
-    def read(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
+    def read(self, version: int | None = None, columns: builtins.list[str] | None = None) -> pa.Table:
         """The rows of version ``version`` (default: the latest)."""
         info = self.info(version)
         return _delta.to_table(self.path, info.version, columns)

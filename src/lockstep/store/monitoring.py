@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -34,7 +35,7 @@ class MonitorLog:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def append(self, report: dict) -> None:
+    def append(self, report: dict[str, Any]) -> None:
         """Record one monitoring run (its JSON report)."""
         row = {"logged": datetime.now(UTC), "time": report["time"], "model_name": report["model"],
                "model_version": report["version"],

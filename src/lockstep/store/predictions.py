@@ -55,6 +55,7 @@ class FileOutput:
         if self._writer is None:
             return
         self._writer.close()
+        assert self._tmp is not None  # set with the writer
         os.replace(self._tmp, self.path)
         self._writer = None
 
@@ -89,7 +90,8 @@ class PredictionStore:
                             ".csv instead of --format delta")
         return self.root / name
 
-    def write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], metadata: dict) -> None:
+    def write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],
+                    metadata: dict[str, Any]) -> None:
         """Append the batches to ``predictions/<name>`` as one Delta commit (nothing if any batch fails).
 
         The predictions are collected before the commit, so that their rows
@@ -103,7 +105,7 @@ class PredictionStore:
     def read_table(self, name: str) -> pa.Table:
         return _delta.to_table(self.table_path(name))
 
-    def record_run(self, run: dict) -> None:
+    def record_run(self, run: dict[str, Any]) -> None:
         """Append one batch run's record to ``predictions/_runs``."""
         row = {k: (v if not isinstance(v, (dict, list)) else __import__("json").dumps(v, default=str))
                for k, v in run.items()}

@@ -10,6 +10,7 @@ reasons) is not appended twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,7 +58,7 @@ class QuarantineTable:
         return set(table.column("batch").unique().to_pylist())
 
     def append(self, batch: str, records: list[QuarantineRecord], *, snapshot_version: int | None,
-               ingested) -> bool:
+               ingested: datetime) -> bool:
         """Append ``records`` as batch ``batch`` unless it is already there; return whether it was written."""
         if not records or batch in self.batches():
             return False

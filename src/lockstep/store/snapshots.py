@@ -8,6 +8,7 @@ fingerprints, time and lockstep version.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,7 @@ class SnapshotInfo:
         return len(self.column_names)
 
     @classmethod
-    def from_metadata(cls, version: int, meta: dict) -> SnapshotInfo:
+    def from_metadata(cls, version: int, meta: dict[str, Any]) -> SnapshotInfo:
         return cls(
             version=version,
             fingerprint=meta["fingerprint"],
@@ -89,13 +90,13 @@ class SnapshotInfo:
             inputs=meta.get("inputs", ""),
         )
 
-    def to_metadata(self) -> dict:
+    def to_metadata(self) -> dict[str, Any]:
         """The commit metadata (everything but the version, which Delta assigns)."""
         out = self.to_dict()
         del out["version"], out["columns"]
         return out
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready; ``columns`` is the number of columns, ``column_names`` their names."""
         return {
             "version": self.version,
@@ -159,7 +160,7 @@ class SnapshotTable:
         raise NotFoundError(f"raw snapshot version {version} does not exist (versions: {known})",
                             hint="`lockstep data list` shows every version")
 
-    def read(self, version: int | None = None, columns: list[str] | None = None, *,
+    def read(self, version: int | None = None, columns: builtins.list[str] | None = None, *,
              text_as_dictionary: bool = False) -> pa.Table:
         """The rows of snapshot ``version`` (default: the latest), in the order they were ingested.
 

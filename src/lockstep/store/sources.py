@@ -17,9 +17,10 @@ import csv
 import glob as globlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -71,7 +72,7 @@ class SourceFile:
     bytes: int
     fingerprint: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "bytes": self.bytes, "fingerprint": self.fingerprint}
 
 
@@ -115,9 +116,9 @@ class SourceData:
                 return part.name, row - part.row_offset + 1
         return self.description, row + 1
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         """A JSON-ready description, stored with the snapshot."""
-        out: dict = {"kind": self.kind, "description": self.description,
+        out: dict[str, Any] = {"kind": self.kind, "description": self.description,
                      "files": [f.to_dict() for f in self.files]}
         if self.query is not None:
             out["query"] = self.query
@@ -288,7 +289,7 @@ def _read_csv(path: Path, name: str, options: ReadOptions) -> pa.Table:
     encoding = codecs.lookup(options.encoding).name
     read_options = pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8" else options.encoding)
     parse_options = pacsv.ParseOptions(delimiter=options.delimiter)
-    convert_kwargs: dict = {"column_types": {c: pa.string() for c in options.text_columns},
+    convert_kwargs: dict[str, Any] = {"column_types": {c: pa.string() for c in options.text_columns},
                             "strings_can_be_null": True}
     if options.null_values is not None:
         convert_kwargs["null_values"] = list(options.null_values)
@@ -305,7 +306,7 @@ def _read_csv(path: Path, name: str, options: ReadOptions) -> pa.Table:
     if binary:
         _explain_encoding(path, name, options.encoding)
     if table.num_columns == 1 and (options.expected_columns or 2) > 1:
-        _explain_delimiter(name, options.delimiter, table.column_names[0])
+        _explain_delimiter(name, options.delimiter or ",", table.column_names[0])
     return table
 
 
@@ -317,7 +318,7 @@ def _explain_csv_failure(path: Path, name: str, options: ReadOptions, message: s
         _explain_encoding(path, name, options.encoding)
     if "Expected" in message and "columns, got" in message:
         text = _decode_or_explain(path, name, options.encoding)
-        reader = csv.reader(io.StringIO(text), delimiter=options.delimiter)
+        reader = csv.reader(io.StringIO(text), delimiter=options.delimiter or ",")
         header = next(reader, [])
         for fields in reader:
             if fields and len(fields) != len(header):
@@ -346,7 +347,8 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     """The file's bytes (decompressed for .gz and .bz2), or its first ``limit`` bytes."""
     if path.name.lower().endswith((".gz", ".bz2")):
         with pa.input_stream(str(path), compression="detect") as fh:
-            return fh.read(limit) if limit is not None else fh.read()
+            data: bytes = fh.read(limit) if limit is not None else fh.read()
+            return data
     with open(path, "rb") as fh:
         return fh.read(limit) if limit is not None else fh.read()
 
@@ -419,7 +421,7 @@ def _sql_quote(text: str) -> str:
 
 
 def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 100_000,
-                      columns: list[str] | None = None, text_as_dictionary: bool = False):
+                      columns: list[str] | None = None, text_as_dictionary: bool = False) -> Iterator[pa.Table]:
     """Read a CSV or Parquet file in pieces of about ``rows`` rows, as Arrow tables (bounded memory).
 
     With ``columns``, only those columns of a Parquet file are read (a CSV is
@@ -467,7 +469,7 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
                                 parse_options=pacsv.ParseOptions(delimiter=options.delimiter or ","),
                                 convert_options=convert)
         first = True
-        pending: list = []
+        pending: list[Any] = []
         gathered = 0
         for batch in reader:
             if first and batch.num_columns == 1:
@@ -485,7 +487,7 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
         raise SourceError(f"{name} could not be read as CSV: {exc}") from None
 
 
-def _piece(batches: list, columns: list[str] | None):
+def _piece(batches: list[Any], columns: list[str] | None) -> pa.Table:
     table = pa.Table.from_batches(batches).combine_chunks()
     return table.select([c for c in columns if c in table.column_names]) if columns is not None else table
 
@@ -494,7 +496,7 @@ def count_rows(path: Path, options: ReadOptions) -> int | None:
     """The number of rows of a Parquet file from its metadata (None for CSV: unknown without reading it)."""
     if _file_format(path, options) == "parquet":
         try:
-            return pq.ParquetFile(path).metadata.num_rows
+            return int(pq.ParquetFile(path).metadata.num_rows)
         except Exception:  # noqa: BLE001 - reported when the file is read
             return None
     return None

@@ -42,7 +42,7 @@ from lockstep.evaluation.metrics import Outputs, compute_metrics, make_scorer, s
 from lockstep.evaluation.plots import classification_figures, confusion_table, regression_figures
 from lockstep.features.pipeline import make_transformer
 from lockstep.profiles.profile import reference_profile
-from lockstep.profiles.scores import scores_of
+from lockstep.profiles.scores import model_scores
 from lockstep.registry.mlflow_registry import TAG, TrainingRecord
 from lockstep.registry.refs import ModelRef
 from lockstep.training.determinism import deterministic, seed_estimator
@@ -313,7 +313,7 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
 
     ``threads`` overrides ``[train] threads``.
     """
-    train_cfg, task = config.train, config.data.task
+    train_cfg, task = config.training, config.data.task
     seed = train_cfg.seeds[0]
     with deterministic(seed, threads if threads is not None else train_cfg.threads):
         estimator = factory()
@@ -331,7 +331,7 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
 
 def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
                       step: Progress) -> dict[str, Any]:
-    train_cfg = config.train
+    train_cfg = config.training
     task, seeds = config.data.task, train_cfg.seeds
     positive = train_cfg.positive_class
     X_train, y_train = X[masks["train"]], y[masks["train"]]
@@ -396,7 +396,7 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
 
     step("evaluating: predictions, plots, reference profile")
     predictions = _predictions_table(frame, feature, masks, primary, task)
-    figures, tables = _figures(primary, config.train.positive_class, task)
+    figures, tables = _figures(primary, config.training.positive_class, task)
     train_features = frame.loc[masks["train"], feature.columns]
     train_proba = _score(primary.model, train_features, task)
     profile = reference_profile(raw_X[masks["train"]], train_features, train_proba)
@@ -433,8 +433,8 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
         f"{TAG}.code.files": json_dumps(files),
         f"{TAG}.config.fingerprint": parts["config"],
         f"{TAG}.environment.fingerprint": parts["environment"],
-        f"{TAG}.seeds": json_dumps(config.train.seeds),
-        f"{TAG}.threads": str(config.train.threads),
+        f"{TAG}.seeds": json_dumps(config.training.seeds),
+        f"{TAG}.threads": str(config.training.threads),
         f"{TAG}.pythonhashseed": str(primary.record.get("pythonhashseed")),
         f"{TAG}.primary_metric": config.primary_metric,
         f"{TAG}.git.commit": git.get("commit", ""),
@@ -447,7 +447,7 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
                                                      for m, st in sm.items()} for s, sm in summaries.items()})
     params = {
         "model": model_ref, "candidate": candidate or "default", "best_params": result["best_params"],
-        "seeds": config.train.seeds, "threads": config.train.threads, "features_version": feature.version,
+        "seeds": config.training.seeds, "threads": config.training.threads, "features_version": feature.version,
         "raw_version": feature.raw_version, "primary_metric": config.primary_metric,
         "search": search.model_dump(mode="json") if search else None,
     }
@@ -547,8 +547,7 @@ def _check_end_to_end(full: Any, raw_test: pd.DataFrame, evaluated: Outputs, tas
 
 
 def _score(model: Any, X: pd.DataFrame, task: str):
-    labels, proba = model_outputs(model, X, task)
-    return scores_of(labels, proba, list(model.classes_) if task == "classification" else None)
+    return model_scores(model, X, task, list(model.classes_) if task == "classification" else None)
 
 
 def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):
@@ -561,7 +560,7 @@ def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):
             "prediction": out.y_pred,
         })
         if out.proba is not None:
-            for i, cls in enumerate(out.classes):
+            for i, cls in enumerate(out.classes or []):
                 part[f"proba_{cls}"] = out.proba[:, i]
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ class FixedBins(LockstepTransformer):
         for name, edges in self.edges_.items():
             values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             e = np.asarray(edges, dtype=np.float64)
-            side = "left" if self.right else "right"
+            side: Literal["left", "right"] = "left" if self.right else "right"
             index = np.searchsorted(e, values, side=side) - 1
             inside = (index >= 0) & (index < len(e) - 1) & ~np.isnan(values)
             if self.right:

@@ -102,7 +102,7 @@ class FrameGraph:
     def _const(self, value: Any, kind: str) -> str:
         name = self._name("const")
         dtype = {"double": np.float64, "int64": np.int64, "bool": np.bool_}.get(kind, object)
-        array = np.asarray(value, dtype=dtype)
+        array: np.ndarray = np.asarray(value, dtype=dtype)
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 

@@ -79,7 +79,7 @@ class _Trees:
         for key in ("truenodeids", "trueleafs", "falsenodeids", "falseleafs"):
             self.nodes[key].append(0)
         if mode == BRANCH_MEMBER:
-            self.membership += [*members, float("nan")]
+            self.membership += [*(members or []), float("nan")]
         return len(self.nodes["modes"]) - 1
 
     def link(self, node: int, side: str, child: tuple[int, int]) -> None:

@@ -1,0 +1,47 @@
+"""The service's Prometheus metrics, one set per worker process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """Prometheus metrics of one service process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("lockstep_requests_total", "HTTP requests", ["endpoint", "status", "model_version"],
+                                registry=self.registry)
+        self.errors = Counter("lockstep_errors_total", "HTTP responses with status 400 or more",
+                              ["endpoint", "status", "model_version"], registry=self.registry)
+        self.latency = Histogram("lockstep_request_latency_seconds", "Request latency", ["endpoint", "model_version"],
+                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                                 registry=self.registry)
+        self.predictions = Counter("lockstep_predicted_records_total", "Records predicted", ["model_version"],
+                                   registry=self.registry)
+        self.model_info = Gauge("lockstep_model_info", "The model being served", ["name", "version", "fingerprint"],
+                                registry=self.registry)
+        self.psi = Gauge("lockstep_drift_psi", "PSI of the recent requests against the training data, per raw input "
+                         "(raw:<name>) and for the predicted score (prediction)", ["column", "model_version"],
+                         registry=self.registry)
+        self.window = Gauge("lockstep_drift_window_records", "Records in the window behind lockstep_drift_psi",
+                            ["model_version"], registry=self.registry)
+        self.feedback = Counter("lockstep_feedback_records_total", "Ground-truth labels received", ["model_version"],
+                                registry=self.registry)
+
+    def update_drift(self, model: Any) -> None:
+        """Set the PSI gauges from the model's window (called when /metrics is scraped)."""
+        live = getattr(model, "live", None)
+        if live is None:
+            return
+        version = str(model.info.version)
+        self.window.labels(version).set(len(live))
+        for column, value in live.psi().items():
+            self.psi.labels(column, version).set(value)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
