@@ -8,7 +8,8 @@ is rebuilt when the lock file or ``pyproject.toml`` changes.
 
 Commands
 --------
-test [PYTEST ARGS...]   run the test suite (the command CI runs), one worker per core
+test [PYTEST ARGS...]   the checks, then the test suite (the command CI runs), one worker per core
+check                   only the checks: ruff (lint), mypy (types) and import-linter (the layers)
 demo                    run the example systems end to end
 lock                    re-resolve ``requirements.lock`` from ``pyproject.toml``
 env                     only create or update the environment
@@ -20,10 +21,12 @@ and pip is enough.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -50,9 +53,11 @@ def _run(cmd: list[str | os.PathLike[str]], **kwargs) -> None:
 
 
 def _lock_digest() -> str:
-    h = hashlib.sha256()
-    for path in (LOCK, ROOT / "pyproject.toml"):
-        h.update(path.read_bytes())
+    """What the environment is built from: the lock file and pyproject.toml's build and project tables (a change
+    to the tools' settings, ``[tool.*]``, needs no new environment)."""
+    h = hashlib.sha256(LOCK.read_bytes())
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    h.update(json.dumps({k: meta.get(k) for k in ("build-system", "project")}, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -78,7 +83,24 @@ def ensure_env() -> Path:
     return py
 
 
+#: The static checks, each a module run with the environment's interpreter.
+CHECKS = (
+    ("ruff", ["-m", "ruff", "check", "src", "tests", "bench", "examples", "dev.py"]),
+    ("mypy", ["-m", "mypy"]),
+    ("import-linter", ["-c", "import sys; from importlinter.cli import lint_imports_command as c; "
+                            "sys.exit(c.main(standalone_mode=False))"]),
+)
+
+
+def cmd_check(args: list[str]) -> None:
+    py = ensure_env()
+    for name, command in CHECKS:
+        print(f"--- {name}", flush=True)
+        _run([py, *command], cwd=ROOT)
+
+
 def cmd_test(args: list[str]) -> None:
+    cmd_check([])
     py = ensure_env()
     # one worker per core (pytest-xdist); a test file's tests share a worker, so module fixtures are built once.
     # Later arguments win: `python3 dev.py test -n 0` runs in one process.
@@ -118,6 +140,7 @@ def cmd_lock(args: list[str]) -> None:
 
 COMMANDS = {
     "test": cmd_test,
+    "check": cmd_check,
     "demo": cmd_demo,
     "lock": cmd_lock,
     "env": lambda args: ensure_env(),

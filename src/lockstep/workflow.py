@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from lockstep.core.config import Config
@@ -37,7 +38,7 @@ from lockstep.data.ingest import IngestResult, ingest
 from lockstep.evaluation.promotion import PromotionResult, promote
 from lockstep.features.build import FeatureResult, build_features
 from lockstep.monitoring.drift import DriftReport
-from lockstep.registry.mlflow_registry import Registry
+from lockstep.registry.mlflow_registry import Registry, VersionInfo
 from lockstep.registry.refs import ModelRef, parse_model_ref
 from lockstep.registry.signing import private_key
 from lockstep.reproducibility.lineage import load_lineage
@@ -78,6 +79,7 @@ class Workspace:
 
     def parity(self, ref: str, **options: Any) -> ParityReport:
         return parity(self.config, self.store, self.registry, self.ref(ref, default_alias="champion"), **options)
+
 
 #: Called with (step name, "start" | "done", the step when done).
 Progress = Callable[[str, str, "RunStep | None"], None]
@@ -175,124 +177,128 @@ def run_system(work: Workspace, *, candidates: bool = False, verify: bool = True
     report = RunReport()
     notify = progress or (lambda _name, _phase, _step: None)
     started = time.perf_counter()
-
-    def ingest() -> RunStep:
-        result = work.ingest()
-        snap = result.snapshot
-        detail = (f"{snap.rows:,} rows" + (f", {result.quarantined:,} quarantined" if result.quarantined else "")
-                  if result.changed else "the source is unchanged")
-        return RunStep("ingest", "done" if result.changed else "skipped", detail, snap.version, snap.fingerprint)
-
-    def features() -> RunStep:
-        result = work.build_features()
-        info = result.info
-        detail = ("up to date" if result.skipped else
-                  f"{info.rows:,} rows x {len(info.columns)} features, stateless check on "
-                  f"{info.parity.get('rows_checked', 0)} rows")
-        return RunStep("features", "skipped" if result.skipped else "done", detail, info.version, info.fingerprint)
-
-    _timed(report, notify, "ingest", ingest)
-    _timed(report, notify, "features", features)
-
+    _timed(report, notify, "ingest", partial(_ingest_step, work))
+    _timed(report, notify, "features", partial(_features_step, work))
     config = work.config
     names: list[str | None] = [None] + (sorted(config.train.candidates) if candidates and config.train else [])
-    primary = config.primary_metric
     for candidate in names:
-        label = f"train {candidate}" if candidate else "train"
-        holder: dict[str, Any] = {}
-
-        def train(candidate: str | None = candidate, label: str = label, holder: dict = holder) -> RunStep:
-            result = work.train(candidate=candidate)
-            info = result.version
-            holder["version"] = info
-            stat = info.metric_summary("test").get(primary, {})
-            detail = (f"test {primary} {stat.get('mean', float('nan')):.4g} ± {stat.get('std', float('nan')):.2g}"
-                      + (" (up to date)" if result.skipped else ""))
-            return RunStep(label, "skipped" if result.skipped else "done", detail, info.version, info.fingerprint)
-
-        _timed(report, notify, label, train)
-        version = holder["version"]
-
+        trained: list[VersionInfo] = []
+        _timed(report, notify, f"train {candidate}" if candidate else "train",
+               partial(_train_step, work, candidate, trained))
         name = "promote" if candidate is None else f"promote {candidate}"
-
-        def promote(version: Any = version, name: str = name) -> RunStep:
-            result = work.promote(f"{version.name}/{version.version}")
-            if result.was_champion and result.promoted:
-                return RunStep(name, "skipped", f"version {version.version} already is the champion",
-                               version.version, version.fingerprint)
-            if result.promoted:
-                previous = f" (was version {result.previous.version})" if result.previous else ""
-                return RunStep(name, "done", f"version {version.version} is the champion{previous}",
-                               version.version, version.fingerprint)
-            failures = "; ".join(f"{r.rule}: {r.detail}" for r in result.report.failures())
-            return RunStep(name, "refused", f"version {version.version} stays a challenger: {failures}",
-                           version.version, version.fingerprint)
-
-        _timed(report, notify, name, promote)
-
-    registry = work.registry
-    try:
-        champion = registry.version(ModelRef(config.model_name, alias="champion"))
-    except NotFoundError:
-        champion = None
+        _timed(report, notify, name, partial(_promote_step, work, name, trained[0]))
+    champion = _champion(work)
     if champion is None:
         report.steps.append(RunStep("verify", "skipped", "no champion: no version passed the gates"))
-        report.seconds = time.perf_counter() - started
-        return report
-    stat = champion.metric_summary("test").get(primary, {})
-    report.champion = {"name": champion.name, "version": champion.version, "fingerprint": champion.fingerprint,
-                       "metric": primary, "mean": stat.get("mean"), "std": stat.get("std")}
-    ref = f"{champion.name}/{champion.version}"
-
-    if verify:
-        def run_verify() -> RunStep:
-            # The champion is verified against the code it was trained with (stored with it); when the
-            # project's code has moved on since, that is reported, not taken for a failure to reproduce.
-            lineage = load_lineage(registry, champion, config.project_dir)
-            options = {"recorded_code": True, "full": False, "threads": lineage.threads, "strict_env": False}
-            previous = registry.check_result(champion, "verify")
-            if (not force_checks and previous and previous.get("reproduced")
-                    and previous.get("key") == verification_key(work.config, lineage, options,
-                                                                registry.model_file_digest(champion))):
-                report.reproduced = True
-                return RunStep("verify", "skipped", f"reproduced before ({previous.get('time')}) with the same "
-                               "code and environment", champion.version, champion.fingerprint)
-            result = work.verify(ref, recorded_code=True)
-            report.reproduced = result.reproduced
-            changes = result.stage("code").data.get("changes") or []
-            moved = (f"; the project's code changed since it was trained ({'; '.join(changes)[:300]}): train to "
-                     "make a version of the current code") if changes else ""
-            if result.reproduced:
-                return RunStep("verify", "done", "reproduced bit for bit with the code it was trained with: data, "
-                               "features, model, test predictions" + moved, champion.version, champion.fingerprint)
-            failed = ", ".join(s.name for s in result.stages if s.status == "FAIL")
-            return RunStep("verify", "failed", f"not reproduced at {failed}: {result.cause}", champion.version,
-                           champion.fingerprint)
-
-        _timed(report, notify, "verify", run_verify)
-
-    if parity:
-        def run_parity() -> RunStep:
-            previous = registry.check_result(champion, "parity")
-            if (not force_checks and previous and previous.get("identical")
-                    and previous.get("key") == parity_key(champion, None, True, True)):
-                report.identical = True
-                return RunStep("parity", "skipped", f"identical before ({previous.get('time')})", champion.version,
-                               champion.fingerprint)
-            result = work.parity(ref)
-            report.identical = result.identical
-            ran = [p for p in result.paths if p.status != "SKIPPED"]
-            if result.identical:
-                worst = max((p.max_abs_diff for p in ran), default=0.0)
-                return RunStep("parity", "done", f"{len(ran) - 1} paths agree with the in-process path on "
-                               f"{result.rows:,} test rows (largest difference {worst:.3g})", champion.version,
-                               champion.fingerprint)
-            failed = ", ".join(p.name for p in result.paths if p.status == "FAIL")
-            return RunStep("parity", "failed", f"paths differ: {failed}", champion.version, champion.fingerprint)
-
-        _timed(report, notify, "parity", run_parity)
+    else:
+        stat = champion.metric_summary("test").get(config.primary_metric, {})
+        report.champion = {"name": champion.name, "version": champion.version, "fingerprint": champion.fingerprint,
+                           "metric": config.primary_metric, "mean": stat.get("mean"), "std": stat.get("std")}
+        if verify:
+            _timed(report, notify, "verify", partial(_verify_step, work, champion, force_checks, report))
+        if parity:
+            _timed(report, notify, "parity", partial(_parity_step, work, champion, force_checks, report))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _ingest_step(work: Workspace) -> RunStep:
+    result = work.ingest()
+    snap = result.snapshot
+    detail = (f"{snap.rows:,} rows" + (f", {result.quarantined:,} quarantined" if result.quarantined else "")
+              if result.changed else "the source is unchanged")
+    return RunStep("ingest", "done" if result.changed else "skipped", detail, snap.version, snap.fingerprint)
+
+
+def _features_step(work: Workspace) -> RunStep:
+    result = work.build_features()
+    info = result.info
+    detail = ("up to date" if result.skipped else
+              f"{info.rows:,} rows x {len(info.columns)} features, stateless check on "
+              f"{info.parity.get('rows_checked', 0)} rows")
+    return RunStep("features", "skipped" if result.skipped else "done", detail, info.version, info.fingerprint)
+
+
+def _train_step(work: Workspace, candidate: str | None, out: list[VersionInfo]) -> RunStep:
+    """Train (or find up to date) the default model or a candidate; its version is appended to ``out``."""
+    result = work.train(candidate=candidate)
+    info = result.version
+    out.append(info)
+    primary = work.config.primary_metric
+    stat = info.metric_summary("test").get(primary, {})
+    detail = (f"test {primary} {stat.get('mean', float('nan')):.4g} ± {stat.get('std', float('nan')):.2g}"
+              + (" (up to date)" if result.skipped else ""))
+    return RunStep(f"train {candidate}" if candidate else "train", "skipped" if result.skipped else "done", detail,
+                   info.version, info.fingerprint)
+
+
+def _promote_step(work: Workspace, name: str, version: VersionInfo) -> RunStep:
+    result = work.promote(f"{version.name}/{version.version}")
+    if result.was_champion and result.promoted:
+        return RunStep(name, "skipped", f"version {version.version} already is the champion",
+                       version.version, version.fingerprint)
+    if result.promoted:
+        previous = f" (was version {result.previous.version})" if result.previous else ""
+        return RunStep(name, "done", f"version {version.version} is the champion{previous}",
+                       version.version, version.fingerprint)
+    failures = "; ".join(f"{r.rule}: {r.detail}" for r in result.report.failures())
+    return RunStep(name, "refused", f"version {version.version} stays a challenger: {failures}",
+                   version.version, version.fingerprint)
+
+
+def _champion(work: Workspace) -> VersionInfo | None:
+    try:
+        return work.registry.version(ModelRef(work.config.model_name, alias="champion"))
+    except NotFoundError:
+        return None
+
+
+def _verify_step(work: Workspace, champion: VersionInfo, force: bool, report: RunReport) -> RunStep:
+    """Verify the champion against the code it was trained with (stored with it), unless it passed before.
+
+    When the project's code has moved on since, that is reported, not taken for a failure to reproduce.
+    """
+    registry = work.registry
+    lineage = load_lineage(registry, champion, work.config.project_dir)
+    options = {"recorded_code": True, "full": False, "threads": lineage.threads, "strict_env": False}
+    previous = registry.check_result(champion, "verify")
+    if (not force and previous and previous.get("reproduced")
+            and previous.get("key") == verification_key(work.config, lineage, options,
+                                                        registry.model_file_digest(champion))):
+        report.reproduced = True
+        return RunStep("verify", "skipped", f"reproduced before ({previous.get('time')}) with the same "
+                       "code and environment", champion.version, champion.fingerprint)
+    result = work.verify(f"{champion.name}/{champion.version}", recorded_code=True)
+    report.reproduced = result.reproduced
+    changes = result.stage("code").data.get("changes") or []
+    moved = (f"; the project's code changed since it was trained ({'; '.join(changes)[:300]}): train to "
+             "make a version of the current code") if changes else ""
+    if result.reproduced:
+        return RunStep("verify", "done", "reproduced bit for bit with the code it was trained with: data, "
+                       "features, model, test predictions" + moved, champion.version, champion.fingerprint)
+    failed = ", ".join(s.name for s in result.stages if s.status == "FAIL")
+    return RunStep("verify", "failed", f"not reproduced at {failed}: {result.cause}", champion.version,
+                   champion.fingerprint)
+
+
+def _parity_step(work: Workspace, champion: VersionInfo, force: bool, report: RunReport) -> RunStep:
+    """Compare the champion's prediction paths, unless they were identical before for the same inputs."""
+    previous = work.registry.check_result(champion, "parity")
+    if (not force and previous and previous.get("identical")
+            and previous.get("key") == parity_key(champion, None, True, True)):
+        report.identical = True
+        return RunStep("parity", "skipped", f"identical before ({previous.get('time')})", champion.version,
+                       champion.fingerprint)
+    result = work.parity(f"{champion.name}/{champion.version}")
+    report.identical = result.identical
+    ran = [p for p in result.paths if p.status != "SKIPPED"]
+    if result.identical:
+        worst = max((p.max_abs_diff for p in ran), default=0.0)
+        return RunStep("parity", "done", f"{len(ran) - 1} paths agree with the in-process path on "
+                       f"{result.rows:,} test rows (largest difference {worst:.3g})", champion.version,
+                       champion.fingerprint)
+    failed = ", ".join(p.name for p in result.paths if p.status == "FAIL")
+    return RunStep("parity", "failed", f"paths differ: {failed}", champion.version, champion.fingerprint)
 
 
 def _action(step: str, decision: str, detail: str, **extra: Any) -> dict[str, Any]:
