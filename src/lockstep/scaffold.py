@@ -91,6 +91,7 @@ def _schema_line(name: str, entry: dict[str, Any], column: Any) -> str:
     return f"{line}  # {comment}" if comment else line
 
 
+# long: a template, read top to bottom as the file it writes
 def render_config(*, name: str, source: str, target: str, id_column: str | None, task: str,
                   schema: dict[str, dict[str, Any]], delimiter: str = ",", rows: int, origin: str,
                   columns: dict[str, Any] | None = None, inputs: list[str] | None = None,
@@ -185,6 +186,7 @@ def render_config(*, name: str, source: str, target: str, id_column: str | None,
 NATIVE_CATEGORIES = 20
 
 
+# long: a template, read top to bottom as the file it writes
 def render_pipeline(*, name: str, target: str, task: str, numeric: list[str], categorical: list[str],
                     dates: list[str] | None = None, codes: list[str] | None = None) -> str:
     """The text of a commented ``pipeline.py`` for the project: date parts as features, then histogram

@@ -29,6 +29,7 @@ def _stat_text(stat) -> str:
     return text
 
 
+# long: a command-line command, one parameter per option with its help text
 def monitor(
     model: Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: the "
                                               "project's model @champion).")] = None,

@@ -20,6 +20,7 @@ __all__ = ["register"]
 _COLORS = {"done": "green", "skipped": "cyan", "refused": "yellow", "failed": "red"}
 
 
+# long: a command-line command, one parameter per option with its help text
 def run(
     candidates: Annotated[bool, typer.Option("--candidates/--no-candidates", help="Also train and promote every "
                                              "[train.candidates] entry.")] = False,

@@ -20,6 +20,9 @@ from lockstep.cli._render import short
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
+    from lockstep.core.config import ServeConfig
+    from lockstep.inference.service import ServeSettings
+
 __all__ = ["register"]
 
 audit_app = typer.Typer(rich_markup_mode=None, help="The audit log of the prediction service: show, export.",
@@ -83,6 +86,7 @@ def predict(
     out.result(result.to_dict(), render)
 
 
+# long: a command-line command, one parameter per option with its help text
 def serve(
     model: ModelOpt = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: [serve] host, "
@@ -110,13 +114,36 @@ def serve(
     """Serve a registered model over HTTP (FastAPI on uvicorn), with validation and an audit log."""
     import uvicorn
 
+    from lockstep.inference.service import check_audit_writable, create_app, load_serving_model
+
+    settings, cfg = _settings(model, project, bundle, store, public_key, runtime=runtime, max_batch=max_batch,
+                              max_body_bytes=max_body_bytes, audit=audit)
+    chosen_runtime = settings.runtime
+    serving = load_serving_model(settings)  # refuse a model that does not check out before listening
+    check_audit_writable(settings)  # and an audit log that can never be written
+    host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers
+    info = serving.info
+    typer.echo(f"Serving {info.name}/{info.version} (fingerprint {short(info.fingerprint)}, runtime "
+               f"{chosen_runtime}) on http://{host}:{port} - docs at /docs"
+               + (", bearer token required" if settings.token else ""), err=True)
+    with _stopped_by_sigterm():
+        if workers > 1:
+            os.environ["LOCKSTEP_SERVE_SETTINGS"] = settings.to_env()
+            uvicorn.run("lockstep.inference.service:create_app_from_env", factory=True, host=host, port=port,
+                        workers=workers, log_level="warning", access_log=False)
+        else:
+            uvicorn.run(create_app(settings, serving), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _settings(model: str | None, project: Path, bundle: Path | None, store: Path | None, public_key: Path | None,
+              **options: Any) -> tuple[ServeSettings, ServeConfig]:
+    """The service's settings from the options, the project's ``[serve]`` section and its defaults."""
     from lockstep.core.config import CONFIG_FILE, MonitorConfig, ServeConfig
     from lockstep.core.errors import UserError
-    from lockstep.inference.service import ServeSettings, check_audit_writable, create_app, load_serving_model
+    from lockstep.inference.service import ServeSettings
+    from lockstep.registry.bundle import Bundle
 
     if bundle is not None:
-        from lockstep.registry.bundle import Bundle
-
         if model is not None:
             raise UserError("--model and --bundle exclude each other: a bundle holds one version")
         proj = _project(project) if (project / CONFIG_FILE).is_file() else None
@@ -133,33 +160,21 @@ def serve(
         window = proj.config.monitor.window
         store_root, experiment = str(proj.store.root), proj.config.project.name
         model_text, default_name = model or cfg.model, proj.config.model_name
-    chosen_runtime = runtime or cfg.runtime
+    chosen_runtime = options["runtime"] or cfg.runtime
     if chosen_runtime not in ("sklearn", "onnx"):
         raise UserError(f"--runtime must be sklearn or onnx, got {chosen_runtime!r}")
+    audit = options["audit"]
     settings = ServeSettings(
         store_root=store_root, experiment=experiment, model=model_text,
-        default_name=default_name, runtime=chosen_runtime, max_batch=max_batch or cfg.max_batch,
-        max_body_bytes=max_body_bytes or cfg.max_body_bytes, allow_unknown_fields=cfg.allow_unknown_fields,
+        default_name=default_name, runtime=chosen_runtime, max_batch=options["max_batch"] or cfg.max_batch,
+        max_body_bytes=options["max_body_bytes"] or cfg.max_body_bytes, allow_unknown_fields=cfg.allow_unknown_fields,
         token=os.environ.get(cfg.token_env) or None, poll_seconds=float(cfg.poll_seconds),
         audit=cfg.audit if audit is None else audit,
         bundle=str(bundle.resolve()) if bundle is not None else None, drift_window=window,
         public_key=str(public_key.resolve()) if public_key is not None else (
             str(proj.config.public_key) if proj is not None and proj.config.public_key else None),
     )
-    serving = load_serving_model(settings)  # refuse a model that does not check out before listening
-    check_audit_writable(settings)  # and an audit log that can never be written
-    host, port, workers = host or cfg.host, port if port is not None else cfg.port, workers or cfg.workers
-    info = serving.info
-    typer.echo(f"Serving {info.name}/{info.version} (fingerprint {short(info.fingerprint)}, runtime "
-               f"{chosen_runtime}) on http://{host}:{port} - docs at /docs"
-               + (", bearer token required" if settings.token else ""), err=True)
-    with _stopped_by_sigterm():
-        if workers > 1:
-            os.environ["LOCKSTEP_SERVE_SETTINGS"] = settings.to_env()
-            uvicorn.run("lockstep.inference.service:create_app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", access_log=False)
-        else:
-            uvicorn.run(create_app(settings, serving), host=host, port=port, log_level="warning", access_log=False)
+    return settings, cfg
 
 
 class _Terminated(Exception):

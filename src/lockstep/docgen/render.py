@@ -126,6 +126,7 @@ def _split_text(split: Any) -> str:
             "split never moves when rows are added")
 
 
+# long: a template, read top to bottom as the page it writes
 def render_markdown(facts: ModelFacts) -> str:
     """The documentation of a model version, in Markdown (plots referenced as ``plots/<name>.png``)."""
     info, lineage = facts.info, facts.lineage

@@ -1,0 +1,123 @@
+"""The structure rules of docs/architecture.md, checked on the source: layers, imports, function size, typing."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lockstep"
+
+#: Where imports may be deferred: the CLI (a fast ``--help``) and the package root (a fast ``import lockstep``).
+LAZY_ALLOWED = ("cli/", "__init__.py", "__main__.py")
+
+#: The most lines a function may have without a reason written next to it (``# long: why``).
+MAX_LINES = 60
+
+#: Functions still over the limit, to be split (issue 14): the list may only shrink. A function that got short
+#: must leave it, so that it cannot grow back unnoticed.
+NOT_YET_SPLIT = {
+    "data/infer.py:infer_draft", "data/ingest.py:ingest", "evaluation/paired.py:weighted_metric",
+    "features/build.py:_build_features", "inference/batch.py:predict_batch", "inference/onnx/__init__.py:build_onnx",
+    "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting", "monitoring/monitor.py:monitor",
+    "monitoring/quality.py:live_quality", "registry/mlflow_registry.py:log_training",
+    "reproducibility/parity.py:parity", "reproducibility/verify.py:verify", "scaffold.py:init_project",
+    "store/sources.py:iter_file_batches", "training/train.py:_train", "training/train.py:_register",
+}
+
+
+def _modules(package: Path) -> list[Path]:
+    return sorted(package.rglob("*.py"))
+
+
+def _functions(tree: ast.Module):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """import-linter on the package under ``root/src``, with the contract of ``root/pyproject.toml``."""
+    code = ("import sys; sys.path.insert(0, 'src'); from importlinter.cli import lint_imports_command as c; "
+            "sys.exit(c.main(standalone_mode=False))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+
+
+def hidden_imports(package: Path) -> list[str]:
+    """Imports inside functions, outside the CLI and the package root."""
+    hidden = []
+    for path in _modules(package):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith(LAZY_ALLOWED[0]) or relative in LAZY_ALLOWED[1:]:
+            continue
+        for function in _functions(ast.parse(path.read_text())):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    hidden.append(f"{relative}:{node.lineno} in {function.name}()")
+    return hidden
+
+
+def long_functions(package: Path) -> list[str]:
+    """Functions over ``MAX_LINES`` lines without ``# long: <why>`` on or just above their ``def``."""
+    long = []
+    for path in _modules(package):
+        lines = path.read_text().splitlines()
+        for function in _functions(ast.parse("\n".join(lines))):
+            first = min([d.lineno for d in function.decorator_list] + [function.lineno])
+            size = (function.end_lineno or first) - first + 1
+            reason = any(re.search(r"#\s*long:\s*\S", lines[i - 1]) for i in (first - 1, first, function.lineno)
+                         if 0 < i <= len(lines))
+            if size > MAX_LINES and not reason:
+                long.append(f"{path.relative_to(package)}:{function.lineno} {function.name}() has {size} lines")
+    return long
+
+
+def _key(entry: str) -> str:
+    """``"data/infer.py:156 infer_draft() has 101 lines"`` -> ``"data/infer.py:infer_draft"``."""
+    where, rest = entry.split(" ", 1)
+    return f"{where.split(':')[0]}:{rest.split('(')[0]}"
+
+
+def test_the_layers_contract_is_kept() -> None:
+    """import-linter's contract (pyproject.toml): no layer imports one above it, and no two siblings each other."""
+    done = _lint_imports(PACKAGE.parents[1])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 kept, 0 broken" in done.stdout
+
+
+def test_imports_are_at_the_top_of_each_module() -> None:
+    """A module's dependencies can be read from its first lines (outside the CLI and the package root)."""
+    hidden = hidden_imports(PACKAGE)
+    assert not hidden, "imports inside functions:\n" + "\n".join(hidden)
+
+
+def test_functions_fit_on_a_screen() -> None:
+    """No function over 60 lines without a reason written next to it."""
+    long = long_functions(PACKAGE)
+    new = [entry for entry in long if _key(entry) not in NOT_YET_SPLIT]
+    assert not new, "split these, or write why they are long (# long: ...):\n" + "\n".join(new)
+    split = NOT_YET_SPLIT - {_key(entry) for entry in long}
+    assert not split, f"these are short now: remove them from NOT_YET_SPLIT: {sorted(split)}"
+
+
+def test_the_package_is_typed() -> None:
+    """``py.typed`` ships with the package, so that users' type checkers read lockstep's annotations."""
+    assert (PACKAGE / "py.typed").is_file()
+
+
+def test_each_rule_catches_its_violation(tmp_path: Path) -> None:
+    """A copy of the package with an upward import, a hidden import and a long function fails each rule."""
+    shutil.copytree(PACKAGE, tmp_path / "src" / "lockstep", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PACKAGE.parents[1] / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "src" / "lockstep" / "core" / "compare.py"
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES))
+    target.write_text(target.read_text() + "\nimport lockstep.workflow  # noqa: E402\n\n\n"
+                      f"def _late() -> None:\n    import json  # noqa: F401\n{body}\n")
+    done = _lint_imports(tmp_path)
+    assert done.returncode != 0 and "lockstep.core.compare -> lockstep.workflow" in done.stdout, done.stdout[-2000:]
+    assert hidden_imports(tmp_path / "src" / "lockstep") == ["core/compare.py:" + str(
+        target.read_text().splitlines().index("    import json  # noqa: F401") + 1) + " in _late()"]
+    assert [f for f in long_functions(tmp_path / "src" / "lockstep") if "_late()" in f]
