@@ -98,7 +98,7 @@ def test_check_passes_on_a_promoted_model(trained: Project) -> None:
 
 def test_golden_outputs_that_differ_by_one_ulp_fail(fresh: Project) -> None:
     info = fresh.model_version("churn-serve@champion")
-    path = fresh.registry.run_artifact(info.run_id, "golden/outputs.parquet")
+    path = fresh.registry._artifact_path(info.run_id, "golden/outputs.parquet")
     table = pq.read_table(path)
     column = table.column("proba_Yes").to_numpy().copy()
     column[5] = np.nextafter(column[5], 2.0)
@@ -198,7 +198,7 @@ def test_env_show_diff_and_lock(trained: Project, tmp_path: Path) -> None:
 
 def test_env_diff_reports_a_recorded_difference(fresh: Project) -> None:
     info = fresh.model_version("churn-serve@champion")
-    path = fresh.registry.run_artifact(info.run_id, "environment.json")
+    path = fresh.registry._artifact_path(info.run_id, "environment.json")
     env = json.loads(path.read_text())
     env["packages"]["scikit-learn"] = "1.0.0"
     env["packages"]["rich"] = "1.0.0"
@@ -292,12 +292,12 @@ def test_docker_context_pins_the_recorded_environment_and_serves(trained: Projec
                 time.sleep(0.2)
         model = json.loads(urllib.request.urlopen(url + "/model", timeout=10).read())
         assert model["fingerprint"] == info.fingerprint and model["version"] == info.version
-        golden = pq.read_table(trained.registry.run_artifact(info.run_id, "golden/inputs.parquet"))
+        golden = pq.read_table(trained.registry._artifact_path(info.run_id, "golden/inputs.parquet"))
         records = golden.select(model["inputs"]).slice(0, 10).to_pylist()
         request = urllib.request.Request(url + "/predict", data=json.dumps(records).encode(),
                                          headers={"content-type": "application/json"})
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
-        expected = pq.read_table(trained.registry.run_artifact(info.run_id, "golden/outputs.parquet")).slice(0, 10)
+        expected = pq.read_table(trained.registry._artifact_path(info.run_id, "golden/outputs.parquet")).slice(0, 10)
         assert answer["predictions"] == expected.column("prediction").to_pylist()
         assert [p["Yes"] for p in answer["probabilities"]] == expected.column("proba_Yes").to_pylist()
     finally:

@@ -284,7 +284,7 @@ def test_monitor_inputs_only_and_bad_input(trained: Project, tmp_path: Path) -> 
 def test_a_model_with_an_old_profile_asks_for_retraining(tmp_path: Path) -> None:
     project = make_trained_project(tmp_path / "telco", rows=600)
     info = project.model_version("churn-serve@champion")
-    path = project.registry.run_artifact(info.run_id, "reference_profile.json")
+    path = project.registry._artifact_path(info.run_id, "reference_profile.json")
     profile = json.loads(path.read_text())
     del profile["version"]
     path.write_text(json.dumps(profile))

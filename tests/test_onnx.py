@@ -178,7 +178,7 @@ def test_the_onnx_runtime_serves_the_same_predictions(project: Project) -> None:
 def test_a_tampered_onnx_file_is_refused(project: Project) -> None:
     project.export_onnx()
     info = project.model_version("churn-serve@champion")
-    path = project.registry.run_artifact(info.run_id, "onnx/model.onnx")
+    path = project.registry._artifact_path(info.run_id, "onnx/model.onnx")
     original = path.read_bytes()
     try:
         path.write_bytes(original + b"\x00")

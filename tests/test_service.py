@@ -310,7 +310,7 @@ def test_a_tampered_model_is_refused_at_start(project: Project) -> None:
     import sys
 
     champion = project.model_version("churn-serve@champion")
-    model_file = project.registry.model_dir(champion) / "model.skops"
+    model_file = project.registry._version_dir(champion) / "model.skops"
     original = model_file.read_bytes()
     exe = str(Path(sys.executable).with_name("lockstep"))
     try:

@@ -65,7 +65,7 @@ def test_rewriting_the_file_and_its_recorded_digest_together_is_caught(signed) -
 
     project, _private, _public = signed
     info = project.model_version("churn-serve@challenger")
-    model_file = project.registry.model_dir(info) / "model.skops"
+    model_file = project.registry._version_dir(info) / "model.skops"
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0x01
     model_file.write_bytes(bytes(data))

@@ -87,15 +87,15 @@ def test_train_registers_a_challenger_with_everything_recorded(project: Project,
     for artifact in ("plots/roc_curve.png", "plots/confusion_matrix.png", "plots/precision_recall.png",
                      "plots/calibration.png", "predictions.parquet", "confusion_matrix.csv",
                      "search/results.csv", "environment.json", "reference_profile.json", "training.json"):
-        assert registry.run_artifact(info.run_id, artifact).stat().st_size > 0, artifact
-    assert registry.run_artifact(info.run_id, "plots/roc_curve.png").read_bytes()[:4] == b"\x89PNG"
-    predictions = pd.read_parquet(registry.run_artifact(info.run_id, "predictions.parquet"))
+        assert registry._artifact_path(info.run_id, artifact).stat().st_size > 0, artifact
+    assert registry.artifact_files(info, "plots")["roc_curve.png"][:4] == b"\x89PNG"
+    predictions = registry.artifact_table(info, "predictions.parquet").to_pandas()
     assert set(predictions["split"]) == {"valid", "test"}
     assert {"rownames", "truth", "prediction", "proba_No", "proba_Yes"} <= set(predictions.columns)
-    profile = json.loads(registry.run_artifact(info.run_id, "reference_profile.json").read_text())
+    profile = json.loads(registry.artifact_bytes(info, "reference_profile.json"))
     assert profile["raw"]["tenure"]["kind"] == "numeric" and sum(profile["raw"]["tenure"]["counts"]) > 0
     assert profile["features"]["contract"]["kind"] == "categorical"
-    environment = json.loads(registry.run_artifact(info.run_id, "environment.json").read_text())
+    environment = json.loads(registry._artifact_path(info.run_id, "environment.json").read_text())
     assert environment["packages"]["scikit-learn"]
 
 
@@ -105,8 +105,8 @@ def test_training_twice_gives_the_same_model_and_bitwise_equal_predictions(proje
     assert second.version.version == first.version.version + 1
     assert first.version.fingerprint == second.version.fingerprint
     registry = project.registry
-    a = pd.read_parquet(registry.run_artifact(first.version.run_id, "predictions.parquet"))
-    b = pd.read_parquet(registry.run_artifact(second.version.run_id, "predictions.parquet"))
+    a = pd.read_parquet(registry._artifact_path(first.version.run_id, "predictions.parquet"))
+    b = pd.read_parquet(registry._artifact_path(second.version.run_id, "predictions.parquet"))
     assert a["proba_Yes"].to_numpy().tobytes() == b["proba_Yes"].to_numpy().tobytes()
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
@@ -208,7 +208,7 @@ def test_the_run_reports_a_thread_dependent_estimator_truthfully(tmp_path: Path)
     assert result.to_dict()["metrics"]["rmse"]["mean"] > 0  # regression metrics are there
     registry = project.registry
     for artifact in ("plots/residuals.png", "plots/predicted_vs_actual.png"):
-        assert registry.run_artifact(result.version.run_id, artifact).stat().st_size > 0
+        assert registry._artifact_path(result.version.run_id, artifact).stat().st_size > 0
 
 
 def test_promotion_gates(project: Project) -> None:
@@ -262,7 +262,7 @@ def test_the_registered_model_loads_in_a_fresh_process_from_the_registry_alone(p
                                                                                tmp_path: Path) -> None:
     result = project.train()
     registry = project.registry
-    predictions = pd.read_parquet(registry.run_artifact(result.version.run_id, "predictions.parquet"))
+    predictions = pd.read_parquet(registry._artifact_path(result.version.run_id, "predictions.parquet"))
     test_ids = predictions.loc[predictions["split"] == "test", "rownames"].tolist()
     raw = project.read_snapshot().to_pandas()
     rows = raw.set_index("rownames").loc[test_ids].reset_index()
@@ -295,7 +295,7 @@ print(json.dumps({{"proba": proba.tolist(), "module": loaded.model.steps[0][1].s
 def test_loading_refuses_a_tampered_model(project: Project) -> None:
     result = project.train()
     registry = project.registry
-    model_dir = registry.model_dir(result.version)
+    model_dir = registry._version_dir(result.version)
     mlmodel = (model_dir / "MLmodel").read_text()
     # an extra trusted type smuggled into the MLmodel file
     smuggled = mlmodel.replace("skops_trusted_types:\n", "skops_trusted_types:\n    - os.system\n")

@@ -261,7 +261,7 @@ def test_verify_user_errors_exit_2(trained: Project) -> None:
     assert result.exit_code == 2
     # a version registered without its recorded configuration (an older lockstep)
     info = trained.model_version("churn-serve@champion")
-    trained.registry.run_artifact(info.run_id, "config.json").unlink()
+    trained.registry._artifact_path(info.run_id, "config.json").unlink()
     result = runner.invoke(app, ["verify", "--project", str(trained.path)])
     assert result.exit_code == 2 and "config.json" in result.stderr and "train it again" in result.stderr
 
@@ -304,7 +304,7 @@ def test_environment_differences_have_severities() -> None:
 def test_a_corrupted_or_replaced_model_file_fails_the_model_stage(trained: Project) -> None:
     """The rebuild can match the record while the stored artifact does not: verify checks the artifact too."""
     info = trained.model_version("churn-serve@champion")
-    model_file = trained.registry.model_dir(info) / "model.skops"
+    model_file = trained.registry._version_dir(info) / "model.skops"
     original = model_file.read_bytes()
     try:
         flipped = bytearray(original)
@@ -318,7 +318,7 @@ def test_a_corrupted_or_replaced_model_file_fails_the_model_stage(trained: Proje
 
         # another version's file in its place: a valid model, not the registered one
         other = trained.train(force=True).version
-        model_file.write_bytes((trained.registry.model_dir(other) / "model.skops").read_bytes())
+        model_file.write_bytes((trained.registry._version_dir(other) / "model.skops").read_bytes())
         code, payload = verify_cli(trained.path, f"churn-serve/{info.version}")
         assert code == 3 and stages(payload)["model"] == "FAIL" and payload["cause"].startswith("artifact:")
     finally:
@@ -334,7 +334,7 @@ def test_lockstep_run_does_not_skip_verify_when_the_model_file_changed(trained: 
     again = trained.run(parity=False)
     assert {s.name: s.status for s in again.steps}["verify"] == "skipped"
     info = trained.model_version("churn-serve@champion")
-    model_file = trained.registry.model_dir(info) / "model.skops"
+    model_file = trained.registry._version_dir(info) / "model.skops"
     original = model_file.read_bytes()
     try:
         model_file.write_bytes(original[:-1] + bytes([original[-1] ^ 0x01]))

@@ -6,7 +6,6 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.parquet as pq
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
@@ -173,12 +172,11 @@ def gather(config: Config, store: Store, registry: Registry, info: VersionInfo) 
     except NotFoundError:
         snapshot = None
     features = registry.run_json(info, "lineage.json")["features"]
-    run_dir = registry.run_artifact(info.run_id, "training.json").parent
-    figures = {p.name: p.read_bytes() for p in sorted((run_dir / "plots").glob("*.png"))}
+    figures = registry.artifact_files(info, "plots", suffix=".png")
     example_record = example_output = None
     try:
-        inputs = pq.read_table(registry.run_artifact(info.run_id, "golden/inputs.parquet"))
-        outputs = pq.read_table(registry.run_artifact(info.run_id, "golden/outputs.parquet"))
+        inputs = registry.artifact_table(info, "golden/inputs.parquet")
+        outputs = registry.artifact_table(info, "golden/outputs.parquet")
         if inputs.num_rows:
             row = inputs.slice(0, 1).to_pylist()[0]
             example_record = {k: _plain(row[k]) for k in loaded.schema.inputs if k in row}

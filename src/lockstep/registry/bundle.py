@@ -36,12 +36,12 @@ __all__ = ["Bundle", "bundle_files"]
 def bundle_files(registry: Registry, info: VersionInfo) -> dict[str, bytes]:
     """The files of a version's bundle, by path relative to the bundle folder."""
     files: dict[str, bytes] = {}
-    model_dir = registry.model_dir(info)
+    model_dir = registry._version_dir(info)
     for path in sorted(model_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             files[f"model/{path.relative_to(model_dir).as_posix()}"] = path.read_bytes()
-    files["input_schema.json"] = registry.run_artifact(info.run_id, "input_schema.json").read_bytes()
-    files["reference_profile.json"] = registry.run_artifact(info.run_id, "reference_profile.json").read_bytes()
+    files["input_schema.json"] = registry.artifact_bytes(info, "input_schema.json")
+    files["reference_profile.json"] = registry.artifact_bytes(info, "reference_profile.json")
     record = {"name": info.name, "version": info.version, "aliases": info.aliases, "run_id": info.run_id,
               "created": info.created, "tags": info.tags, "metrics": info.metrics, "params": info.params,
               "source": info.source}

@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlparse
 
 import mlflow
 import mlflow.sklearn
+import pyarrow as pa
 import pyarrow.parquet as pq
 import skops.io as sio
 import yaml
@@ -418,21 +419,51 @@ class Registry:
         logged = client.get_logged_model(model_id)
         return _local_path(logged.artifact_location)
 
-    def model_dir(self, info: VersionInfo) -> Path:
-        """The folder holding a version's MLmodel and model file."""
+    def _version_dir(self, info: VersionInfo) -> Path:
+        """The folder holding a version's MLmodel and model file (the registry's own; never handed out)."""
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
             model_id = info.source.removeprefix("models:/")
             return self._model_dir(client, model_id)
 
-    def run_artifact(self, run_id: str, path: str) -> Path:
-        """The local path of a run's artifact."""
+    def _artifact_path(self, run_id: str, path: str) -> Path:
+        """Where a run's artifact is kept (the registry's own; callers get its bytes, a table or an object)."""
         with self._mlflow() as mlflow:
             run = self._client(mlflow).get_run(run_id)
             local = _local_path(run.info.artifact_uri) / path
         if not local.exists():
             raise NotFoundError(f"run {run_id} has no artifact {path}")
         return local
+
+    def artifact_bytes(self, info: VersionInfo, path: str) -> bytes:
+        """The bytes of an artifact of a version's training run (``golden/inputs.parquet``, ...).
+
+        Raises
+        ------
+        NotFoundError
+            If the run has no such artifact.
+        """
+        return self._artifact_path(info.run_id, path).read_bytes()
+
+    def artifact_table(self, info: VersionInfo, path: str) -> pa.Table:
+        """A Parquet artifact of a version's training run, as an Arrow table (see :meth:`artifact_bytes`)."""
+        return pq.read_table(pa.BufferReader(self.artifact_bytes(info, path)))
+
+    def artifact_files(self, info: VersionInfo, folder: str, suffix: str = "") -> dict[str, bytes]:
+        """The files of a folder of a version's training run (``plots``), by name: empty when there is none."""
+        try:
+            root = self._artifact_path(info.run_id, folder)
+        except NotFoundError:
+            return {}
+        return {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.is_file() and p.name.endswith(suffix)}
+
+    def stored_code(self, info: VersionInfo, recorded: dict[str, str] | None = None) -> StoredCode:
+        """The project's code stored with a version, to read, check and import (see :mod:`.stored_code`).
+
+        ``recorded`` (file to fingerprint) defaults to the files the version's tags record.
+        """
+        code = stored_code(info, self._version_dir(info))
+        return code if recorded is None else StoredCode(code.root, recorded, code.label)
 
     def run_json(self, info: VersionInfo, path: str) -> Any:
         """A JSON artifact of a version's training run (``training.json``, ``config.json``, ...).
@@ -443,7 +474,7 @@ class Registry:
             If the run has no such artifact (a version registered by an older lockstep).
         """
         try:
-            local = self.run_artifact(info.run_id, path)
+            local = self._artifact_path(info.run_id, path)
         except NotFoundError:
             raise NotFoundError(f"{info.name}/{info.version} has no recorded {path} (registered by an older "
                                 "lockstep?)", hint="train it again with this version of lockstep") from None
@@ -497,18 +528,14 @@ class Registry:
         if f"{TAG}.{kind}" not in info.tags:
             return None
         try:
-            found: dict[str, Any] = json.loads(self.run_artifact(info.run_id, f"checks/{kind}.json").read_text())
+            found: dict[str, Any] = json.loads(self._artifact_path(info.run_id, f"checks/{kind}.json").read_text())
             return found
         except NotFoundError:
             return None
 
-    def code_dir(self, info: VersionInfo) -> Path:
-        """The copy of the project's code stored with a version."""
-        return self.model_dir(info) / "code"
-
     def model_file_digest(self, info: VersionInfo) -> str | None:
         """The fingerprint of a version's stored model file as it is now (None when the file is missing)."""
-        model_file = self.model_dir(info) / _SKOPS_FILE
+        model_file = self._version_dir(info) / _SKOPS_FILE
         return _file_digest(model_file) if model_file.exists() else None
 
     def load(self, ref: ModelRef) -> LoadedModel:
@@ -522,7 +549,7 @@ class Registry:
             fingerprint differs from the recorded one.
         """
         info = self.version(ref)
-        path = self.model_dir(info)
+        path = self._version_dir(info)
         return LoadedModel(model=load_checked(info, path, self.public_key), info=info, path=path,
                            schema=self.model_schema(info))
 
@@ -537,7 +564,7 @@ class Registry:
             client.set_model_version_tag(info.name, str(info.version), f"{TAG}.onnx.digest", fingerprint_bytes(data))
             client.set_model_version_tag(info.name, str(info.version), f"{TAG}.onnx.parity",
                                          json.dumps(parity, sort_keys=True))
-        return self.run_artifact(info.run_id, "onnx/model.onnx")
+        return self._artifact_path(info.run_id, "onnx/model.onnx")
 
     def onnx(self, info: VersionInfo) -> tuple[bytes, dict[str, Any]]:
         """A version's ONNX export and its parity record, checked against the recorded hash."""
@@ -545,7 +572,7 @@ class Registry:
         if not digest:
             raise UserError(f"{info.name}/{info.version} has no ONNX export",
                             hint=f"run `lockstep export onnx {info.name}/{info.version}` first")
-        data = self.run_artifact(info.run_id, "onnx/model.onnx").read_bytes()
+        data = self._artifact_path(info.run_id, "onnx/model.onnx").read_bytes()
         if fingerprint_bytes(data) != digest:
             raise UserError(f"{info.name}/{info.version}: the ONNX file changed since it was exported; "
                             "refusing to use it", hint="export it again")
@@ -559,7 +586,7 @@ class Registry:
     def model_schema(self, info: VersionInfo) -> ModelSchema:
         """The input schema recorded with a version (its run's ``input_schema.json``)."""
         try:
-            path = self.run_artifact(info.run_id, "input_schema.json")
+            path = self._artifact_path(info.run_id, "input_schema.json")
         except NotFoundError:
             raise StoreError(f"{info.name}/{info.version} has no recorded input schema (trained by an older "
                              "lockstep?); retrain it") from None

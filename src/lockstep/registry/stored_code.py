@@ -101,6 +101,16 @@ class StoredCode:
         self.recorded = dict(recorded)
         self.label = label
 
+    def read(self, relative: str) -> bytes | None:
+        """The stored bytes of the recorded file ``relative`` as they are now (None when it is missing)."""
+        path = self.folder / relative
+        return path.read_bytes() if relative in self.recorded and path.is_file() else None
+
+    @property
+    def root(self) -> Path:
+        """The folder the recorded modules import from while :meth:`importable` is active."""
+        return self.folder
+
     def modules(self) -> dict[str, str]:
         """Module name to its recorded file."""
         return {_module_name(relative)[0]: relative for relative in self.recorded}

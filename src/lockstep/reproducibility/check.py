@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from lockstep._version import __version__
 from lockstep.core.compare import compare_outputs
@@ -86,12 +85,11 @@ def golden_check(registry: Registry, info: VersionInfo) -> CheckItem:
     """Predict a version's golden sample again; any differing bit fails."""
     name = f"{info.name}/{info.version}"
     try:
-        inputs_path = registry.run_artifact(info.run_id, "golden/inputs.parquet")
-        outputs_path = registry.run_artifact(info.run_id, "golden/outputs.parquet")
+        inputs = registry.artifact_table(info, "golden/inputs.parquet")
+        expected = registry.artifact_table(info, "golden/outputs.parquet")
     except NotFoundError:
         return CheckItem("golden", name, "SKIPPED", "registered without a golden sample (an older lockstep)")
     loaded = registry.load(ModelRef(info.name, version=info.version))
-    inputs, expected = pq.read_table(inputs_path), pq.read_table(outputs_path)
     got = predict_table(loaded, inputs)
     proba = [c for c in expected.column_names if c.startswith("proba_")]
     regression = loaded.schema.task == "regression"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.core.config import SearchConfig, parse_config
 from lockstep.core.errors import ProjectError
+from lockstep.registry.stored_code import StoredCode
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
@@ -43,7 +44,7 @@ class Lineage:
     features_fingerprint: str
     feature_columns: list[str]
     code_files: dict[str, str]
-    code_dir: Path
+    code: StoredCode
     environment: dict[str, Any]
     training: dict[str, Any]
 
@@ -86,6 +87,7 @@ def load_lineage(registry: Registry, info: VersionInfo, project_dir: Path) -> Li
     config._project_dir = Path(project_dir).resolve()
     feature = lineage["features"]
     tags = info.tags
+    code_files = dict(lineage.get("code_files") or json.loads(tags.get("lockstep.code.files", "{}")))
     if config.train is None:
         raise ProjectError(f"{info.name}/{info.version}: its recorded configuration has no [train] section")
     return Lineage(
@@ -102,8 +104,8 @@ def load_lineage(registry: Registry, info: VersionInfo, project_dir: Path) -> Li
         features_version=int(tags["lockstep.features.version"]),
         features_fingerprint=tags["lockstep.features.fingerprint"],
         feature_columns=list(feature["columns"]),
-        code_files=dict(lineage.get("code_files") or json.loads(tags.get("lockstep.code.files", "{}"))),
-        code_dir=registry.code_dir(info),
+        code_files=code_files,
+        code=registry.stored_code(info, code_files),
         environment=environment,
         training=training,
     )

@@ -36,20 +36,16 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lockstep._version import __version__
 from lockstep.core.compare import compare_outputs, within_tolerance
@@ -60,6 +56,7 @@ from lockstep.core.frames import feature_frame
 from lockstep.core.prediction import model_outputs
 from lockstep.inference.onnx.export import TOLERANCE
 from lockstep.inference.runtime import OnnxRuntime
+from lockstep.store.exchange import file_exchange, scratch_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
@@ -184,9 +181,8 @@ def _scores_from_table(table: Any, classes: list | None):
 def _predict_path(config: Config, ref_text: str, raw, loaded: LoadedModel, reference, task: str) -> ParityPath:
     started = time.perf_counter()
     classes = list(loaded.model.classes_) if task == "classification" else None
-    with tempfile.TemporaryDirectory(prefix="lockstep-parity-") as tmp:
-        source, target = Path(tmp) / "rows.parquet", Path(tmp) / "predictions.parquet"
-        pq.write_table(raw, source)
+    with file_exchange(prefix="lockstep-parity-") as files:
+        source, target = files.put_table("rows.parquet", raw), files.path("predictions.parquet")
         command = _lockstep_command("predict", "--project", str(config.project_dir), "--model", ref_text,
                                     "--input", str(source), "--output", str(target),
                                     "--chunk-rows", str(max(raw.num_rows, 1)), "--json")
@@ -194,7 +190,7 @@ def _predict_path(config: Config, ref_text: str, raw, loaded: LoadedModel, refer
         if done.returncode != 0:
             return ParityPath("predict", "FAIL", raw.num_rows, detail=f"`lockstep predict` exited {done.returncode}: "
                               f"{(done.stderr or done.stdout).strip()[-500:]}", seconds=time.perf_counter() - started)
-        out = pd.read_parquet(target)
+        out = files.get_table("predictions.parquet").to_pandas()
     return _compare("predict", reference, out["prediction"].to_numpy(), _scores_from_table(out, classes), task, 0.0,
                     started, "lockstep predict in a separate process")
 
@@ -224,7 +220,7 @@ class _Service:
                                     "127.0.0.1", "--port", str(self.port), "--max-batch", str(max(rows, 1)),
                                     "--max-body-bytes", str(len(body) + 1024), "--no-audit", "--workers", "1")
         env = {k: v for k, v in os.environ.items() if k not in ("LOCKSTEP_API_TOKEN", config.serve.token_env)}
-        self.log = tempfile.TemporaryFile()
+        self.log = scratch_file()
         self.started = time.perf_counter()
         self.process = subprocess.Popen(command, stdout=self.log, stderr=self.log, env=env)
 
@@ -317,7 +313,7 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
 
     t0 = time.perf_counter()
     if whole:
-        table = pd.read_parquet(registry.run_artifact(info.run_id, "predictions.parquet"))
+        table = registry.artifact_table(info, "predictions.parquet").to_pandas()
         table = table[table["split"] == "test"]
         classes = list(loaded.model.classes_) if task == "classification" else None
         labels = table["prediction"].to_numpy()

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from lockstep._version import __version__
@@ -48,7 +47,6 @@ from lockstep.core.usercode import code_identity, load_object
 from lockstep.features.build import feature_table, transform_raw
 from lockstep.features.pipeline import make_transformer
 from lockstep.registry.refs import ModelRef
-from lockstep.registry.stored_code import StoredCode
 from lockstep.reproducibility.codediff import diff_module
 from lockstep.reproducibility.envdiff import diff_environments, summarize
 from lockstep.reproducibility.lineage import load_lineage
@@ -167,11 +165,11 @@ def model_modules(lineage: Lineage) -> list[str]:
     """Top-level modules the model's classes and the recorded code come from (besides the project's)."""
     modules = {t.split(".")[0] for t in lineage.trusted_types}
     for relative in lineage.code_files:
-        path = lineage.code_dir / relative
-        if not path.exists():
+        source = lineage.code.read(relative)
+        if source is None:
             continue
         try:
-            tree = ast.parse(path.read_bytes())
+            tree = ast.parse(source)
         except SyntaxError:
             continue
         for node in ast.walk(tree):
@@ -237,8 +235,7 @@ def _code_stage(config: Config, lineage: Lineage, recorded_code: bool):
             changes.append(f"{relative}: newly imported by the configured code")
             continue
         if recorded[relative] != current[relative]:
-            stored = lineage.code_dir / relative
-            old = stored.read_bytes() if stored.exists() else b""
+            old = lineage.code.read(relative) or b""
             changes.append(diff_module(relative, old, (project_dir / relative).read_bytes()).describe())
     if problem is not None:
         changes.insert(0, problem)
@@ -248,13 +245,13 @@ def _code_stage(config: Config, lineage: Lineage, recorded_code: bool):
     data = {"changes": changes, "config_differences": config_keys, "files": sorted(recorded)}
     if recorded_code:
         try:
-            _stored(lineage).check()
+            lineage.code.check()
         except LockstepError as exc:
             return Stage("code", "FAIL", exc.message, data, timer()), None
         moved = ("; the project's code has moved on since: " + "; ".join(changes)) if changes else ""
         return Stage("code", "PASS", f"rebuilding with the code stored with the model ({len(recorded)} file(s), "
                      "fingerprints equal)" + moved + "".join("; " + n for n in notes), data, timer()), \
-            lineage.code_dir
+            lineage.code.root
     if changes:
         usable = project_dir if problem is None else None
         return Stage("code", "FAIL", "changed since training: " + "; ".join(changes)
@@ -379,7 +376,7 @@ def _artifact_check(registry: Registry, lineage: Lineage) -> tuple[bool, str]:
 
 def stored_test_outputs(registry: Registry, lineage: Lineage):
     """The test split's outputs stored at training: ids, labels, probabilities (or None)."""
-    table = pd.read_parquet(registry.run_artifact(lineage.info.run_id, "predictions.parquet"))
+    table = registry.artifact_table(lineage.info, "predictions.parquet").to_pandas()
     table = table[table["split"] == "test"]
     proba_columns = [c for c in table.columns if c.startswith("proba_")]
     return (table[lineage.config.data.id_column].to_numpy(), table["prediction"].to_numpy(),
@@ -509,7 +506,7 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
 
     built = result = None
     # with --recorded-code, the rebuild imports the stored modules from their checked bytes, and nothing else
-    imports = _stored(lineage).importable() if recorded_code and code_root is not None else contextlib.nullcontext()
+    imports = lineage.code.importable() if recorded_code and code_root is not None else contextlib.nullcontext()
     with imports:
         stages, built, result = _rebuild(store, lineage, raw, snapshot, code_root, recorded_code, used_threads, full,
                                          stages, step)
@@ -532,10 +529,6 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     if record:
         registry.record_check(info, "verify", report.to_dict(), report.summary())
     return report
-
-
-def _stored(lineage: Lineage) -> StoredCode:
-    return StoredCode(lineage.code_dir, lineage.code_files, f"{lineage.info.name}/{lineage.info.version}")
 
 
 def _rebuild(store: Store, lineage: Lineage, raw, snapshot, code_root: Path | None, recorded_code: bool,
