@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.pipeline import Pipeline
 
 from lockstep._version import __version__
 from lockstep.core.compare import compare_outputs
@@ -45,13 +44,11 @@ from lockstep.core.frames import feature_frame
 from lockstep.core.requirements import model_distributions
 from lockstep.core.usercode import code_identity, load_object
 from lockstep.features.build import feature_table, transform_raw
-from lockstep.features.pipeline import make_transformer
 from lockstep.registry.refs import ModelRef
 from lockstep.reproducibility.codediff import diff_module
 from lockstep.reproducibility.envdiff import diff_environments, summarize
 from lockstep.reproducibility.lineage import load_lineage
-from lockstep.training.determinism import deterministic
-from lockstep.training.train import check_model, evaluate_outputs, fit_model, search_best_params
+from lockstep.training.assembly import assemble_pipeline, check_model, fit_seed, search_best_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
@@ -328,15 +325,13 @@ def _model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, f
             notes.append("the search chose the recorded parameters again" if same else
                          f"the search chose {best_params}, recorded {lineage.best_params}")
         step(f"refitting with seed {lineage.seed} and {threads} thread(s)")
-        with deterministic(lineage.seed, threads):
-            model = fit_model(factory, lineage.model_ref, best_params, lineage.seed, X[masks["train"]],
-                              y[masks["train"]])
-            outputs = evaluate_outputs(model, X[masks["test"]], y[masks["test"]], task)
-        feature_pipe = make_transformer(built["factory"], config.features.pipeline or "(identity)")
-        feature_pipe.fit(built["frame"][masks["train"]])
+        model, evaluated, _ = fit_seed(factory, lineage.model_ref, best_params, lineage.seed, threads, X, y, masks,
+                                       task, evaluate=("test",))
+        outputs = evaluated["test"]
+        full_model = assemble_pipeline(built["factory"], config.features.pipeline, built["frame"][masks["train"]],
+                                       model)
     except LockstepError as exc:
         return Stage("model", "FAIL", f"the model could not be refitted: {exc.message}", seconds=timer()), None
-    full_model = Pipeline([("features", feature_pipe), ("model", model)])
     actual = model_fingerprint(full_model)
     ids = frame.loc[masks["test"], lineage.config.data.id_column].to_numpy()
     result = {"outputs": outputs, "ids": ids}

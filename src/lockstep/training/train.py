@@ -27,26 +27,32 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import skops.io as sio
-from sklearn.base import is_classifier, is_regressor
-from sklearn.pipeline import Pipeline
 
 from lockstep._version import __version__
 from lockstep.core.environment import capture, core_fingerprint, git_state
 from lockstep.core.errors import ConfigError, PipelineError
 from lockstep.core.fingerprint import fingerprint_json, model_fingerprint
 from lockstep.core.frames import feature_frame, raw_frame
-from lockstep.core.prediction import final_estimator, has_probabilities, model_outputs, outputs_table
+from lockstep.core.prediction import model_outputs, outputs_table
 from lockstep.core.schema import ModelSchema
-from lockstep.core.usercode import code_identity, describe_exception, load_object
-from lockstep.evaluation.metrics import Outputs, compute_metrics, make_scorer, summarize_seeds
+from lockstep.core.usercode import code_identity, load_object
+from lockstep.evaluation.metrics import Outputs, compute_metrics, summarize_seeds
 from lockstep.evaluation.plots import classification_figures, confusion_table, regression_figures
-from lockstep.features.pipeline import make_transformer
 from lockstep.profiles.profile import reference_profile
 from lockstep.profiles.scores import model_scores
 from lockstep.registry.mlflow_registry import TAG, TrainingRecord
 from lockstep.registry.refs import ModelRef
-from lockstep.training.determinism import deterministic, seed_estimator
-from lockstep.training.search import build_search, check_space
+from lockstep.training.assembly import (
+    assemble_pipeline,
+    call_factory,
+    check_model,
+    check_primary_metric,
+    fit_model,
+    fit_seed,
+    search_best_params,
+)
+from lockstep.training.determinism import deterministic
+from lockstep.training.search import check_space
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config, SearchConfig
@@ -161,41 +167,6 @@ def training_inputs(config: Config, feature: FeatureInfo, model_ref: str, search
             "inputs": fingerprint_json(parts)}
 
 
-def check_model(model: Any, task: str, ref: str) -> None:
-    """``model`` must be a scikit-learn Pipeline whose last step is an estimator of the task."""
-    if not isinstance(model, Pipeline):
-        raise PipelineError(f"{ref!r} returned a {type(model).__name__}, not a scikit-learn Pipeline",
-                            hint="return Pipeline([...preprocessing..., ('estimator', SomeEstimator())])")
-    last = model.steps[-1][1]
-    wanted = is_classifier if task == "classification" else is_regressor
-    if last is None or last == "passthrough" or not wanted(last):
-        kind = "classifier" if task == "classification" else "regressor"
-        raise PipelineError(f"{ref!r}: the pipeline's last step is {type(last).__name__}, not a {kind}, but the "
-                            f"task is {task}",
-                            hint=f"end the pipeline with a {kind}, or fix [data] task")
-
-
-#: Metrics computed from class probabilities.
-PROBABILITY_METRICS = ("roc_auc", "log_loss", "brier_score")
-
-
-def check_primary_metric(model: Any, metric: str, ref: str) -> None:
-    """A primary metric computed from probabilities needs a classifier that gives them."""
-    if metric in PROBABILITY_METRICS and not has_probabilities(model):
-        name = type(final_estimator(model)).__name__
-        raise PipelineError(f"{ref!r}: the primary metric {metric} needs class probabilities, and {name} has no "
-                            "predict_proba",
-                            hint="set [train] primary_metric to accuracy, balanced_accuracy or f1, or wrap the "
-                            "estimator in CalibratedClassifierCV")
-
-
-def evaluate_outputs(model: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> Outputs:
-    """The model's outputs on ``X`` (computed as every prediction path computes them) with the truth ``y``."""
-    labels, proba = model_outputs(model, X, task)
-    classes = list(model.classes_) if task == "classification" else None
-    return Outputs(y_true=y, y_pred=labels, proba=proba, classes=classes)
-
-
 def train(config: Config, store: Store, registry: Registry, *, features_version: int | None = None,
           candidate: str | None = None, force: bool = False, progress: Progress | None = None) -> TrainResult:
     """Train, one training at a time per store: a second waits, then finds the first's run up to date.
@@ -257,11 +228,11 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
 
     step("importing the model code")
     factory = load_object(model_ref, config.project_dir)
-    check_model(_call(factory, model_ref), task, model_ref)
-    check_primary_metric(_call(factory, model_ref), config.primary_metric, model_ref)
+    check_model(call_factory(factory, model_ref), task, model_ref)
+    check_primary_metric(call_factory(factory, model_ref), config.primary_metric, model_ref)
     if search is not None:
         where = f"[train.candidates.{candidate}.search]" if candidate else "[train.search]"
-        check_space(_call(factory, model_ref), search.space, f"{config.config_path.name} {where}")
+        check_space(call_factory(factory, model_ref), search.space, f"{config.config_path.name} {where}")
 
     step(f"reading feature set version {feature.version}")
     frame = feature_frame(feature_table.read(feature.version))
@@ -281,54 +252,6 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     return TrainResult(version=registered, skipped=False, details=details)
 
 
-def _call(factory: Any, ref: str) -> Any:
-    try:
-        return factory()
-    except Exception as exc:
-        raise PipelineError(f"calling {ref!r} failed: {describe_exception(exc)}") from exc
-
-
-def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: int, X_train, y_train,
-              record: dict[str, Any] | None = None) -> Any:
-    """A new model from ``factory`` with ``best_params``, every ``random_state`` set to ``seed``, fitted.
-
-    Call it inside :func:`~lockstep.training.determinism.deterministic`; the
-    names of the seeded parameters go to ``record``.
-    """
-    model = _call(factory, model_ref)
-    model.set_params(**best_params)
-    seeded = seed_estimator(model, seed)
-    if record is not None:
-        record["seeded_parameters"] = seeded
-    try:
-        model.fit(X_train, y_train)
-    except Exception as exc:
-        raise PipelineError(f"fitting {model_ref!r} failed: {describe_exception(exc)}") from exc
-    return model
-
-
-def search_best_params(config: Config, factory: Any, search: SearchConfig, X_train, y_train, *,
-                       threads: int | None = None) -> tuple[dict, Any]:
-    """Run the configured search on CV folds of the training rows; the best parameters and the searcher.
-
-    ``threads`` overrides ``[train] threads``.
-    """
-    train_cfg, task = config.training, config.data.task
-    seed = train_cfg.seeds[0]
-    with deterministic(seed, threads if threads is not None else train_cfg.threads):
-        estimator = factory()
-        seed_estimator(estimator, seed)
-        searcher = build_search(estimator, search, make_scorer(task, config.primary_metric, train_cfg.positive_class),
-                                seed, train_cfg.n_jobs, task)
-        try:
-            searcher.fit(X_train, y_train)
-        except Exception as exc:
-            raise PipelineError(f"the search failed: {describe_exception(exc)}") from exc
-    # Plain Python values (a NumPy integer drawn from a distribution would not survive JSON as a number).
-    best = {name: value.item() if hasattr(value, "item") else value for name, value in searcher.best_params_.items()}
-    return best, searcher
-
-
 def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
                       step: Progress) -> dict[str, Any]:
     train_cfg = config.training
@@ -346,10 +269,7 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
     per_seed: list[SeedResult] = []
     for seed in seeds:
         step(f"fitting seed {seed} ({len(per_seed) + 1} of {len(seeds)})")
-        with deterministic(seed, train_cfg.threads) as record:
-            model = fit_model(factory, model_ref, best_params, seed, X_train, y_train, record)
-            outputs = {name: evaluate_outputs(model, X[masks[name]], y[masks[name]], task)
-                       for name in ("valid", "test") if masks[name].any()}
+        model, outputs, record = fit_seed(factory, model_ref, best_params, seed, train_cfg.threads, X, y, masks, task)
         metrics = {name: compute_metrics(task, config.metrics, out, positive) for name, out in outputs.items()}
         per_seed.append(SeedResult(seed, model, model_fingerprint(model), metrics, outputs, record))
 
@@ -378,10 +298,8 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
         raise PipelineError(f"raw snapshot {feature.raw_version} and feature set version {feature.version} "
                             "do not hold the same rows in the same order")
     raw_X = raw_frame(raw, config.data.columns, config.feature_inputs)
-    ref = config.features.pipeline or "(identity)"
     feature_factory = load_object(config.features.pipeline, config.project_dir) if config.features.pipeline else None
-    feature_pipe = make_transformer(feature_factory, ref).fit(raw_X[masks["train"]])
-    full = Pipeline([("features", feature_pipe), ("model", primary.model)])
+    full = assemble_pipeline(feature_factory, config.features.pipeline, raw_X[masks["train"]], primary.model)
     _check_end_to_end(full, raw_X[masks["test"]], primary.outputs["test"], task)
     fingerprint = model_fingerprint(full)
 
