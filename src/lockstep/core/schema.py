@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.core.config import ColumnSchema
 from lockstep.core.frames import raw_frame
+from lockstep.core.values import plain
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -63,7 +64,7 @@ class ModelSchema:
             "id_column": self.id_column,
             "target": self.target,
             "task": self.task,
-            "classes": [_plain(c) for c in self.classes] if self.classes is not None else None,
+            "classes": [plain(c) for c in self.classes] if self.classes is not None else None,
         }
 
     @classmethod
@@ -79,7 +80,3 @@ class ModelSchema:
     def frame(self, table: pa.Table) -> pd.DataFrame:
         """The model's input DataFrame from validated raw rows (the same function training used)."""
         return raw_frame(table, self.columns, self.inputs)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

@@ -7,11 +7,12 @@ Used for raw snapshots (``lockstep data diff``) and feature sets
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockstep.core.values import plain
 from lockstep.data.rows import row_hashes
 from lockstep.data.summary import column_summary
 
@@ -130,7 +131,7 @@ def diff_tables(old_version: int, old_fingerprint: str, old: pa.Table, old_cols:
         n = new.filter(pc.equal(new_ids, key)).slice(0, 1)
         cols = {c: [o.column(c)[0].as_py(), n.column(c)[0].as_py()] for c in common
                 if o.column(c)[0].as_py() != n.column(c)[0].as_py()}
-        examples.append({"id": key, "columns": {c: [_plain(a), _plain(b)] for c, (a, b) in cols.items()}})
+        examples.append({"id": key, "columns": {c: [plain(a), plain(b)] for c, (a, b) in cols.items()}})
     out.examples["changed"] = examples
 
     for c in common:
@@ -140,9 +141,3 @@ def diff_tables(old_version: int, old_fingerprint: str, old: pa.Table, old_cols:
         if delta:
             out.summary_changes[c] = delta
     return out
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value

@@ -27,13 +27,15 @@ of a classification gets its classes as ``allowed``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from lockstep.core.dtypes import dtype_of
+from lockstep.core.values import plain
 
 __all__ = ["ColumnDraft", "Draft", "infer_draft"]
 
@@ -87,33 +89,13 @@ class Draft:
         return [name for name, column in self.columns.items() if column.role == role]
 
 
-def _dtype(t: pa.DataType) -> str:
-    if pa.types.is_dictionary(t):
-        return _dtype(t.value_type)
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_integer(t):
-        return "int"
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "float"
-    if pa.types.is_timestamp(t):
-        return "datetime"
-    if pa.types.is_date(t):
-        return "date"
-    return "str"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 def _shown(value: Any) -> str:
     """A value as a person reads it: ``2016-07-02``, ``12.5``, ``3``."""
-    value = _plain(value)
+    value = plain(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -178,7 +160,7 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
     nullable_cols = []
     for name in table.column_names:
         column = table.column(name)
-        dtype = _dtype(column.type)
+        dtype = dtype_of(column.type)
         schema[name] = {"dtype": dtype, "nullable": column.null_count > 0}
         if column.null_count:
             nullable_cols.append(name)

@@ -3,7 +3,7 @@
 Two steps, both lazy (every failure is collected, nothing stops at the first):
 
 1. **Conversion**: each declared column is converted to its logical type's
-   Arrow type (:data:`ARROW_TYPES`). Text is trimmed before it is parsed as a
+   Arrow type (:data:`lockstep.core.dtypes.DTYPES`). Text is trimmed before it is parsed as a
    number, boolean or date; a value that does not convert is a failure of
    the rule ``dtype <type>`` and becomes missing in the converted table.
    Floating-point NaN becomes missing.
@@ -29,12 +29,14 @@ import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockstep.core.dtypes import arrow_type
 from lockstep.core.errors import SchemaFailure, shown
+from lockstep.core.values import plain
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import ColumnSchema, DataConfig
 
-__all__ = ["ARROW_TYPES", "INT_LIMIT", "ValidationResult", "arrow_type", "convert_table", "pandera_schema", "to_pandas",
+__all__ = ["INT_LIMIT", "ValidationResult", "convert_table", "pandera_schema", "to_pandas",
            "validate_table"]
 
 _MAX_EXAMPLES = 5
@@ -47,19 +49,6 @@ _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
 
-def arrow_type(dtype: str, tz: str | None = None) -> pa.DataType:
-    """The Arrow type of a logical type."""
-    return {
-        "int": pa.int64(),
-        "float": pa.float64(),
-        "bool": pa.bool_(),
-        "str": pa.string(),
-        "datetime": pa.timestamp("us", tz=tz),
-        "date": pa.date32(),
-    }[dtype]
-
-
-ARROW_TYPES = ("int", "float", "bool", "str", "datetime", "date")
 
 
 @dataclass
@@ -417,7 +406,7 @@ def _check_rules(typed: pa.Table, declared: dict[str, ColumnSchema],
             rule = rules.get((column, key_number), str(check))
         failure = grouped.setdefault((column, rule), RowFailure(column=column, rule=rule))
         failure.rows.append(row)
-        failure.values.append(_plain(value))
+        failure.values.append(plain(value, nan_as_none=False))
     out = []
     for failure in grouped.values():
         order = sorted(range(len(failure.rows)), key=failure.rows.__getitem__)
@@ -427,18 +416,6 @@ def _check_rules(typed: pa.Table, declared: dict[str, ColumnSchema],
     return out
 
 
-def _plain(value: Any) -> Any:
-    """A Python scalar for messages and JSON."""
-    if value is None:
-        return None
-    if hasattr(value, "item"):
-        try:
-            return value.item()
-        except (ValueError, AttributeError):
-            pass
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 def bad_row_mask(n: int, rows: list[int]) -> np.ndarray:

@@ -10,6 +10,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from lockstep.core.errors import NotFoundError
+from lockstep.core.values import plain
 from lockstep.registry.refs import ModelRef
 from lockstep.reproducibility.lineage import load_lineage
 
@@ -66,16 +67,6 @@ def _purpose(obj: Any) -> str:
     return paragraph if end < 0 else paragraph[: end + 1]
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and not hasattr(value, "__len__"):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
 
 
 def _changed_params(est: Any) -> dict[str, Any]:
@@ -99,7 +90,7 @@ def _changed_params(est: Any) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - arrays and the like
             same = False
         if not same:
-            out[name] = _plain(value)
+            out[name] = plain(value, fallback=repr)
     return out
 
 
@@ -153,7 +144,7 @@ def _tuned(steps: list[StepFacts], best_params: dict[str, Any], root: str) -> No
         name = f"{root}.{path.replace('__', '.')}" if path else root
         for step in steps:
             if step.name == name or (not path and step is steps[-1]):
-                step.tuned[param] = _plain(value)
+                step.tuned[param] = plain(value, fallback=repr)
                 break
 
 
@@ -179,8 +170,9 @@ def gather(config: Config, store: Store, registry: Registry, info: VersionInfo) 
         outputs = registry.artifact_table(info, "golden/outputs.parquet")
         if inputs.num_rows:
             row = inputs.slice(0, 1).to_pylist()[0]
-            example_record = {k: _plain(row[k]) for k in loaded.schema.inputs if k in row}
-            example_output = {k: _plain(v) for k, v in outputs.slice(0, 1).to_pylist()[0].items() if k != "row"}
+            example_record = {k: plain(row[k], fallback=repr) for k in loaded.schema.inputs if k in row}
+            first = outputs.slice(0, 1).to_pylist()[0]
+            example_output = {k: plain(v, fallback=repr) for k, v in first.items() if k != "row"}
     except NotFoundError:
         pass
     return ModelFacts(

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lockstep._version import __version__
+from lockstep.core.dtypes import dtype_of
 from lockstep.core.environment import capture, core_fingerprint, git_state
 from lockstep.core.errors import LeakageError, PipelineError
 from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
@@ -233,14 +234,6 @@ def _check_names(features: pd.DataFrame, config: Config, ref: str) -> None:
         raise PipelineError(f"the feature pipeline {ref!r} outputs no columns")
 
 
-def _logical(arrow_type) -> str:
-    if pa.types.is_boolean(arrow_type):
-        return "bool"
-    if pa.types.is_integer(arrow_type):
-        return "int"
-    if pa.types.is_floating(arrow_type):
-        return "float"
-    return "str"
 
 
 def _text_array(series: pd.Series) -> pa.Array:
@@ -269,7 +262,7 @@ def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str,
             array = array.cast(pa.float64())
         arrays.append(array)
         names.append(str(name))
-        dtypes[str(name)] = _logical(array.type)
+        dtypes[str(name)] = dtype_of(array.type)
     split = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(SPLIT_VALUES, pa.string()))
     arrays += [decoded(raw.column(label)), split.cast(pa.string())]
     names += [label, "split"]

@@ -16,8 +16,8 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 
+from lockstep.core.dtypes import arrow_type
 from lockstep.core.prediction import model_outputs
-from lockstep.data.schema import arrow_type
 from lockstep.inference.onnx import input_kind, microseconds
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lockstep.core.prediction import model_outputs
+from lockstep.core.values import plain
 
 __all__ = ["answer_scores", "model_scores", "scores_of"]
 
@@ -43,8 +44,8 @@ def scores_of(values: Any, probabilities: Any, classes: list | None = None):
         proba = np.asarray(probabilities, dtype=np.float64)
         return proba[:, -1] if proba.shape[1] == 2 else proba.max(axis=1)
     if classes is not None:
-        position = {json.dumps(_plain(c)): float(i) for i, c in enumerate(classes)}
-        return np.asarray([position.get(json.dumps(_plain(v)), np.nan) for v in values], dtype=np.float64)
+        position = {json.dumps(plain(c)): float(i) for i, c in enumerate(classes)}
+        return np.asarray([position.get(json.dumps(plain(v)), np.nan) for v in values], dtype=np.float64)
     return np.asarray(values, dtype=np.float64)
 
 
@@ -70,7 +71,3 @@ def answer_scores(predictions: list | None, probabilities: list[dict] | None, sc
         names = [str(c) for c in schema.classes]
         return scores_of(None, np.array([[p[c] for c in names] for p in probabilities], dtype=np.float64))
     return scores_of(predictions, None, schema.classes if schema.task == "classification" else None)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

@@ -31,7 +31,6 @@ stated tolerance.
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import subprocess
@@ -41,7 +40,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +53,7 @@ from lockstep.core.errors import UserError
 from lockstep.core.fingerprint import fingerprint_json
 from lockstep.core.frames import feature_frame
 from lockstep.core.prediction import model_outputs
+from lockstep.core.values import plain
 from lockstep.inference.onnx.export import TOLERANCE
 from lockstep.inference.runtime import OnnxRuntime
 from lockstep.store.exchange import file_exchange, scratch_file
@@ -138,12 +138,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def _rows(store: Store, info, limit: int | None):
@@ -328,7 +322,7 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
                                        "whole test split; a part of it is a different batch"))
 
     names = list(dict.fromkeys(loaded.schema.inputs))
-    records = [{k: _plain(v) for k, v in row.items() if k in names} for row in raw.select(names).to_pylist()]
+    records = [{k: plain(v) for k, v in row.items() if k in names} for row in raw.select(names).to_pylist()]
     body = json.dumps(records).encode()
     service = _Service(config, ref_text, body, len(records)) if http else None
     try:
