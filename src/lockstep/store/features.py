@@ -8,16 +8,14 @@ input (raw snapshot, code, configuration, environment) and of the output.
 
 from __future__ import annotations
 
-import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.core.errors import NotFoundError
-from lockstep.store import _delta
+from lockstep.store.versioned import VersionedTable
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
+    pass
 
 __all__ = ["FeatureInfo", "FeatureTable"]
 
@@ -98,53 +96,21 @@ class FeatureInfo:
         return out
 
 
-class FeatureTable:
+class FeatureTable(VersionedTable[FeatureInfo]):
     """The versions of one feature set (``<store>/features/<name>``)."""
 
+    info_type = FeatureInfo
+    missing_hint = "`lockstep features list` shows every version"
+
     def __init__(self, path: Path, name: str) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.name = name
+        self.empty = (f"the feature set '{name}' has no version yet", "run `lockstep features` first")
 
-    def __repr__(self) -> str:
-        return f"FeatureTable({str(self.path)!r})"
-
-    def list(self) -> list[FeatureInfo]:
-        """Every version, oldest first."""
-        return [FeatureInfo.from_metadata(v, m) for v, m in _delta.commit_metadata(self.path).items()]
+    def missing(self, version: int) -> str:
+        return f"feature set '{self.name}' has no version {version}"
 
     def find(self, inputs: str) -> FeatureInfo | None:
         """The newest version computed from exactly these inputs, if any."""
         matches = [info for info in self.list() if info.inputs == inputs]
         return matches[-1] if matches else None
-
-    def info(self, version: int | None = None) -> FeatureInfo:
-        """Version ``version`` (default: the latest).
-
-        Raises
-        ------
-        NotFoundError
-            If there is no such version; the message lists those that exist.
-        """
-        infos = self.list()
-        if not infos:
-            raise NotFoundError(f"the feature set '{self.name}' has no version yet",
-                                hint="run `lockstep features` first")
-        if version is None:
-            return infos[-1]
-        for info in infos:
-            if info.version == version:
-                return info
-        known = ", ".join(str(i.version) for i in infos)
-        raise NotFoundError(f"feature set '{self.name}' has no version {version} (versions: {known})",
-                            hint="`lockstep features list` shows every version")
-
-    def read(self, version: int | None = None, columns: builtins.list[str] | None = None) -> pa.Table:
-        """The rows of version ``version`` (default: the latest)."""
-        info = self.info(version)
-        return _delta.to_table(self.path, info.version, columns)
-
-    def write(self, table: pa.Table, info: FeatureInfo) -> FeatureInfo:
-        """Write ``table`` as a new version, atomically; return its info with the version set."""
-        _delta.write_table(self.path, table, info.to_metadata())
-        version = _delta.open_table(self.path).version()
-        return FeatureInfo.from_metadata(version, info.to_metadata())

@@ -8,16 +8,13 @@ fingerprints, time and lockstep version.
 
 from __future__ import annotations
 
-import builtins
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.core.errors import NotFoundError
-from lockstep.store import _delta
+from lockstep.store.versioned import VersionedTable
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
+    pass
 
 __all__ = ["SnapshotInfo", "SnapshotTable"]
 
@@ -116,62 +113,10 @@ class SnapshotInfo:
         }
 
 
-class SnapshotTable:
-    """The raw snapshot table of a store.
+class SnapshotTable(VersionedTable[SnapshotInfo]):
+    """The raw snapshot table of a store (``<store>/raw``)."""
 
-    Parameters
-    ----------
-    path : Path
-        The table's folder (``<store>/raw``).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"SnapshotTable({str(self.path)!r})"
-
-    def list(self) -> list[SnapshotInfo]:
-        """Every snapshot, oldest first."""
-        return [SnapshotInfo.from_metadata(v, m) for v, m in _delta.commit_metadata(self.path).items()]
-
-    def latest(self) -> SnapshotInfo | None:
-        """The newest snapshot, or ``None`` when nothing was ingested yet."""
-        infos = self.list()
-        return infos[-1] if infos else None
-
-    def info(self, version: int | None = None) -> SnapshotInfo:
-        """The snapshot ``version`` (default: the latest).
-
-        Raises
-        ------
-        NotFoundError
-            If there is no such version; the message lists those that exist.
-        """
-        infos = self.list()
-        if not infos:
-            raise NotFoundError("no raw snapshot exists yet", hint="run `lockstep ingest` first")
-        if version is None:
-            return infos[-1]
-        for info in infos:
-            if info.version == version:
-                return info
-        known = ", ".join(str(i.version) for i in infos)
-        raise NotFoundError(f"raw snapshot version {version} does not exist (versions: {known})",
-                            hint="`lockstep data list` shows every version")
-
-    def read(self, version: int | None = None, columns: builtins.list[str] | None = None, *,
-             text_as_dictionary: bool = False) -> pa.Table:
-        """The rows of snapshot ``version`` (default: the latest), in the order they were ingested.
-
-        With ``text_as_dictionary``, text columns come back dictionary-encoded,
-        as Parquet stores them: faster, and the same logical table.
-        """
-        info = self.info(version)
-        return _delta.to_table(self.path, info.version, columns, text_as_dictionary=text_as_dictionary)
-
-    def write(self, table: pa.Table, info: SnapshotInfo) -> SnapshotInfo:
-        """Write ``table`` as a new version, atomically, and return its info with the version set."""
-        _delta.write_table(self.path, table, info.to_metadata())
-        version = _delta.open_table(self.path).version()
-        return SnapshotInfo.from_metadata(version, info.to_metadata())
+    info_type = SnapshotInfo
+    noun = "raw snapshot version"
+    empty = ("no raw snapshot exists yet", "run `lockstep ingest` first")
+    missing_hint = "`lockstep data list` shows every version"
