@@ -16,12 +16,12 @@ The steps, in order; nothing is written unless every check passes:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -30,8 +30,9 @@ from lockstep.core.config import DerivedId
 from lockstep.core.errors import SchemaFailure, SchemaValidationError, SourceError
 from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
 from lockstep.data.leakage import check_declared_features, check_shared_rows, duplicate_ids, shared_rows
+from lockstep.data.quarantine import set_aside
 from lockstep.data.rows import derive_row_ids
-from lockstep.data.schema import RowFailure, ValidationResult, bad_row_mask, validate_table
+from lockstep.data.schema import RowFailure, ValidationResult, validate_table
 from lockstep.data.splits import assign_splits
 from lockstep.store import QuarantineRecord, SnapshotInfo, hash_source_files, locate_source, read_source
 
@@ -144,10 +145,8 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
         if not quarantine:
             raise SchemaValidationError(src.description, result.failures(src.locate))
         step("setting failing rows aside")
-        bad = result.bad_rows()
-        records = _quarantine_records(src, table, bad, result.reasons_by_row(), data.id)
+        table, records = set_aside(result, partial(_raw_rows, src), src.part_of, data.id)
         quarantine_failures = result.failures(src.locate)
-        table = table.filter(pa.array(~bad_row_mask(table.num_rows, bad)))
         if table.num_rows == 0:
             raise SchemaValidationError(src.description, quarantine_failures,
                                         hint="every row failed: nothing to ingest; fix the data or the schema")
@@ -255,16 +254,11 @@ def _validate(src: SourceData, config: Config) -> ValidationResult:
     return ValidationResult(table=table, row_failures=row_failures)
 
 
-def _quarantine_records(src: SourceData, table: pa.Table, bad: list[int], reasons: dict[int, list[str]],
-                        id_column: str | None) -> list[QuarantineRecord]:
-    """One record per failing row: where it came from, why it failed, and its values as read."""
-    ids = table.column(id_column).take(pa.array(bad)).to_pylist() if id_column else [None] * len(bad)
-    records = []
-    for row, id_value in zip(bad, ids):
-        name, local = src.part_of(row)
+def _raw_rows(src: SourceData, rows: list[int]) -> list[dict[str, Any]]:
+    """The values of rows of the source, as read, by their position in the combined table."""
+    out = []
+    for row in rows:
+        name, _ = src.part_of(row)
         part = next(p for p in src.parts if p.name == name and p.row_offset <= row)
-        values = part.table.slice(row - part.row_offset, 1).to_pylist()[0]
-        records.append(QuarantineRecord(
-            source=name, row=local, id=None if id_value is None else str(id_value),
-            reasons="; ".join(reasons[row]), record=json.dumps(values, default=str, sort_keys=True)))
-    return records
+        out.append(part.table.slice(row - part.row_offset, 1).to_pylist()[0])
+    return out

@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -26,8 +27,9 @@ from lockstep._version import __version__
 from lockstep.core.errors import SchemaValidationError, UserError
 from lockstep.core.fingerprint import TableHasher, fingerprint_json
 from lockstep.core.prediction import model_outputs, outputs_table
+from lockstep.data.quarantine import set_aside
 from lockstep.data.rows import row_hashes
-from lockstep.data.schema import bad_row_mask, validate_table
+from lockstep.data.schema import validate_table
 from lockstep.store import FileOutput, QuarantineRecord, ReadOptions, count_rows, display_path, iter_file_batches
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +101,14 @@ def _chunks(config: Config, store: Store, schema: ModelSchema, input_path: Path 
     return name, raw.num_rows, (raw.slice(i, chunk_rows) for i in range(0, raw.num_rows, chunk_rows))
 
 
+def _rows_of(chunk: pa.Table, rows: list[int]) -> list[dict[str, Any]]:
+    return chunk.take(pa.array(rows)).to_pylist()
+
+
+def _numbered(source: str, offset: int, row: int) -> tuple[str, int]:
+    return source, offset + row + 1
+
+
 def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRef, *,
                   input_path: Path | None = None, features_version: int | None = None, output: str,
                   fmt: str | None = None, quarantine: bool = False, chunk_rows: int = 100_000,
@@ -161,17 +171,10 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
                 if not quarantine:
                     raise SchemaValidationError(source, result.failures(locate),
                                                 hint="fix the rows, or pass --quarantine to set them aside")
-                bad = result.bad_rows()
-                reasons = result.reasons_by_row()
-                raw_rows = chunk.take(pa.array(bad)).to_pylist()
-                for row, raw_row in zip(bad, raw_rows):
-                    ident = raw_row.get(schema.id_column) if schema.id_column else None
-                    records.append(QuarantineRecord(source=source, row=offset + row + 1,
-                                                    id=None if ident is None else str(ident),
-                                                    reasons="; ".join(reasons[row]),
-                                                    record=__import__("json").dumps(raw_row, default=str)))
-                table = table.filter(pa.array(~bad_row_mask(table.num_rows, bad)))
-                quarantined += len(bad)
+                table, set_apart = set_aside(result, partial(_rows_of, chunk), partial(_numbered, source, offset),
+                                             schema.id_column)
+                records.extend(set_apart)
+                quarantined += len(set_apart)
             offset += chunk.num_rows
             if table.num_rows == 0:
                 continue
