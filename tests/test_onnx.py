@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from lockstep import Project
-from lockstep.core.errors import UserError
+from lockstep.core.errors import IntegrityError, UserError
 from lockstep.features.transformers import (
     Clip,
     ColumnArithmetic,
@@ -182,7 +182,7 @@ def test_a_tampered_onnx_file_is_refused(project: Project) -> None:
     original = path.read_bytes()
     try:
         path.write_bytes(original + b"\x00")
-        with pytest.raises(UserError, match="ONNX file changed since it was exported"):
+        with pytest.raises(IntegrityError, match="ONNX file changed since it was exported"):
             project.registry.onnx(info)
     finally:
         path.write_bytes(original)

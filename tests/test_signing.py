@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lockstep import Project
-from lockstep.core.errors import ConfigError, UserError
+from lockstep.core.errors import ConfigError, IntegrityError, UserError
 from lockstep.registry.bundle import Bundle, bundle_files
 
 from .serving import make_trained_project
@@ -72,7 +72,8 @@ def test_rewriting_the_file_and_its_recorded_digest_together_is_caught(signed) -
     with sqlite3.connect(project.store.root / "mlflow.db") as db:
         db.execute("UPDATE model_version_tags SET value = ? WHERE key = 'lockstep.model.file_digest' AND version = ?",
                    (fingerprint_file(model_file), str(info.version)))
-    with pytest.raises(UserError, match=r"signature does not verify .*files differ from the signed ones: model.skops"):
+    with pytest.raises(IntegrityError, match=r"signature does not verify .*files differ from the signed ones: "
+                                              r"model.skops"):
         project.load_model("churn-serve@challenger")
 
 
@@ -82,18 +83,18 @@ def test_a_record_that_differs_from_the_signed_claims_is_refused(signed) -> None
     with sqlite3.connect(project.store.root / "mlflow.db") as db:
         db.execute("UPDATE model_version_tags SET value = ? WHERE key = 'lockstep.model.fingerprint' AND version = ?",
                    ("0" * 64, str(info.version)))
-    with pytest.raises(UserError, match=r"record differs from what was signed \(lockstep.model.fingerprint\)"):
+    with pytest.raises(IntegrityError, match=r"record differs from what was signed \(lockstep.model.fingerprint\)"):
         project.load_model("churn-serve@challenger")
 
 
 def test_unsigned_and_wrongly_signed_versions_are_refused(signed, tmp_path: Path) -> None:
     project, _private, _public = signed
-    with pytest.raises(UserError, match="is not signed, and a public key is configured"):
+    with pytest.raises(IntegrityError, match="is not signed, and a public key is configured"):
         project.load_model("churn-serve@champion")  # trained before signing was configured
     _other_private, other_public = _key_pair(tmp_path, "other")
     text = (project.path / "lockstep.toml").read_text()
     (project.path / "lockstep.toml").write_text(text.replace(str(_public), str(other_public)))
-    with pytest.raises(UserError, match="signature does not verify"):
+    with pytest.raises(IntegrityError, match="signature does not verify"):
         Project(project.path).load_model("churn-serve@challenger")
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.core.errors import CodeError, ConfigError, NotFoundError, PipelineError, UserError
+from lockstep.core.errors import CodeError, ConfigError, IntegrityError, NotFoundError, PipelineError
 
 runner = CliRunner()
 
@@ -300,7 +300,7 @@ def test_loading_refuses_a_tampered_model(project: Project) -> None:
     # an extra trusted type smuggled into the MLmodel file
     smuggled = mlmodel.replace("skops_trusted_types:\n", "skops_trusted_types:\n    - os.system\n")
     (model_dir / "MLmodel").write_text(smuggled)
-    with pytest.raises(UserError, match="declares types that were not trusted at registration: os.system"):
+    with pytest.raises(IntegrityError, match="declares types that were not trusted at registration: os.system"):
         project.load_model("churn-test/1")
     (model_dir / "MLmodel").write_text(mlmodel)
     assert project.load_model("churn-test/1").info.version == 1
@@ -308,7 +308,7 @@ def test_loading_refuses_a_tampered_model(project: Project) -> None:
     skops_file = model_dir / "model.skops"
     original = skops_file.read_bytes()
     skops_file.write_bytes(original + b"\x00")
-    with pytest.raises(UserError, match="changed since it was registered"):
+    with pytest.raises(IntegrityError, match="changed since it was registered"):
         project.load_model("churn-test/1")
     skops_file.write_bytes(original)
 

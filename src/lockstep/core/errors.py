@@ -13,8 +13,11 @@ that one class to handle them all. The tree::
     │   ├── CodeError             the code lockstep.toml names cannot be imported or called
     │   ├── PipelineError         a pipeline breaks its contract (output, statelessness)
     │   ├── NotFoundError         an unknown version or artifact was asked for
-    │   └── FileSystemError       the file system refused: a full disk, a read-only store, no permission
-    └── StoreError                the store is damaged or cannot be written (exit code 1)
+    │   ├── FileSystemError       the file system refused: a full disk, a read-only store, no permission
+    │   └── IntegrityError        a stored model is not what was registered (changed files, a wrong
+    │                             fingerprint or signature, unrecorded code): refused, never run
+    ├── StoreError                the store is damaged or cannot be written (exit code 1)
+    └── InternalError             a bug in lockstep itself, even inside a call into the user's code (exit 1)
 
 Messages are short and name the file, key, column or row at fault; where
 there is an obvious fix, :attr:`LockstepError.hint` says what to do.
@@ -43,6 +46,8 @@ __all__ = [
     "SourceError",
     "StoreError",
     "FileSystemError",
+    "IntegrityError",
+    "InternalError",
     "UserError",
     "shown",
 ]
@@ -201,6 +206,19 @@ class NotFoundError(UserError):
 
 class StoreError(LockstepError):
     """The store cannot be read or written; this is not something the user did."""
+
+
+class IntegrityError(UserError):
+    """A stored model, bundle or ONNX file is not what was registered: it is refused before it can run.
+
+    Changed files, a fingerprint or signature that does not match, code that
+    was not recorded, types that were not trusted. Catch it apart from other
+    user errors to alert on tampering; the CLI exits 2 (restore or retrain).
+    """
+
+
+class InternalError(LockstepError):
+    """A bug in lockstep: an error raised by lockstep's own code, not by the user's data, code or settings."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.core.config import REF_PATTERN
-from lockstep.core.errors import CodeError
+from lockstep.core.errors import CodeError, InternalError, LockstepError
 from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_json
 
 __all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "describe_exception", "load_object", "parse_ref",
@@ -73,6 +73,39 @@ def user_location(exc: BaseException) -> str | None:
     except ValueError:
         shown = str(path)
     return f"{shown} line {line}, in {function}"
+
+
+#: Exception types that, raised by lockstep's own code, mean a bug in lockstep rather than bad input: a
+#: ValueError or TypeError from lockstep's code is how it rejects parameters and data, so those stay the user's.
+BUG_TYPES: tuple[type[BaseException], ...] = (AttributeError, KeyError, IndexError, NameError, AssertionError,
+                                              RecursionError, ZeroDivisionError)
+
+
+def raised_by_lockstep(exc: BaseException) -> bool:
+    """Was ``exc`` raised in lockstep's own package (its traceback's deepest frame is lockstep's)?"""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    if last is None or last.startswith("<"):
+        return False
+    return Path(last).resolve().is_relative_to(LOCKSTEP_ROOT)
+
+
+def user_code_failure(error: type[LockstepError], message: str, exc: BaseException, *,
+                      hint: str | None = None) -> LockstepError:
+    """The error to raise when a call into the user's code (a factory, a fit, a transform) raised ``exc``.
+
+    ``error(message + what was raised and where)`` when the failure is the user's (their code, their
+    data, their parameters: exit code 2); an :class:`~lockstep.core.errors.InternalError` (exit code 1)
+    when lockstep's own code failed with a bug's exception, so that a lockstep bug inside a fit is not
+    reported as the user's fault.
+    """
+    if isinstance(exc, BUG_TYPES) and raised_by_lockstep(exc):
+        return InternalError(f"{message}: a bug in lockstep: {type(exc).__name__}: {exc}",
+                             hint="please report it with the traceback (LOCKSTEP_DEBUG=1 prints it)")
+    return error(f"{message}: {describe_exception(exc)}", hint=hint)
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.preprocessing import FunctionTransformer
 
 from lockstep.core.errors import PipelineError, shown
-from lockstep.core.usercode import describe_exception
+from lockstep.core.usercode import user_code_failure
 
 __all__ = ["ParityReport", "check_stateless", "first_difference", "make_transformer", "run_pipeline",
            "sample_rows"]
@@ -46,7 +46,7 @@ def make_transformer(factory: Callable[[], Any] | None, ref: str) -> Any:
     try:
         transformer = factory()
     except Exception as exc:
-        raise PipelineError(f"calling {ref!r} failed: {describe_exception(exc)}") from exc
+        raise user_code_failure(PipelineError, f"calling {ref!r} failed", exc) from exc
     if not (hasattr(transformer, "fit") and (hasattr(transformer, "transform")
                                              or hasattr(transformer, "fit_transform"))):
         raise PipelineError(
@@ -58,7 +58,7 @@ def make_transformer(factory: Callable[[], Any] | None, ref: str) -> Any:
     if hasattr(transformer, "set_output"):
         try:
             transformer.set_output(transform="pandas")
-        except Exception:  # noqa: BLE001 - a transformer that cannot output pandas is checked below
+        except (AttributeError, TypeError, ValueError):  # cannot output pandas: its output is checked below
             pass
     return transformer
 
@@ -70,9 +70,9 @@ def run_pipeline(transformer: Any, frame: pd.DataFrame, ref: str) -> pd.DataFram
     except PipelineError:
         raise
     except Exception as exc:
-        raise PipelineError(f"the feature pipeline {ref!r} failed on the raw data: {describe_exception(exc)}",
-                            hint="run it on the snapshot in a notebook: "
-                            "lockstep.Project('.').read_snapshot().to_pandas()") from exc
+        raise user_code_failure(PipelineError, f"the feature pipeline {ref!r} failed on the raw data", exc,
+                                hint="run it on the snapshot in a notebook: "
+                                "lockstep.Project('.').read_snapshot().to_pandas()") from exc
     return check_output(out, frame, ref)
 
 
@@ -203,8 +203,8 @@ def check_stateless(factory: Callable[[], Any], frame: pd.DataFrame, whole: pd.D
         except PipelineError:
             raise
         except Exception as exc:
-            raise PipelineError(
-                f"the feature pipeline {ref!r} fails on a single row (row {position}): {describe_exception(exc)}",
+            raise user_code_failure(
+                PipelineError, f"the feature pipeline {ref!r} fails on a single row (row {position})", exc,
                 hint="a feature pipeline must work on one row at a time, as it will when serving; steps that "
                 "need many rows (fitting statistics) belong in the model pipeline",
             ) from exc

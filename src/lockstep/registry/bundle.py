@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.core.errors import NotFoundError, UserError
+from lockstep.core.errors import IntegrityError, NotFoundError, UserError
 from lockstep.core.fingerprint import fingerprint_bytes
 from lockstep.core.schema import ModelSchema
 from lockstep.registry.mlflow_registry import TAG, LoadedModel, VersionInfo, load_checked
@@ -102,5 +102,5 @@ class Bundle:
                             hint="serve it with --runtime sklearn, or export ONNX before making the bundle")
         data = path.read_bytes()
         if fingerprint_bytes(data) != digest:
-            raise UserError(f"{path}: the ONNX file changed since it was exported; refusing to use it")
+            raise IntegrityError(f"{path}: the ONNX file changed since it was exported; refusing to use it")
         return data, json.loads(info.tags.get(f"{TAG}.onnx.parity", "{}"))

@@ -40,7 +40,7 @@ import yaml
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
-from lockstep.core.errors import FileSystemError, NotFoundError, StoreError, UserError
+from lockstep.core.errors import FileSystemError, IntegrityError, NotFoundError, StoreError, UserError
 from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_file, model_fingerprint
 from lockstep.core.schema import ModelSchema
 from lockstep.registry.refs import ModelRef
@@ -574,7 +574,7 @@ class Registry:
                             hint=f"run `lockstep export onnx {info.name}/{info.version}` first")
         data = self._artifact_path(info.run_id, "onnx/model.onnx").read_bytes()
         if fingerprint_bytes(data) != digest:
-            raise UserError(f"{info.name}/{info.version}: the ONNX file changed since it was exported; "
+            raise IntegrityError(f"{info.name}/{info.version}: the ONNX file changed since it was exported; "
                             "refusing to use it", hint="export it again")
         return data, json.loads(info.tags.get(f"{TAG}.onnx.parity", "{}"))
 
@@ -605,7 +605,7 @@ def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) 
     if not (path / _SKOPS_FILE).exists():
         raise StoreError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} is missing")
     if recorded_digest and _file_digest(path / _SKOPS_FILE) != recorded_digest:
-        raise UserError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} changed since it was "
+        raise IntegrityError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} changed since it was "
                         "registered (its hash differs); refusing to load it",
                         hint="the store was modified; retrain or restore the file")
     recorded_types = set(json.loads(info.tags.get(f"{TAG}.model.trusted_types", "[]")))
@@ -613,7 +613,7 @@ def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) 
     declared = set(mlmodel.get("flavors", {}).get("sklearn", {}).get("skops_trusted_types") or [])
     extra = sorted(declared - recorded_types)
     if extra:
-        raise UserError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
+        raise IntegrityError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
                         f"registration: {', '.join(extra)}; refusing to load it",
                         hint="the MLmodel file was edited; retrain or restore it")
     code = stored_code(info, path)
@@ -623,11 +623,11 @@ def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) 
         raise
     except Exception as exc:
         if type(exc).__name__ == "UntrustedTypesFoundException":
-            raise UserError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
+            raise IntegrityError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
                             hint="only types recorded as trusted at registration are loaded") from None
         raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
     if info.fingerprint and model_fingerprint(model) != info.fingerprint:
-        raise UserError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
+        raise IntegrityError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
                         "recorded at registration; refusing to use it",
                         hint="the model file or its code changed; retrain or restore it")
     return model

@@ -29,7 +29,7 @@ from typing import Any
 
 from model_signing import hashing, signing, verifying
 
-from lockstep.core.errors import ConfigError, UserError
+from lockstep.core.errors import ConfigError, IntegrityError, UserError
 
 __all__ = ["CLAIMS_FILE", "SIGNATURE_FILE", "SIGNING_KEY_ENV", "claims_of", "private_key", "sign_model",
            "verify_model"]
@@ -102,9 +102,9 @@ def verify_model(model_dir: Path, expected: dict[str, Any], public_key: Path, *,
     if not public_key.is_file():
         raise ConfigError(f"the public key {public_key} ([registry] public_key) does not exist")
     if not signature.is_file() or not claims_file.is_file():
-        raise UserError(f"{label} is not signed, and a public key is configured ({public_key}); refusing to load it",
-                        hint="sign models by training them with the private key set, or remove [registry] "
-                        "public_key to load unsigned models")
+        raise IntegrityError(f"{label} is not signed, and a public key is configured ({public_key}); refusing to "
+                             "load it", hint="sign models by training them with the private key set, or remove "
+                             "[registry] public_key to load unsigned models")
     try:
         verifying.Config().use_elliptic_key_verifier(public_key=public_key).set_hashing_config(_hashing()).verify(
             model_dir, signature)
@@ -112,11 +112,11 @@ def verify_model(model_dir: Path, expected: dict[str, Any], public_key: Path, *,
         changed = sorted(set(re.findall(r"(?:Hash mismatch for|[Ff]ile) \\?'([^'\\]+)\\?'", str(exc))))
         what = (f"files differ from the signed ones: {', '.join(changed)}" if changed else
                 f"{type(exc).__name__}: {str(exc)[:200]}")
-        raise UserError(f"{label}: its signature does not verify with {public_key} ({what}); refusing to load it",
+        raise IntegrityError(f"{label}: its signature does not verify with {public_key} ({what}); refusing to load it",
                         hint=hint) from None
     claims = json.loads(claims_file.read_text())
     if claims != expected:
         differing = sorted(k for k in {*claims, *expected} if claims.get(k) != expected.get(k)) or ["tags"]
         tags = sorted(k for k in expected.get("tags", {}) if claims.get("tags", {}).get(k) != expected["tags"][k])
-        raise UserError(f"{label}: the registry's record differs from what was signed ({', '.join(tags or differing)}"
-                        "); refusing to load it", hint=hint)
+        raise IntegrityError(f"{label}: the registry's record differs from what was signed "
+                             f"({', '.join(tags or differing)}); refusing to load it", hint=hint)

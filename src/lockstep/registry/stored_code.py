@@ -21,6 +21,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,10 +30,12 @@ from types import ModuleType
 from typing import Any
 
 from lockstep.core import usercode
-from lockstep.core.errors import UserError
+from lockstep.core.errors import IntegrityError, UserError
 from lockstep.core.fingerprint import fingerprint_bytes
 
 __all__ = ["StoredCode"]
+
+log = logging.getLogger("lockstep.registry")
 
 
 def _module_name(relative: str) -> tuple[str, bool]:
@@ -52,8 +55,9 @@ def _installed_names() -> frozenset[str]:
     names = set(sys.stdlib_module_names) | set(sys.builtin_module_names)
     try:
         names |= set(importlib.metadata.packages_distributions())
-    except Exception:  # noqa: BLE001 - a broken distribution's metadata must not stop a load
-        pass
+    except Exception as exc:  # noqa: BLE001 - a broken distribution's metadata must not stop a load
+        log.warning("the installed distributions could not be listed (%s: %s); only the standard library's "
+                    "module names are protected from a model's code", type(exc).__name__, exc)
     return frozenset(names)
 
 
@@ -130,16 +134,17 @@ class StoredCode:
             path = self.folder / relative
             data = path.read_bytes() if path.is_file() else None
             if data is None or fingerprint_bytes(data) != digest:
-                raise UserError(f"{self.label}: the code stored with the model ({relative}) is not the code it was "
-                                "trained with; refusing to load it", hint=hint)
+                raise IntegrityError(f"{self.label}: the code stored with the model ({relative}) is not the code it "
+                                     "was trained with; refusing to load it", hint=hint)
             contents[relative] = data
         if self.folder.is_dir():
             for path in sorted(self.folder.rglob("*")):
                 relative = path.relative_to(self.folder).as_posix()
                 if path.is_file() and "__pycache__" not in path.parts and relative not in self.recorded:
-                    raise UserError(f"{self.label}: the model's code folder holds {path.name} ({path}), which was not "
-                                    "recorded at registration; refusing to load the model, which would run it",
-                                    hint="remove the file (only the recorded modules belong there), or retrain")
+                    raise IntegrityError(f"{self.label}: the model's code folder holds {path.name} ({path}), which "
+                                         "was not recorded at registration; refusing to load the model, which would "
+                                         "run it",
+                                         hint="remove the file (only the recorded modules belong there), or retrain")
         installed = _installed_names()
         for name in self.modules():
             top = name.split(".")[0]

@@ -63,7 +63,7 @@ class FileOutput:
         if self._writer is not None:
             try:
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - the file is being discarded
+            except (OSError, pa.ArrowException):  # the file is being discarded: a failure to finish it is moot
                 pass
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)

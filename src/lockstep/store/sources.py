@@ -497,6 +497,6 @@ def count_rows(path: Path, options: ReadOptions) -> int | None:
     if _file_format(path, options) == "parquet":
         try:
             return int(pq.ParquetFile(path).metadata.num_rows)
-        except Exception:  # noqa: BLE001 - reported when the file is read
+        except (OSError, pa.ArrowException):  # not a readable Parquet file: reported when the file is read
             return None
     return None

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from lockstep.core.config import Config, SearchConfig
 from lockstep.core.errors import PipelineError
 from lockstep.core.prediction import final_estimator, has_probabilities, model_outputs
-from lockstep.core.usercode import describe_exception
+from lockstep.core.usercode import user_code_failure
 from lockstep.evaluation.metrics import Outputs, make_scorer
 from lockstep.features.pipeline import make_transformer
 from lockstep.training.determinism import deterministic, seed_estimator
@@ -68,7 +68,7 @@ def call_factory(factory: Any, ref: str) -> Any:
     try:
         return factory()
     except Exception as exc:
-        raise PipelineError(f"calling {ref!r} failed: {describe_exception(exc)}") from exc
+        raise user_code_failure(PipelineError, f"calling {ref!r} failed", exc) from exc
 
 
 def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: int, X_train, y_train,
@@ -86,7 +86,7 @@ def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: i
     try:
         model.fit(X_train, y_train)
     except Exception as exc:
-        raise PipelineError(f"fitting {model_ref!r} failed: {describe_exception(exc)}") from exc
+        raise user_code_failure(PipelineError, f"fitting {model_ref!r} failed", exc) from exc
     return model
 
 
@@ -106,7 +106,7 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
         try:
             searcher.fit(X_train, y_train)
         except Exception as exc:
-            raise PipelineError(f"the search failed: {describe_exception(exc)}") from exc
+            raise user_code_failure(PipelineError, "the search failed", exc) from exc
     # Plain Python values (a NumPy integer drawn from a distribution would not survive JSON as a number).
     best = {name: value.item() if hasattr(value, "item") else value for name, value in searcher.best_params_.items()}
     return best, searcher
