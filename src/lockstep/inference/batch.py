@@ -109,6 +109,73 @@ def _numbered(source: str, offset: int, row: int) -> tuple[str, int]:
     return source, offset + row + 1
 
 
+class _BatchRun:
+    """One run of :func:`predict_batch`: validates, predicts and stamps each chunk, and counts what it did."""
+
+    def __init__(self, loaded: LoadedModel, source: str, quarantine: bool, progress: Progress | None,
+                 total: int | None) -> None:
+        self.loaded, self.source, self.quarantine = loaded, source, quarantine
+        self.progress, self.total = progress, total
+        self.run_id = uuid.uuid4().hex
+        self.in_hash, self.out_hash = TableHasher(), TableHasher()
+        self.rows = self.quarantined = self.offset = 0
+        self.records: list[QuarantineRecord] = []
+
+    def outputs(self, chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """The output of each chunk that has a valid row, with the run id."""
+        for chunk in chunks:
+            table = self._valid_rows(chunk)
+            self.offset += chunk.num_rows
+            if table.num_rows == 0:
+                continue
+            out = self._predict(table)
+            self.out_hash.update(out)
+            self.rows += out.num_rows
+            if self.progress:
+                self.progress(self.rows + self.quarantined, self.total)
+            yield out.append_column("run_id", pa.array([self.run_id] * out.num_rows, pa.string()))
+
+    def _valid_rows(self, chunk: pa.Table) -> pa.Table:
+        """The chunk's rows that pass the model's input schema; the others refused, or set aside."""
+        schema = self.loaded.schema
+        result = validate_table(chunk, schema.columns, source=self.source, extra_columns="ignore")
+        locate = partial(_located, self.source, self.offset)
+        if result.column_failures:
+            raise SchemaValidationError(self.source, result.failures(locate),
+                                        hint="the input must have the columns the model was trained on")
+        if not result.row_failures:
+            return result.table
+        if not self.quarantine:
+            raise SchemaValidationError(self.source, result.failures(locate),
+                                        hint="fix the rows, or pass --quarantine to set them aside")
+        table, set_apart = set_aside(result, partial(_rows_of, chunk), partial(_numbered, self.source, self.offset),
+                                     schema.id_column)
+        self.records.extend(set_apart)
+        self.quarantined += len(set_apart)
+        return table
+
+    def _predict(self, table: pa.Table) -> pa.Table:
+        """The predictions of validated rows, with their ids and the model's identity on every row."""
+        schema, info = self.loaded.schema, self.loaded.info
+        model_inputs = table.select(schema.inputs)
+        self.in_hash.update(model_inputs)
+        if schema.id_column:
+            ids = table.column(schema.id_column)
+        else:
+            ids = pa.array([f"{int(h):016x}" for h in row_hashes(model_inputs)], pa.string())
+        predicted = predict_table(self.loaded, table)
+        n = table.num_rows
+        return pa.table({schema.id_column or "_row_id": ids,
+                         **{name: predicted.column(name) for name in predicted.column_names},
+                         "model_name": pa.array([info.name] * n, pa.string()),
+                         "model_version": pa.array([info.version] * n, pa.int64()),
+                         "model_fingerprint": pa.array([info.fingerprint] * n, pa.string())})
+
+
+def _located(source: str, offset: int, row: int) -> str:
+    return f"{source} row {offset + row + 1}"
+
+
 def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRef, *,
                   input_path: Path | None = None, features_version: int | None = None, output: str,
                   fmt: str | None = None, quarantine: bool = False, chunk_rows: int = 100_000,
@@ -148,92 +215,58 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
     store.check_writable("record the batch run in")  # before the work, not after it
     started = time.perf_counter()
     loaded = registry.load(ref)
-    schema = loaded.schema
-    info = loaded.info
-    run_id = uuid.uuid4().hex
-    source, total, chunks = _chunks(config, store, schema, input_path, features_version, chunk_rows)
-    in_hash, out_hash = TableHasher(), TableHasher()
-    rows = quarantined = 0
-    offset = 0
-    records: list[QuarantineRecord] = []
-    id_column = schema.id_column or "_row_id"
-
-    def outputs() -> Iterator[pa.Table]:
-        nonlocal rows, quarantined, offset
-        for chunk in chunks:
-            result = validate_table(chunk, schema.columns, source=source, extra_columns="ignore")
-            locate = lambda r, base=offset: f"{source} row {base + r + 1}"  # noqa: E731
-            if result.column_failures:
-                raise SchemaValidationError(source, result.failures(locate),
-                                            hint="the input must have the columns the model was trained on")
-            table = result.table
-            if result.row_failures:
-                if not quarantine:
-                    raise SchemaValidationError(source, result.failures(locate),
-                                                hint="fix the rows, or pass --quarantine to set them aside")
-                table, set_apart = set_aside(result, partial(_rows_of, chunk), partial(_numbered, source, offset),
-                                             schema.id_column)
-                records.extend(set_apart)
-                quarantined += len(set_apart)
-            offset += chunk.num_rows
-            if table.num_rows == 0:
-                continue
-            model_inputs = table.select(schema.inputs)
-            in_hash.update(model_inputs)
-            if schema.id_column:
-                ids = table.column(schema.id_column)
-            else:
-                ids = pa.array([f"{int(h):016x}" for h in row_hashes(model_inputs)], pa.string())
-            predicted = predict_table(loaded, table)
-            n = table.num_rows
-            out = pa.table({id_column: ids, **{name: predicted.column(name) for name in predicted.column_names},
-                            "model_name": pa.array([info.name] * n, pa.string()),
-                            "model_version": pa.array([info.version] * n, pa.int64()),
-                            "model_fingerprint": pa.array([info.fingerprint] * n, pa.string())})
-            out_hash.update(out)
-            rows += n
-            if progress:
-                progress(rows + quarantined, total)
-            yield out.append_column("run_id", pa.array([run_id] * n, pa.string()))
-
+    source, total, chunks = _chunks(config, store, loaded.schema, input_path, features_version, chunk_rows)
+    run = _BatchRun(loaded, source, quarantine, progress, total)
     if fmt == "delta":
-        first = next(outputs_iter := outputs(), None)
-        if first is None:
-            raise UserError(f"{source}: no row to predict")
-
-        def all_batches():
-            yield from first.to_batches()
-            for piece in outputs_iter:
-                yield from piece.cast(first.schema).to_batches()
-
-        store.ensure()
-        store.predictions.write_table(output, first.schema, all_batches(),
-                                      {"kind": "batch", "run_id": run_id, "model": info.name,
-                                       "version": info.version, "fingerprint": info.fingerprint})
-        destination = str(store.predictions.table_path(output))
+        destination = _write_delta(store, output, run, chunks)
     else:
-        writer = FileOutput(Path(output), fmt)
-        try:
-            for piece in outputs():
-                writer.write(piece)
-        except BaseException:
-            writer.abort()
-            raise
-        if rows == 0:
-            writer.abort()
-            raise UserError(f"{source}: no row to predict")
-        writer.commit()
-        destination = str(Path(output))
-
-    if records:
+        destination = _write_file(Path(output), fmt, run, chunks)
+    if run.records:
         store.ensure()
-        store.quarantine.append(fingerprint_json([asdict(r) for r in records]), records, snapshot_version=None,
-                                ingested=datetime.now(UTC))
-    result = BatchResult(run_id=run_id, model=info.name, version=info.version, fingerprint=info.fingerprint,
-                         input=source, output=destination, rows=rows, quarantined=quarantined,
-                         input_fingerprint=in_hash.hexdigest(), output_fingerprint=out_hash.hexdigest(),
+        store.quarantine.append(fingerprint_json([asdict(r) for r in run.records]), run.records,
+                                snapshot_version=None, ingested=datetime.now(UTC))
+    info = loaded.info
+    result = BatchResult(run_id=run.run_id, model=info.name, version=info.version, fingerprint=info.fingerprint,
+                         input=source, output=destination, rows=run.rows, quarantined=run.quarantined,
+                         input_fingerprint=run.in_hash.hexdigest(), output_fingerprint=run.out_hash.hexdigest(),
                          seconds=round(time.perf_counter() - started, 3))
     store.ensure()
     store.predictions.record_run({**result.to_dict(), "time": datetime.now(UTC).isoformat(timespec="seconds"),
                                   "lockstep_version": __version__})
     return result
+
+
+def _write_delta(store: Store, name: str, run: _BatchRun, chunks: Iterator[pa.Table]) -> str:
+    """Write the run's outputs as a table of the store's predictions, in one commit; its path."""
+    outputs = run.outputs(chunks)
+    first = next(outputs, None)
+    if first is None:
+        raise UserError(f"{run.source}: no row to predict")
+
+    def all_batches() -> Iterator[pa.RecordBatch]:
+        yield from first.to_batches()
+        for piece in outputs:
+            yield from piece.cast(first.schema).to_batches()
+
+    store.ensure()
+    info = run.loaded.info
+    store.predictions.write_table(name, first.schema, all_batches(),
+                                  {"kind": "batch", "run_id": run.run_id, "model": info.name,
+                                   "version": info.version, "fingerprint": info.fingerprint})
+    return str(store.predictions.table_path(name))
+
+
+def _write_file(path: Path, fmt: str, run: _BatchRun, chunks: Iterator[pa.Table]) -> str:
+    """Write the run's outputs to a Parquet or CSV file, whole or not at all; its path."""
+    writer = FileOutput(path, fmt)
+    try:
+        for piece in run.outputs(chunks):
+            writer.write(piece)
+    except BaseException:
+        writer.abort()
+        raise
+    if run.rows == 0:
+        writer.abort()
+        raise UserError(f"{run.source}: no row to predict")
+    writer.commit()
+    return str(path)
