@@ -25,7 +25,7 @@ NOT_YET_SPLIT = {
     "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting", "monitoring/monitor.py:monitor",
     "monitoring/quality.py:live_quality", "registry/mlflow_registry.py:log_training",
     "reproducibility/parity.py:parity", "reproducibility/verify.py:verify", "scaffold.py:init_project",
-    "store/sources.py:iter_file_batches", "training/train.py:_train", "training/train.py:_register",
+    "store/sources.py:iter_file_batches",
 }
 
 

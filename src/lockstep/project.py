@@ -16,17 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lockstep.catalog import Catalog
 from lockstep.core.config import Config, load_config
 from lockstep.core.environment import capture
 from lockstep.core.requirements import lock_requirements, model_distributions
-from lockstep.data.diff import diff_snapshots
 from lockstep.data.ingest import ingest
-from lockstep.data.report import describe_snapshot
 from lockstep.docgen.facts import gather
 from lockstep.docgen.render import render_html, render_markdown
 from lockstep.evaluation.promotion import promote
 from lockstep.features.build import build_features
-from lockstep.features.report import describe_features, diff_features
 from lockstep.inference.batch import predict_batch
 from lockstep.inference.docker import docker_context
 from lockstep.inference.onnx.export import export_onnx
@@ -77,6 +75,7 @@ class Project:
     def __init__(self, path: str | Path = ".", config: Config | None = None) -> None:
         self.config = config if config is not None else load_config(path)
         self.store: Store = Store(self.config.store_path)
+        self.catalog = Catalog(self.config, self.store)
 
     def __repr__(self) -> str:
         return f"Project({str(self.config.project_dir)!r})"
@@ -93,25 +92,23 @@ class Project:
 
     def snapshots(self) -> list[SnapshotInfo]:
         """Every raw snapshot, oldest first."""
-        return self.store.snapshots.list()
+        return self.catalog.snapshots()
 
     def snapshot(self, version: int | None = None) -> SnapshotInfo:
         """The metadata of snapshot ``version`` (default: the latest)."""
-        return self.store.snapshots.info(version)
+        return self.catalog.snapshot(version)
 
     def read_snapshot(self, version: int | None = None) -> pa.Table:
         """The rows of snapshot ``version`` (default: the latest)."""
-        return self.store.snapshots.read(version)
+        return self.catalog.read_snapshot(version)
 
     def describe(self, version: int | None = None) -> dict:
         """Metadata, column summaries, splits and target balance of a snapshot."""
-        info = self.snapshot(version)
-        return describe_snapshot(info, self.store.snapshots.read(info.version), self.config)
+        return self.catalog.describe(version)
 
     def diff(self, old: int, new: int) -> TableDiff:
         """What changed from snapshot ``old`` to snapshot ``new``."""
-        old_info, new_info = self.snapshot(old), self.snapshot(new)
-        return diff_snapshots(old_info, self.store.snapshots.read(old), new_info, self.store.snapshots.read(new))
+        return self.catalog.diff(old, new)
 
     # ------------------------------------------------------------------ features
 
@@ -122,27 +119,23 @@ class Project:
 
     def feature_versions(self) -> list[FeatureInfo]:
         """Every version of the project's feature set, oldest first."""
-        return self.store.features(self.config.features.name).list()
+        return self.catalog.feature_versions()
 
     def feature_info(self, version: int | None = None) -> FeatureInfo:
         """The metadata of a feature set version (default: the latest)."""
-        return self.store.features(self.config.features.name).info(version)
+        return self.catalog.feature_info(version)
 
     def read_features(self, version: int | None = None) -> pa.Table:
         """The rows of a feature set version: id, features, label, split."""
-        return self.store.features(self.config.features.name).read(version)
+        return self.catalog.read_features(version)
 
     def describe_features(self, version: int | None = None) -> dict:
         """Metadata, lineage back to the raw snapshot, and a summary of every feature column."""
-        info = self.feature_info(version)
-        snapshots = {s.version: s for s in self.snapshots()}
-        return describe_features(info, self.read_features(info.version), snapshots.get(info.raw_version))
+        return self.catalog.describe_features(version)
 
     def diff_features(self, old: int, new: int) -> dict:
         """What changed between two feature set versions: rows, columns, summaries and lineage."""
-        table = self.store.features(self.config.features.name)
-        old_info, new_info = table.info(old), table.info(new)
-        return diff_features(old_info, table.read(old), new_info, table.read(new))
+        return self.catalog.diff_features(old, new)
 
     # ------------------------------------------------------------------ training and the registry
 
@@ -154,7 +147,7 @@ class Project:
     @property
     def registry(self) -> Registry:
         """The store's MLflow tracking and model registry."""
-        return Registry(self.store.root, experiment=self.config.project.name, public_key=self.config.public_key)
+        return Registry.of(self.config)
 
     def train(self, features_version: int | None = None, *, candidate: str | None = None, force: bool = False,
               progress: Progress | None = None) -> TrainResult:

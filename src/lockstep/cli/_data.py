@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from lockstep.cli._context import open_catalog, open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import columns_table, num, render_diff, short
@@ -19,12 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["register"]
 
 data_app = typer.Typer(rich_markup_mode=None, help="Inspect raw snapshots: list, show, diff.", no_args_is_help=True)
-
-
-def _project(path: Path):
-    from lockstep.project import Project
-
-    return Project(path)
 
 
 def ingest(
@@ -39,7 +34,7 @@ def ingest(
 ) -> None:
     """Validate the raw data and snapshot it, if it changed since the last snapshot."""
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_project(project)
     with out.progress("Ingesting") as step:
         result = proj.ingest(source.resolve() if source is not None else None, quarantine=quarantine,
                              force=force, progress=step)
@@ -81,7 +76,7 @@ def data_list(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> No
     from rich.table import Table
 
     out = Output(json_mode)
-    infos = _project(project).snapshots()
+    infos = open_catalog(project).snapshots()
 
     def render(console: Console) -> None:
         if not infos:
@@ -108,9 +103,9 @@ def data_show(
 ) -> None:
     """Show a snapshot: metadata, splits with the target balance, and every column's summary."""
     out = Output(json_mode)
-    proj = _project(project)
-    report = proj.describe(version)
-    out.result(report, lambda console: _render_show(console, report, proj))
+    catalog = open_catalog(project)
+    report = catalog.describe(version)
+    out.result(report, lambda console: _render_show(console, report, catalog))
 
 
 def _render_show(console: Console, report: dict, proj) -> None:
@@ -173,7 +168,7 @@ def data_diff(
 ) -> None:
     """Compare two snapshots: rows added, removed and changed (by id), schema and column summaries."""
     out = Output(json_mode)
-    diff = _project(project).diff(old, new).to_dict()
+    diff = open_catalog(project).diff(old, new).to_dict()
     out.result(diff, lambda console: render_diff(console, diff, "Snapshot"))
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from lockstep.cli._context import open_catalog, open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import columns_table, render_diff, short
@@ -21,12 +22,6 @@ features_app = typer.Typer(rich_markup_mode=None,
     help="Compute the feature set from a raw snapshot (cached), or inspect its versions: list, show, diff.",
     invoke_without_command=True,
 )
-
-
-def _project(path: Path):
-    from lockstep.project import Project
-
-    return Project(path)
 
 
 @features_app.callback(invoke_without_command=True)
@@ -44,7 +39,7 @@ def features(
     if ctx.invoked_subcommand is not None:
         return
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_project(project)
     with out.progress("Features") as step:
         result = proj.build_features(raw_version, force=force, progress=step)
 
@@ -72,7 +67,7 @@ def features_list(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -
     from rich.table import Table
 
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_catalog(project)
     infos = proj.feature_versions()
 
     def render(console: Console) -> None:
@@ -100,7 +95,7 @@ def features_show(
 ) -> None:
     """Show a feature set version: features with dtypes and missing rates, and its lineage to the raw data."""
     out = Output(json_mode)
-    report = _project(project).describe_features(version)
+    report = open_catalog(project).describe_features(version)
 
     def render(console: Console) -> None:
         lineage = report["lineage"]
@@ -139,7 +134,7 @@ def features_diff(
 ) -> None:
     """Compare two feature set versions: rows, features, summaries, and what changed in their inputs."""
     out = Output(json_mode)
-    diff = _project(project).diff_features(old, new)
+    diff = open_catalog(project).diff_features(old, new)
 
     def render(console: Console) -> None:
         render_diff(console, diff, "Feature set version")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from lockstep.cli._context import open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 
@@ -59,10 +60,9 @@ def monitor(
     from rich.table import Table
 
     from lockstep.cli._serve import _when
-    from lockstep.project import Project
 
     out = Output(json_mode)
-    proj = Project(project)
+    proj = open_project(project)
     kwargs: dict[str, Any] = dict(data=data, since=_when(since), until=_when(until), quality=quality, retrain=retrain,
                   inputs_only=inputs_only, out=out_dir, chunk_rows=chunk_rows)
     if json_mode or not out.err.is_terminal:

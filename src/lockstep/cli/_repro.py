@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from lockstep.cli._context import open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import short
@@ -24,12 +25,6 @@ RefArg = Annotated[str | None, typer.Argument(help="MODEL@ALIAS or MODEL/VERSION
                                               "@champion).")]
 _COLORS = {"PASS": "green", "FAIL": "red", "WARN": "yellow", "SKIPPED": "dim"}
 _SEVERITY_COLORS = {"high": "red", "medium": "yellow", "low": "dim"}
-
-
-def _project(path: Path):
-    from lockstep.project import Project
-
-    return Project(path)
 
 
 def status_text(status: str) -> str:
@@ -52,7 +47,7 @@ def verify(
     from rich.table import Table
 
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_project(project)
     with out.progress("Verifying") as step:
         report = proj.verify(ref, recorded_code=recorded_code, full=full, threads=threads, strict_env=strict_env,
                              progress=step)
@@ -98,7 +93,7 @@ def parity(
     from rich.table import Table
 
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_project(project)
     with out.progress("Comparing prediction paths") as step:
         report = proj.parity(ref, rows=rows, http=http, batch=batch, progress=step)
 
@@ -147,7 +142,7 @@ def check(
     if unknown:
         raise UserError(f"--only {unknown[0]!r} is not a check", hint=f"choose among {', '.join(CHECKS)}")
     out = Output(json_mode)
-    report = _project(project).check(champion, challenger, only=chosen)
+    report = open_project(project).check(champion, challenger, only=chosen)
 
     def render(console: Console) -> None:
         table = Table(title=f"lockstep check {escape(report.model)} (champion {report.champion or '-'}, challenger "
@@ -179,7 +174,7 @@ def env_show(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> Non
     out = Output(json_mode)
     env = capture()
     if (project / CONFIG_FILE).is_file() or project != Path("."):
-        proj = _project(project)  # an explicit --project must be one
+        proj = open_project(project)  # an explicit --project must be one
         env = {**env, "project": {"folder": str(proj.path), "store": str(proj.store.root),
                                   "registry": proj.registry.uri}}
 
@@ -218,7 +213,7 @@ def env_diff(
     from rich.table import Table
 
     out = Output(json_mode)
-    info, diffs = _project(project).env_diff(ref)
+    info, diffs = open_project(project).env_diff(ref)
     payload = {"model": info.name, "version": info.version, "identical": not diffs,
                "differences": [d.to_dict() for d in diffs]}
 
@@ -250,7 +245,7 @@ def env_lock(
     from lockstep.store import atomic_write_text
 
     out = Output(json_mode)
-    locked = _project(project).env_lock(ref)
+    locked = open_project(project).env_lock(ref)
     text = locked.text()
     if output is not None:
         atomic_write_text(output, text)
@@ -278,7 +273,7 @@ def docker(
 ) -> None:
     """Write a Dockerfile, pinned requirements and the model bundle for serving a model version."""
     out = Output(json_mode)
-    info, context = _project(project).docker(ref, out=out_dir, port=port)
+    info, context = open_project(project).docker(ref, out=out_dir, port=port)
     payload = {"model": info.name, "version": info.version, "fingerprint": info.fingerprint, "out": str(out_dir),
                "base_image": context.base_image, "platform": context.platform, "requirements": context.pins,
                "files": sorted(k for k in context.files if not k.startswith(("lib/", "model/"))),
@@ -307,7 +302,7 @@ def docs(
 ) -> None:
     """Write documentation of a model version: Markdown and a self-contained HTML page with its plots."""
     out = Output(json_mode)
-    info, files = _project(project).docs(ref, out=out_dir)
+    info, files = open_project(project).docs(ref, out=out_dir)
     payload = {"model": info.name, "version": info.version, "out": str(out_dir), "files": files}
 
     def render(console: Console) -> None:

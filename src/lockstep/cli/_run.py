@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from lockstep.cli._context import open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import short
@@ -36,10 +37,9 @@ def run(
     """Run the whole system: ingest, features, train, promote, verify, parity; unchanged steps are skipped."""
     from rich.table import Table
 
-    from lockstep.project import Project
 
     out = Output(json_mode)
-    proj = Project(project)
+    proj = open_project(project)
     live = out.err if not json_mode else None
     status_holder: dict = {}
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from lockstep.cli._context import open_catalog, open_models, open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import short
@@ -30,12 +31,6 @@ audit_app = typer.Typer(rich_markup_mode=None, help="The audit log of the predic
 export_app = typer.Typer(rich_markup_mode=None, help="Export a registered model: onnx.", no_args_is_help=True)
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: the "
                                               "project's model @champion).")]
-
-
-def _project(path: Path):
-    from lockstep.project import Project
-
-    return Project(path)
 
 
 def predict(
@@ -56,20 +51,21 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lockstep.inference.batch import predict_batch
+    from lockstep.registry.refs import parse_model_ref
 
     out = Output(json_mode)
-    proj = _project(project)
-    ref = proj.model_ref(model, default_alias="champion")
+    catalog, registry = open_models(project)
+    ref = parse_model_ref(model, catalog.config.model_name, "champion")
     path = input.resolve() if input is not None else None
     if json_mode or not out.err.is_terminal:
-        result = predict_batch(proj.config, proj.store, proj.registry, ref, input_path=path,
+        result = predict_batch(catalog.config, catalog.store, registry, ref, input_path=path,
                                features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
                                chunk_rows=chunk_rows)
     else:
         with Progress(TextColumn("Predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=out.err, transient=True) as bar:
             task = bar.add_task("rows", total=None)
-            result = predict_batch(proj.config, proj.store, proj.registry, ref, input_path=path,
+            result = predict_batch(catalog.config, catalog.store, registry, ref, input_path=path,
                                    features_version=features_version, output=output, fmt=fmt,
                                    quarantine=quarantine, chunk_rows=chunk_rows,
                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -146,7 +142,7 @@ def _settings(model: str | None, project: Path, bundle: Path | None, store: Path
     if bundle is not None:
         if model is not None:
             raise UserError("--model and --bundle exclude each other: a bundle holds one version")
-        proj = _project(project) if (project / CONFIG_FILE).is_file() else None
+        proj = open_catalog(project) if (project / CONFIG_FILE).is_file() else None
         cfg = proj.config.serve if proj else ServeConfig()
         window = proj.config.monitor.window if proj else MonitorConfig().window
         info = Bundle(bundle).info
@@ -155,7 +151,7 @@ def _settings(model: str | None, project: Path, bundle: Path | None, store: Path
     else:
         if store is not None:
             raise UserError("--store only applies with --bundle (a project's service uses the project's store)")
-        proj = _project(project)
+        proj = open_catalog(project)
         cfg = proj.config.serve
         window = proj.config.monitor.window
         store_root, experiment = str(proj.store.root), proj.config.project.name
@@ -227,7 +223,7 @@ def audit_show(
     from rich.table import Table
 
     out = Output(json_mode)
-    table = _project(project).store.audit.read(_when(since), _when(until), model)
+    table = open_catalog(project).store.audit.read(_when(since), _when(until), model)
     total = table.num_rows
     recent = table.slice(max(0, total - limit)).to_pylist()
 
@@ -260,7 +256,7 @@ def audit_export(
     from lockstep.store import FileOutput
 
     out = Output(json_mode)
-    table = _project(project).store.audit.read(_when(since), _when(until), model)
+    table = open_catalog(project).store.audit.read(_when(since), _when(until), model)
     suffix = file.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise UserError(f"cannot tell the format of {file} from its extension", hint="use .parquet or .csv")
@@ -280,7 +276,7 @@ def export_onnx(
 ) -> None:
     """Convert a registered model to ONNX, check it against scikit-learn on the test split, store it."""
     out = Output(json_mode)
-    result = _project(project).export_onnx(ref)
+    result = open_project(project).export_onnx(ref)
 
     def render(console: Console) -> None:
         p = result.parity

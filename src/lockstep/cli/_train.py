@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from lockstep.cli._context import open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import num, short
@@ -19,12 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["register"]
 
 models_app = typer.Typer(rich_markup_mode=None, help="Registered models: list, show.", no_args_is_help=True)
-
-
-def _project(path: Path):
-    from lockstep.project import Project
-
-    return Project(path)
 
 
 def _metrics_table(title: str, summary: dict[str, dict[str, float]], primary: str | None = None):
@@ -51,7 +46,7 @@ def train(
 ) -> None:
     """Train a model on a feature set version, evaluate it over seeds, track it in MLflow and register it."""
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_project(project)
     with out.progress("Training") as step:
         result = proj.train(features_version, candidate=candidate, force=force, progress=step)
 
@@ -88,7 +83,7 @@ def promote(
 ) -> None:
     """Make a model version the champion, only if the promotion gates pass (exit 3 if they fail)."""
     out = Output(json_mode)
-    result = _project(project).promote(ref)
+    result = open_project(project).promote(ref)
 
     def render(console: Console) -> None:
         report = result.report
@@ -121,7 +116,7 @@ def models_list(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> 
     from rich.table import Table
 
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_project(project)
     versions = proj.model_versions()
     primary = proj.config.primary_metric
 
@@ -152,7 +147,7 @@ def models_show(
 ) -> None:
     """Show a model version: aliases, metrics with their spread, lineage back to the raw snapshot."""
     out = Output(json_mode)
-    proj = _project(project)
+    proj = open_project(project)
     info = proj.model_version(ref)
 
     def render(console: Console) -> None:
@@ -202,7 +197,7 @@ def ui(
     import subprocess
     import sys
 
-    proj = _project(project)
+    proj = open_project(project)
     registry = proj.registry
     typer.echo(f"MLflow UI for {proj.config.project.name}: http://127.0.0.1:{port} (Ctrl-C to stop)")
     mlflow_exe = Path(sys.executable).with_name("mlflow")

@@ -2,7 +2,3 @@
 
 Nothing here reads or writes files directly; the store does (:mod:`lockstep.store`).
 """
-
-from lockstep.data.ingest import IngestResult, ingest
-
-__all__ = ["IngestResult", "ingest"]

@@ -2,10 +2,6 @@
 
 The tracking database is SQLite at ``<store>/mlflow.db``; artifacts (runs'
 plots and tables, logged models) are under ``<store>/mlartifacts/``; nothing
-is written to ``./mlruns``. ``import mlflow`` is slow (about 1.5 s), so it
-happens inside the functions that need it.
+is written to ``./mlruns``. The registry hands out bytes, tables and loaded
+objects, never paths into its folders.
 """
-
-from lockstep.registry.refs import ModelRef, parse_model_ref
-
-__all__ = ["ModelRef", "parse_model_ref"]

@@ -40,6 +40,7 @@ import yaml
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from lockstep.core.config import Config
 from lockstep.core.errors import FileSystemError, IntegrityError, NotFoundError, StoreError, UserError
 from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_file, model_fingerprint
 from lockstep.core.schema import ModelSchema
@@ -157,6 +158,11 @@ class Registry:
         self.root = Path(root)
         self.experiment = experiment
         self.public_key = Path(public_key) if public_key is not None else None
+
+    @classmethod
+    def of(cls, config: Config) -> Registry:
+        """The registry of a project: in its store, its experiment named after the project, its public key."""
+        return cls(config.store_path, experiment=config.project.name, public_key=config.public_key)
 
     @property
     def uri(self) -> str:

@@ -227,15 +227,32 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
             return TrainResult(version=registry.version(ModelRef(hit["name"], version=hit["version"])), skipped=True)
 
     step("importing the model code")
+    factory = _checked_factory(config, model_ref, search, candidate)
+    step(f"reading feature set version {feature.version}")
+    frame = feature_frame(feature_table.read(feature.version))
+    X, y, masks = _split(frame, feature, task)
+
+    result = _fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step)
+    registered, details = _register(config, store, registry, feature, fingerprints, model_ref, candidate, search,
+                                    frame, masks, result, step)
+    return TrainResult(version=registered, skipped=False, details=details)
+
+
+def _checked_factory(config: Config, model_ref: str, search: SearchConfig | None, candidate: str | None) -> Any:
+    """The model's factory, imported, with what it makes checked: an estimator of the task, the primary metric
+    computable from it, the search space's parameters its own."""
     factory = load_object(model_ref, config.project_dir)
-    check_model(call_factory(factory, model_ref), task, model_ref)
+    check_model(call_factory(factory, model_ref), config.data.task, model_ref)
     check_primary_metric(call_factory(factory, model_ref), config.primary_metric, model_ref)
     if search is not None:
         where = f"[train.candidates.{candidate}.search]" if candidate else "[train.search]"
         check_space(call_factory(factory, model_ref), search.space, f"{config.config_path.name} {where}")
+    return factory
 
-    step(f"reading feature set version {feature.version}")
-    frame = feature_frame(feature_table.read(feature.version))
+
+def _split(frame: pd.DataFrame, feature: FeatureInfo, task: str,
+           ) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
+    """Features, labels and a mask per split; refused without train or test rows, or with one class to learn."""
     splits = frame["split"].to_numpy()
     X, y = frame[feature.columns], frame[feature.label_column].to_numpy()
     masks = {name: splits == name for name in ("train", "valid", "test")}
@@ -245,11 +262,7 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
                                 hint="check [split] fractions")
     if task == "classification" and len(set(y[masks["train"]])) < 2:
         raise PipelineError("the training split has a single class; nothing to learn")
-
-    result = _fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step)
-    registered, details = _register(config, store, registry, feature, fingerprints, model_ref, candidate, search,
-                                    frame, masks, result, step)
-    return TrainResult(version=registered, skipped=False, details=details)
+    return X, y, masks
 
 
 def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
@@ -287,109 +300,52 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
 def _register(config: Config, store: Store, registry: Registry, feature: FeatureInfo, fingerprints: dict,
               model_ref: str, candidate: str | None, search: SearchConfig | None, frame, masks,
               result: dict[str, Any], step: Progress) -> tuple[VersionInfo, dict]:
-    task = config.data.task
+    """Assemble the registered pipeline, make its artifacts and register it with its lineage."""
     per_seed: list[SeedResult] = result["per_seed"]
     primary = per_seed[0]
-
     step("building the registered pipeline (features + model)")
-    raw = store.snapshots.read(feature.raw_version, text_as_dictionary=True)
-    raw_ids = raw.column(feature.id_column).to_pylist()
-    if raw_ids != frame[feature.id_column].tolist():
-        raise PipelineError(f"raw snapshot {feature.raw_version} and feature set version {feature.version} "
-                            "do not hold the same rows in the same order")
-    raw_X = raw_frame(raw, config.data.columns, config.feature_inputs)
-    feature_factory = load_object(config.features.pipeline, config.project_dir) if config.features.pipeline else None
-    full = assemble_pipeline(feature_factory, config.features.pipeline, raw_X[masks["train"]], primary.model)
-    _check_end_to_end(full, raw_X[masks["test"]], primary.outputs["test"], task)
+    full, raw, raw_X = _registered_pipeline(config, store, feature, frame, masks, primary)
     fingerprint = model_fingerprint(full)
-
     summaries = {name: summarize_seeds([s.metrics[name] for s in per_seed]) for name in primary.metrics}
-    metrics_flat: dict[str, float] = {}
-    for split_name, summary in summaries.items():
-        for metric, stats in summary.items():
-            for stat in ("mean", "std", "ci_low", "ci_high"):
-                metrics_flat[f"{split_name}_{metric}_{stat}"] = stats[stat]
-            for seed, value in zip((s.seed for s in per_seed), stats["values"]):
-                metrics_flat[f"{split_name}_{metric}_seed{seed}"] = value
 
     step("evaluating: predictions, plots, reference profile")
-    predictions = _predictions_table(frame, feature, masks, primary, task)
-    figures, tables = _figures(primary, config.training.positive_class, task)
+    figures, tables = _figures(primary, config.training.positive_class, config.data.task)
     train_features = frame.loc[masks["train"], feature.columns]
-    train_proba = _score(primary.model, train_features, task)
-    profile = reference_profile(raw_X[masks["train"]], train_features, train_proba)
+    profile = reference_profile(raw_X[masks["train"]], train_features,
+                                _score(primary.model, train_features, config.data.task))
     if result["search_table"] is not None:
         tables["search/results.csv"] = result["search_table"]
     schema = _input_schema(config, primary.model)
-    golden_inputs, golden_outputs = golden_sample(full, schema, raw, masks["test"], config.registry.golden_rows)
-    tables["golden/inputs.parquet"] = golden_inputs
-    tables["golden/outputs.parquet"] = golden_outputs
+    tables["golden/inputs.parquet"], tables["golden/outputs.parquet"] = golden_sample(
+        full, schema, raw, masks["test"], config.registry.golden_rows)
+    tables["predictions.parquet"] = _predictions_table(frame, feature, masks, primary, config.data.task)
 
     files = fingerprints["files"]
-    project_dir = config.project_dir
-    code_paths = sorted({project_dir / rel.split("/")[0] for rel in files})
-    user_modules = sorted({rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for rel in files})
-    trusted = _trusted_types(full, user_modules, config.registry.trusted_types)
-    packages = fingerprints["environment"]["packages"]
-    requirements = [f"{name}=={packages[name]}" for name in REQUIRED_PACKAGES if packages.get(name)]
-    git = git_state(project_dir)
-    parts = fingerprints["parts"]
-    tags = {
-        f"{TAG}.inputs": fingerprints["inputs"],
-        f"{TAG}.version": __version__,
-        f"{TAG}.project": config.project.name,
-        f"{TAG}.task": task,
-        f"{TAG}.candidate": candidate or "default",
-        f"{TAG}.model.ref": model_ref,
-        f"{TAG}.model.fingerprint": fingerprint,
-        f"{TAG}.features.name": feature.name,
-        f"{TAG}.features.version": str(feature.version),
-        f"{TAG}.features.fingerprint": feature.fingerprint,
-        f"{TAG}.raw.version": str(feature.raw_version),
-        f"{TAG}.raw.fingerprint": feature.raw_fingerprint,
-        f"{TAG}.code.fingerprint": parts["code"],
-        f"{TAG}.code.files": json_dumps(files),
-        f"{TAG}.config.fingerprint": parts["config"],
-        f"{TAG}.environment.fingerprint": parts["environment"],
-        f"{TAG}.seeds": json_dumps(config.training.seeds),
-        f"{TAG}.threads": str(config.training.threads),
-        f"{TAG}.pythonhashseed": str(primary.record.get("pythonhashseed")),
-        f"{TAG}.primary_metric": config.primary_metric,
-        f"{TAG}.git.commit": git.get("commit", ""),
-        f"{TAG}.git.dirty": str(git.get("dirty", "")),
-    }
-    if result["thread_invariant"] is not None:
-        tags[f"{TAG}.thread_invariant"] = str(result["thread_invariant"]).lower()
-    version_tags = {k: v for k, v in tags.items() if not k.endswith((".files", ".inputs"))}
-    version_tags[f"{TAG}.metrics"] = json_dumps({s: {m: {k: v for k, v in st.items() if k != "values"}
-                                                     for m, st in sm.items()} for s, sm in summaries.items()})
+    tags = _lineage_tags(config, feature, fingerprints, model_ref, candidate, fingerprint, primary,
+                         result["thread_invariant"])
+    search_record = search.model_dump(mode="json") if search else None
     params = {
         "model": model_ref, "candidate": candidate or "default", "best_params": result["best_params"],
         "seeds": config.training.seeds, "threads": config.training.threads, "features_version": feature.version,
-        "raw_version": feature.raw_version, "primary_metric": config.primary_metric,
-        "search": search.model_dump(mode="json") if search else None,
+        "raw_version": feature.raw_version, "primary_metric": config.primary_metric, "search": search_record,
     }
-    training_record = {
-        "per_seed": [{"seed": s.seed, "fingerprint": s.fingerprint, "metrics": s.metrics, "determinism": s.record}
-                     for s in per_seed],
-        "summary": summaries, "best_params": result["best_params"], "thread_invariant": result["thread_invariant"],
-        "registered_fingerprint": fingerprint, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    packages = fingerprints["environment"]["packages"]
+    user_modules = sorted({rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for rel in files})
     record = TrainingRecord(
         run_name=f"{config.model_name}-{candidate or 'default'}",
-        model_name=config.model_name, model=full, params=params, metrics=metrics_flat, tags=tags,
-        version_tags=version_tags, code_paths=code_paths, pip_requirements=requirements, trusted_types=trusted,
+        model_name=config.model_name, model=full, params=params, metrics=_flat_metrics(summaries, per_seed),
+        tags=tags, version_tags=_version_tags(tags, summaries),
+        code_paths=sorted({config.project_dir / rel.split("/")[0] for rel in files}),
+        pip_requirements=[f"{name}=={packages[name]}" for name in REQUIRED_PACKAGES if packages.get(name)],
+        trusted_types=_trusted_types(full, user_modules, config.registry.trusted_types),
         input_example=raw_X.head(5),
         signature=_signature_spec(config, frame[feature.label_column]),
-        json_artifacts={"training.json": training_record, "environment.json": fingerprints["environment"],
-                        "input_schema.json": schema.to_dict(),
-                        "config.json": {"config": config.normalized(), "model": model_ref,
-                                        "schema_order": list(config.data.columns),
-                                        "candidate": candidate,
-                                        "search": search.model_dump(mode="json") if search else None},
-                        "reference_profile.json": profile,
+        json_artifacts={"training.json": _training_record(per_seed, summaries, result, fingerprint),
+                        "environment.json": fingerprints["environment"],
+                        "input_schema.json": schema.to_dict(), "reference_profile.json": profile,
+                        "config.json": _config_record(config, model_ref, candidate, search_record),
                         "lineage.json": {"features": feature.to_dict(), "code_files": files}},
-        table_artifacts={"predictions.parquet": predictions, **tables},
+        table_artifacts=tables,
         figures=figures,
     )
     step("logging to MLflow and registering the model")
@@ -399,6 +355,93 @@ def _register(config: Config, store: Store, registry: Registry, feature: Feature
         for figure in figures.values():
             figure.clear()
     return version, {"thread_invariant": result["thread_invariant"]}
+
+
+def _training_record(per_seed: list[SeedResult], summaries: dict[str, Any], result: dict[str, Any],
+                     fingerprint: str) -> dict[str, Any]:
+    """``training.json``: each seed's fingerprint, metrics and determinism record, and their summary."""
+    return {
+        "per_seed": [{"seed": s.seed, "fingerprint": s.fingerprint, "metrics": s.metrics, "determinism": s.record}
+                     for s in per_seed],
+        "summary": summaries, "best_params": result["best_params"], "thread_invariant": result["thread_invariant"],
+        "registered_fingerprint": fingerprint, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _version_tags(tags: dict[str, str], summaries: dict[str, Any]) -> dict[str, str]:
+    """The registered version's tags: the run's, without the long ones, and the metrics' summaries."""
+    out = {k: v for k, v in tags.items() if not k.endswith((".files", ".inputs"))}
+    out[f"{TAG}.metrics"] = json_dumps({s: {m: {k: v for k, v in st.items() if k != "values"}
+                                            for m, st in sm.items()} for s, sm in summaries.items()})
+    return out
+
+
+def _config_record(config: Config, model_ref: str, candidate: str | None, search: dict[str, Any] | None,
+                   ) -> dict[str, Any]:
+    """``config.json``: the configuration the version was trained with, which verify rebuilds from."""
+    return {"config": config.normalized(), "model": model_ref, "schema_order": list(config.data.columns),
+            "candidate": candidate, "search": search}
+
+
+def _registered_pipeline(config: Config, store: Store, feature: FeatureInfo, frame: pd.DataFrame,
+                         masks: dict[str, np.ndarray], primary: SeedResult) -> tuple[Any, pa.Table, pd.DataFrame]:
+    """The registered pipeline (feature pipeline + the primary seed's model), checked end to end on the raw test
+    rows; with the raw snapshot and its model inputs."""
+    raw = store.snapshots.read(feature.raw_version, text_as_dictionary=True)
+    if raw.column(feature.id_column).to_pylist() != frame[feature.id_column].tolist():
+        raise PipelineError(f"raw snapshot {feature.raw_version} and feature set version {feature.version} "
+                            "do not hold the same rows in the same order")
+    raw_X = raw_frame(raw, config.data.columns, config.feature_inputs)
+    feature_factory = load_object(config.features.pipeline, config.project_dir) if config.features.pipeline else None
+    full = assemble_pipeline(feature_factory, config.features.pipeline, raw_X[masks["train"]], primary.model)
+    _check_end_to_end(full, raw_X[masks["test"]], primary.outputs["test"], config.data.task)
+    return full, raw, raw_X
+
+
+def _flat_metrics(summaries: dict[str, Any], per_seed: list[SeedResult]) -> dict[str, float]:
+    """MLflow's flat metrics: ``<split>_<metric>_<mean|std|ci_low|ci_high>`` and ``..._seed<seed>``."""
+    flat: dict[str, float] = {}
+    for split_name, summary in summaries.items():
+        for metric, stats in summary.items():
+            for stat in ("mean", "std", "ci_low", "ci_high"):
+                flat[f"{split_name}_{metric}_{stat}"] = stats[stat]
+            for seed, value in zip((s.seed for s in per_seed), stats["values"]):
+                flat[f"{split_name}_{metric}_seed{seed}"] = value
+    return flat
+
+
+def _lineage_tags(config: Config, feature: FeatureInfo, fingerprints: dict, model_ref: str, candidate: str | None,
+                  fingerprint: str, primary: SeedResult, thread_invariant: bool | None) -> dict[str, str]:
+    """The run's tags: every input's fingerprint and version, the code, the seeds and the environment."""
+    git = git_state(config.project_dir)
+    parts = fingerprints["parts"]
+    tags = {
+        f"{TAG}.inputs": fingerprints["inputs"],
+        f"{TAG}.version": __version__,
+        f"{TAG}.project": config.project.name,
+        f"{TAG}.task": config.data.task,
+        f"{TAG}.candidate": candidate or "default",
+        f"{TAG}.model.ref": model_ref,
+        f"{TAG}.model.fingerprint": fingerprint,
+        f"{TAG}.features.name": feature.name,
+        f"{TAG}.features.version": str(feature.version),
+        f"{TAG}.features.fingerprint": feature.fingerprint,
+        f"{TAG}.raw.version": str(feature.raw_version),
+        f"{TAG}.raw.fingerprint": feature.raw_fingerprint,
+        f"{TAG}.code.fingerprint": parts["code"],
+        f"{TAG}.code.files": json_dumps(fingerprints["files"]),
+        f"{TAG}.config.fingerprint": parts["config"],
+        f"{TAG}.environment.fingerprint": parts["environment"],
+        f"{TAG}.seeds": json_dumps(config.training.seeds),
+        f"{TAG}.threads": str(config.training.threads),
+        f"{TAG}.pythonhashseed": str(primary.record.get("pythonhashseed")),
+        f"{TAG}.primary_metric": config.primary_metric,
+        f"{TAG}.git.commit": git.get("commit", ""),
+        f"{TAG}.git.dirty": str(git.get("dirty", "")),
+    }
+    if thread_invariant is not None:
+        tags[f"{TAG}.thread_invariant"] = str(thread_invariant).lower()
+    return tags
 
 
 def _input_schema(config: Config, model: Any):

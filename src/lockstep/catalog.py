@@ -1,0 +1,97 @@
+"""What a project's store holds, read-only: raw snapshots and feature set versions, described and compared.
+
+:class:`Catalog` needs only the configuration and the store, never the
+training, serving or MLflow code, so that ``lockstep data list`` and the
+other read-only commands start in a fraction of a second;
+:class:`lockstep.project.Project` offers the same methods through it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lockstep.core.config import Config, load_config
+from lockstep.data.diff import TableDiff, diff_snapshots
+from lockstep.data.report import describe_snapshot
+from lockstep.features.report import describe_features, diff_features
+from lockstep.store import FeatureInfo, FeatureTable, SnapshotInfo, Store
+
+__all__ = ["Catalog"]
+
+
+class Catalog:
+    """The versions in a project's store.
+
+    Parameters
+    ----------
+    config : Config
+    store : Store
+    """
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+
+    @classmethod
+    def open(cls, path: str | Path = ".") -> Catalog:
+        """The catalog of the project in ``path`` (the folder holding ``lockstep.toml``)."""
+        config = load_config(path)
+        return cls(config, Store(config.store_path))
+
+    # ------------------------------------------------------------------ raw snapshots
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        """Every raw snapshot, oldest first."""
+        return self.store.snapshots.list()
+
+    def snapshot(self, version: int | None = None) -> SnapshotInfo:
+        """The metadata of snapshot ``version`` (default: the latest)."""
+        return self.store.snapshots.info(version)
+
+    def read_snapshot(self, version: int | None = None) -> pa.Table:
+        """The rows of snapshot ``version`` (default: the latest)."""
+        return self.store.snapshots.read(version)
+
+    def describe(self, version: int | None = None) -> dict[str, Any]:
+        """Metadata, column summaries, splits and target balance of a snapshot."""
+        info = self.snapshot(version)
+        return describe_snapshot(info, self.store.snapshots.read(info.version), self.config)
+
+    def diff(self, old: int, new: int) -> TableDiff:
+        """What changed from snapshot ``old`` to snapshot ``new``."""
+        old_info, new_info = self.snapshot(old), self.snapshot(new)
+        return diff_snapshots(old_info, self.store.snapshots.read(old), new_info, self.store.snapshots.read(new))
+
+    # ------------------------------------------------------------------ feature sets
+
+    @property
+    def features(self) -> FeatureTable:
+        """The project's feature set."""
+        return self.store.features(self.config.features.name)
+
+    def feature_versions(self) -> list[FeatureInfo]:
+        """Every version of the project's feature set, oldest first."""
+        return self.features.list()
+
+    def feature_info(self, version: int | None = None) -> FeatureInfo:
+        """The metadata of a feature set version (default: the latest)."""
+        return self.features.info(version)
+
+    def read_features(self, version: int | None = None) -> pa.Table:
+        """The rows of a feature set version: id, features, label, split."""
+        return self.features.read(version)
+
+    def describe_features(self, version: int | None = None) -> dict[str, Any]:
+        """Metadata, lineage back to the raw snapshot, and a summary of every feature column."""
+        info = self.feature_info(version)
+        snapshots = {s.version: s for s in self.snapshots()}
+        return describe_features(info, self.read_features(info.version), snapshots.get(info.raw_version))
+
+    def diff_features(self, old: int, new: int) -> dict[str, Any]:
+        """What changed between two feature set versions: rows, columns, summaries and lineage."""
+        table = self.features
+        old_info, new_info = table.info(old), table.info(new)
+        return diff_features(old_info, table.read(old), new_info, table.read(new))
