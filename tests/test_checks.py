@@ -24,6 +24,8 @@ from lockstep.reproducibility.check import feature_changes, schema_changes
 
 from .serving import free_port, make_trained_project
 
+pytestmark = [pytest.mark.integration]
+
 runner = CliRunner()
 
 

@@ -19,6 +19,8 @@ from lockstep.cli import app
 
 from .conftest import EXAMPLES
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 runner = CliRunner()
 
 

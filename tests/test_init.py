@@ -15,6 +15,8 @@ from lockstep.data.infer import infer_draft
 
 from .conftest import AMES_CSV, TELCO_CSV, read_rows, write_rows
 
+pytestmark = [pytest.mark.integration]
+
 
 def test_init_telco_infers_a_valid_draft_with_observations_as_comments(tmp_path: Path) -> None:
     result = init_project(TELCO_CSV, target="churn", id_column="rownames", directory=tmp_path / "p")

@@ -11,6 +11,8 @@ from lockstep import Project
 from .corpus import CORPUS
 from .model_matrix import CLASSIFIERS, check_configuration, fresh_process_fingerprints, matrix_project
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 TRAINED: dict[str, str] = {}
 
 

@@ -28,6 +28,8 @@ from lockstep.profiles.summary import new_summary
 from .conftest import EXAMPLES, TELCO_CSV, read_rows
 from .serving import TRAIN, Server, make_trained_project, record
 
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+
 runner = CliRunner()
 
 

@@ -30,6 +30,8 @@ from lockstep.inference.service import ServeSettings, create_app
 from .conftest import read_rows
 from .serving import make_trained_project, record
 
+pytestmark = [pytest.mark.service]
+
 CATEGORIES = [" Yes", "no", "No internet service", "Month-to-month"]
 
 

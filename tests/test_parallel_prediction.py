@@ -24,6 +24,8 @@ from .corpus import CORPUS
 from .model_matrix import Config, matrix_project, prediction_bits
 from .serving import Server
 
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+
 ROWS = 120_000
 
 

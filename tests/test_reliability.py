@@ -21,6 +21,8 @@ from lockstep.store.audit import AuditLog, SegmentWriter, _read_segment
 from .conftest import read_rows
 from .serving import Server, make_trained_project, record
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 
 @pytest.fixture
 def small_disk(tmp_path: Path):

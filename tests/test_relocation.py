@@ -19,6 +19,8 @@ from lockstep.cli import app
 
 from .corpus import CORPUS
 
+pytestmark = [pytest.mark.integration]
+
 runner = CliRunner()
 
 

@@ -18,6 +18,8 @@ import pytest
 from .corpus import INIT_CORPUS
 from .scaffold_check import check_dataset
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 CASES = [
     INIT_CORPUS["titanic"],  # names as text ids, most rows repeat another's inputs
     INIT_CORPUS["airquality"],  # rows without the target

@@ -15,6 +15,8 @@ from lockstep.inference.service import ServeSettings, create_app
 from .conftest import read_rows
 from .serving import Server, make_trained_project, record
 
+pytestmark = [pytest.mark.service]
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Project:

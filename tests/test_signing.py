@@ -17,6 +17,8 @@ from lockstep.registry.bundle import Bundle, bundle_files
 
 from .serving import make_trained_project
 
+pytestmark = [pytest.mark.integration]
+
 
 def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())

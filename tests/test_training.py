@@ -19,6 +19,8 @@ from lockstep import Project
 from lockstep.cli import app
 from lockstep.core.errors import CodeError, ConfigError, IntegrityError, NotFoundError, PipelineError
 
+pytestmark = [pytest.mark.slow]
+
 runner = CliRunner()
 
 FAST_TRAIN = '''

@@ -26,6 +26,8 @@ from lockstep.reproducibility.envdiff import diff_environments
 
 from .serving import make_trained_project
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 runner = CliRunner()
 
 
