@@ -24,7 +24,7 @@ NOT_YET_SPLIT = {
     "features/build.py:_build_features", "inference/onnx/__init__.py:build_onnx",
     "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting", "monitoring/monitor.py:monitor",
     "monitoring/quality.py:live_quality", "registry/mlflow_registry.py:log_training",
-    "reproducibility/parity.py:parity", "reproducibility/verify.py:verify", "scaffold.py:init_project",
+    "scaffold.py:init_project",
     "store/sources.py:iter_file_batches",
 }
 

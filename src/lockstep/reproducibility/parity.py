@@ -266,6 +266,47 @@ def _onnx_path(registry: Registry, loaded: LoadedModel, records: list[dict], ref
     return _compare("onnx", reference, labels, scores, task, TOLERANCE, started, "onnxruntime, one run")
 
 
+def _training_run_path(registry: Registry, loaded: LoadedModel, reference: tuple[Any, Any], whole: bool,
+                       ) -> ParityPath:
+    """The outputs the training run stored for the test split, against the reference (all of the split only)."""
+    if not whole:
+        return ParityPath("training-run", "SKIPPED", detail="the training run stored outputs for the whole test "
+                          "split; a part of it is a different batch")
+    t0 = time.perf_counter()
+    task = loaded.schema.task
+    table = registry.artifact_table(loaded.info, "predictions.parquet").to_pandas()
+    table = table[table["split"] == "test"]
+    classes = list(loaded.model.classes_) if task == "classification" else None
+    labels = table["prediction"].to_numpy()
+    ref_labels = reference[0]
+    if labels.dtype == object and np.asarray(ref_labels).dtype != object:  # stored as text
+        ref_labels = np.asarray([str(v) for v in ref_labels], dtype=object)
+    return _compare("training-run", (ref_labels, reference[1]), labels, _scores_from_table(table, classes), task,
+                    0.0, t0, "the outputs the training run stored for the test split")
+
+
+def _raw_row_paths(config: Config, ref_text: str, raw: pa.Table, loaded: LoadedModel, reference: tuple[Any, Any],
+                   batch: bool, service: _Service | None, body: bytes, step: Progress) -> list[ParityPath]:
+    """The paths that start from raw rows: the registered pipeline, ``lockstep predict`` and the service."""
+    task = loaded.schema.task
+    step("predicting with the registered pipeline")
+    t0 = time.perf_counter()
+    labels, scores = model_outputs(loaded.model, loaded.schema.frame(raw), task)
+    paths = [_compare("registry", reference, labels, scores, task, 0.0, t0,
+                      "the registered pipeline loaded from the registry, on raw rows")]
+    if batch:
+        step("running lockstep predict")
+        paths.append(_predict_path(config, ref_text, raw, loaded, reference, task))
+    else:
+        paths.append(ParityPath("predict", "SKIPPED", detail="not requested"))
+    if service is not None:
+        step("sending the rows to the service")
+        paths.append(_http_path(service, body, raw.num_rows, loaded, reference, task))
+    else:
+        paths.append(ParityPath("http", "SKIPPED", detail="not requested"))
+    return paths
+
+
 def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, rows: int | None = None,
            http: bool = True, batch: bool = True, progress: Progress | None = None,
            record: bool = True) -> ParityReport:
@@ -304,46 +345,14 @@ def parity(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     report.paths.append(ParityPath("in-process", "PASS", raw.num_rows, identical=True,
                                    detail="feature store rows through the model pipeline, as training evaluated it",
                                    seconds=time.perf_counter() - t0))
-
-    t0 = time.perf_counter()
-    if whole:
-        table = registry.artifact_table(info, "predictions.parquet").to_pandas()
-        table = table[table["split"] == "test"]
-        classes = list(loaded.model.classes_) if task == "classification" else None
-        labels = table["prediction"].to_numpy()
-        ref_labels = reference[0]
-        if labels.dtype == object and np.asarray(ref_labels).dtype != object:  # stored as text
-            ref_labels = np.asarray([str(v) for v in ref_labels], dtype=object)
-        report.paths.append(_compare("training-run", (ref_labels, reference[1]), labels,
-                                     _scores_from_table(table, classes), task, 0.0, t0,
-                                     "the outputs the training run stored for the test split"))
-    else:
-        report.paths.append(ParityPath("training-run", "SKIPPED", detail="the training run stored outputs for the "
-                                       "whole test split; a part of it is a different batch"))
+    report.paths.append(_training_run_path(registry, loaded, reference, whole))
 
     names = list(dict.fromkeys(loaded.schema.inputs))
     records = [{k: plain(v) for k, v in row.items() if k in names} for row in raw.select(names).to_pylist()]
     body = json.dumps(records).encode()
     service = _Service(config, ref_text, body, len(records)) if http else None
     try:
-        step("predicting with the registered pipeline")
-        t0 = time.perf_counter()
-        frame = loaded.schema.frame(raw)
-        labels, scores = model_outputs(loaded.model, frame, task)
-        report.paths.append(_compare("registry", reference, labels, scores, task, 0.0, t0,
-                                     "the registered pipeline loaded from the registry, on raw rows"))
-
-        if batch:
-            step("running lockstep predict")
-            report.paths.append(_predict_path(config, ref_text, raw, loaded, reference, task))
-        else:
-            report.paths.append(ParityPath("predict", "SKIPPED", detail="not requested"))
-
-        if service is not None:
-            step("sending the rows to the service")
-            report.paths.append(_http_path(service, body, len(records), loaded, reference, task))
-        else:
-            report.paths.append(ParityPath("http", "SKIPPED", detail="not requested"))
+        report.paths += _raw_row_paths(config, ref_text, raw, loaded, reference, batch, service, body, step)
     finally:
         if service is not None:
             service.stop()

@@ -490,29 +490,8 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     info = registry.version(ref)
     lineage = load_lineage(registry, info, config.project_dir)
     used_threads = threads if threads is not None else lineage.threads
-    stages: dict[str, Stage] = {}
-
-    step("checking the raw snapshot")
-    stages["data"], raw, snapshot = _data_stage(store, lineage)
-    step("comparing the environment")
-    stages["environment"], diffs = _environment_stage(lineage, strict_env)
-    step("comparing the code")
-    stages["code"], code_root = _code_stage(config, lineage, recorded_code)
-
-    built = result = None
-    # with --recorded-code, the rebuild imports the stored modules from their checked bytes, and nothing else
-    imports = lineage.code.importable() if recorded_code and code_root is not None else contextlib.nullcontext()
-    with imports:
-        stages, built, result = _rebuild(store, lineage, raw, snapshot, code_root, recorded_code, used_threads, full,
-                                         stages, step)
-    step("checking the registered model file")
-    stages["model"] = _with_artifact(stages["model"], *_artifact_check(registry, lineage))
-    if result is None:
-        stages["predictions"] = Stage("predictions", "SKIPPED", "no rebuilt model")
-    else:
-        step("comparing the test predictions")
-        stages["predictions"] = _predictions_stage(registry, lineage, result)
-
+    stages, diffs = _stages(config, store, registry, lineage, recorded_code=recorded_code, threads=used_threads,
+                            full=full, strict_env=strict_env, step=step)
     options = {"recorded_code": recorded_code, "full": full, "threads": used_threads, "strict_env": strict_env}
     key = verification_key(config, lineage, options, registry.model_file_digest(info))
     report = VerifyReport(
@@ -524,6 +503,31 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     if record:
         registry.record_check(info, "verify", report.to_dict(), report.summary())
     return report
+
+
+def _stages(config: Config, store: Store, registry: Registry, lineage: Lineage, *, recorded_code: bool,
+            threads: int, full: bool, strict_env: bool, step: Progress) -> tuple[dict[str, Stage], list[Any]]:
+    """Every stage of a verification, in order, and the environment's differences."""
+    stages: dict[str, Stage] = {}
+    step("checking the raw snapshot")
+    stages["data"], raw, snapshot = _data_stage(store, lineage)
+    step("comparing the environment")
+    stages["environment"], diffs = _environment_stage(lineage, strict_env)
+    step("comparing the code")
+    stages["code"], code_root = _code_stage(config, lineage, recorded_code)
+    # with --recorded-code, the rebuild imports the stored modules from their checked bytes, and nothing else
+    imports = lineage.code.importable() if recorded_code and code_root is not None else contextlib.nullcontext()
+    with imports:
+        stages, _built, result = _rebuild(store, lineage, raw, snapshot, code_root, recorded_code, threads, full,
+                                          stages, step)
+    step("checking the registered model file")
+    stages["model"] = _with_artifact(stages["model"], *_artifact_check(registry, lineage))
+    if result is None:
+        stages["predictions"] = Stage("predictions", "SKIPPED", "no rebuilt model")
+    else:
+        step("comparing the test predictions")
+        stages["predictions"] = _predictions_stage(registry, lineage, result)
+    return stages, diffs
 
 
 def _rebuild(store: Store, lineage: Lineage, raw, snapshot, code_root: Path | None, recorded_code: bool,
