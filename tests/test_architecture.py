@@ -20,7 +20,7 @@ MAX_LINES = 60
 #: Functions still over the limit, to be split (issue 14): the list may only shrink. A function that got short
 #: must leave it, so that it cannot grow back unnoticed.
 NOT_YET_SPLIT = {
-    "data/infer.py:infer_draft", "data/ingest.py:ingest", "evaluation/paired.py:weighted_metric",
+    "data/infer.py:infer_draft", "evaluation/paired.py:weighted_metric",
     "features/build.py:_build_features", "inference/onnx/__init__.py:build_onnx",
     "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting", "monitoring/monitor.py:monitor",
     "monitoring/quality.py:live_quality", "registry/mlflow_registry.py:log_training",

@@ -120,37 +120,14 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     check_declared_features(config)
 
     location = locate_source(data, config.project_dir, override=source)
-    latest = store.snapshots.latest()
-    files, inputs = None, ""
-    if location.kind != "sql":
-        step("fingerprinting the source files")
-        files = hash_source_files(location, config.project_dir)
-        inputs = _inputs_fingerprint(config, files, quarantine)
-        if not force and latest is not None and latest.inputs == inputs:
-            return IngestResult(snapshot=latest, changed=False, quarantined=latest.quarantined,
-                                source=latest.source, cached=True)
-
+    files, inputs, cached = _source_inputs(config, store, location, quarantine, force, step)
+    if cached is not None:
+        return cached
     step("reading the source")
     src = read_source(data, config.project_dir, location=location, files=files)
 
     step("validating against the schema")
-    result = _validate(src, config)
-    if result.column_failures:
-        raise SchemaValidationError(src.description, result.failures(src.locate),
-                                    hint="column problems cannot be quarantined: fix the data or [data.schema]")
-    table = result.table
-    records: list[QuarantineRecord] = []
-    quarantine_failures: list[SchemaFailure] = []
-    if result.row_failures:
-        if not quarantine:
-            raise SchemaValidationError(src.description, result.failures(src.locate))
-        step("setting failing rows aside")
-        table, records = set_aside(result, partial(_raw_rows, src), src.part_of, data.id)
-        quarantine_failures = result.failures(src.locate)
-        if table.num_rows == 0:
-            raise SchemaValidationError(src.description, quarantine_failures,
-                                        hint="every row failed: nothing to ingest; fix the data or the schema")
-
+    table, records, quarantine_failures = _valid_rows(src, config, quarantine, step)
     if data.id is None:
         step("deriving row ids")
         table = table.add_column(0, DerivedId, derive_row_ids(table))
@@ -168,6 +145,45 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     store.ensure()
     with store.lock("ingest", "ingest"):
         return _commit(config, store, table, fingerprint, records, quarantine_failures, shared, src, inputs, step)
+
+
+def _source_inputs(config: Config, store: Store, location: Any, quarantine: bool, force: bool, step: Progress,
+                   ) -> tuple[Any, str, IngestResult | None]:
+    """The source files' fingerprints and the ingest's inputs fingerprint; with the latest snapshot as the result
+    when those inputs are the ones it was made from (a database source is always read)."""
+    if location.kind == "sql":
+        return None, "", None
+    step("fingerprinting the source files")
+    files = hash_source_files(location, config.project_dir)
+    inputs = _inputs_fingerprint(config, files, quarantine)
+    latest = store.snapshots.latest()
+    if not force and latest is not None and latest.inputs == inputs:
+        return files, inputs, IngestResult(snapshot=latest, changed=False, quarantined=latest.quarantined,
+                                           source=latest.source, cached=True)
+    return files, inputs, None
+
+
+def _valid_rows(src: SourceData, config: Config, quarantine: bool, step: Progress,
+                ) -> tuple[pa.Table, list[QuarantineRecord], list[SchemaFailure]]:
+    """The source's rows that pass the schema; the others refuse the source, or with ``quarantine`` are set aside.
+
+    Returns the rows kept, the quarantine records and the failures behind them.
+    """
+    result = _validate(src, config)
+    if result.column_failures:
+        raise SchemaValidationError(src.description, result.failures(src.locate),
+                                    hint="column problems cannot be quarantined: fix the data or [data.schema]")
+    if not result.row_failures:
+        return result.table, [], []
+    if not quarantine:
+        raise SchemaValidationError(src.description, result.failures(src.locate))
+    step("setting failing rows aside")
+    table, records = set_aside(result, partial(_raw_rows, src), src.part_of, config.data.id)
+    failures = result.failures(src.locate)
+    if table.num_rows == 0:
+        raise SchemaValidationError(src.description, failures,
+                                    hint="every row failed: nothing to ingest; fix the data or the schema")
+    return table, records, failures
 
 
 def _commit(config: Config, store: Store, table, fingerprint: str, records: list, quarantine_failures: list,
