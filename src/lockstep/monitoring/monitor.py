@@ -104,6 +104,22 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
     references = {group: _summaries(profile[group]) for group in ("raw", "features", "prediction")}
     current = {group: {name: s.empty_like() for name, s in summaries.items()}
                for group, summaries in references.items()}
+    rows, invalid = _summarize(window, current, model, schema, inputs_only, progress)
+    if rows == 0:
+        raise UserError(f"{window.description}: no rows to monitor",
+                        hint="widen the time window (--since/--until) or give a file with --data")
+
+    cfg = config.monitor
+    columns = _judged(references, current, ("raw",) if inputs_only else ("raw", "features", "prediction"), cfg)
+    return DriftReport(model=info.name, version=info.version, fingerprint=info.fingerprint,
+                       window=window.description, rows=rows, invalid=invalid, columns=columns,
+                       thresholds=cfg.model_dump(mode="json"), time=datetime.now(UTC).isoformat(timespec="seconds"),
+                       seconds=time.perf_counter() - started, min_rows=cfg.min_rows)
+
+
+def _summarize(window: Any, current: dict[str, dict[str, Any]], model: Any, schema: Any, inputs_only: bool,
+               progress: Progress | None) -> tuple[int, int]:
+    """Add every chunk of the window to the current summaries (raw inputs, features, scores); rows and invalid."""
     rows = invalid = 0
     feature_step, final = model[:-1], model[-1]
     for chunk in window.chunks:
@@ -113,28 +129,25 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
             if name in chunk.table.column_names:
                 _update_arrow(summary, chunk.table.column(name), schema.columns[name].dtype)
         if not inputs_only:
-            frame = schema.frame(chunk.table)
-            features = feature_step.transform(frame)
+            features = feature_step.transform(schema.frame(chunk.table))
             for name, summary in current["features"].items():
                 if name in features.columns:
                     _update(summary, features[name])
-            if chunk.scores is not None:
-                scores = chunk.scores
-            else:
-                scores = model_scores(final, features, schema.task, schema.classes)
+            scores = chunk.scores if chunk.scores is not None else model_scores(final, features, schema.task,
+                                                                                 schema.classes)
             current["prediction"]["prediction"].update(scores)
         rows += chunk.table.num_rows
         invalid += chunk.invalid
         if progress:
             progress(rows, window.total)
-    if rows == 0:
-        raise UserError(f"{window.description}: no rows to monitor",
-                        hint="widen the time window (--since/--until) or give a file with --data")
+    return rows, invalid
 
-    cfg = config.monitor
-    columns = []
-    groups = ("raw",) if inputs_only else ("raw", "features", "prediction")
+
+def _judged(references: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]], groups: tuple[str, ...],
+            cfg: Any) -> list[ColumnDrift]:
+    """Each column's drift statistics and verdict, the tests' p-values corrected for their number."""
     tests = sum(len(references[group]) for group in groups)
+    columns = []
     for group in groups:
         for name, reference in references[group].items():
             window_summary = current[group][name]
@@ -143,7 +156,4 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
             columns.append(ColumnDrift(group, name, reference.kind,
                                        judge_column(reference.kind, stats, cfg, window_summary.present, tests),
                                        reference, window_summary))
-    return DriftReport(model=info.name, version=info.version, fingerprint=info.fingerprint,
-                       window=window.description, rows=rows, invalid=invalid, columns=columns,
-                       thresholds=cfg.model_dump(mode="json"), time=datetime.now(UTC).isoformat(timespec="seconds"),
-                       seconds=time.perf_counter() - started, min_rows=cfg.min_rows)
+    return columns
