@@ -77,6 +77,23 @@ def feedback_pairs(store: Store, info: VersionInfo, classes: list | None, since:
             "requests": requests, "predictions": in_window}
 
 
+def _compared(name: str, live: float, boot: list[float], reference: dict[str, Any], higher: bool,
+              ) -> dict[str, Any]:
+    """A live metric with its bootstrap interval against its test mean and interval: degraded when the two
+    intervals do not overlap, the live one on the worse side."""
+    values = np.asarray(boot, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    low, high = (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))) if values.size else \
+        (float("nan"), float("nan"))
+    degraded = False
+    if reference and np.isfinite(low):
+        degraded = high < reference.get("ci_low", reference["mean"]) if higher else \
+            low > reference.get("ci_high", reference["mean"])
+    return {"live": live, "live_low": low, "live_high": high, "test_mean": reference.get("mean"),
+            "test_low": reference.get("ci_low"), "test_high": reference.get("ci_high"), "higher_is_better": higher,
+            "degraded": bool(degraded)}
+
+
 def live_quality(config: Config, store: Store, info: VersionInfo, classes: list | None, *,
                  since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
     """The live metrics of ``info`` with their bootstrap intervals, against its test metrics.
@@ -116,22 +133,8 @@ def live_quality(config: Config, store: Store, info: VersionInfo, classes: list 
         boot = [measure(rng.integers(0, n, n)) for _ in range(config.monitor.bootstrap)]
     test = info.metric_summary("test")
     directions = task_metrics(task)
-    metrics: dict[str, dict[str, Any]] = {}
-    for name in names:
-        values = np.asarray([b[name] for b in boot], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        low, high = (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))) if values.size else \
-            (float("nan"), float("nan"))
-        reference = test.get(name, {})
-        higher = directions[name]
-        degraded = False
-        if reference and np.isfinite(low):
-            degraded = high < reference.get("ci_low", reference["mean"]) if higher else \
-                low > reference.get("ci_high", reference["mean"])
-        metrics[name] = {"live": point[name], "live_low": low, "live_high": high,
-                         "test_mean": reference.get("mean"), "test_low": reference.get("ci_low"),
-                         "test_high": reference.get("ci_high"), "higher_is_better": higher,
-                         "degraded": bool(degraded)}
+    metrics = {name: _compared(name, point[name], [b[name] for b in boot], test.get(name, {}), directions[name])
+               for name in names}
     primary = config.primary_metric
     verdict = metrics.get(primary, {})
     degraded = bool(verdict.get("degraded"))
