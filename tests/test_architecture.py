@@ -23,7 +23,7 @@ NOT_YET_SPLIT = {
     "data/infer.py:infer_draft", "evaluation/paired.py:weighted_metric",
     "features/build.py:_build_features", "inference/onnx/__init__.py:build_onnx",
     "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting",
-    "registry/mlflow_registry.py:log_training",
+
     "scaffold.py:init_project",
     "store/sources.py:iter_file_batches",
 }

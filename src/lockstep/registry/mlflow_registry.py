@@ -296,20 +296,7 @@ class Registry:
                 mlflow.log_params({k: _param(v) for k, v in record.params.items()})
                 mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if _finite(v)})
                 mlflow.set_tags(record.tags)
-                with tempfile.TemporaryDirectory() as tmp:
-                    for path, obj in record.json_artifacts.items():
-                        mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
-                    for path, frame in record.table_artifacts.items():
-                        local = Path(tmp) / Path(path).name
-                        if path.endswith(".parquet") and not hasattr(frame, "to_parquet"):
-                            pq.write_table(frame, local)
-                        elif path.endswith(".parquet"):
-                            frame.to_parquet(local, index=False)
-                        else:
-                            frame.to_csv(local, index=False)
-                        mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
-                for path, figure in record.figures.items():
-                    mlflow.log_figure(figure, path)
+                _log_artifacts(mlflow, record)
                 with _quiet():
                     info = mlflow.sklearn.log_model(
                         record.model,
@@ -645,6 +632,24 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
+
+
+def _log_artifacts(mlflow: Any, record: TrainingRecord) -> None:
+    """Log a training record's JSON documents, tables (Parquet or CSV) and figures to the active run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, obj in record.json_artifacts.items():
+            mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
+        for path, frame in record.table_artifacts.items():
+            local = Path(tmp) / Path(path).name
+            if path.endswith(".parquet") and not hasattr(frame, "to_parquet"):
+                pq.write_table(frame, local)
+            elif path.endswith(".parquet"):
+                frame.to_parquet(local, index=False)
+            else:
+                frame.to_csv(local, index=False)
+            mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
+    for path, figure in record.figures.items():
+        mlflow.log_figure(figure, path)
 
 
 def _signature(spec: dict[str, Any]) -> ModelSignature:
