@@ -20,11 +20,8 @@ MAX_LINES = 60
 #: Functions still over the limit, to be split (issue 14): the list may only shrink. A function that got short
 #: must leave it, so that it cannot grow back unnoticed.
 NOT_YET_SPLIT = {
-    "data/infer.py:infer_draft", "evaluation/paired.py:weighted_metric",
-    "features/build.py:_build_features", "inference/onnx/__init__.py:build_onnx",
-    "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting",
-
-    "scaffold.py:init_project",
+    "data/infer.py:infer_draft", "features/build.py:_build_features", "inference/onnx/__init__.py:build_onnx",
+    "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting", "scaffold.py:init_project",
     "store/sources.py:iter_file_batches",
 }
 

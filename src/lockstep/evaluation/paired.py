@@ -89,6 +89,24 @@ def _prf(name: str, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarra
         return np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
 
 
+def _weighted_regression(name: str, out: Outputs, W: np.ndarray) -> np.ndarray:
+    """A regression metric for each row of count weights ``W``."""
+    y, p = np.asarray(out.y_true, dtype=np.float64), np.asarray(out.y_pred, dtype=np.float64)
+    error = y - p
+    if name == "rmse":
+        return np.sqrt(_weighted_mean(error**2, W))
+    if name == "mae":
+        return _weighted_mean(np.abs(error), W)
+    if name == "mape":
+        return _weighted_mean(np.abs(error) / np.maximum(np.abs(y), np.finfo(np.float64).eps), W)
+    if name == "r2":
+        total = W.sum(axis=1)
+        mean = (W @ y) / total
+        ss_tot = W @ (y**2) - total * mean**2
+        return 1.0 - (W @ error**2) / ss_tot
+    raise KeyError(name)
+
+
 def weighted_metric(task: str, name: str, out: Outputs, W: np.ndarray, positive: Any | None = None) -> np.ndarray:
     """Metric ``name`` of ``out`` for each row of count weights ``W`` (shape ``(resamples, rows)``).
 
@@ -99,20 +117,7 @@ def weighted_metric(task: str, name: str, out: Outputs, W: np.ndarray, positive:
     """
     W = np.asarray(W, dtype=np.float64)
     if task == "regression":
-        y, p = np.asarray(out.y_true, dtype=np.float64), np.asarray(out.y_pred, dtype=np.float64)
-        error = y - p
-        if name == "rmse":
-            return np.sqrt(_weighted_mean(error**2, W))
-        if name == "mae":
-            return _weighted_mean(np.abs(error), W)
-        if name == "mape":
-            return _weighted_mean(np.abs(error) / np.maximum(np.abs(y), np.finfo(np.float64).eps), W)
-        if name == "r2":
-            total = W.sum(axis=1)
-            mean = (W @ y) / total
-            ss_tot = W @ (y**2) - total * mean**2
-            return 1.0 - (W @ error**2) / ss_tot
-        raise KeyError(name)
+        return _weighted_regression(name, out, W)
     classes = list(out.classes or [])
     y_true = np.asarray(out.y_true, dtype=object)
     y_pred = np.asarray(out.y_pred, dtype=object)
