@@ -22,7 +22,6 @@ MAX_LINES = 60
 NOT_YET_SPLIT = {
     "data/infer.py:infer_draft", "features/build.py:_build_features", "inference/onnx/__init__.py:build_onnx",
     "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting", "scaffold.py:init_project",
-    "store/sources.py:iter_file_batches",
 }
 
 

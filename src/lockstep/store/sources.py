@@ -443,19 +443,31 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
     if path.stat().st_size == 0:
         raise SourceError(f"input file {name} is empty (0 bytes)")
     _check_readable(path, "input file", name)
-    fmt = _file_format(path, options)
-    if fmt == "parquet":
-        try:
-            # pre_buffer (the default) keeps what it read ahead: memory grew with the file (pyarrow 25)
-            dictionary = list(options.text_columns) if text_as_dictionary else None
-            parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=dictionary)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise SourceError(f"{name} is not a readable Parquet file: {exc}") from None
-        present = set(parquet.schema_arrow.names)
-        wanted = [c for c in columns if c in present] if columns is not None else None
-        for batch in parquet.iter_batches(batch_size=rows, columns=wanted):
-            yield pa.Table.from_batches([batch])
-        return
+    if _file_format(path, options) == "parquet":
+        yield from _parquet_pieces(path, name, options, rows, columns, text_as_dictionary)
+    else:
+        yield from _csv_pieces(path, name, options, rows, columns)
+
+
+
+def _parquet_pieces(path: Path, name: str, options: ReadOptions, rows: int, columns: list[str] | None,
+                    text_as_dictionary: bool) -> Iterator[pa.Table]:
+    """A Parquet file in tables of ``rows`` rows (see :func:`iter_file_batches`)."""
+    try:
+        # pre_buffer (the default) keeps what it read ahead: memory grew with the file (pyarrow 25)
+        dictionary = list(options.text_columns) if text_as_dictionary else None
+        parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=dictionary)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{name} is not a readable Parquet file: {exc}") from None
+    present = set(parquet.schema_arrow.names)
+    wanted = [c for c in columns if c in present] if columns is not None else None
+    for batch in parquet.iter_batches(batch_size=rows, columns=wanted):
+        yield pa.Table.from_batches([batch])
+
+
+def _csv_pieces(path: Path, name: str, options: ReadOptions, rows: int, columns: list[str] | None,
+                ) -> Iterator[pa.Table]:
+    """A CSV file in tables of about ``rows`` rows (see :func:`iter_file_batches`)."""
     encoding = codecs.lookup(options.encoding).name
     # blocks of 1 MiB, gathered into pieces of about ``rows`` rows: with 16 MiB blocks pyarrow's streaming reader
     # held memory in proportion to the file (487 MB of Arrow buffers at 4M rows, 42 MB with 1 MiB blocks)
@@ -485,7 +497,6 @@ def iter_file_batches(path: Path, name: str, options: ReadOptions, rows: int = 1
     except pa.ArrowInvalid as exc:
         _explain_csv_failure(path, name, options, str(exc))
         raise SourceError(f"{name} could not be read as CSV: {exc}") from None
-
 
 def _piece(batches: list[Any], columns: list[str] | None) -> pa.Table:
     table = pa.Table.from_batches(batches).combine_chunks()
