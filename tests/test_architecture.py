@@ -21,7 +21,7 @@ MAX_LINES = 60
 #: must leave it, so that it cannot grow back unnoticed.
 NOT_YET_SPLIT = {
     "data/infer.py:infer_draft", "features/build.py:_build_features", "inference/onnx/__init__.py:build_onnx",
-    "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting", "scaffold.py:init_project",
+    "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting",
 }
 
 

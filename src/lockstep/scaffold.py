@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from lockstep.core.config import CONFIG_FILE, parse_config
 from lockstep.core.errors import ProjectError, SourceError
 from lockstep.data.infer import infer_draft
@@ -326,11 +328,73 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
     if config_path.exists() and not force:
         raise ProjectError(f"{config_path} already exists",
                            hint="edit it, or pass --force to replace it with a new draft")
+    table, delimiter = _read_data(data_path, target, id_column)
+    columns = table.column_names
+    draft = infer_draft(table, target=target, id_column=id_column, task=task)
+
+    project_name = name or _project_name(directory)
+    roles = _input_roles(draft)
+    inputs = [c for c in columns if c in set(roles["numeric"] + roles["categorical"] + roles["codes"]
+                                             + roles["dates"])]
+    repeated = _repeated(table, inputs, draft.notes)
+    text = _config_text(draft, config_path, data_path, name=project_name, target=target, id_column=id_column,
+                        delimiter=delimiter, inputs=inputs, repeated=repeated)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(config_path, text)
+    pipeline = render_pipeline(name=project_name, target=target, task=draft.task, **roles)
+    pipeline_path, note = _write_pipeline(directory / "pipeline.py", pipeline)
+    notes = [*draft.notes, note]
+    ensure_line(directory / ".gitignore", ".lockstep/")
+    return InitResult(directory=directory.resolve(), config_path=config_path.resolve(),
+                      pipeline_path=pipeline_path.resolve() if pipeline_path else None, rows=draft.rows,
+                      columns=len(columns), task=draft.task, id_column=id_column, notes=notes)
+
+
+def _repeated(table: pa.Table, inputs: list[str], notes: list[str]) -> tuple[int, int]:
+    """Rows with the same inputs as another row, and their groups; a note for the user when there are any."""
+    repeated = repeated_inputs(table, inputs)
+    if repeated[0]:
+        notes.append(f"{repeated[0]:,} rows have the same inputs as another row ({repeated[1]:,} groups); the "
+                     "split by content keeps each group in one split, so none leaks into valid or test")
+    return repeated
+
+
+def _config_text(draft: Any, config_path: Path, data_path: Path, *, name: str, target: str, id_column: str | None,
+                 delimiter: str | None, inputs: list[str], repeated: tuple[int, int]) -> str:
+    """The scaffolded ``lockstep.toml``, checked to be a valid configuration before anything is written."""
+    source = os.path.relpath(data_path.resolve(), config_path.parent.resolve()).replace(os.sep, "/")
+    text = render_config(name=name, source=source, target=target, id_column=id_column, task=draft.task,
+                         schema=draft.schema, delimiter=delimiter or ",", rows=draft.rows,
+                         origin=display_path(data_path, Path.cwd()), columns=draft.columns, inputs=inputs,
+                         repeated=repeated)
+    parse_config(tomllib.loads(text), source=str(config_path))  # never write an invalid project
+    return text
+
+
+def _input_roles(draft: Any) -> dict[str, list[str]]:
+    """The model's inputs by how the scaffolded pipeline treats them: numbers, native categories (few values),
+    ordinal codes (many values) and dates."""
+    texts = draft.role("categorical")
+    categorical = [c for c in texts if draft.columns[c].distinct <= NATIVE_CATEGORIES]
+    return {"numeric": draft.role("numeric"), "categorical": categorical,
+            "codes": [c for c in texts if c not in categorical], "dates": draft.role("date")}
+
+
+def _write_pipeline(path: Path, text: str) -> tuple[Path | None, str]:
+    """Write the scaffolded ``pipeline.py`` unless the folder has one; the file written (if any) and a note."""
+    if path.exists():
+        return None, "pipeline.py exists and was left as it is"
+    atomic_write_text(path, text)
+    return path, "pipeline.py holds the feature pipeline and the model (histogram gradient boosting): edit them freely"
+
+
+def _read_data(data_path: Path, target: str, id_column: str | None) -> tuple[pa.Table, str | None]:
+    """The data file's rows and its delimiter, refused without the target or id column, or with a repeated id."""
     if not data_path.exists():
         raise SourceError(f"data file {data_path} does not exist")
     shown = str(data_path)
     table = read_file(data_path, shown, ReadOptions(delimiter=None))
-    delimiter = sniff_delimiter(data_path)
     columns = table.column_names
     for role, col in (("target", target), ("id", id_column)):
         if col is not None and col not in columns:
@@ -340,41 +404,7 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
         _check_unique_id(table, id_column, shown)
     if id_column == target:
         raise SourceError("--id and --target name the same column")
-    draft = infer_draft(table, target=target, id_column=id_column, task=task)
-
-    project_name = name or _project_name(directory)
-    numeric, texts, dates = draft.role("numeric"), draft.role("categorical"), draft.role("date")
-    categorical = [c for c in texts if draft.columns[c].distinct <= NATIVE_CATEGORIES]
-    codes = [c for c in texts if c not in categorical]
-    inputs = [c for c in columns if c in set(numeric + texts + dates)]
-    repeated = repeated_inputs(table, inputs)
-    if repeated[0]:
-        draft.notes.append(f"{repeated[0]:,} rows have the same inputs as another row ({repeated[1]:,} groups); the "
-                           "split by content keeps each group in one split, so none leaks into valid or test")
-    source = os.path.relpath(data_path.resolve(), directory.resolve()).replace(os.sep, "/")
-    text = render_config(name=project_name, source=source, target=target, id_column=id_column, task=draft.task,
-                         schema=draft.schema, delimiter=delimiter or ",", rows=draft.rows,
-                         origin=display_path(data_path, Path.cwd()), columns=draft.columns, inputs=inputs,
-                         repeated=repeated)
-    parse_config(tomllib.loads(text), source=str(config_path))  # never write an invalid project
-
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(config_path, text)
-    pipeline_path: Path | None = directory / "pipeline.py"
-    notes = list(draft.notes)
-    if pipeline_path is not None and pipeline_path.exists():
-        notes.append("pipeline.py exists and was left as it is")
-        pipeline_path = None
-    elif pipeline_path is not None:
-        atomic_write_text(pipeline_path, render_pipeline(name=project_name, target=target, task=draft.task,
-                                                         numeric=numeric, categorical=categorical, dates=dates,
-                                                         codes=codes))
-        notes.append("pipeline.py holds the feature pipeline and the model (histogram gradient boosting): "
-                     "edit them freely")
-    ensure_line(directory / ".gitignore", ".lockstep/")
-    return InitResult(directory=directory.resolve(), config_path=config_path.resolve(),
-                      pipeline_path=pipeline_path.resolve() if pipeline_path else None, rows=draft.rows,
-                      columns=len(columns), task=draft.task, id_column=id_column, notes=notes)
+    return table, sniff_delimiter(data_path)
 
 
 def _check_unique_id(table, id_column: str, shown: str) -> None:
