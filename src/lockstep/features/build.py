@@ -34,7 +34,7 @@ from lockstep.core.frames import raw_frame
 from lockstep.core.usercode import code_identity, load_object
 from lockstep.data.splits import SPLIT_VALUES, SPLITS, UNLABELED, split_codes
 from lockstep.features.pipeline import check_stateless, make_transformer, run_pipeline, sample_rows
-from lockstep.store import FeatureInfo
+from lockstep.store import FeatureInfo, SnapshotInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
@@ -132,12 +132,7 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
         If the pipeline cannot be loaded or breaks its contract; nothing is written.
     """
     step = progress or (lambda _name: None)
-    snapshot = store.snapshots.info(raw_version)
-    columns = config.feature_inputs
-    missing = [c for c in columns if c not in snapshot.column_names]
-    if missing:
-        raise PipelineError(f"raw snapshot {snapshot.version} has no column(s) {missing} that [features] reads",
-                            hint="ingest data with those columns, or change [features] columns")
+    snapshot = _snapshot_with_inputs(config, store, raw_version)
 
     step("fingerprinting the inputs")
     fingerprints = feature_inputs(config, snapshot.fingerprint)
@@ -148,10 +143,8 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
             return FeatureResult(info=existing, skipped=True)
 
     ref = config.features.pipeline or "(identity: the raw columns)"
-    factory = None
-    if config.features.pipeline is not None:
-        step("importing the feature pipeline")
-        factory = load_object(config.features.pipeline, config.project_dir)
+    step("importing the feature pipeline")
+    factory = load_object(config.features.pipeline, config.project_dir) if config.features.pipeline else None
 
     step(f"reading raw snapshot {snapshot.version}")
     raw = store.snapshots.read(snapshot.version, text_as_dictionary=True)
@@ -166,14 +159,31 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
 
     step("assembling the feature table")
     output, dtypes, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
-    fingerprint = fingerprint_table(output)
 
     step("writing the feature set")
     store.ensure()
-    info = FeatureInfo(
+    info = _version_info(config, snapshot, fingerprints, output, features, dtypes, codes, parity.to_dict())
+    return FeatureResult(info=table.write(output, info), skipped=False)
+
+
+def _snapshot_with_inputs(config: Config, store: Store, version: int | None) -> SnapshotInfo:
+    """The raw snapshot to compute features from, refused when it lacks a column ``[features]`` reads."""
+    snapshot = store.snapshots.info(version)
+    missing = [c for c in config.feature_inputs if c not in snapshot.column_names]
+    if missing:
+        raise PipelineError(f"raw snapshot {snapshot.version} has no column(s) {missing} that [features] reads",
+                            hint="ingest data with those columns, or change [features] columns")
+    return snapshot
+
+
+def _version_info(config: Config, snapshot: SnapshotInfo, fingerprints: dict[str, Any], output: pa.Table,
+                  features: pd.DataFrame, dtypes: dict[str, str], codes: np.ndarray, parity: dict[str, Any],
+                  ) -> FeatureInfo:
+    """The description of a new feature set version: its fingerprint, columns, lineage and split counts."""
+    return FeatureInfo(
         version=-1,
         name=config.features.name,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint_table(output),
         rows=output.num_rows,
         columns=[str(c) for c in features.columns],
         dtypes=dtypes,
@@ -185,7 +195,7 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
         config_fingerprint=fingerprints["parts"]["config"],
         environment_fingerprint=fingerprints["parts"]["environment"],
         inputs=fingerprints["inputs"],
-        parity=parity.to_dict(),
+        parity=parity,
         splits={name: int((codes == i).sum()) for i, name in enumerate(SPLIT_VALUES) if name in SPLITS
                 or (codes == i).any()},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -193,7 +203,6 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
         environment=fingerprints["environment"],
         git=git_state(config.project_dir),
     )
-    return FeatureResult(info=table.write(output, info), skipped=False)
 
 
 def transform_raw(config: Config, raw: pa.Table, factory: Callable[[], Any] | None,
