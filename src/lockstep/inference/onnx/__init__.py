@@ -121,6 +121,37 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
         Naming the step that cannot be exported and why.
     """
     features, model = pipeline.steps[0][1], pipeline.steps[1][1]
+    graph = _feature_graph(features, schema)
+    feature_names = [str(n) for n in features.get_feature_names_out()]
+    if list(graph.columns) != feature_names:
+        raise OnnxExportError(f"the exported feature graph gives columns {list(graph.columns)}, but the pipeline "
+                              f"gives {feature_names}")
+    feature_model, initial_types = _feature_model(graph, feature_names)
+    model_onnx = _convert_model(model, initial_types, schema.task)
+    finish_tree_ensembles(model_onnx)
+    feature_model.ir_version = model_onnx.ir_version
+    _align_opsets(feature_model, model_onnx)
+    prefixed = onnx.compose.add_prefix(model_onnx, prefix="model_")
+    io_map = [(f"feat_{name}", f"model_{name}") for name in feature_names]
+    try:
+        merged = onnx.compose.merge_models(feature_model, prefixed, io_map=io_map)
+        onnx.checker.check_model(merged)
+    except Exception as exc:  # noqa: BLE001 - any failure here is the joined graph's
+        raise OnnxExportError(f"the feature graph and the converted model pipeline{culprit(model, '')} cannot be "
+                              f"joined: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+    names = [o.name for o in merged.graph.output]
+    label = next((n for n in names if n.endswith("label")), None)
+    scores = next((n for n in names if n.endswith(("probabilities", "variable"))), None)
+    if schema.task == "classification" and not has_probabilities(model):
+        scores = None  # the converter's scores are the decision function's, not probabilities
+    if (label if schema.task == "classification" else scores) is None:
+        raise OnnxExportError(f"the converted model pipeline{culprit(model, '')} has no output for the prediction "
+                              f"(its outputs: {', '.join(names)})")
+    return BuiltGraph(model=merged, label=label, scores=scores)
+
+
+def _feature_graph(features: Any, schema: ModelSchema) -> FrameGraph:
+    """The feature pipeline as a graph on the raw inputs: each step's ``lockstep_onnx`` adds its nodes."""
     graph = FrameGraph()
     for name in schema.inputs:
         spec = schema.columns[name]
@@ -143,11 +174,12 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
             raise
         except Exception as exc:  # noqa: BLE001 - a user's lockstep_onnx: name the step, say what it raised
             raise OnnxExportError(f"{graph.step}: its lockstep_onnx failed: {type(exc).__name__}: {exc}") from exc
-    feature_names = [str(n) for n in features.get_feature_names_out()]
-    if list(graph.columns) != feature_names:
-        raise OnnxExportError(f"the exported feature graph gives columns {list(graph.columns)}, but the pipeline "
-                              f"gives {feature_names}")
+    return graph
 
+
+def _feature_model(graph: FrameGraph, feature_names: list[str]) -> tuple[Any, list[tuple[str, Any]]]:
+    """The feature graph as an ONNX model with one output per feature (``feat_<name>``), and the model
+    converter's input types for them."""
     outputs, initial_types = [], []
     for name in feature_names:
         column = graph.columns[name]
@@ -164,29 +196,7 @@ def build_onnx(pipeline: Any, schema: ModelSchema) -> BuiltGraph:
         outputs.append(helper.make_tensor_value_info(out, elem, [None, 1]))
     feature_graph = helper.make_graph(graph.nodes, "lockstep_features", graph.inputs, outputs, graph.initializers)
     opsets = [helper.make_opsetid(domain, version) for domain, version in OPSET.items()]
-    feature_model = helper.make_model(feature_graph, opset_imports=opsets)
-
-    model_onnx = _convert_model(model, initial_types, schema.task)
-    finish_tree_ensembles(model_onnx)
-    feature_model.ir_version = model_onnx.ir_version
-    _align_opsets(feature_model, model_onnx)
-    prefixed = onnx.compose.add_prefix(model_onnx, prefix="model_")
-    io_map = [(f"feat_{name}", f"model_{name}") for name in feature_names]
-    try:
-        merged = onnx.compose.merge_models(feature_model, prefixed, io_map=io_map)
-        onnx.checker.check_model(merged)
-    except Exception as exc:  # noqa: BLE001 - any failure here is the joined graph's
-        raise OnnxExportError(f"the feature graph and the converted model pipeline{culprit(model, '')} cannot be "
-                              f"joined: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
-    names = [o.name for o in merged.graph.output]
-    label = next((n for n in names if n.endswith("label")), None)
-    scores = next((n for n in names if n.endswith(("probabilities", "variable"))), None)
-    if schema.task == "classification" and not has_probabilities(model):
-        scores = None  # the converter's scores are the decision function's, not probabilities
-    if (label if schema.task == "classification" else scores) is None:
-        raise OnnxExportError(f"the converted model pipeline{culprit(model, '')} has no output for the prediction "
-                              f"(its outputs: {', '.join(names)})")
-    return BuiltGraph(model=merged, label=label, scores=scores)
+    return helper.make_model(feature_graph, opset_imports=opsets), initial_types
 
 
 def _align_opsets(*models: Any) -> None:
