@@ -19,10 +19,7 @@ MAX_LINES = 60
 
 #: Functions still over the limit, to be split (issue 14): the list may only shrink. A function that got short
 #: must leave it, so that it cannot grow back unnoticed.
-NOT_YET_SPLIT = {
-    "data/infer.py:infer_draft",
-    "inference/onnx/hist_boosting.py:convert_hist_gradient_boosting",
-}
+NOT_YET_SPLIT = {"data/infer.py:infer_draft"}
 
 
 def _modules(package: Path) -> list[Path]:

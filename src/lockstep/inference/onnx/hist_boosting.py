@@ -204,19 +204,7 @@ def convert_hist_gradient_boosting(scope: Any, operator: Any, container: Any) ->
         cast = name("hgb_x")
         container.add_node("Cast", [x], [cast], to=TensorProto.DOUBLE, name=scope.get_unique_operator_name("Cast"))
         x = cast
-    attrs = {
-        "aggregate_function": 1, "post_transform": 0, "n_targets": n_targets, "tree_roots": trees.roots,
-        "nodes_featureids": trees.nodes["featureids"],
-        "nodes_modes": numpy_helper.from_array(np.asarray(trees.nodes["modes"], dtype=np.uint8)),
-        "nodes_splits": numpy_helper.from_array(np.asarray(trees.nodes["splits"], dtype=np.float64)),
-        "nodes_truenodeids": trees.nodes["truenodeids"], "nodes_trueleafs": trees.nodes["trueleafs"],
-        "nodes_falsenodeids": trees.nodes["falsenodeids"], "nodes_falseleafs": trees.nodes["falseleafs"],
-        "nodes_missing_value_tracks_true": trees.nodes["missing"],
-        "leaf_targetids": trees.leaf_targets,
-        "leaf_weights": numpy_helper.from_array(np.asarray(trees.leaf_weights, dtype=np.float64)),
-    }
-    if trees.membership:
-        attrs["membership_values"] = numpy_helper.from_array(np.asarray(trees.membership, dtype=np.float64))
+    attrs = _ensemble_attributes(trees, n_targets)
     summed = name("hgb_sum")
     # skl2onnx refuses ai.onnx.ml 5: the node is written in a placeholder domain and moved by finish_tree_ensembles
     container.add_node("TreeEnsemble", [x], [summed], op_domain=PLACEHOLDER_DOMAIN, op_version=1,
@@ -232,6 +220,34 @@ def convert_hist_gradient_boosting(scope: Any, operator: Any, container: Any) ->
         container.add_node("Exp" if link == "LogLink" else "Identity", [raw], [out],
                            name=scope.get_unique_operator_name("Link"))
         return
+    _classifier_outputs(scope, operator, container, raw, n_targets)
+
+
+def _ensemble_attributes(trees: _Trees, n_targets: int) -> dict[str, Any]:
+    """The attributes of the ``TreeEnsemble`` node (ai.onnx.ml 5) that sums the trees' leaves per target."""
+    attrs: dict[str, Any] = {
+        "aggregate_function": 1, "post_transform": 0, "n_targets": n_targets, "tree_roots": trees.roots,
+        "nodes_featureids": trees.nodes["featureids"],
+        "nodes_modes": numpy_helper.from_array(np.asarray(trees.nodes["modes"], dtype=np.uint8)),
+        "nodes_splits": numpy_helper.from_array(np.asarray(trees.nodes["splits"], dtype=np.float64)),
+        "nodes_truenodeids": trees.nodes["truenodeids"], "nodes_trueleafs": trees.nodes["trueleafs"],
+        "nodes_falsenodeids": trees.nodes["falsenodeids"], "nodes_falseleafs": trees.nodes["falseleafs"],
+        "nodes_missing_value_tracks_true": trees.nodes["missing"],
+        "leaf_targetids": trees.leaf_targets,
+        "leaf_weights": numpy_helper.from_array(np.asarray(trees.leaf_weights, dtype=np.float64)),
+    }
+    if trees.membership:
+        attrs["membership_values"] = numpy_helper.from_array(np.asarray(trees.membership, dtype=np.float64))
+    return attrs
+
+
+def _classifier_outputs(scope: Any, operator: Any, container: Any, raw: str, n_targets: int) -> None:
+    """A classifier's probabilities (sigmoid for two classes, softmax for more) and labels from the raw scores."""
+    op = operator.raw_operator
+
+    def name(hint: str) -> str:
+        return scope.get_unique_variable_name(hint)
+
     proba = operator.outputs[1].full_name
     if n_targets == 1:
         positive = name("hgb_positive")
