@@ -157,34 +157,49 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
     n = table.num_rows
     schema: dict[str, dict[str, Any]] = {}
     columns: dict[str, ColumnDraft] = {}
-    nullable_cols = []
     for name in table.column_names:
         column = table.column(name)
-        dtype = dtype_of(column.type)
-        schema[name] = {"dtype": dtype, "nullable": column.null_count > 0}
-        if column.null_count:
-            nullable_cols.append(name)
-        present = n - column.null_count
-        if name == id_column:
-            columns[name] = ColumnDraft("id")
-            continue
-        observed = ""
-        if dtype in ("int", "float", "datetime", "date") and present:
-            observed = f"{_shown(pc.min(column).as_py())} .. {_shown(pc.max(column).as_py())}"
-        if name == target:
-            columns[name] = ColumnDraft("target", observed)
-        elif dtype == "str":
-            columns[name] = _text_column(name, column, present)
-        elif dtype in ("datetime", "date"):
-            columns[name] = ColumnDraft("date", observed)
-        else:
-            excluded = _int_column(name, column, n) if dtype == "int" else None
-            columns[name] = excluded or ColumnDraft("numeric", observed)
-        if column.null_count:
-            share = column.null_count / n
-            columns[name].observed += f"{'; ' if columns[name].observed else ''}{share:.1%} missing"
+        schema[name] = {"dtype": dtype_of(column.type), "nullable": column.null_count > 0}
+        columns[name] = _column_draft(name, column, schema[name]["dtype"], n, target, id_column)
+    task, task_note = _task(table, target, schema[target], task)
+    notes = _notes(schema, columns, n, task_note)
+    candidates = _id_candidates(table, schema, target) if id_column is None else []
+    if id_column is None:
+        msg = ("no --id given: lockstep derives the id '_row_id' from each row's content "
+               "(stable when rows are appended; a row whose values change gets a new id)")
+        if candidates:
+            msg += f"; '{candidates[0]}' looks like an id: run init again with --id {candidates[0]}"
+        notes.append(msg)
+    return Draft(schema=schema, task=task, rows=n, notes=notes, id_candidates=candidates, columns=columns)
 
-    target_entry: dict[str, Any] = schema[target]
+
+def _column_draft(name: str, column: pa.ChunkedArray, dtype: str, n: int, target: str, id_column: str | None,
+                  ) -> ColumnDraft:
+    """A column's role in the model, with what was observed in it (range, missing share)."""
+    if name == id_column:
+        return ColumnDraft("id")
+    present = n - column.null_count
+    observed = ""
+    if dtype in ("int", "float", "datetime", "date") and present:
+        observed = f"{_shown(pc.min(column).as_py())} .. {_shown(pc.max(column).as_py())}"
+    if name == target:
+        draft = ColumnDraft("target", observed)
+    elif dtype == "str":
+        draft = _text_column(name, column, present)
+    elif dtype in ("datetime", "date"):
+        draft = ColumnDraft("date", observed)
+    else:
+        excluded = _int_column(name, column, n) if dtype == "int" else None
+        draft = excluded or ColumnDraft("numeric", observed)
+    if column.null_count:
+        draft.observed += f"{'; ' if draft.observed else ''}{column.null_count / n:.1%} missing"
+    return draft
+
+
+def _task(table: pa.Table, target: str, target_entry: dict[str, Any], task: str | None) -> tuple[str, str | None]:
+    """The task (given, or inferred from the target) and a note when it was inferred; a classification
+    target's classes become its allowed values (up to 100)."""
+    task_note = None
     if task is None:
         if target_entry["dtype"] in ("str", "bool"):
             task = "classification"
@@ -194,13 +209,16 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
             task = "regression"
         task_note = f"task '{task}' was inferred from the target '{target}' ({target_entry['dtype']}); " \
                     "pass --task to choose"
-    else:
-        task_note = None
     if task == "classification" and target_entry["dtype"] in ("str", "int"):
         classes = sorted(pc.unique(table.column(target).drop_null()).to_pylist())
         if len(classes) <= 100:
             target_entry["allowed"] = classes
+    return task, task_note
 
+
+def _notes(schema: dict[str, dict[str, Any]], columns: dict[str, ColumnDraft], n: int,
+           task_note: str | None) -> list[str]:
+    """What the user should review in the draft: the schema, the columns left out, dates, missing values."""
     left_out = [f"{name} ({draft.reason})" for name, draft in columns.items() if draft.role == "excluded"]
     notes = [
         f"the schema of {len(schema)} columns was inferred from {n} rows: review every entry in [data.schema]",
@@ -213,26 +231,25 @@ def infer_draft(table: pa.Table, *, target: str, id_column: str | None, task: st
     dates = [name for name, column in columns.items() if column.role == "date"]
     if dates:
         notes.append(f"date column(s) {', '.join(dates)} become year, month, day and day of week in features()")
-    if nullable_cols:
-        notes.append(f"columns with missing values are nullable: {', '.join(nullable_cols[:8])}"
-                     f"{', ...' if len(nullable_cols) > 8 else ''}")
+    nullable = [name for name, entry in schema.items() if entry["nullable"]]
+    if nullable:
+        notes.append(f"columns with missing values are nullable: {', '.join(nullable[:8])}"
+                     f"{', ...' if len(nullable) > 8 else ''}")
     else:
         notes.append("no column has missing values, so none is nullable: allow them where they can occur")
     if task_note:
         notes.append(task_note)
+    return notes
 
+
+def _id_candidates(table: pa.Table, schema: dict[str, dict[str, Any]], target: str) -> list[str]:
+    """Columns that look like an id: unique, never missing, and named like one."""
     candidates = []
-    if id_column is None:
-        for name in table.column_names:
-            if name == target or schema[name]["dtype"] not in ("int", "str"):
-                continue
-            column = table.column(name)
-            if column.null_count == 0 and pc.count_distinct(column).as_py() == n and (
-                    name.lower() in _ID_NAMES or name.lower().endswith("_id")):
-                candidates.append(name)
-        msg = ("no --id given: lockstep derives the id '_row_id' from each row's content "
-               "(stable when rows are appended; a row whose values change gets a new id)")
-        if candidates:
-            msg += f"; '{candidates[0]}' looks like an id: run init again with --id {candidates[0]}"
-        notes.append(msg)
-    return Draft(schema=schema, task=task, rows=n, notes=notes, id_candidates=candidates, columns=columns)
+    for name in table.column_names:
+        if name == target or schema[name]["dtype"] not in ("int", "str"):
+            continue
+        column = table.column(name)
+        if column.null_count == 0 and pc.count_distinct(column).as_py() == table.num_rows and (
+                name.lower() in _ID_NAMES or name.lower().endswith("_id")):
+            candidates.append(name)
+    return candidates
