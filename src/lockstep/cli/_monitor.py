@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,7 +31,6 @@ def _stat_text(stat) -> str:
     return text
 
 
-# long: a command-line command, one parameter per option with its help text
 def monitor(
     model: Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: the "
                                               "project's model @champion).")] = None,
@@ -57,7 +57,6 @@ def monitor(
     """Compare recent data with the model's training data: drift per column and of the predictions (exit 3 on
     drift)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from lockstep.cli._serve import _when
 
@@ -75,46 +74,50 @@ def monitor(
                                            progress=lambda done, total: bar.update(task, completed=done,
                                                                                   total=total))
 
-    def render(console: Console) -> None:
-        table = Table(title=f"Drift of {escape(report.model)}/{report.version}: {escape(report.window)}")
-        for col in ("group", "column", "status", *_SHOWN):
-            table.add_column(col, justify="left" if col in ("group", "column", "status") else "right")
-        shown = 0
-        for column in report.columns:
-            if not (show_all or column.drift or column.warning or column.group == "prediction"):
-                continue
-            shown += 1
-            status = "[bold red]drift[/]" if column.drift else ("[yellow]warning[/]" if column.warning else "ok")
-            cells = []
-            for name in _SHOWN:
-                stat = column.statistic(name)
-                cells.append("-" if stat is None else _stat_text(stat))
-            table.add_row(column.group, escape(column.name), status, *cells)
-        console.print(table)
-        quiet = len(report.columns) - shown
-        if quiet:
-            console.print(f"{quiet} more column(s) without drift or warning (--all lists them)")
-        if report.small:
-            console.print(f"[yellow]The window holds {report.rows} rows, fewer than [monitor] min_rows = "
-                          f"{report.min_rows}: the statistics are noisy.[/]")
-        if report.invalid:
-            console.print(f"[yellow]{report.invalid:,} value(s) were not of their column's type and count as "
-                          "missing.[/]")
-        if report.quality:
-            console.print(f"Live quality: {escape(report.quality['summary'])}")
-        for action in report.actions:
-            console.print(f"  {escape(action['step']):9} {escape(action['decision']):13} {escape(action['detail'])}")
-        verdict = ("[bold red]Drift[/]: " + ", ".join(escape(f"{c.group} {c.name}") for c in report.drifted()[:10])
-                   if report.data_drift else "[green]No drift[/]")
-        if report.degraded:
-            verdict += "; [bold red]live quality degraded[/]"
-        console.print(f"{verdict} ({report.rows:,} rows, {report.seconds:.2f} s)")
-        if out_dir is not None:
-            console.print(f"Report: {escape(str(out_dir / 'report.html'))}")
-
-    out.result(payload, render)
+    out.result(payload, partial(_render_report, report=report, show_all=show_all, out_dir=out_dir))
     if report.drift:
         raise typer.Exit(3)
+
+
+def _render_report(console: Console, *, report: Any, show_all: bool, out_dir: Path | None) -> None:
+    """The drift table, the notes on the window, live quality, the retraining steps and the verdict."""
+    from rich.table import Table
+
+    table = Table(title=f"Drift of {escape(report.model)}/{report.version}: {escape(report.window)}")
+    for col in ("group", "column", "status", *_SHOWN):
+        table.add_column(col, justify="left" if col in ("group", "column", "status") else "right")
+    shown = 0
+    for column in report.columns:
+        if not (show_all or column.drift or column.warning or column.group == "prediction"):
+            continue
+        shown += 1
+        status = "[bold red]drift[/]" if column.drift else ("[yellow]warning[/]" if column.warning else "ok")
+        cells = []
+        for name in _SHOWN:
+            stat = column.statistic(name)
+            cells.append("-" if stat is None else _stat_text(stat))
+        table.add_row(column.group, escape(column.name), status, *cells)
+    console.print(table)
+    quiet = len(report.columns) - shown
+    if quiet:
+        console.print(f"{quiet} more column(s) without drift or warning (--all lists them)")
+    if report.small:
+        console.print(f"[yellow]The window holds {report.rows} rows, fewer than [monitor] min_rows = "
+                      f"{report.min_rows}: the statistics are noisy.[/]")
+    if report.invalid:
+        console.print(f"[yellow]{report.invalid:,} value(s) were not of their column's type and count as "
+                      "missing.[/]")
+    if report.quality:
+        console.print(f"Live quality: {escape(report.quality['summary'])}")
+    for action in report.actions:
+        console.print(f"  {escape(action['step']):9} {escape(action['decision']):13} {escape(action['detail'])}")
+    verdict = ("[bold red]Drift[/]: " + ", ".join(escape(f"{c.group} {c.name}") for c in report.drifted()[:10])
+               if report.data_drift else "[green]No drift[/]")
+    if report.degraded:
+        verdict += "; [bold red]live quality degraded[/]"
+    console.print(f"{verdict} ({report.rows:,} rows, {report.seconds:.2f} s)")
+    if out_dir is not None:
+        console.print(f"Report: {escape(str(out_dir / 'report.html'))}")
 
 
 def register(app: typer.Typer) -> None:

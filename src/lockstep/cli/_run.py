@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,7 +22,6 @@ __all__ = ["register"]
 _COLORS = {"done": "green", "skipped": "cyan", "refused": "yellow", "failed": "red"}
 
 
-# long: a command-line command, one parameter per option with its help text
 def run(
     candidates: Annotated[bool, typer.Option("--candidates/--no-candidates", help="Also train and promote every "
                                              "[train.candidates] entry.")] = False,
@@ -35,9 +35,6 @@ def run(
     json_mode: JsonOpt = False,
 ) -> None:
     """Run the whole system: ingest, features, train, promote, verify, parity; unchanged steps are skipped."""
-    from rich.table import Table
-
-
     out = Output(json_mode)
     proj = open_project(project)
     live = out.err if not json_mode else None
@@ -66,29 +63,33 @@ def run(
         if status is not None:
             status.stop()
 
-    def render(console: Console) -> None:
-        table = Table(title=f"lockstep run: {escape(proj.config.project.name)}")
-        for col in ("step", "result", "version", "fingerprint", "time"):
-            table.add_column(col, justify="right" if col in ("version", "time") else "left")
-        for step in report.steps:
-            color = _COLORS.get(step.status, "white")
-            table.add_row(escape(step.name), f"[{color}]{step.status}[/]",
-                          "-" if step.version is None else str(step.version), short(step.fingerprint),
-                          f"{step.seconds:.1f} s")
-        console.print(table)
-        champ = report.champion
-        if champ:
-            metric = f"test {champ['metric']} {champ['mean']:.4g} ± {champ['std']:.2g}" if champ.get("mean") is not \
-                None else ""
-            console.print(f"Champion: {escape(champ['name'])}/{champ['version']} ({short(champ['fingerprint'])}), "
-                          f"{metric}")
-        yes_no = {True: "[green]yes[/]", False: "[red]no[/]", None: "not checked"}
-        console.print(f"Reproduced: {yes_no[report.reproduced]}   Prediction paths identical: "
-                      f"{yes_no[report.identical]}   ({report.seconds:.1f} s)")
-
-    out.result(report.to_dict(), render)
+    out.result(report.to_dict(), partial(_render_run, report=report, name=proj.config.project.name))
     if not report.ok:
         raise typer.Exit(3)
+
+
+def _render_run(console: Console, *, report: Any, name: str) -> None:
+    """The steps of a run, the champion, and whether it reproduced and its paths agreed."""
+    from rich.table import Table
+
+    table = Table(title=f"lockstep run: {escape(name)}")
+    for col in ("step", "result", "version", "fingerprint", "time"):
+        table.add_column(col, justify="right" if col in ("version", "time") else "left")
+    for step in report.steps:
+        color = _COLORS.get(step.status, "white")
+        table.add_row(escape(step.name), f"[{color}]{step.status}[/]",
+                      "-" if step.version is None else str(step.version), short(step.fingerprint),
+                      f"{step.seconds:.1f} s")
+    console.print(table)
+    champ = report.champion
+    if champ:
+        metric = f"test {champ['metric']} {champ['mean']:.4g} ± {champ['std']:.2g}" if champ.get("mean") is not \
+            None else ""
+        console.print(f"Champion: {escape(champ['name'])}/{champ['version']} ({short(champ['fingerprint'])}), "
+                      f"{metric}")
+    yes_no = {True: "[green]yes[/]", False: "[red]no[/]", None: "not checked"}
+    console.print(f"Reproduced: {yes_no[report.reproduced]}   Prediction paths identical: "
+                  f"{yes_no[report.identical]}   ({report.seconds:.1f} s)")
 
 
 def register(app: typer.Typer) -> None:

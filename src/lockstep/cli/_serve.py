@@ -82,7 +82,6 @@ def predict(
     out.result(result.to_dict(), render)
 
 
-# long: a command-line command, one parameter per option with its help text
 def serve(
     model: ModelOpt = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: [serve] host, "
