@@ -188,7 +188,7 @@ def check_configuration(project, config: Config, task: str, tmp_path: Path) -> s
     from typer.testing import CliRunner
 
     from lockstep.cli import app
-    from lockstep.core.fingerprint import model_fingerprint
+    from lockstep.core.model_fingerprint import model_fingerprint
 
     version = project.train(candidate=config.name).version
     ref = f"{version.name}/{version.version}"
@@ -240,7 +240,7 @@ def check_configuration(project, config: Config, task: str, tmp_path: Path) -> s
 FRESH_PROCESS = """
 import json, sys
 from lockstep import Project
-from lockstep.core.fingerprint import model_fingerprint
+from lockstep.core.model_fingerprint import model_fingerprint
 project = Project(sys.argv[1])
 out = {}
 for info in project.model_versions():

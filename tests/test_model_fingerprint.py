@@ -26,7 +26,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from lockstep.core.fingerprint import model_fingerprint
+from lockstep.core.model_fingerprint import model_fingerprint
 
 CLASSIFICATION = load_breast_cancer(return_X_y=True)
 REGRESSION = load_diabetes(return_X_y=True)

@@ -149,7 +149,7 @@ def test_a_changed_feature_version_retrains(project: Project) -> None:
 
 
 def _thread_fingerprints(model_factory, X, y) -> tuple[str, str]:
-    from lockstep.core.fingerprint import model_fingerprint
+    from lockstep.core.model_fingerprint import model_fingerprint
     from lockstep.training.determinism import deterministic, seed_estimator
 
     out = []
@@ -495,7 +495,7 @@ def test_model_fingerprint_is_stable_across_processes() -> None:
     script = """
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
-from lockstep.core.fingerprint import model_fingerprint
+from lockstep.core.model_fingerprint import model_fingerprint
 rng = np.random.default_rng(0)
 X = rng.normal(size=(100, 3)); y = (X[:, 0] > 0).astype(int)
 print(model_fingerprint(RandomForestClassifier(n_estimators=5, random_state=1).fit(X, y)))

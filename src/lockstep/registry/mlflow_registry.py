@@ -42,7 +42,8 @@ from mlflow.types.schema import ColSpec, Schema
 
 from lockstep.core.config import Config
 from lockstep.core.errors import FileSystemError, IntegrityError, NotFoundError, StoreError, UserError
-from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_file, model_fingerprint
+from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_file
+from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.core.schema import ModelSchema
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import claims_of, private_key, sign_model, verify_model

@@ -39,8 +39,9 @@ from lockstep._version import __version__
 from lockstep.core.compare import compare_outputs
 from lockstep.core.environment import capture, core_fingerprint
 from lockstep.core.errors import LockstepError, NotFoundError
-from lockstep.core.fingerprint import fingerprint_json, fingerprint_table, model_fingerprint
+from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
 from lockstep.core.frames import feature_frame
+from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.core.requirements import model_distributions
 from lockstep.core.usercode import code_identity, load_object
 from lockstep.features.build import feature_table, transform_raw

@@ -31,8 +31,9 @@ import skops.io as sio
 from lockstep._version import __version__
 from lockstep.core.environment import capture, core_fingerprint, git_state
 from lockstep.core.errors import ConfigError, PipelineError
-from lockstep.core.fingerprint import fingerprint_json, model_fingerprint
+from lockstep.core.fingerprint import fingerprint_json
 from lockstep.core.frames import feature_frame, raw_frame
+from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.core.prediction import model_outputs, outputs_table
 from lockstep.core.schema import ModelSchema
 from lockstep.core.usercode import code_identity, load_object
