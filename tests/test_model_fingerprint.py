@@ -103,7 +103,7 @@ def test_packed_structured_arrays_keep_the_fingerprint_of_their_bytes() -> None:
     """Fingerprints of models registered before padding was dropped (histogram boosting) did not change."""
     packed = np.zeros(2, dtype=[("value", "<f8"), ("is_leaf", "u1")])
     assert packed.dtype.itemsize == 9
-    from lockstep.core.fingerprint import _packed
+    from lockstep.core.model_fingerprint import _packed
 
     assert _packed(packed).tobytes() == packed.tobytes() and _packed(packed).dtype.str == packed.dtype.str
 
