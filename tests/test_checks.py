@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.core.config import ColumnSchema
+from lockstep.core.sections import ColumnSchema
 from lockstep.reproducibility.check import feature_changes, schema_changes
 
 from .serving import free_port, make_trained_project

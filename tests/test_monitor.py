@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from lockstep import Project
 from lockstep.cli import app
-from lockstep.core.config import MonitorConfig
+from lockstep.core.sections import MonitorConfig
 from lockstep.inference.service import ServeSettings, create_app
 from lockstep.monitoring.drift import judge_column
 from lockstep.profiles.stats import categorical_stats, numeric_stats, psi
@@ -539,7 +539,7 @@ def test_the_example_drift_scenarios(name: str, tmp_path: Path) -> None:
 def test_a_sample_of_the_reference_never_drifts_however_many_categories(distinct: int, rows: int) -> None:
     """Beyond the 1,000 categories a reference keeps, values are counted as 'others': a window drawn from the
     reference's own rows has about the same share of them, which is no drift (it was once 'unseen')."""
-    from lockstep.core.config import MonitorConfig
+    from lockstep.core.sections import MonitorConfig
     from lockstep.monitoring.drift import judge_column
     from lockstep.profiles.stats import categorical_stats
     from lockstep.profiles.summary import new_summary

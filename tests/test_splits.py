@@ -10,7 +10,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep.core.config import SplitConfig
+from lockstep.core.sections import SplitConfig
 from lockstep.data.rows import derive_row_ids, row_hashes
 from lockstep.data.splits import assign_splits, split_unit
 

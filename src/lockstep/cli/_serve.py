@@ -21,7 +21,7 @@ from lockstep.cli._render import short
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-    from lockstep.core.config import ServeConfig
+    from lockstep.core.sections import ServeConfig
     from lockstep.inference.service import ServeSettings
 
 __all__ = ["register"]
@@ -133,8 +133,9 @@ def serve(
 def _settings(model: str | None, project: Path, bundle: Path | None, store: Path | None, public_key: Path | None,
               **options: Any) -> tuple[ServeSettings, ServeConfig]:
     """The service's settings from the options, the project's ``[serve]`` section and its defaults."""
-    from lockstep.core.config import CONFIG_FILE, MonitorConfig, ServeConfig
+    from lockstep.core.config import CONFIG_FILE
     from lockstep.core.errors import UserError
+    from lockstep.core.sections import MonitorConfig, ServeConfig
     from lockstep.inference.service import ServeSettings
     from lockstep.registry.bundle import Bundle
 

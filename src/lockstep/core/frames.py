@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import ColumnSchema
+    from lockstep.core.sections import ColumnSchema
 
 __all__ = ["feature_frame", "raw_frame"]
 

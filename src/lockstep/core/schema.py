@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lockstep.core.config import ColumnSchema
 from lockstep.core.frames import raw_frame
+from lockstep.core.sections import ColumnSchema
 from lockstep.core.values import plain
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,7 +32,7 @@ class ModelSchema:
     inputs : list of str
         The raw columns the model reads, in order.
     columns : dict
-        Column name to :class:`~lockstep.core.config.ColumnSchema`, for the inputs
+        Column name to :class:`~lockstep.core.sections.ColumnSchema`, for the inputs
         and the id column.
     id_column : str or None
         The id column requests and batch files may carry (``None`` when ids

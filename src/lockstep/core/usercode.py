@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lockstep.core.config import REF_PATTERN
 from lockstep.core.errors import CodeError, InternalError, LockstepError
 from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_json
+from lockstep.core.sections import REF_PATTERN
 
 __all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "describe_exception", "load_object", "parse_ref",
            "user_location"]

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lockstep._version import __version__
-from lockstep.core.config import DerivedId
 from lockstep.core.errors import SchemaFailure, SchemaValidationError, SourceError
 from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
+from lockstep.core.sections import DerivedId
 from lockstep.data.leakage import check_declared_features, check_shared_rows, duplicate_ids, shared_rows
 from lockstep.data.quarantine import set_aside
 from lockstep.data.rows import derive_row_ids

@@ -34,7 +34,7 @@ from lockstep.core.errors import SchemaFailure, shown
 from lockstep.core.values import plain
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import ColumnSchema, DataConfig
+    from lockstep.core.sections import ColumnSchema, DataConfig
 
 __all__ = ["INT_LIMIT", "ValidationResult", "convert_table", "pandera_schema", "to_pandas",
            "validate_table"]
@@ -116,7 +116,7 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
         The raw rows, as read.
     data : DataConfig or dict
         The ``[data]`` section (its schema, id and target), or just a schema:
-        column name to :class:`~lockstep.core.config.ColumnSchema`.
+        column name to :class:`~lockstep.core.sections.ColumnSchema`.
     source : str
         How to name the data in messages.
     extra_columns : {"error", "ignore"}
@@ -322,7 +322,7 @@ def pandera_schema(columns: dict[str, ColumnSchema], *, dtypes: bool = True):
     Parameters
     ----------
     columns : dict
-        ``[data.schema]``: column name to :class:`~lockstep.core.config.ColumnSchema`.
+        ``[data.schema]``: column name to :class:`~lockstep.core.sections.ColumnSchema`.
     dtypes : bool, default True
         Include the pandas dtypes (with ``coerce=True``). lockstep converts
         types itself before checking, so it validates with ``dtypes=False``;

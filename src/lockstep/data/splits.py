@@ -38,7 +38,7 @@ import xxhash
 from lockstep.data.rows import row_hashes
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import SplitConfig
+    from lockstep.core.sections import SplitConfig
 
 __all__ = ["SPLITS", "SPLIT_VALUES", "UNLABELED", "assign_splits", "content_keys", "split_codes",
            "split_unit"]

@@ -21,9 +21,9 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as m
 
-from lockstep.core.config import task_metrics
 from lockstep.core.errors import shown
 from lockstep.core.prediction import serial_prediction
+from lockstep.core.sections import task_metrics
 
 __all__ = ["Outputs", "compute_metrics", "higher_is_better", "make_scorer", "summarize_seeds"]
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from lockstep.core.config import task_metrics
 from lockstep.core.errors import LockstepError, NotFoundError
 from lockstep.core.prediction import model_outputs
+from lockstep.core.sections import task_metrics
 from lockstep.evaluation.gates import check_gates
 from lockstep.evaluation.metrics import Outputs
 from lockstep.evaluation.paired import paired_bootstrap

@@ -27,8 +27,8 @@ from pydantic_core import PydanticCustomError
 from lockstep.data.schema import INT_LIMIT
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import ColumnSchema
     from lockstep.core.schema import ModelSchema
+    from lockstep.core.sections import ColumnSchema
 
 __all__ = ["BodyError", "RequestModel", "build_request_model"]
 

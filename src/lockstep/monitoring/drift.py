@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lockstep._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import MonitorConfig
+    from lockstep.core.sections import MonitorConfig
     from lockstep.profiles.summary import CategoricalSummary, NumericSummary
 
 __all__ = ["ColumnDrift", "DriftReport", "Statistic", "judge_column"]

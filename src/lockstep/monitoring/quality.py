@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lockstep.core.config import task_metrics
+from lockstep.core.sections import task_metrics
 from lockstep.evaluation.metrics import Outputs, compute_metrics
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -28,15 +28,16 @@ import numpy as np
 
 from lockstep._version import __version__
 from lockstep.core.compare import compare_outputs
-from lockstep.core.config import task_metrics
 from lockstep.core.errors import NotFoundError, shown
+from lockstep.core.sections import task_metrics
 from lockstep.evaluation.gates import check_gates
 from lockstep.evaluation.promotion import paired_on_test_rows
 from lockstep.inference.batch import predict_table
 from lockstep.registry.refs import ModelRef
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import ColumnSchema, Config
+    from lockstep.core.config import Config
+    from lockstep.core.sections import ColumnSchema
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
     from lockstep.store import Store
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.core.config import SearchConfig, parse_config
+from lockstep.core.config import parse_config
 from lockstep.core.errors import ProjectError
+from lockstep.core.sections import SearchConfig
 from lockstep.registry.stored_code import StoredCode
 
 if TYPE_CHECKING:  # pragma: no cover

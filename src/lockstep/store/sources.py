@@ -31,7 +31,7 @@ from lockstep.core.errors import FileSystemError, SourceError
 from lockstep.core.fingerprint import fingerprint_file, fingerprint_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import DataConfig
+    from lockstep.core.sections import DataConfig
 
 __all__ = ["ReadOptions", "SourceData", "SourceFile", "SourceLocation", "SourcePart", "count_rows", "display_path",
            "hash_source_files", "iter_file_batches", "locate_source", "read_file", "read_source", "sniff_delimiter"]

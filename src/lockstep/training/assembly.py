@@ -16,9 +16,10 @@ import pandas as pd
 from sklearn.base import is_classifier, is_regressor
 from sklearn.pipeline import Pipeline
 
-from lockstep.core.config import Config, SearchConfig
+from lockstep.core.config import Config
 from lockstep.core.errors import PipelineError
 from lockstep.core.prediction import final_estimator, has_probabilities, model_outputs
+from lockstep.core.sections import SearchConfig
 from lockstep.core.usercode import user_code_failure
 from lockstep.evaluation.metrics import Outputs, make_scorer
 from lockstep.features.pipeline import make_transformer

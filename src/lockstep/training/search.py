@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, Str
 from lockstep.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import SearchConfig
+    from lockstep.core.sections import SearchConfig
 
 __all__ = ["build_search", "check_space", "search_space"]
 

@@ -56,7 +56,8 @@ from lockstep.training.determinism import deterministic
 from lockstep.training.search import check_space
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.core.config import Config, SearchConfig
+    from lockstep.core.config import Config
+    from lockstep.core.sections import SearchConfig
     from lockstep.registry.mlflow_registry import Registry, VersionInfo
     from lockstep.store import FeatureInfo, Store
 
