@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.data.ingest import IngestResult, Progress
     from lockstep.evaluation.promotion import PromotionResult
     from lockstep.features.build import FeatureResult
-    from lockstep.registry.mlflow_registry import LoadedModel, VersionInfo
+    from lockstep.registry.versions import LoadedModel, VersionInfo
     from lockstep.store import FeatureInfo, SnapshotInfo
     from lockstep.training.train import TrainResult
 

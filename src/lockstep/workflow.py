@@ -38,9 +38,10 @@ from lockstep.data.ingest import IngestResult, ingest
 from lockstep.evaluation.promotion import PromotionResult, promote
 from lockstep.features.build import FeatureResult, build_features
 from lockstep.monitoring.drift import DriftReport
-from lockstep.registry.mlflow_registry import Registry, VersionInfo
+from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.refs import ModelRef, parse_model_ref
 from lockstep.registry.signing import private_key
+from lockstep.registry.versions import VersionInfo
 from lockstep.reproducibility.lineage import load_lineage
 from lockstep.reproducibility.parity import ParityReport, parity, parity_key
 from lockstep.reproducibility.verify import VerifyReport, verification_key, verify

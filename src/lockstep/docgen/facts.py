@@ -16,7 +16,8 @@ from lockstep.reproducibility.lineage import load_lineage
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
-    from lockstep.registry.mlflow_registry import LoadedModel, Registry, VersionInfo
+    from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.versions import LoadedModel, VersionInfo
     from lockstep.reproducibility.lineage import Lineage
     from lockstep.store import Store
 

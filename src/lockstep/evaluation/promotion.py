@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.evaluation.gates import GateReport
     from lockstep.evaluation.paired import PairedComparison
-    from lockstep.registry.mlflow_registry import Registry, VersionInfo
+    from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import ModelRef
+    from lockstep.registry.versions import VersionInfo
     from lockstep.store import Store
 
 __all__ = ["PromotionResult", "paired_on_test_rows", "promote"]

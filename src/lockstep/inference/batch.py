@@ -35,8 +35,9 @@ from lockstep.store import FileOutput, QuarantineRecord, ReadOptions, count_rows
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.core.schema import ModelSchema
-    from lockstep.registry.mlflow_registry import LoadedModel, Registry
+    from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import ModelRef
+    from lockstep.registry.versions import LoadedModel
     from lockstep.store import Store
 
 __all__ = ["BatchResult", "predict_batch", "predict_table"]

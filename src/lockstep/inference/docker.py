@@ -26,7 +26,8 @@ from lockstep.registry.bundle import bundle_files
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.requirements import LockedRequirements
-    from lockstep.registry.mlflow_registry import Registry, VersionInfo
+    from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.versions import VersionInfo
 
 __all__ = ["DockerContext", "docker_context"]
 

@@ -22,7 +22,7 @@ from lockstep.inference.onnx import input_kind, microseconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.schema import ModelSchema
-    from lockstep.registry.mlflow_registry import LoadedModel
+    from lockstep.registry.versions import LoadedModel
 
 __all__ = ["OnnxRuntime", "SklearnRuntime", "records_table"]
 

@@ -28,8 +28,9 @@ from lockstep.profiles.summary import arrow_category_values, arrow_numeric_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
-    from lockstep.registry.mlflow_registry import LoadedModel, Registry
+    from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import ModelRef
+    from lockstep.registry.versions import LoadedModel
     from lockstep.store import Store
 
 __all__ = ["monitor", "reference_of"]

@@ -26,7 +26,7 @@ from lockstep.evaluation.metrics import Outputs, compute_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
-    from lockstep.registry.mlflow_registry import VersionInfo
+    from lockstep.registry.versions import VersionInfo
     from lockstep.store import Store
 
 __all__ = ["feedback_pairs", "live_quality"]

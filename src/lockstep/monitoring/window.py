@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lockstep.core.config import Config
     from lockstep.core.schema import ModelSchema
-    from lockstep.registry.mlflow_registry import VersionInfo
+    from lockstep.registry.versions import VersionInfo
     from lockstep.store import Store
 
 __all__ = ["Chunk", "Window", "audit_window", "file_window"]

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from lockstep.core.errors import IntegrityError, NotFoundError, UserError
 from lockstep.core.fingerprint import fingerprint_bytes
 from lockstep.core.schema import ModelSchema
-from lockstep.registry.mlflow_registry import TAG, LoadedModel, VersionInfo, load_checked
+from lockstep.registry.loading import load_checked
+from lockstep.registry.versions import TAG, LoadedModel, VersionInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.mlflow_registry import Registry
@@ -83,7 +84,7 @@ class Bundle:
         """The model, checked like a model loaded from the registry (its signature too, with a public key)."""
         model = load_checked(self.info, self.path / "model", self.public_key)
         schema = ModelSchema.from_dict(json.loads((self.path / "input_schema.json").read_text()))
-        return LoadedModel(model=model, info=self.info, path=self.path / "model", schema=schema)
+        return LoadedModel(model=model, info=self.info, schema=schema)
 
     def reference_profile(self, info: VersionInfo) -> dict[str, Any]:
         """The reference profile of the bundle's version (for drift gauges and monitoring)."""

@@ -25,7 +25,6 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,25 +34,22 @@ import mlflow
 import mlflow.sklearn
 import pyarrow as pa
 import pyarrow.parquet as pq
-import skops.io as sio
-import yaml
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
 from lockstep.core.config import Config
 from lockstep.core.errors import FileSystemError, IntegrityError, NotFoundError, StoreError, UserError
-from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_file
-from lockstep.core.model_fingerprint import model_fingerprint
+from lockstep.core.fingerprint import fingerprint_bytes
 from lockstep.core.schema import ModelSchema
+from lockstep.registry.loading import SKOPS_FILE, file_digest, load_checked, stored_code
 from lockstep.registry.refs import ModelRef
-from lockstep.registry.signing import claims_of, private_key, sign_model, verify_model
+from lockstep.registry.signing import claims_of, private_key, sign_model
 from lockstep.registry.stored_code import StoredCode
+from lockstep.registry.versions import TAG, LoadedModel, TrainingRecord, VersionInfo
 from lockstep.store.locks import exclusive
 
-__all__ = ["LoadedModel", "Registry", "TrainingRecord", "VersionInfo", "TAG", "load_checked", "stored_code"]
+__all__ = ["Registry"]
 
-TAG = "lockstep"  # prefix of every tag lockstep writes
-_SKOPS_FILE = "model.skops"
 _ARTIFACTS_DIR = "/mlartifacts/"
 #: Where MLflow's SQLite store records absolute artifact locations (rewritten when a project moves).
 _LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
@@ -61,84 +57,6 @@ _LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_ur
                      ("model_versions", "source"))
 #: Store folders whose registry was checked for a move in this process.
 _RELOCATED: set[str] = set()
-
-
-@dataclass
-class TrainingRecord:
-    """Everything a training run logs; built by the training layer, written by :meth:`Registry.log_training`."""
-
-    run_name: str
-    model_name: str
-    model: Any
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    tags: dict[str, str]
-    version_tags: dict[str, str]
-    code_paths: list[Path]
-    pip_requirements: list[str]
-    trusted_types: list[str]
-    input_example: Any
-    signature: dict[str, Any]
-    json_artifacts: dict[str, Any] = field(default_factory=dict)
-    table_artifacts: dict[str, Any] = field(default_factory=dict)
-    figures: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """A registered model version, with what lockstep recorded about it."""
-
-    name: str
-    version: int
-    aliases: list[str]
-    run_id: str
-    created: str
-    tags: dict[str, str]
-    metrics: dict[str, float]
-    params: dict[str, str]
-    source: str
-
-    @property
-    def fingerprint(self) -> str:
-        return self.tags.get(f"{TAG}.model.fingerprint", "")
-
-    def metric_summary(self, split: str = "test") -> dict[str, dict[str, float]]:
-        """Metric name to mean, std and 95% interval on ``split`` (metrics are logged as
-        ``<split>_<metric>_<statistic>``)."""
-        out: dict[str, dict[str, float]] = {}
-        prefix = f"{split}_"
-        for key, value in self.metrics.items():
-            if not key.startswith(prefix):
-                continue
-            rest = key[len(prefix):]
-            for stat in ("ci_low", "ci_high", "mean", "std"):
-                if rest.endswith("_" + stat):
-                    out.setdefault(rest[: -len(stat) - 1], {})[stat] = value
-                    break
-        return dict(sorted(out.items()))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "aliases": list(self.aliases),
-            "run_id": self.run_id,
-            "created": self.created,
-            "fingerprint": self.fingerprint,
-            "metrics": {split: self.metric_summary(split) for split in ("valid", "test")},
-            "lineage": {k[len(TAG) + 1:]: v for k, v in sorted(self.tags.items()) if k.startswith(TAG + ".")},
-            "params": dict(self.params),
-        }
-
-
-@dataclass
-class LoadedModel:
-    """A model loaded from the registry and checked against its recorded fingerprint."""
-
-    model: Any
-    info: VersionInfo
-    path: Path
-    schema: Any = None  # the ModelSchema recorded at training
 
 
 class Registry:
@@ -313,7 +231,7 @@ class Registry:
                 version = int(info.registered_model_version)
                 try:
                     model_dir = self._model_dir(client, info.model_id)
-                    digest = _file_digest(model_dir / _SKOPS_FILE)
+                    digest = file_digest(model_dir / SKOPS_FILE)
                     tags = {**record.version_tags, f"{TAG}.model.file_digest": digest,
                             f"{TAG}.model.trusted_types": json.dumps(sorted(record.trusted_types)),
                             f"{TAG}.run_id": run_id}
@@ -529,8 +447,8 @@ class Registry:
 
     def model_file_digest(self, info: VersionInfo) -> str | None:
         """The fingerprint of a version's stored model file as it is now (None when the file is missing)."""
-        model_file = self._version_dir(info) / _SKOPS_FILE
-        return _file_digest(model_file) if model_file.exists() else None
+        model_file = self._version_dir(info) / SKOPS_FILE
+        return file_digest(model_file) if model_file.exists() else None
 
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load a registered model, refusing it unless its file, trusted types and fingerprint check out.
@@ -544,7 +462,7 @@ class Registry:
         """
         info = self.version(ref)
         path = self._version_dir(info)
-        return LoadedModel(model=load_checked(info, path, self.public_key), info=info, path=path,
+        return LoadedModel(model=load_checked(info, path, self.public_key), info=info,
                            schema=self.model_schema(info))
 
     def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict[str, Any]) -> Path:
@@ -587,46 +505,6 @@ class Registry:
         return ModelSchema.from_dict(json.loads(path.read_text()))
 
 
-def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) -> Any:
-    """Load the model in ``path`` (an MLflow model folder) after checking it against what ``info`` recorded:
-    its signature (with ``public_key``), the model file's hash, the trusted types, the stored code, and then
-    the loaded model's fingerprint."""
-    if public_key is not None:
-        verify_model(path, claims_of(info.name, info.version, info.tags), public_key,
-                     label=f"{info.name}/{info.version}")
-
-    recorded_digest = info.tags.get(f"{TAG}.model.file_digest")
-    if not (path / _SKOPS_FILE).exists():
-        raise StoreError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} is missing")
-    if recorded_digest and _file_digest(path / _SKOPS_FILE) != recorded_digest:
-        raise IntegrityError(f"{info.name}/{info.version}: the model file {path / _SKOPS_FILE} changed since it was "
-                        "registered (its hash differs); refusing to load it",
-                        hint="the store was modified; retrain or restore the file")
-    recorded_types = set(json.loads(info.tags.get(f"{TAG}.model.trusted_types", "[]")))
-    mlmodel = yaml.safe_load((path / "MLmodel").read_text())
-    declared = set(mlmodel.get("flavors", {}).get("sklearn", {}).get("skops_trusted_types") or [])
-    extra = sorted(declared - recorded_types)
-    if extra:
-        raise IntegrityError(f"{info.name}/{info.version}: the saved model declares types that were not trusted at "
-                        f"registration: {', '.join(extra)}; refusing to load it",
-                        hint="the MLmodel file was edited; retrain or restore it")
-    code = stored_code(info, path)
-    try:
-        model = _load_skops(path / _SKOPS_FILE, sorted(recorded_types), code)
-    except UserError:
-        raise
-    except Exception as exc:
-        if type(exc).__name__ == "UntrustedTypesFoundException":
-            raise IntegrityError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
-                            hint="only types recorded as trusted at registration are loaded") from None
-        raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
-    if info.fingerprint and model_fingerprint(model) != info.fingerprint:
-        raise IntegrityError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
-                        "recorded at registration; refusing to use it",
-                        hint="the model file or its code changed; retrain or restore it")
-    return model
-
-
 @contextmanager
 def _quiet() -> Iterator[None]:
     """MLflow prints registry messages and warnings on stderr; lockstep reports for itself."""
@@ -659,27 +537,11 @@ def _signature(spec: dict[str, Any]) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))
 
 
-def stored_code(info: VersionInfo, model_dir: Path) -> StoredCode:
-    """The code stored with a version (its model folder's ``code/``) and the files recorded for it."""
-    recorded = json.loads(info.tags.get(f"{TAG}.code.files", "{}") or "{}")
-    return StoredCode(model_dir / "code", recorded, f"{info.name}/{info.version}")
-
-
-def _load_skops(model_file: Path, trusted: list[str], code: StoredCode) -> Any:
-    """Load a skops file, its classes imported from the recorded code only (see :mod:`.stored_code`)."""
-    with code.importable():
-        return sio.load(model_file, trusted=trusted)
-
-
 def _local_path(uri: str) -> Path:
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return Path(unquote(parsed.path))
     raise StoreError(f"artifact location {uri} is not a local folder")
-
-
-def _file_digest(path: Path) -> str:
-    return fingerprint_file(path)
 
 
 def _param(value: Any) -> str:

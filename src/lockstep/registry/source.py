@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.registry.mlflow_registry import LoadedModel, VersionInfo
     from lockstep.registry.refs import ModelRef
+    from lockstep.registry.versions import LoadedModel, VersionInfo
 
 __all__ = ["ModelSource"]
 

@@ -38,7 +38,8 @@ from lockstep.registry.refs import ModelRef
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.core.sections import ColumnSchema
-    from lockstep.registry.mlflow_registry import Registry, VersionInfo
+    from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.versions import VersionInfo
     from lockstep.store import Store
 
 __all__ = ["CHECKS", "CheckItem", "CheckReport", "run_checks", "schema_changes"]

@@ -22,7 +22,8 @@ from lockstep.registry.stored_code import StoredCode
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
-    from lockstep.registry.mlflow_registry import Registry, VersionInfo
+    from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.versions import VersionInfo
 
 __all__ = ["Lineage", "load_lineage"]
 

@@ -60,8 +60,9 @@ from lockstep.store.exchange import file_exchange, scratch_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
-    from lockstep.registry.mlflow_registry import LoadedModel, Registry
+    from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import ModelRef
+    from lockstep.registry.versions import LoadedModel
     from lockstep.store import Store
 
 __all__ = ["ParityPath", "ParityReport", "parity", "parity_key"]

@@ -41,8 +41,8 @@ from lockstep.evaluation.metrics import Outputs, compute_metrics, summarize_seed
 from lockstep.evaluation.plots import classification_figures, confusion_table, regression_figures
 from lockstep.profiles.profile import reference_profile
 from lockstep.profiles.scores import model_scores
-from lockstep.registry.mlflow_registry import TAG, TrainingRecord
 from lockstep.registry.refs import ModelRef
+from lockstep.registry.versions import TAG, TrainingRecord
 from lockstep.training.assembly import (
     assemble_pipeline,
     call_factory,
@@ -58,7 +58,8 @@ from lockstep.training.search import check_space
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.core.sections import SearchConfig
-    from lockstep.registry.mlflow_registry import Registry, VersionInfo
+    from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.versions import VersionInfo
     from lockstep.store import FeatureInfo, Store
 
 __all__ = ["TrainResult", "train"]

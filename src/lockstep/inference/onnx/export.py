@@ -14,8 +14,9 @@ from lockstep.core.prediction import model_outputs
 from lockstep.inference.onnx import OnnxExportError, build_onnx, culprit, onnx_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lockstep.registry.mlflow_registry import Registry, VersionInfo
+    from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import ModelRef
+    from lockstep.registry.versions import VersionInfo
     from lockstep.store import Store
 
 __all__ = ["TOLERANCE", "OnnxExport", "export_onnx"]

@@ -14,9 +14,10 @@ from lockstep.inference.service.settings import ServeSettings
 from lockstep.profiles.live import LiveDrift
 from lockstep.profiles.profile import PROFILE_VERSION
 from lockstep.registry.bundle import Bundle
-from lockstep.registry.mlflow_registry import LoadedModel, Registry, VersionInfo
+from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.refs import ModelRef, parse_model_ref
 from lockstep.registry.source import ModelSource
+from lockstep.registry.versions import LoadedModel, VersionInfo
 from lockstep.store import Store
 from lockstep.store.audit import AuditLog
 
