@@ -157,8 +157,8 @@ def test_an_extra_file_in_the_models_code_folder_is_refused_and_never_run(traine
     shutil.copytree(trained, project)
     from lockstep import Project
 
-    loaded = Project(project).load_model()
-    code = loaded.path / "code"
+    opened = Project(project)
+    code = opened.registry._version_dir(opened.load_model().info) / "code"  # the store's files, as an attacker
     marker = tmp_path / "ran.txt"
     (code / name).parent.mkdir(parents=True, exist_ok=True)
     (code / name).write_text(EVIL.format(marker=str(marker)))

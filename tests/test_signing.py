@@ -55,10 +55,11 @@ def signed(unsigned: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t
 def test_a_signed_version_loads_and_carries_its_claims(signed) -> None:
     project, _private, _public = signed
     loaded = project.load_model("churn-serve@challenger")
-    claims = json.loads((loaded.path / "lockstep-claims.json").read_text())
+    folder = project.registry._version_dir(loaded.info)
+    claims = json.loads((folder / "lockstep-claims.json").read_text())
     assert claims["version"] == loaded.info.version and claims["tags"]["lockstep.model.fingerprint"] == \
         loaded.info.fingerprint
-    assert (loaded.path / "model.sig").is_file()
+    assert (folder / "model.sig").is_file()
 
 
 def test_rewriting_the_file_and_its_recorded_digest_together_is_caught(signed) -> None:

@@ -37,7 +37,8 @@ from lockstep.reproducibility.check import CHECKS, run_checks
 from lockstep.reproducibility.envdiff import diff_environments
 from lockstep.reproducibility.lineage import load_lineage
 from lockstep.reproducibility.parity import parity
-from lockstep.reproducibility.verify import model_modules, verify
+from lockstep.reproducibility.stages import model_modules
+from lockstep.reproducibility.verify import verify
 from lockstep.store import Store, write_generated_folder
 from lockstep.training.train import train
 from lockstep.workflow import Workspace, retrain_loop, run_system

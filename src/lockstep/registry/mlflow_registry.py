@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import sqlite3
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from lockstep.core.fingerprint import fingerprint_bytes
 from lockstep.core.schema import ModelSchema
 from lockstep.registry.loading import SKOPS_FILE, file_digest, load_checked, stored_code
 from lockstep.registry.refs import ModelRef
+from lockstep.registry.relocation import relocate
 from lockstep.registry.signing import claims_of, private_key, sign_model
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, LoadedModel, TrainingRecord, VersionInfo
@@ -51,10 +51,6 @@ from lockstep.store.locks import exclusive
 __all__ = ["Registry"]
 
 _ARTIFACTS_DIR = "/mlartifacts/"
-#: Where MLflow's SQLite store records absolute artifact locations (rewritten when a project moves).
-_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
-                     ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
-                     ("model_versions", "source"))
 #: Store folders whose registry was checked for a move in this process.
 _RELOCATED: set[str] = set()
 
@@ -95,43 +91,9 @@ class Registry:
         return (self.root / "mlflow.db").exists()
 
     def relocate(self) -> list[str]:
-        """Point the registry's recorded artifact locations at this store's folder, if it was moved or copied.
-
-        MLflow records artifact locations as absolute ``file:`` URIs. When the
-        project folder is moved, copied or restored elsewhere, the locations
-        recorded under another store folder are rewritten to this one, in one
-        SQLite transaction, so that every command reads this store's files and
-        a copy never writes into the original's. Returns the old roots.
-        """
-        database = self.root / "mlflow.db"
-        if not database.exists():
-            return []
-        new = self.root.resolve().as_uri()
-        connection = sqlite3.connect(database, timeout=30)
-        try:
-            with connection:
-                found = connection.execute(
-                    "SELECT DISTINCT artifact_location FROM experiments WHERE artifact_location LIKE ?",
-                    (f"%{_ARTIFACTS_DIR}%",)).fetchall()
-                old_roots = sorted({loc[: loc.rindex(_ARTIFACTS_DIR)] for (loc,) in found} - {new})
-                for old in old_roots:
-                    for table, column in _LOCATION_COLUMNS:
-                        connection.execute(
-                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608 - fixed names
-                            f"WHERE substr({column}, 1, ?) = ?",
-                            (new + _ARTIFACTS_DIR, len(old + _ARTIFACTS_DIR) + 1, len(old + _ARTIFACTS_DIR),
-                             old + _ARTIFACTS_DIR))
-        except sqlite3.OperationalError as exc:
-            error = FileSystemError.of(exc, "update the moved model registry", database)
-            if error is None:
-                raise
-            raise FileSystemError(f"{error.message} (the store was moved or copied here, and MLflow's recorded "
-                                  "artifact locations must point at its new folder)",
-                                  hint="open it once where it can be written, or serve the bundle that `lockstep "
-                                  "docker` writes (`lockstep serve --bundle`) from read-only storage") from None
-        finally:
-            connection.close()
-        return old_roots
+        """Point the registry's recorded artifact locations at this store's folder, if it was moved or copied
+        (see :func:`lockstep.registry.relocation.relocate`); the old roots."""
+        return relocate(self.root)
 
     def _create(self) -> None:
         """Create the tracking database, one process at a time: MLflow's migrations are not safe to run twice
@@ -465,8 +427,11 @@ class Registry:
         return LoadedModel(model=load_checked(info, path, self.public_key), info=info,
                            schema=self.model_schema(info))
 
-    def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict[str, Any]) -> Path:
-        """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags."""
+    def attach_onnx(self, info: VersionInfo, data: bytes, parity: dict[str, Any]) -> str:
+        """Store an ONNX export with a version: the file in its run, its hash and parity in the version's tags.
+
+        Returns where it is stored, for people to read (a location, not a path to open).
+        """
         with self._mlflow() as mlflow, tempfile.TemporaryDirectory() as tmp:
             client = self._client(mlflow)
             local = Path(tmp) / "model.onnx"
@@ -476,7 +441,7 @@ class Registry:
             client.set_model_version_tag(info.name, str(info.version), f"{TAG}.onnx.digest", fingerprint_bytes(data))
             client.set_model_version_tag(info.name, str(info.version), f"{TAG}.onnx.parity",
                                          json.dumps(parity, sort_keys=True))
-        return self._artifact_path(info.run_id, "onnx/model.onnx")
+        return str(self._artifact_path(info.run_id, "onnx/model.onnx"))
 
     def onnx(self, info: VersionInfo) -> tuple[bytes, dict[str, Any]]:
         """A version's ONNX export and its parity record, checked against the recorded hash."""

@@ -9,6 +9,7 @@ only if it rebuilds it with this code; a second copy could drift.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,21 @@ from lockstep.features.pipeline import make_transformer
 from lockstep.training.determinism import deterministic, seed_estimator
 from lockstep.training.search import build_search
 
-__all__ = ["assemble_pipeline", "call_factory", "check_model", "check_primary_metric", "evaluate_outputs",
+__all__ = ["SeedResult", "assemble_pipeline", "call_factory", "check_model", "check_primary_metric", "evaluate_outputs",
            "fit_model", "fit_seed", "search_best_params"]
+
+
+@dataclass
+class SeedResult:
+    """One seed's fitted model and its evaluation."""
+
+    seed: int
+    model: Any
+    fingerprint: str
+    metrics: dict[str, dict[str, float]]
+    outputs: dict[str, Outputs]
+    record: dict[str, Any]
+
 
 
 def check_model(model: Any, task: str, ref: str) -> None:
