@@ -189,65 +189,76 @@ def _int_range(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray, Row
     return _with_failures(column, bad, pc.if_else(bad, pa.scalar(None, pa.int64()), column), name, INT_RULE)
 
 
+Converted = tuple[pa.ChunkedArray, "RowFailure | None"]
+
+
 def _convert(column: pa.ChunkedArray, spec: ColumnSchema, name: str) -> tuple[pa.ChunkedArray, RowFailure | None]:
+    """The column as its declared dtype's Arrow type, and the rows that could not be converted."""
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
     t = column.type
-    if pa.types.is_dictionary(t):
-        column = pc.cast(column, t.value_type)
-        t = column.type
+    if spec.dtype == "str":
+        return pc.cast(column, pa.string()), None
     is_text = pa.types.is_string(t) or pa.types.is_large_string(t) or (
         hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t))
-    dtype = spec.dtype
-    if dtype == "str":
-        return pc.cast(column, pa.string()), None
-    if is_text:
+    if is_text:  # trimmed, and empty text is missing
         column = pc.utf8_trim_whitespace(column)
         column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+    return _CONVERTERS[spec.dtype](column, t, is_text, name)
 
-    if dtype == "float":
-        if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
-            out = pc.cast(column, pa.float64())
-        else:
-            return _cast_each(column, pa.float64(), name, "dtype float (not a number)", nan_to_null=True)
-        return _nan_to_null(out), None
-    if dtype == "int":
-        if pa.types.is_integer(t):
-            return _cast_each(column, pa.int64(), name, "dtype int (out of the 64-bit range)")
-        if pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return _float_to_int(column, name)
-        if pa.types.is_boolean(t):
-            return pc.cast(column, pa.int64()), None
-        return _cast_each(column, pa.int64(), name, "dtype int (not an integer)")
-    if dtype == "bool":
-        if pa.types.is_boolean(t):
-            return column, None
-        if pa.types.is_integer(t):
-            bad = pc.fill_null(pc.invert(pc.is_in(column, value_set=pa.array([0, 1], t))), False)
-            return _with_failures(column, bad, pc.cast(pc.if_else(bad, pa.scalar(None, t), column), pa.bool_()),
-                                  name, "dtype bool (only 0 and 1 are booleans)")
-        if is_text:
-            lowered = pc.utf8_lower(column)
-            is_true = pc.is_in(lowered, value_set=pa.array(sorted(_TRUE)))
-            is_false = pc.is_in(lowered, value_set=pa.array(sorted(_FALSE)))
-            bad = pc.and_(pc.is_valid(column), pc.invert(pc.or_(is_true, is_false)))
-            out = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
-            return _with_failures(column, bad, out, name, "dtype bool (expected true/false, yes/no or 1/0)")
-        return _cast_each(column, pa.bool_(), name, "dtype bool")
-    if dtype == "datetime":
-        if pa.types.is_timestamp(t):
-            target = arrow_type("datetime", "UTC" if t.tz else None)
-            return _cast_each(column, target, name, "dtype datetime (out of range)", safe=False)
-        if pa.types.is_date(t):
-            return pc.cast(column, arrow_type("datetime")), None
-        if is_text:
-            return _parse_datetimes(column, name)
-        return _cast_each(column, arrow_type("datetime"), name, "dtype datetime (not a date and time)")
-    if dtype == "date":
-        if pa.types.is_date(t):
-            return pc.cast(column, pa.date32()), None
-        if pa.types.is_timestamp(t):
-            return pc.cast(column, pa.date32()), None
-        return _cast_each(column, pa.date32(), name, "dtype date (not a date)")
-    raise AssertionError(f"unknown dtype {dtype}")  # pragma: no cover - the config model forbids it
+
+def _to_float(column: pa.ChunkedArray, t: pa.DataType, is_text: bool, name: str) -> Converted:
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
+        return _nan_to_null(pc.cast(column, pa.float64())), None
+    return _cast_each(column, pa.float64(), name, "dtype float (not a number)", nan_to_null=True)
+
+
+def _to_int(column: pa.ChunkedArray, t: pa.DataType, is_text: bool, name: str) -> Converted:
+    if pa.types.is_integer(t):
+        return _cast_each(column, pa.int64(), name, "dtype int (out of the 64-bit range)")
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return _float_to_int(column, name)
+    if pa.types.is_boolean(t):
+        return pc.cast(column, pa.int64()), None
+    return _cast_each(column, pa.int64(), name, "dtype int (not an integer)")
+
+
+def _to_bool(column: pa.ChunkedArray, t: pa.DataType, is_text: bool, name: str) -> Converted:
+    if pa.types.is_boolean(t):
+        return column, None
+    if pa.types.is_integer(t):
+        bad = pc.fill_null(pc.invert(pc.is_in(column, value_set=pa.array([0, 1], t))), False)
+        return _with_failures(column, bad, pc.cast(pc.if_else(bad, pa.scalar(None, t), column), pa.bool_()),
+                              name, "dtype bool (only 0 and 1 are booleans)")
+    if is_text:
+        lowered = pc.utf8_lower(column)
+        is_true = pc.is_in(lowered, value_set=pa.array(sorted(_TRUE)))
+        is_false = pc.is_in(lowered, value_set=pa.array(sorted(_FALSE)))
+        bad = pc.and_(pc.is_valid(column), pc.invert(pc.or_(is_true, is_false)))
+        out = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+        return _with_failures(column, bad, out, name, "dtype bool (expected true/false, yes/no or 1/0)")
+    return _cast_each(column, pa.bool_(), name, "dtype bool")
+
+
+def _to_datetime(column: pa.ChunkedArray, t: pa.DataType, is_text: bool, name: str) -> Converted:
+    if pa.types.is_timestamp(t):
+        target = arrow_type("datetime", "UTC" if t.tz else None)
+        return _cast_each(column, target, name, "dtype datetime (out of range)", safe=False)
+    if pa.types.is_date(t):
+        return pc.cast(column, arrow_type("datetime")), None
+    if is_text:
+        return _parse_datetimes(column, name)
+    return _cast_each(column, arrow_type("datetime"), name, "dtype datetime (not a date and time)")
+
+
+def _to_date(column: pa.ChunkedArray, t: pa.DataType, is_text: bool, name: str) -> Converted:
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        return pc.cast(column, pa.date32()), None
+    return _cast_each(column, pa.date32(), name, "dtype date (not a date)")
+
+
+#: One converter per declared dtype but ``str``: (column, its Arrow type, whether it is text, name).
+_CONVERTERS = {"float": _to_float, "int": _to_int, "bool": _to_bool, "datetime": _to_datetime, "date": _to_date}
 
 
 def _nan_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:

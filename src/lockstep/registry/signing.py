@@ -42,6 +42,12 @@ _CLAIMED_TAGS = ("lockstep.model.fingerprint", "lockstep.model.file_digest", "lo
                  "lockstep.code.files")
 
 
+def _builder(module: Any) -> Any:
+    """A model_signing configuration builder (``hashing``, ``signing`` or ``verifying``): its API is not
+    annotated, so it is called through ``Any`` here, once."""
+    return module.Config()
+
+
 def claims_of(name: str, version: int, tags: dict[str, str]) -> dict[str, Any]:
     """What a version's signature vouches for."""
     return {"name": name, "version": int(version), "tags": {k: tags.get(k, "") for k in _CLAIMED_TAGS}}
@@ -67,7 +73,7 @@ def private_key(public_key: Path) -> Path:
 
 
 def _hashing() -> Any:
-    return hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE, "__pycache__"], ignore_git_paths=True)
+    return _builder(hashing).set_ignored_paths(paths=[SIGNATURE_FILE, "__pycache__"], ignore_git_paths=True)
 
 
 def sign_model(model_dir: Path, claims: dict[str, Any], key: Path, public_key: Path) -> None:
@@ -80,7 +86,7 @@ def sign_model(model_dir: Path, claims: dict[str, Any], key: Path, public_key: P
     """
     (model_dir / CLAIMS_FILE).write_text(json.dumps(claims, indent=2, sort_keys=True))
     try:
-        signing.Config().use_elliptic_key_signer(private_key=key).set_hashing_config(_hashing()).sign(
+        _builder(signing).use_elliptic_key_signer(private_key=key).set_hashing_config(_hashing()).sign(
             model_dir, model_dir / SIGNATURE_FILE)
     except Exception as exc:  # noqa: BLE001 - a bad key file, in any of the forms cryptography reports
         raise UserError(f"signing the model with {key} failed: {type(exc).__name__}: {exc}",
@@ -106,7 +112,7 @@ def verify_model(model_dir: Path, expected: dict[str, Any], public_key: Path, *,
                              "load it", hint="sign models by training them with the private key set, or remove "
                              "[registry] public_key to load unsigned models")
     try:
-        verifying.Config().use_elliptic_key_verifier(public_key=public_key).set_hashing_config(_hashing()).verify(
+        _builder(verifying).use_elliptic_key_verifier(public_key=public_key).set_hashing_config(_hashing()).verify(
             model_dir, signature)
     except Exception as exc:  # noqa: BLE001 - model_signing raises ValueError and cryptography's errors
         changed = sorted(set(re.findall(r"(?:Hash mismatch for|[Ff]ile) \\?'([^'\\]+)\\?'", str(exc))))

@@ -362,20 +362,7 @@ class AuditLog:
         """
         schema = _schema()
         names = list(columns) if columns is not None else list(schema.names)
-        expression = ds.scalar(True)
-        if since is not None:
-            expression &= ds.field("time") >= pa.scalar(_utc(since), schema.field("time").type)
-        if until is not None:
-            expression &= ds.field("time") < pa.scalar(_utc(until), schema.field("time").type)
-        if model is not None:
-            name, _, version = model.partition("/")
-            expression &= ds.field("model_name") == name
-            if version:
-                expression &= ds.field("model_version") == int(version)
-        if endpoint is not None:
-            expression &= ds.field("endpoint") == endpoint
-        if status is not None:
-            expression &= ds.field("status") == status
+        expression = _filter(schema, since, until, model, endpoint, status)
         done = self._compacted()
         pending = [p for p in self._segments() if self._name(p) not in done]
         if _delta.is_table(self.table):
@@ -403,6 +390,27 @@ class AuditLog:
         """Every record (compacted or still in segments), oldest first, optionally filtered."""
         table = pa.Table.from_batches(list(self.scan(since, until, model, batch_rows=100_000)), schema=_schema())
         return table.sort_by([("time", "ascending")]) if table.num_rows else table
+
+
+def _filter(schema: pa.Schema, since: datetime | None, until: datetime | None, model: str | None,
+            endpoint: str | None, status: int | None) -> Any:
+    """The dataset expression that keeps the records of a time window, a model (``NAME`` or ``NAME/VERSION``),
+    an endpoint and a status."""
+    expression = ds.scalar(True)
+    if since is not None:
+        expression &= ds.field("time") >= pa.scalar(_utc(since), schema.field("time").type)
+    if until is not None:
+        expression &= ds.field("time") < pa.scalar(_utc(until), schema.field("time").type)
+    if model is not None:
+        name, _, version = model.partition("/")
+        expression &= ds.field("model_name") == name
+        if version:
+            expression &= ds.field("model_version") == int(version)
+    if endpoint is not None:
+        expression &= ds.field("endpoint") == endpoint
+    if status is not None:
+        expression &= ds.field("status") == status
+    return expression
 
 
 def _matches(record: dict[str, Any], request_id: str, endpoint: str | None, status: int | None) -> bool:
