@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from lockstep.cli._context import open_catalog, open_project
+from lockstep.cli._context import open_catalog
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import columns_table, num, render_diff, short
@@ -33,11 +33,13 @@ def ingest(
     json_mode: JsonOpt = False,
 ) -> None:
     """Validate the raw data and snapshot it, if it changed since the last snapshot."""
+    from lockstep.data.ingest import ingest as ingest_source
+
     out = Output(json_mode)
-    proj = open_project(project)
+    proj = open_catalog(project)  # the configuration and the store: all that ingest needs
     with out.progress("Ingesting") as step:
-        result = proj.ingest(source.resolve() if source is not None else None, quarantine=quarantine,
-                             force=force, progress=step)
+        result = ingest_source(proj.config, proj.store, source=source.resolve() if source is not None else None,
+                               quarantine=quarantine, force=force, progress=step)
 
     def render(console: Console) -> None:
         snap = result.snapshot

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from lockstep.cli._context import open_catalog, open_project
+from lockstep.cli._context import open_catalog
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import columns_table, render_diff, short
@@ -38,10 +38,12 @@ def features(
     """Run the feature pipeline on a raw snapshot and version the result (skipped when nothing changed)."""
     if ctx.invoked_subcommand is not None:
         return
+    from lockstep.features.build import build_features
+
     out = Output(json_mode)
-    proj = open_project(project)
+    proj = open_catalog(project)  # the configuration and the store: all that the feature pipeline needs
     with out.progress("Features") as step:
-        result = proj.build_features(raw_version, force=force, progress=step)
+        result = build_features(proj.config, proj.store, raw_version=raw_version, force=force, progress=step)
 
     def render(console: Console) -> None:
         info = result.info

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from lockstep.cli._context import open_project
+from lockstep.cli._context import open_models, open_project
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import short
@@ -46,11 +46,15 @@ def verify(
     """Rebuild a registered model from its lineage and compare every stage bit for bit (exit 3 if one fails)."""
     from rich.table import Table
 
+    from lockstep.registry.refs import parse_model_ref
+    from lockstep.reproducibility.verify import verify as verify_version
+
     out = Output(json_mode)
-    proj = open_project(project)
+    catalog, registry = open_models(project)
+    exact = parse_model_ref(ref, catalog.config.model_name, "champion")
     with out.progress("Verifying") as step:
-        report = proj.verify(ref, recorded_code=recorded_code, full=full, threads=threads, strict_env=strict_env,
-                             progress=step)
+        report = verify_version(catalog.config, catalog.store, registry, exact, recorded_code=recorded_code,
+                                full=full, threads=threads, strict_env=strict_env, progress=step)
 
     def render(console: Console) -> None:
         table = Table(title=f"lockstep verify {escape(report.model)}/{report.version} (fingerprint "
@@ -92,10 +96,15 @@ def parity(
     """Run the same rows through every prediction path and compare them (exit 3 if one differs)."""
     from rich.table import Table
 
+    from lockstep.registry.refs import parse_model_ref
+    from lockstep.reproducibility.parity import parity as compare_paths
+
     out = Output(json_mode)
-    proj = open_project(project)
+    catalog, registry = open_models(project)
+    exact = parse_model_ref(ref, catalog.config.model_name, "champion")
     with out.progress("Comparing prediction paths") as step:
-        report = proj.parity(ref, rows=rows, http=http, batch=batch, progress=step)
+        report = compare_paths(catalog.config, catalog.store, registry, exact, rows=rows, http=http, batch=batch,
+                               progress=step)
 
     def render(console: Console) -> None:
         table = Table(title=f"lockstep parity {escape(report.model)}/{report.version}: {report.rows:,} test rows "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from lockstep.cli._context import open_catalog, open_models, open_project
+from lockstep.cli._context import open_catalog, open_models
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import short
@@ -275,8 +275,12 @@ def export_onnx(
     json_mode: JsonOpt = False,
 ) -> None:
     """Convert a registered model to ONNX, check it against scikit-learn on the test split, store it."""
+    from lockstep.inference.onnx.export import export_onnx as export_version
+    from lockstep.registry.refs import parse_model_ref
+
     out = Output(json_mode)
-    result = open_project(project).export_onnx(ref)
+    catalog, registry = open_models(project)
+    result = export_version(catalog.store, registry, parse_model_ref(ref, catalog.config.model_name, "champion"))
 
     def render(console: Console) -> None:
         p = result.parity

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from lockstep.cli._context import open_project
+from lockstep.cli._context import open_models
 from lockstep.cli._options import JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import num, short
@@ -45,10 +45,14 @@ def train(
     json_mode: JsonOpt = False,
 ) -> None:
     """Train a model on a feature set version, evaluate it over seeds, track it in MLflow and register it."""
+    from lockstep.training.train import train as train_model
+
     out = Output(json_mode)
-    proj = open_project(project)
+    catalog, registry = open_models(project)
     with out.progress("Training") as step:
-        result = proj.train(features_version, candidate=candidate, force=force, progress=step)
+        catalog.store.ensure()
+        result = train_model(catalog.config, catalog.store, registry, features_version=features_version,
+                             candidate=candidate, force=force, progress=step)
 
     def render(console: Console) -> None:
         info = result.version
@@ -69,7 +73,7 @@ def train(
                           "[yellow]the model differs with another thread count[/] (see docs/training.md)"))
         seeds = info.tags.get("lockstep.seeds", "")
         console.print(_metrics_table(f"Test metrics over seeds {seeds}", info.metric_summary("test"),
-                                     proj.config.primary_metric))
+                                     catalog.config.primary_metric))
         console.print("Next: [bold]lockstep promote[/] (checks the gates), or open [bold]lockstep ui[/]")
 
     out.result(result.to_dict(), render)
@@ -82,8 +86,13 @@ def promote(
     json_mode: JsonOpt = False,
 ) -> None:
     """Make a model version the champion, only if the promotion gates pass (exit 3 if they fail)."""
+    from lockstep.evaluation.promotion import promote as promote_version
+    from lockstep.registry.refs import parse_model_ref
+
     out = Output(json_mode)
-    result = open_project(project).promote(ref)
+    catalog, registry = open_models(project)
+    result = promote_version(catalog.config, catalog.store, registry,
+                             parse_model_ref(ref, catalog.config.model_name, "challenger"))
 
     def render(console: Console) -> None:
         report = result.report
@@ -116,15 +125,15 @@ def models_list(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> 
     from rich.table import Table
 
     out = Output(json_mode)
-    proj = open_project(project)
-    versions = proj.model_versions()
-    primary = proj.config.primary_metric
+    catalog, registry = open_models(project)
+    versions = registry.versions(catalog.config.model_name)
+    primary = catalog.config.primary_metric
 
     def render(console: Console) -> None:
         if not versions:
             console.print("No model registered yet: run `lockstep train`.")
             return
-        table = Table(title=f"Registered model '{escape(proj.config.model_name)}'")
+        table = Table(title=f"Registered model '{escape(catalog.config.model_name)}'")
         for col in ("version", "aliases", "created (UTC)", "candidate", "features", f"test {primary}", "fingerprint"):
             table.add_column(col, justify="right" if col in ("version", "features") else "left")
         for v in versions:
@@ -146,9 +155,11 @@ def models_show(
     json_mode: JsonOpt = False,
 ) -> None:
     """Show a model version: aliases, metrics with their spread, lineage back to the raw snapshot."""
+    from lockstep.registry.refs import parse_model_ref
+
     out = Output(json_mode)
-    proj = open_project(project)
-    info = proj.model_version(ref)
+    catalog, registry = open_models(project)
+    info = registry.version(parse_model_ref(ref, catalog.config.model_name))
 
     def render(console: Console) -> None:
         t = info.tags
@@ -184,7 +195,8 @@ def models_show(
         for split in ("test", "valid"):
             summary = info.metric_summary(split)
             if summary:
-                console.print(_metrics_table(f"{split.capitalize()} metrics", summary, proj.config.primary_metric))
+                console.print(_metrics_table(f"{split.capitalize()} metrics", summary,
+                                             catalog.config.primary_metric))
 
     out.result(info.to_dict(), render)
 
@@ -197,8 +209,7 @@ def ui(
     import subprocess
     import sys
 
-    proj = open_project(project)
-    registry = proj.registry
+    proj, registry = open_models(project)
     typer.echo(f"MLflow UI for {proj.config.project.name}: http://127.0.0.1:{port} (Ctrl-C to stop)")
     mlflow_exe = Path(sys.executable).with_name("mlflow")
     cmd = [str(mlflow_exe), "ui", "--backend-store-uri", registry.uri, "--host", "127.0.0.1", "--port", str(port)]
