@@ -41,7 +41,7 @@ from lockstep.reproducibility.stages import model_modules
 from lockstep.reproducibility.verify import verify
 from lockstep.store import Store, write_generated_folder
 from lockstep.training.train import train
-from lockstep.workflow import Workspace, retrain_loop, run_system
+from lockstep.workflow import retrain_loop, run_system
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -139,11 +139,6 @@ class Project:
         return self.catalog.diff_features(old, new)
 
     # ------------------------------------------------------------------ training and the registry
-
-    @property
-    def workspace(self) -> Workspace:
-        """The configuration, store and registry that :mod:`lockstep.workflow` works on."""
-        return Workspace(self.config, self.store, self.registry)
 
     @property
     def registry(self) -> Registry:
@@ -260,7 +255,7 @@ class Project:
             force_checks: bool = False, progress=None):
         """Ingest, features, train, promote, verify and parity, each skipped when its inputs are unchanged
         (see :mod:`lockstep.workflow`)."""
-        return run_system(self.workspace, candidates=candidates, verify=verify, parity=parity,
+        return run_system(self, candidates=candidates, verify=verify, parity=parity,
                           force_checks=force_checks, progress=progress)
 
     # ------------------------------------------------------------------ monitoring
@@ -282,7 +277,7 @@ class Project:
             report.quality = live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
                                           since=since, until=until)
         if retrain:
-            report.actions = retrain_loop(Workspace(self.config, self.store, registry), report)
+            report.actions = retrain_loop(self, report)
         files = report_files(report)
         if out is not None:
             write_generated_folder(out, files, what=f"lockstep monitor {report.model}/{report.version}")

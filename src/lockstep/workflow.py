@@ -18,9 +18,9 @@ the challenger only if the promotion gates pass. Each step is cached as
 usual, and each step and decision is returned as an action for the report,
 the monitoring log and the MLflow run.
 
-Both call the pipelines with a :class:`Workspace` (configuration, store and
-registry), so that they sit below :class:`lockstep.project.Project`, which
-only delegates to them.
+Both call the steps through :class:`Steps`, which
+:class:`lockstep.project.Project` satisfies, so that they sit below it and
+never import it.
 """
 
 from __future__ import annotations
@@ -29,57 +29,51 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from lockstep.core.config import Config
 from lockstep.core.errors import ConfigError, NotFoundError
 from lockstep.core.usercode import load_object
-from lockstep.data.ingest import IngestResult, ingest
-from lockstep.evaluation.promotion import PromotionResult, promote
-from lockstep.features.build import FeatureResult, build_features
+from lockstep.data.ingest import IngestResult
+from lockstep.evaluation.promotion import PromotionResult
+from lockstep.features.build import FeatureResult
 from lockstep.monitoring.drift import DriftReport
 from lockstep.registry.mlflow_registry import Registry
-from lockstep.registry.refs import ModelRef, parse_model_ref
+from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import private_key
 from lockstep.registry.versions import VersionInfo
 from lockstep.reproducibility.lineage import load_lineage
-from lockstep.reproducibility.parity import ParityReport, parity, parity_key
-from lockstep.reproducibility.verify import VerifyReport, verification_key, verify
-from lockstep.store import Store
-from lockstep.training.train import TrainResult, train
+from lockstep.reproducibility.parity import ParityReport, parity_key
+from lockstep.reproducibility.verify import VerifyReport, verification_key
+from lockstep.training.train import TrainResult
 
-__all__ = ["RunReport", "RunStep", "Workspace", "check_code_references", "retrain_loop", "run_system"]
+__all__ = ["RunReport", "RunStep", "Steps", "check_code_references", "retrain_loop", "run_system"]
 
 
-@dataclass(frozen=True)
-class Workspace:
-    """What every pipeline step works on: a project's configuration, its store and its registry."""
+class Steps(Protocol):
+    """What the workflows call: the pipeline steps of a project, with their defaults.
 
-    config: Config
-    store: Store
-    registry: Registry
+    :class:`lockstep.project.Project` satisfies it; the workflows sit below
+    it and never import it.
+    """
 
-    def ingest(self) -> IngestResult:
-        return ingest(self.config, self.store)
+    @property
+    def config(self) -> Config: ...
 
-    def build_features(self) -> FeatureResult:
-        return build_features(self.config, self.store)
+    @property
+    def registry(self) -> Registry: ...
 
-    def train(self, candidate: str | None = None) -> TrainResult:
-        self.store.ensure()
-        return train(self.config, self.store, self.registry, candidate=candidate)
+    def ingest(self) -> IngestResult: ...
 
-    def ref(self, text: str | None, default_alias: str | None = None) -> ModelRef:
-        return parse_model_ref(text, self.config.model_name, default_alias)
+    def build_features(self) -> FeatureResult: ...
 
-    def promote(self, ref: str) -> PromotionResult:
-        return promote(self.config, self.store, self.registry, self.ref(ref, default_alias="challenger"))
+    def train(self, *, candidate: str | None = None) -> TrainResult: ...
 
-    def verify(self, ref: str, **options: Any) -> VerifyReport:
-        return verify(self.config, self.store, self.registry, self.ref(ref, default_alias="champion"), **options)
+    def promote(self, ref: str | None = None) -> PromotionResult: ...
 
-    def parity(self, ref: str, **options: Any) -> ParityReport:
-        return parity(self.config, self.store, self.registry, self.ref(ref, default_alias="champion"), **options)
+    def verify(self, ref: str | None = None, *, recorded_code: bool = False) -> VerifyReport: ...
+
+    def parity(self, ref: str | None = None) -> ParityReport: ...
 
 
 #: Called with (step name, "start" | "done", the step when done).
@@ -153,13 +147,13 @@ def check_code_references(config: Any, candidates: bool) -> None:
         private_key(config.public_key)
 
 
-def run_system(work: Workspace, *, candidates: bool = False, verify: bool = True, parity: bool = True,
+def run_system(work: Steps, *, candidates: bool = False, verify: bool = True, parity: bool = True,
                force_checks: bool = False, progress: Progress | None = None) -> RunReport:
     """Run ingest, features, train, promote, verify and parity for a project.
 
     Parameters
     ----------
-    work : Workspace
+    work : Steps
     candidates : bool, default False
         Train and promote every ``[train.candidates]`` entry after the default model.
     verify, parity : bool, default True
@@ -203,7 +197,7 @@ def run_system(work: Workspace, *, candidates: bool = False, verify: bool = True
     return report
 
 
-def _ingest_step(work: Workspace) -> RunStep:
+def _ingest_step(work: Steps) -> RunStep:
     result = work.ingest()
     snap = result.snapshot
     detail = (f"{snap.rows:,} rows" + (f", {result.quarantined:,} quarantined" if result.quarantined else "")
@@ -211,7 +205,7 @@ def _ingest_step(work: Workspace) -> RunStep:
     return RunStep("ingest", "done" if result.changed else "skipped", detail, snap.version, snap.fingerprint)
 
 
-def _features_step(work: Workspace) -> RunStep:
+def _features_step(work: Steps) -> RunStep:
     result = work.build_features()
     info = result.info
     detail = ("up to date" if result.skipped else
@@ -220,7 +214,7 @@ def _features_step(work: Workspace) -> RunStep:
     return RunStep("features", "skipped" if result.skipped else "done", detail, info.version, info.fingerprint)
 
 
-def _train_step(work: Workspace, candidate: str | None, out: list[VersionInfo]) -> RunStep:
+def _train_step(work: Steps, candidate: str | None, out: list[VersionInfo]) -> RunStep:
     """Train (or find up to date) the default model or a candidate; its version is appended to ``out``."""
     result = work.train(candidate=candidate)
     info = result.version
@@ -233,7 +227,7 @@ def _train_step(work: Workspace, candidate: str | None, out: list[VersionInfo]) 
                    info.version, info.fingerprint)
 
 
-def _promote_step(work: Workspace, name: str, version: VersionInfo) -> RunStep:
+def _promote_step(work: Steps, name: str, version: VersionInfo) -> RunStep:
     result = work.promote(f"{version.name}/{version.version}")
     if result.was_champion and result.promoted:
         return RunStep(name, "skipped", f"version {version.version} already is the champion",
@@ -247,14 +241,14 @@ def _promote_step(work: Workspace, name: str, version: VersionInfo) -> RunStep:
                    version.version, version.fingerprint)
 
 
-def _champion(work: Workspace) -> VersionInfo | None:
+def _champion(work: Steps) -> VersionInfo | None:
     try:
         return work.registry.version(ModelRef(work.config.model_name, alias="champion"))
     except NotFoundError:
         return None
 
 
-def _verify_step(work: Workspace, champion: VersionInfo, force: bool, report: RunReport) -> RunStep:
+def _verify_step(work: Steps, champion: VersionInfo, force: bool, report: RunReport) -> RunStep:
     """Verify the champion against the code it was trained with (stored with it), unless it passed before.
 
     When the project's code has moved on since, that is reported, not taken for a failure to reproduce.
@@ -282,7 +276,7 @@ def _verify_step(work: Workspace, champion: VersionInfo, force: bool, report: Ru
                    champion.fingerprint)
 
 
-def _parity_step(work: Workspace, champion: VersionInfo, force: bool, report: RunReport) -> RunStep:
+def _parity_step(work: Steps, champion: VersionInfo, force: bool, report: RunReport) -> RunStep:
     """Compare the champion's prediction paths, unless they were identical before for the same inputs."""
     previous = work.registry.check_result(champion, "parity")
     if (not force and previous and previous.get("identical")
@@ -306,7 +300,7 @@ def _action(step: str, decision: str, detail: str, **extra: Any) -> dict[str, An
     return {"step": step, "decision": decision, "detail": detail, **extra}
 
 
-def retrain_loop(work: Workspace, report: DriftReport) -> list[dict[str, Any]]:
+def retrain_loop(work: Steps, report: DriftReport) -> list[dict[str, Any]]:
     """Retrain and gate a challenger if ``report`` found drift or degradation; the steps taken."""
     if not report.drift:
         return [_action("decide", "keep", "no drift and no degradation: nothing to retrain")]

@@ -58,9 +58,10 @@ class ServiceState:
     audit_problem: str | None = None
     app: Any = None  # the FastAPI app, whose cached OpenAPI document depends on the model
 
-    @property
-    def audit_log(self) -> AuditLog:
-        return audit_log(self.settings)
+    audit_log: AuditLog = field(init=False)  # one for the process: its index connection is reused
+
+    def __post_init__(self) -> None:
+        self.audit_log = audit_log(self.settings)
 
     def serving(self) -> ServingModel:
         """The model being served (the lifespan loads it before any request is answered)."""
