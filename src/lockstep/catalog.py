@@ -17,6 +17,7 @@ from lockstep.core.config import Config, load_config
 from lockstep.data.diff import TableDiff, diff_snapshots
 from lockstep.data.report import describe_snapshot
 from lockstep.features.report import describe_features, diff_features
+from lockstep.registry.refs import ModelRef, parse_model_ref
 from lockstep.store import FeatureInfo, FeatureTable, SnapshotInfo, Store
 
 __all__ = ["Catalog"]
@@ -40,6 +41,10 @@ class Catalog:
         """The catalog of the project in ``path`` (the folder holding ``lockstep.toml``)."""
         config = load_config(path)
         return cls(config, Store(config.store_path))
+
+    def model_ref(self, text: str | None = None, default_alias: str | None = None) -> ModelRef:
+        """Parse a model reference (``NAME@ALIAS``, ``NAME/VERSION``); the name defaults to the project's model."""
+        return parse_model_ref(text, self.config.model_name, default_alias)
 
     # ------------------------------------------------------------------ raw snapshots
 

@@ -32,7 +32,6 @@ from lockstep.monitoring.monitor import monitor
 from lockstep.monitoring.quality import live_quality
 from lockstep.monitoring.report import report_files
 from lockstep.registry.mlflow_registry import Registry
-from lockstep.registry.refs import parse_model_ref
 from lockstep.reproducibility.check import CHECKS, run_checks
 from lockstep.reproducibility.envdiff import diff_environments
 from lockstep.reproducibility.lineage import load_lineage
@@ -154,7 +153,7 @@ class Project:
 
     def model_ref(self, text: str | None = None, default_alias: str | None = None):
         """Parse a model reference; the name defaults to the project's registered model."""
-        return parse_model_ref(text, self.config.model_name, default_alias)
+        return self.catalog.model_ref(text, default_alias)
 
     def model_version(self, ref: str | None = None) -> VersionInfo:
         """A registered version: ``NAME@ALIAS``, ``NAME/VERSION``, or the latest of the project's model."""

@@ -46,12 +46,11 @@ def verify(
     """Rebuild a registered model from its lineage and compare every stage bit for bit (exit 3 if one fails)."""
     from rich.table import Table
 
-    from lockstep.registry.refs import parse_model_ref
     from lockstep.reproducibility.verify import verify as verify_version
 
     out = Output(json_mode)
     catalog, registry = open_models(project)
-    exact = parse_model_ref(ref, catalog.config.model_name, "champion")
+    exact = catalog.model_ref(ref, "champion")
     with out.progress("Verifying") as step:
         report = verify_version(catalog.config, catalog.store, registry, exact, recorded_code=recorded_code,
                                 full=full, threads=threads, strict_env=strict_env, progress=step)
@@ -96,12 +95,11 @@ def parity(
     """Run the same rows through every prediction path and compare them (exit 3 if one differs)."""
     from rich.table import Table
 
-    from lockstep.registry.refs import parse_model_ref
     from lockstep.reproducibility.parity import parity as compare_paths
 
     out = Output(json_mode)
     catalog, registry = open_models(project)
-    exact = parse_model_ref(ref, catalog.config.model_name, "champion")
+    exact = catalog.model_ref(ref, "champion")
     with out.progress("Comparing prediction paths") as step:
         report = compare_paths(catalog.config, catalog.store, registry, exact, rows=rows, http=http, batch=batch,
                                progress=step)

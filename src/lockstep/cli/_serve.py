@@ -51,11 +51,9 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lockstep.inference.batch import predict_batch
-    from lockstep.registry.refs import parse_model_ref
-
     out = Output(json_mode)
     catalog, registry = open_models(project)
-    ref = parse_model_ref(model, catalog.config.model_name, "champion")
+    ref = catalog.model_ref(model, "champion")
     path = input.resolve() if input is not None else None
     if json_mode or not out.err.is_terminal:
         result = predict_batch(catalog.config, catalog.store, registry, ref, input_path=path,
@@ -276,11 +274,9 @@ def export_onnx(
 ) -> None:
     """Convert a registered model to ONNX, check it against scikit-learn on the test split, store it."""
     from lockstep.inference.onnx.export import export_onnx as export_version
-    from lockstep.registry.refs import parse_model_ref
-
     out = Output(json_mode)
     catalog, registry = open_models(project)
-    result = export_version(catalog.store, registry, parse_model_ref(ref, catalog.config.model_name, "champion"))
+    result = export_version(catalog.store, registry, catalog.model_ref(ref, "champion"))
 
     def render(console: Console) -> None:
         p = result.parity

@@ -87,12 +87,10 @@ def promote(
 ) -> None:
     """Make a model version the champion, only if the promotion gates pass (exit 3 if they fail)."""
     from lockstep.evaluation.promotion import promote as promote_version
-    from lockstep.registry.refs import parse_model_ref
-
     out = Output(json_mode)
     catalog, registry = open_models(project)
     result = promote_version(catalog.config, catalog.store, registry,
-                             parse_model_ref(ref, catalog.config.model_name, "challenger"))
+                             catalog.model_ref(ref, "challenger"))
 
     def render(console: Console) -> None:
         report = result.report
@@ -155,11 +153,9 @@ def models_show(
     json_mode: JsonOpt = False,
 ) -> None:
     """Show a model version: aliases, metrics with their spread, lineage back to the raw snapshot."""
-    from lockstep.registry.refs import parse_model_ref
-
     out = Output(json_mode)
     catalog, registry = open_models(project)
-    info = registry.version(parse_model_ref(ref, catalog.config.model_name))
+    info = registry.version(catalog.model_ref(ref))
 
     def render(console: Console) -> None:
         t = info.tags
