@@ -37,7 +37,8 @@ def test_a_compaction_interrupted_before_indexing_is_completed_by_the_next(tmp_p
     import pyarrow as pa
 
     from lockstep.store import _delta
-    from lockstep.store.audit import _row, _schema
+    from lockstep.store.audit import audit_schema as _schema
+    from lockstep.store.audit import record_row as _row
 
     log = AuditLog(tmp_path / "audit")
     log.compact()  # an index exists (empty, backfilled)

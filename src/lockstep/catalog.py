@@ -40,7 +40,7 @@ class Catalog:
     def open(cls, path: str | Path = ".") -> Catalog:
         """The catalog of the project in ``path`` (the folder holding ``lockstep.toml``)."""
         config = load_config(path)
-        return cls(config, Store(config.store_path))
+        return cls(config, Store.of(config))
 
     def model_ref(self, text: str | None = None, default_alias: str | None = None) -> ModelRef:
         """Parse a model reference (``NAME@ALIAS``, ``NAME/VERSION``); the name defaults to the project's model."""

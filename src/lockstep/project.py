@@ -74,7 +74,7 @@ class Project:
 
     def __init__(self, path: str | Path = ".", config: Config | None = None) -> None:
         self.config = config if config is not None else load_config(path)
-        self.store: Store = Store(self.config.store_path)
+        self.store: Store = Store.of(self.config)
         self.catalog = Catalog(self.config, self.store)
 
     def __repr__(self) -> str:

@@ -182,15 +182,25 @@ def env_show(project: ProjectOpt = Path("."), json_mode: JsonOpt = False) -> Non
     env = capture()
     if (project / CONFIG_FILE).is_file() or project != Path("."):
         proj = open_project(project)  # an explicit --project must be one
-        env = {**env, "project": {"folder": str(proj.path), "store": str(proj.store.root),
-                                  "registry": proj.registry.uri}}
+        where = {"folder": str(proj.path), "store": str(proj.store.root), "registry": proj.registry.location}
+        if proj.store.remote:
+            where["store_endpoint"] = proj.store.root.settings.describe()  # type: ignore[union-attr]
+        if proj.registry.artifacts:
+            where["artifacts"] = proj.registry.artifacts
+        proj.store.check()  # a shared store or registry that cannot be reached is named here, in seconds
+        if not proj.registry.embedded:
+            proj.registry.check()
+        env = {**env, "project": where}
 
     def render(console: Console) -> None:
         if "project" in env:
             where = env["project"]
             console.print(f"project    {escape(where['folder'])}")
-            console.print(f"store      {escape(where['store'])}")
+            endpoint = f"  ({where['store_endpoint']})" if "store_endpoint" in where else ""
+            console.print(f"store      {escape(where['store'])}{escape(endpoint)}")
             console.print(f"registry   {escape(where['registry'])}")
+            if "artifacts" in where:
+                console.print(f"artifacts  {escape(where['artifacts'])}")
         py, plat, cpu = env["python"], env["platform"], env["cpu"]
         console.print(f"python     {py['version']} ({py['implementation']})  {escape(py['executable'])}")
         console.print(f"platform   {plat['system']} {plat['release']} {plat['machine']}")

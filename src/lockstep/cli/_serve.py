@@ -146,6 +146,7 @@ def _settings(model: str | None, project: Path, bundle: Path | None, store: Path
         info = Bundle(bundle).info
         store_root, experiment = str((store or Path(".lockstep-serve")).resolve()), ""
         model_text, default_name = f"{info.name}/{info.version}", info.name
+        shared: dict[str, Any] = {}
     else:
         if store is not None:
             raise UserError("--store only applies with --bundle (a project's service uses the project's store)")
@@ -154,6 +155,8 @@ def _settings(model: str | None, project: Path, bundle: Path | None, store: Path
         window = proj.config.monitor.window
         store_root, experiment = str(proj.store.root), proj.config.project.name
         model_text, default_name = model or cfg.model, proj.config.model_name
+        shared = {"storage_options": dict(proj.config.project.storage_options) or None,
+                  "tracking_uri": proj.config.registry.tracking_uri, "artifacts": proj.config.registry.artifacts}
     chosen_runtime = options["runtime"] or cfg.runtime
     if chosen_runtime not in ("sklearn", "onnx"):
         raise UserError(f"--runtime must be sklearn or onnx, got {chosen_runtime!r}")
@@ -167,6 +170,7 @@ def _settings(model: str | None, project: Path, bundle: Path | None, store: Path
         bundle=str(bundle.resolve()) if bundle is not None else None, drift_window=window,
         public_key=str(public_key.resolve()) if public_key is not None else (
             str(proj.config.public_key) if proj is not None and proj.config.public_key else None),
+        **shared,
     )
     return settings, cfg
 

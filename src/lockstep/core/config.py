@@ -21,6 +21,8 @@ Examples
 from __future__ import annotations
 
 import json
+import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,10 @@ from pydantic import (
 
 from lockstep.core.errors import ConfigError, ProjectError
 from lockstep.core.sections import (
+    DATABASE_SCHEMES,
     DEFAULT_PRIMARY,
+    SERVER_SCHEMES,
+    STORE_SCHEMES,
     ColumnSchema,
     DataConfig,
     FeaturesConfig,
@@ -47,9 +52,10 @@ from lockstep.core.sections import (
     _Section,
     suggest,
     task_metrics,
+    uri_scheme,
 )
 
-__all__ = ["CONFIG_FILE", "Config", "load_config", "parse_config"]
+__all__ = ["CONFIG_FILE", "Config", "expand_variables", "load_config", "parse_config"]
 
 CONFIG_FILE = "lockstep.toml"
 
@@ -70,6 +76,8 @@ class Config(_Section):
     monitor: MonitorConfig = MonitorConfig()
 
     _project_dir: Path | None = PrivateAttr(default=None)
+    #: The text of values that named environment variables (``${NAME}``), by key path, as the file has them.
+    _templates: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_cross(self) -> Config:
@@ -86,6 +94,7 @@ class Config(_Section):
             if col not in schema:
                 raise ValueError(f"features.columns names '{col}', which is not in [data.schema]"
                                  f"{suggest(col, list(schema))}")
+        _check_locations(self.project, self.registry)
         known = task_metrics(self.data.task)
         if self.train is not None:
             for metric in [*(self.train.metrics or []), *([self.train.primary_metric] if self.train.primary_metric
@@ -152,14 +161,103 @@ class Config(_Section):
         return (self.project_dir / key).resolve() if key else None
 
     @property
+    def store_remote(self) -> bool:
+        """Whether the store is in an object store (``s3://...``) rather than a folder."""
+        return uri_scheme(self.project.store) in STORE_SCHEMES
+
+    @property
+    def store_location(self) -> str:
+        """Where the store is: ``s3://BUCKET/PREFIX``, or the folder resolved against the project folder."""
+        if self.store_remote:
+            return self.project.store.rstrip("/")
+        return str((self.project_dir / self.project.store).resolve())
+
+    @property
     def store_path(self) -> Path:
-        """The store folder, resolved against the project folder."""
+        """The store folder, resolved against the project folder (a local store's; see :attr:`store_location`)."""
+        if self.store_remote:
+            raise ConfigError(f"{self.config_path}: the store is {self.project.store}, not a folder",
+                              hint="this command needs a local store")
         return (self.project_dir / self.project.store).resolve()
 
     def normalized(self) -> dict[str, Any]:
-        """The configuration as plain JSON-ready data, keys sorted, defaults filled in."""
+        """The configuration as plain JSON-ready data, keys sorted, defaults filled in.
+
+        Values of ``[project]`` and ``[registry]`` that came from environment
+        variables keep their ``${NAME}`` form: the configuration is recorded
+        with every version, and a password or key must not be.
+        """
         plain: dict[str, Any] = json.loads(json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True))
+        for keys, text in self._templates.items():
+            if keys[0] not in ("project", "registry"):
+                continue
+            node = plain
+            for key in keys[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None  # type: ignore[assignment]
+            if isinstance(node, dict) and keys[-1] in node:
+                node[keys[-1]] = text
         return plain
+
+
+def _check_locations(project: ProjectSection, registry: RegistryConfig) -> None:
+    """Where the store and registry are must make sense together: a store in S3 needs a shared registry, and a
+    registry in a database needs its files somewhere every machine reaches."""
+    remote = uri_scheme(project.store) in STORE_SCHEMES
+    tracking = uri_scheme(registry.tracking_uri or "")
+    if remote and not registry.tracking_uri:
+        raise ValueError(f"project.store is {project.store}, but the registry would be a SQLite file in no folder: "
+                         "set registry.tracking_uri (postgresql://... or http://...) and, for a database, "
+                         "registry.artifacts = \"s3://BUCKET/PREFIX\"")
+    if tracking in SERVER_SCHEMES and registry.artifacts:
+        raise ValueError("registry.artifacts only applies with a database tracking_uri: an MLflow tracking server "
+                         "keeps the files where its --artifacts-destination says; remove registry.artifacts")
+    if remote and tracking in DATABASE_SCHEMES and not registry.artifacts:
+        raise ValueError("registry.tracking_uri is a database and the store is in S3: set registry.artifacts = "
+                         "\"s3://BUCKET/PREFIX\" so that every machine reaches the model files")
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_variables(raw: Any, source: str, keys: tuple[str, ...] = ()) -> tuple[Any, dict[tuple[str, ...], str]]:
+    """``raw`` with every ``${NAME}`` in its strings replaced by the environment variable ``NAME``.
+
+    Returns the expanded data and, by key path, the strings as they were
+    written. ``$${`` stands for a literal ``${``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and the variable, when a variable is not set.
+    """
+    templates: dict[tuple[str, ...], str] = {}
+    if isinstance(raw, dict):
+        out = {}
+        for key, value in raw.items():
+            out[key], found = expand_variables(value, source, (*keys, str(key)))
+            templates.update(found)
+        return out, templates
+    if isinstance(raw, list):
+        items = []
+        for i, value in enumerate(raw):
+            item, found = expand_variables(value, source, (*keys, str(i)))
+            items.append(item)
+            templates.update(found)
+        return items, templates
+    if not isinstance(raw, str) or "${" not in raw:
+        return raw, templates
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{source}: {'.'.join(keys)} uses ${{{name}}}, but the environment variable {name} "
+                              "is not set", hint=f"set {name} (export {name}=...) or write the value in the file")
+        return os.environ[name]
+
+    parts = raw.split("$${")
+    expanded = "${".join(_VARIABLE.sub(lookup, part) for part in parts)
+    templates[keys] = raw
+    return expanded, templates
 
 
 def load_config(project_dir: str | Path = ".") -> Config:
@@ -204,8 +302,10 @@ def load_config(project_dir: str | Path = ".") -> Config:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    raw, templates = expand_variables(raw, str(path))
     config = parse_config(raw, source=str(path))
     config._project_dir = project_dir.resolve()
+    config._templates = templates
     return config
 
 

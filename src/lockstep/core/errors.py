@@ -43,6 +43,7 @@ __all__ = [
     "ProjectError",
     "SchemaFailure",
     "SchemaValidationError",
+    "ServiceError",
     "SourceError",
     "StoreError",
     "FileSystemError",
@@ -206,6 +207,11 @@ class NotFoundError(UserError):
 
 class StoreError(LockstepError):
     """The store cannot be read or written; this is not something the user did."""
+
+
+class ServiceError(UserError):
+    """A shared service cannot be reached or refuses lockstep: an S3 endpoint, bucket or credential, a database,
+    an MLflow tracking server. The message names which; the address or credentials are the user's to fix."""
 
 
 class IntegrityError(UserError):

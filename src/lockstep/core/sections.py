@@ -27,8 +27,9 @@ from pydantic import (
 __all__ = [
     "Bound", "CLASSIFICATION_METRICS", "CandidateConfig", "Category", "ColumnSchema", "DEFAULT_PRIMARY",
     "DataConfig", "DerivedId", "Distribution", "Dtype", "FeaturesConfig", "MonitorConfig", "Number",
-    "ProjectSection", "REF_PATTERN", "REGRESSION_METRICS", "RegistryConfig", "SearchConfig", "ServeConfig",
-    "SpaceValue", "SplitConfig", "TrainConfig", "suggest", "task_metrics",
+    "DATABASE_SCHEMES", "ProjectSection", "REF_PATTERN", "REGRESSION_METRICS", "RegistryConfig", "SERVER_SCHEMES",
+    "STORE_SCHEMES", "SearchConfig", "ServeConfig",
+    "SpaceValue", "SplitConfig", "TrainConfig", "suggest", "task_metrics", "uri_scheme",
 ]
 
 
@@ -114,12 +115,44 @@ def _order_key(value: Any) -> Any:
     return _as_datetime(value, "bound")
 
 
+#: The URI schemes a remote store may use.
+STORE_SCHEMES = ("s3",)
+#: The URI schemes of ``[registry] tracking_uri``: a database, or an MLflow tracking server.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql", "mssql")
+SERVER_SCHEMES = ("http", "https")
+
+
+def uri_scheme(value: str) -> str:
+    """The scheme of a URI (``"s3"``, ``"postgresql"``), or ``""`` for a plain path."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", value)
+    return match.group(1).lower() if match else ""
+
+
 class ProjectSection(_Section):
-    """``[project]``: the project's name and where its store lives."""
+    """``[project]``: the project's name and where its store lives.
+
+    ``store`` is a folder (relative to the project folder; ``.lockstep`` by
+    default) or ``s3://BUCKET/PREFIX`` for a store on S3 or an S3-compatible
+    server. ``storage_options`` passes settings to the object store
+    (``aws_endpoint_url``, ``aws_region``, ...); without them the standard
+    ``AWS_*`` environment variables apply.
+    """
 
     name: StrictStr = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
     description: StrictStr | None = None
-    store: StrictStr = ".lockstep"
+    store: StrictStr = Field(default=".lockstep", min_length=1)
+    storage_options: dict[str, StrictStr] = Field(default_factory=dict)
+
+    @field_validator("store")
+    @classmethod
+    def _store_location(cls, v: str) -> str:
+        scheme = uri_scheme(v)
+        if scheme and scheme not in STORE_SCHEMES:
+            raise ValueError(f"store {v!r}: {scheme}:// is not supported; use a folder or s3://BUCKET/PREFIX")
+        if scheme == "s3" and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/]+)*/?$", v):
+            raise ValueError(f"store {v!r} is not s3://BUCKET/PREFIX (bucket names are 3 to 63 lowercase letters, "
+                             "digits, dots and hyphens)")
+        return v
 
 
 class DataConfig(_Section):
@@ -389,6 +422,12 @@ class RegistryConfig(_Section):
     project folder) makes every version signed at registration, with the
     private key the environment variable ``LOCKSTEP_SIGNING_KEY`` names, and
     verified on every load; unsigned or wrongly signed versions are refused.
+
+    ``tracking_uri`` puts the runs and the registry on a shared service: a
+    database (``postgresql://USER:PASSWORD@HOST:PORT/DB``, with ``artifacts
+    = "s3://BUCKET/PREFIX"`` for the model files) or an MLflow tracking
+    server (``http://HOST:PORT``, which keeps the files itself). By default
+    both live in the store folder (SQLite and local files).
     """
 
     model: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -397,6 +436,23 @@ class RegistryConfig(_Section):
     trusted_types: list[StrictStr] = Field(default_factory=list)
     golden_rows: StrictInt = Field(default=100, ge=1, le=100_000)
     public_key: StrictStr | None = None
+    tracking_uri: StrictStr | None = None
+    artifacts: StrictStr | None = None
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking(cls, v: str | None) -> str | None:
+        if v is not None and uri_scheme(v) not in (*DATABASE_SCHEMES, *SERVER_SCHEMES):
+            raise ValueError(f"tracking_uri {v!r} is not a database URI (postgresql://USER:PASSWORD@HOST:PORT/DB) "
+                             "or an MLflow tracking server (http://HOST:PORT)")
+        return v
+
+    @field_validator("artifacts")
+    @classmethod
+    def _artifacts(cls, v: str | None) -> str | None:
+        if v is not None and uri_scheme(v) not in STORE_SCHEMES:
+            raise ValueError(f"artifacts {v!r} is not s3://BUCKET/PREFIX")
+        return v
 
 
 class ServeConfig(_Section):

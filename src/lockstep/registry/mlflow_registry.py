@@ -20,8 +20,13 @@ import json
 import logging
 import math
 import os
+import re
+import shutil
 import tempfile
+import urllib.error
+import urllib.request
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,22 +35,34 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import mlflow
+import mlflow.artifacts
 import mlflow.sklearn
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlalchemy
+import sqlalchemy.pool
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
 from lockstep.core.config import Config
-from lockstep.core.errors import FileSystemError, IntegrityError, NotFoundError, StoreError, UserError
+from lockstep.core.errors import (
+    FileSystemError,
+    IntegrityError,
+    NotFoundError,
+    ServiceError,
+    StoreError,
+    UserError,
+)
 from lockstep.core.fingerprint import fingerprint_bytes
 from lockstep.core.schema import ModelSchema
+from lockstep.core.sections import SERVER_SCHEMES, uri_scheme
 from lockstep.registry.loading import SKOPS_FILE, file_digest, load_checked, stored_code
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.relocation import relocate
-from lockstep.registry.signing import claims_of, private_key, sign_model
+from lockstep.registry.signing import CLAIMS_FILE, SIGNATURE_FILE, claims_of, private_key, sign_model
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, LoadedModel, TrainingRecord, VersionInfo
+from lockstep.store.location import S3Settings
 from lockstep.store.locks import exclusive
 
 __all__ = ["Registry"]
@@ -53,51 +70,100 @@ __all__ = ["Registry"]
 _ARTIFACTS_DIR = "/mlartifacts/"
 #: Store folders whose registry was checked for a move in this process.
 _RELOCATED: set[str] = set()
+#: Shared registries reached once in this process.
+_REACHED: set[str] = set()
+#: Seconds to wait for a shared registry to answer.
+CONNECT_TIMEOUT = 5
 
 
 class Registry:
-    """The MLflow tracking store and model registry of a lockstep store.
+    """The MLflow tracking store and model registry of a lockstep project.
+
+    By default both live in the store folder: a SQLite database and local
+    artifact files. With ``tracking_uri`` they live on shared services: a
+    database (PostgreSQL, with the files under ``artifacts`` in S3) or an
+    MLflow tracking server (which keeps the files itself).
 
     Parameters
     ----------
-    root : Path
-        The store folder (``.lockstep``).
+    root : Path or None
+        The store folder (``.lockstep``) of an embedded registry; None with a ``tracking_uri``.
     experiment : str
         The MLflow experiment runs go to (the project's name).
     public_key : Path, optional
         Sign every version registered and verify every version loaded with
         this key pair (see :mod:`lockstep.registry.signing`).
+    tracking_uri : str, optional
+        ``postgresql://...`` or ``http://HOST:PORT``.
+    artifacts : str, optional
+        ``s3://BUCKET/PREFIX`` for the files of runs and models, with a database ``tracking_uri``.
+    storage_options : dict, optional
+        How to reach ``artifacts`` (see :mod:`lockstep.store.location`).
     """
 
-    def __init__(self, root: Path, experiment: str, public_key: Path | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | None, experiment: str, public_key: Path | None = None, *,
+                 tracking_uri: str | None = None, artifacts: str | None = None,
+                 storage_options: dict[str, str] | None = None) -> None:
+        if root is None and tracking_uri is None:
+            raise ValueError("a registry needs a store folder or a tracking URI")
+        self.root = Path(root) if root is not None else None
         self.experiment = experiment
         self.public_key = Path(public_key) if public_key is not None else None
+        self.tracking_uri = tracking_uri
+        self.artifacts = artifacts.rstrip("/") if artifacts else None
+        self.storage_options = dict(storage_options or {})
+        self._downloads: Path | None = None
 
     @classmethod
     def of(cls, config: Config) -> Registry:
-        """The registry of a project: in its store, its experiment named after the project, its public key."""
-        return cls(config.store_path, experiment=config.project.name, public_key=config.public_key)
+        """The registry of a project: where ``[registry]`` says (by default in its store), its experiment named
+        after the project, its public key."""
+        root = None if config.store_remote else config.store_path
+        return cls(root, experiment=config.project.name, public_key=config.public_key,
+                   tracking_uri=config.registry.tracking_uri, artifacts=config.registry.artifacts,
+                   storage_options=config.project.storage_options)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the registry is the store folder's own SQLite database (not a shared service)."""
+        return self.tracking_uri is None
 
     @property
     def uri(self) -> str:
+        if self.tracking_uri is not None:
+            return self.tracking_uri
+        assert self.root is not None  # an embedded registry has a folder
         return f"sqlite:///{(self.root / 'mlflow.db').resolve()}"
 
     @property
+    def location(self) -> str:
+        """Where the registry is, for people: the tracking URI without its password."""
+        return redact(self.uri)
+
+    @property
     def artifact_root(self) -> Path:
+        assert self.root is not None  # an embedded registry has a folder
         return (self.root / _ARTIFACTS_DIR.strip("/")).resolve()
 
     def exists(self) -> bool:
+        if self.root is None:
+            return True  # a shared service: reached (or reported unreachable) by the first call
         return (self.root / "mlflow.db").exists()
+
+    def check(self) -> None:
+        """Reach the registry (the database or server), or raise a :class:`StoreError` that names it."""
+        with self._mlflow() as mlflow:
+            self._client(mlflow).search_experiments(max_results=1)
 
     def relocate(self) -> list[str]:
         """Point the registry's recorded artifact locations at this store's folder, if it was moved or copied
         (see :func:`lockstep.registry.relocation.relocate`); the old roots."""
-        return relocate(self.root)
+        return relocate(self.root) if self.root is not None else []
 
     def _create(self) -> None:
         """Create the tracking database, one process at a time: MLflow's migrations are not safe to run twice
         at once (a second process died with "duplicate column name")."""
+        assert self.root is not None  # only the embedded database is created here
         self.root.mkdir(parents=True, exist_ok=True)
         with exclusive(self.root / "locks" / "registry.lock", "registry creation"):
             with _quiet():
@@ -105,9 +171,9 @@ class Registry:
 
     @contextmanager
     def _mlflow(self) -> Iterator[Any]:
-        """MLflow, pointed at this store for the duration of the block (restored afterwards)."""
+        """MLflow, pointed at this registry for the duration of the block (restored afterwards)."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        if str(self.root.resolve()) not in _RELOCATED:
+        if self.root is not None and str(self.root.resolve()) not in _RELOCATED:
             self.relocate()
             _RELOCATED.add(str(self.root.resolve()))
         if not self.exists():
@@ -115,20 +181,50 @@ class Registry:
 
         for name in ("mlflow", "alembic", "mlflow.store", "mlflow.tracking"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.tracking_uri is not None and self.tracking_uri not in _REACHED:
+            reach(self.tracking_uri)  # MLflow itself retries a dead database for 100 s and a server for minutes
+            _REACHED.add(self.tracking_uri)
+        if self.root is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
         previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         try:
-            yield mlflow
+            with self._s3_environment():
+                yield mlflow
         except Exception as exc:  # a full disk or a read-only registry is the user's to fix, and named
-            error = FileSystemError.of(exc, "write the model registry", self.root)
-            if error is None:
+            found = (unreachable_registry(exc, self.location) if self.root is None
+                     else FileSystemError.of(exc, "write the model registry", self.root))
+            if found is None:
                 raise
-            raise error from None
+            raise found from None
         finally:
             mlflow.set_tracking_uri(previous[0])
             mlflow.set_registry_uri(previous[1])
+
+    @contextmanager
+    def _s3_environment(self) -> Iterator[None]:
+        """MLflow reaches S3 artifacts through boto3, configured by environment variables only: set them from
+        the storage options for the block (an endpoint, credentials), and put the old values back."""
+        if not (self.artifacts and self.artifacts.startswith("s3://")):
+            yield
+            return
+        settings = S3Settings.resolve(self.storage_options)
+        wanted = {"MLFLOW_S3_ENDPOINT_URL": settings.endpoint, "AWS_ACCESS_KEY_ID": settings.access_key,
+                  "AWS_SECRET_ACCESS_KEY": settings.secret_key, "AWS_DEFAULT_REGION": settings.region,
+                  "AWS_SESSION_TOKEN": settings.session_token}
+        saved = {name: os.environ.get(name) for name in wanted}
+        for name, value in wanted.items():
+            if value:
+                os.environ[name] = value
+        try:
+            yield
+        finally:
+            for name, old in saved.items():
+                if old is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = old
 
     def _client(self, mlflow: Any) -> Any:
         return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -138,7 +234,12 @@ class Registry:
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is not None:
             return str(experiment.experiment_id)
-        location = (self.artifact_root / self.experiment).as_uri()
+        if self.tracking_uri is not None and uri_scheme(self.tracking_uri) in SERVER_SCHEMES:
+            location = None  # the server's --artifacts-destination
+        elif self.artifacts is not None:
+            location = f"{self.artifacts}/{self.experiment}"
+        else:
+            location = (self.artifact_root / self.experiment).as_uri()
         return str(client.create_experiment(self.experiment, artifact_location=location))
 
     # ------------------------------------------------------------------ runs
@@ -203,6 +304,9 @@ class Registry:
                         all_tags = {**record.tags, **tags}
                         sign_model(model_dir, claims_of(record.model_name, version, all_tags), signing_key,
                                    self.public_key)
+                        if self._downloads is not None and model_dir.is_relative_to(self._downloads):
+                            for name in (CLAIMS_FILE, SIGNATURE_FILE):  # a shared registry: upload them
+                                client.log_model_artifact(info.model_id, str(model_dir / name))
                     client.set_registered_model_alias(record.model_name, "challenger", str(version))
                     mlflow.set_tags({f"{TAG}.registered.name": record.model_name,
                                      f"{TAG}.registered.version": str(version),
@@ -291,7 +395,30 @@ class Registry:
 
     def _model_dir(self, client: Any, model_id: str) -> Path:
         logged = client.get_logged_model(model_id)
-        return _local_path(logged.artifact_location)
+        return self._local(logged.artifact_location)
+
+    def _local(self, uri: str, path: str = "") -> Path:
+        """A local folder or file holding the artifact at ``uri`` (+ ``path``): the file itself when artifacts
+        are local, else a fresh download into this registry's private temporary folder."""
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            return Path(unquote(parsed.path)) / path if path else Path(unquote(parsed.path))
+        if self._downloads is None:
+            self._downloads = Path(tempfile.mkdtemp(prefix="lockstep-artifacts-"))
+            weakref.finalize(self, shutil.rmtree, str(self._downloads), True)
+        target = Path(tempfile.mkdtemp(dir=self._downloads))
+        source = f"{uri.rstrip('/')}/{path}" if path else uri
+        try:
+            with self._s3_environment(), _quiet():
+                return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(target),
+                                                               tracking_uri=self.uri))
+        except Exception as exc:
+            if "not found" in str(exc).lower() or "NoSuchKey" in str(exc) or "404" in str(exc):
+                return target / "missing" / (path or "artifact")
+            error = unreachable_registry(exc, redact(source))
+            if error is None:
+                raise
+            raise error from None
 
     def _version_dir(self, info: VersionInfo) -> Path:
         """The folder holding a version's MLmodel and model file (the registry's own; never handed out)."""
@@ -304,7 +431,7 @@ class Registry:
         """Where a run's artifact is kept (the registry's own; callers get its bytes, a table or an object)."""
         with self._mlflow() as mlflow:
             run = self._client(mlflow).get_run(run_id)
-            local = _local_path(run.info.artifact_uri) / path
+            local = self._local(run.info.artifact_uri, path)
         if not local.exists():
             raise NotFoundError(f"run {run_id} has no artifact {path}")
         return local
@@ -502,11 +629,64 @@ def _signature(spec: dict[str, Any]) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))
 
 
-def _local_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path))
-    raise StoreError(f"artifact location {uri} is not a local folder")
+def redact(uri: str) -> str:
+    """``uri`` without the password it may hold (``postgresql://user:***@host/db``)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]+):[^@]*@", r"\1:***@", uri)
+
+
+def reach(uri: str) -> None:
+    """Connect to a shared registry once, quickly: a database with a short connect timeout, a server's
+    ``/health``.
+
+    Raises
+    ------
+    ServiceError
+        Naming the registry (without its password) and what failed.
+    """
+    where = redact(uri)
+    try:
+        if uri_scheme(uri) in SERVER_SCHEMES:
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=CONNECT_TIMEOUT) as answer:
+                if answer.status != 200:
+                    raise ServiceError(f"the registry {where} answered {answer.status} to /health")
+            return
+        if uri_scheme(uri).startswith("postgresql"):
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": CONNECT_TIMEOUT},
+                                              poolclass=sqlalchemy.pool.NullPool)
+            with engine.connect():
+                pass
+    except ServiceError:
+        raise
+    except Exception as exc:
+        error = unreachable_registry(exc, where)
+        raise (error or ServiceError(f"cannot reach the registry {where}: {' '.join(str(exc).split())[:300]}")
+               ) from None
+
+
+def unreachable_registry(exc: BaseException, where: str) -> ServiceError | None:
+    """The user's error when a shared registry cannot be reached (a database, a server, S3); None otherwise."""
+    text = " ".join(str(exc).split())
+    lowered = text.lower()
+    if "password authentication failed" in lowered or "authentication failed" in lowered:
+        return ServiceError(f"the registry {where} refused the credentials", hint="check the user and password in "
+                          "[registry] tracking_uri (or the variables it names)")
+    if "does not exist" in lowered and "database" in lowered:
+        return ServiceError(f"the registry database in {where} does not exist", hint="create it (createdb NAME), or "
+                          "fix the database name in [registry] tracking_uri")
+    words = ("connection refused", "could not connect", "timeout expired", "max retries exceeded",
+             "failed to establish", "name or service not known", "could not translate host")
+    if isinstance(exc, urllib.error.URLError) or any(word in lowered for word in words):
+        return ServiceError(f"the registry {where} does not answer", hint="check the host and port in [registry] "
+                          "tracking_uri and that the server is running")
+    if "nosuchbucket" in lowered:
+        return ServiceError(f"the registry's artifacts at {where}: the bucket does not exist",
+                          hint="create it, or fix [registry] artifacts")
+    if any(word in lowered for word in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied")):
+        return ServiceError(f"the registry's artifacts at {where}: the credentials were refused",
+                          hint="check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    return None
 
 
 def _param(value: Any) -> str:

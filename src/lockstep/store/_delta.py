@@ -24,8 +24,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as fs
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
 
-from lockstep.core.errors import FileSystemError, StoreError
+from lockstep.core.errors import FileSystemError, ServiceError, StoreError
+from lockstep.store.location import RemotePath, StorePath
 
 __all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "dataset", "is_table", "open_table",
            "to_table", "write_table"]
@@ -44,18 +46,46 @@ TABLE_CONFIGURATION = {
 _ONE_FILE = 1 << 42
 
 
-def is_table(path: Path) -> bool:
+def _options(path: StorePath) -> dict[str, str] | None:
+    return path.settings.delta_options() if isinstance(path, RemotePath) else None
+
+
+def _remote_error(exc: BaseException, path: RemotePath, doing: str) -> ServiceError | StoreError:
+    """A user's error for an object store that cannot be reached: the endpoint, bucket and key in question."""
+    text = " ".join(str(exc).split())
+    where = path.settings.describe()
+    if "error sending request" in text or "timed out" in text or "Connection refused" in text:
+        return ServiceError(f"cannot {doing} {path}: the endpoint {where} does not answer",
+                          hint="check AWS_ENDPOINT_URL (or aws_endpoint_url in [project.storage_options]) and that "
+                               "the server is running")
+    if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+        return ServiceError(f"cannot {doing} {path}: the bucket '{path.bucket}' does not exist at {where}",
+                          hint="create it, or fix the bucket in [project] store")
+    if any(word in text for word in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403")):
+        return ServiceError(f"cannot {doing} {path}: the credentials were refused by {where}",
+                          hint="check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or [project.storage_options])")
+    return StoreError(f"cannot {doing} {path}: {text[:500]}")
+
+
+def is_table(path: StorePath) -> bool:
+    if isinstance(path, RemotePath):
+        try:
+            return bool(DeltaTable.is_deltatable(str(path), _options(path)))
+        except Exception as exc:  # deltalake raises several unrelated types
+            raise _remote_error(exc, path, "read") from None
     return (path / "_delta_log").is_dir()
 
 
-def open_table(path: Path, version: int | None = None) -> DeltaTable:
+def open_table(path: StorePath, version: int | None = None) -> DeltaTable:
     try:
-        return DeltaTable(str(path), version=version)
+        return DeltaTable(str(path), version=version, storage_options=_options(path))
     except Exception as exc:  # deltalake raises several unrelated types
+        if isinstance(path, RemotePath):
+            raise _remote_error(exc, path, "open the Delta table") from None
         raise StoreError(f"cannot open the Delta table {path}: {exc}") from exc
 
 
-def dataset(path: Path, version: int | None = None, *, text_as_dictionary: bool = False) -> pa.dataset.Dataset:
+def dataset(path: StorePath, version: int | None = None, *, text_as_dictionary: bool = False) -> pa.dataset.Dataset:
     """The table (at ``version``, default the latest) as a pyarrow dataset over its local files.
 
     Files are read through pyarrow's own local filesystem rather than
@@ -68,14 +98,13 @@ def dataset(path: Path, version: int | None = None, *, text_as_dictionary: bool 
     read dictionary-encoded.
     """
     table = open_table(path, version=version)
-    root = Path(path).resolve()
+    filesystem = _filesystem(path)
     actions = pa.table(table.get_add_actions(flatten=False))
-    for name, size in zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist()):
-        try:
-            actual = (root / name).stat().st_size
-        except OSError as exc:
-            raise StoreError(f"cannot read the Delta table {path}: its data file {name} is missing ({exc})",
-                             hint="the store was modified outside lockstep; restore the file from a backup") from exc
+    names, sizes = actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist()
+    for name, size, actual in zip(names, sizes, _sizes(filesystem, names, path)):
+        if actual is None:
+            raise StoreError(f"cannot read the Delta table {path}: its data file {name} is missing",
+                             hint="the store was modified outside lockstep; restore the file from a backup")
         if actual != size:
             raise StoreError(f"cannot read the Delta table {path}: its data file {name} has {actual:,} bytes, the "
                              f"Delta log records {size:,}: it was modified or damaged",
@@ -85,16 +114,35 @@ def dataset(path: Path, version: int | None = None, *, text_as_dictionary: bool 
         text = [f.name for f in pa.schema(table.schema().to_arrow()) if pa.types.is_string(f.type)
                 or pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)]
         options["parquet_read_options"] = ds.ParquetReadOptions(dictionary_columns=text)
-    return table.to_pyarrow_dataset(filesystem=fs.SubTreeFileSystem(str(root), fs.LocalFileSystem()), **options)
+    return table.to_pyarrow_dataset(filesystem=filesystem, **options)
 
 
-def to_table(path: Path, version: int | None = None, columns: list[str] | None = None, filter: Any = None, *,
+def _filesystem(path: StorePath) -> fs.FileSystem:
+    """The table's folder as a pyarrow filesystem: the local one, or S3 (with lockstep's timeouts)."""
+    if isinstance(path, RemotePath):
+        s3 = fs.S3FileSystem(**path.settings.pyarrow_arguments())
+        return fs.SubTreeFileSystem(f"{path.bucket}/{path.key}", s3)
+    return fs.SubTreeFileSystem(str(Path(path).resolve()), fs.LocalFileSystem())
+
+
+def _sizes(filesystem: fs.FileSystem, names: list[str], path: StorePath) -> list[int | None]:
+    """The size of each data file as it is (None: missing)."""
+    try:
+        infos = filesystem.get_file_info(names) if names else []
+    except OSError as exc:
+        if isinstance(path, RemotePath):
+            raise _remote_error(exc, path, "read") from None
+        raise
+    return [info.size if info.type == fs.FileType.File else None for info in infos]
+
+
+def to_table(path: StorePath, version: int | None = None, columns: list[str] | None = None, filter: Any = None, *,
              text_as_dictionary: bool = False) -> pa.Table:
     """The rows of the table (at ``version``), in the order they were written."""
     return dataset(path, version, text_as_dictionary=text_as_dictionary).to_table(columns=columns, filter=filter)
 
 
-def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dict[str, Any], *,
+def write_table(path: StorePath, data: pa.Table | pa.RecordBatchReader, metadata: dict[str, Any], *,
                 mode: str = "overwrite") -> None:
     """Write ``data`` as one new version of the table at ``path``, with ``metadata`` in the commit.
 
@@ -113,8 +161,11 @@ def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dic
         kwargs["schema_mode"] = "overwrite"
     if not is_table(path):
         kwargs["configuration"] = TABLE_CONFIGURATION
+    if isinstance(path, RemotePath):
+        kwargs["storage_options"] = _options(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not isinstance(path, RemotePath):
+            path.parent.mkdir(parents=True, exist_ok=True)
         with _rust_panics_held() as held:
             try:
                 write_deltalake(  # type: ignore[call-overload]  # mode is one of the overloads' literals
@@ -127,9 +178,17 @@ def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, metadata: dic
                     **kwargs,
                 )
             except BaseException as exc:  # delta-rs reports a full disk as DeltaError or as a panic (BaseException)
-                held.drop_panics = FileSystemError.of(exc, "write", path) is not None
+                held.drop_panics = not isinstance(path, RemotePath) and FileSystemError.of(exc, "write",
+                                                                                            path) is not None
                 raise
+    except CommitFailedError as exc:
+        raise StoreError(f"another process wrote the Delta table {path} at the same moment; nothing was written "
+                         f"({' '.join(str(exc).split())[:200]})", hint="run the command again") from None
     except BaseException as exc:
+        if isinstance(path, RemotePath):
+            if isinstance(exc, Exception):
+                raise _remote_error(exc, path, "write the Delta table") from None
+            raise
         error = FileSystemError.of(exc, "write the Delta table", path)
         if error is None:
             raise
@@ -206,7 +265,7 @@ def _without_panics(text: bytes) -> bytes:
     return "".join(kept).encode()
 
 
-def commit_metadata(path: Path) -> dict[int, dict[str, Any]]:
+def commit_metadata(path: StorePath) -> dict[int, dict[str, Any]]:
     """lockstep's metadata of every version of the table, by version number.
 
     Versions written by other tools (no lockstep metadata) are left out.

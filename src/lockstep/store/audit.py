@@ -45,14 +45,14 @@ from lockstep.core.errors import FileSystemError, StoreError
 from lockstep.store import _delta
 from lockstep.store.audit_index import AuditIndex, SegmentCache
 
-__all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter"]
+__all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter", "audit_schema", "parse_segment", "record_row"]
 
 #: The columns of an audit record, in order.
 AUDIT_FIELDS = ("request_id", "time", "endpoint", "status", "client", "model_name", "model_version",
                 "model_fingerprint", "runtime", "latency_ms", "rows", "inputs", "outputs", "error")
 
 
-def _schema() -> pa.Schema:
+def audit_schema() -> pa.Schema:
     return pa.schema([
         ("request_id", pa.string()), ("time", pa.timestamp("us", tz="UTC")), ("endpoint", pa.string()),
         ("status", pa.int32()), ("client", pa.string()), ("model_name", pa.string()), ("model_version", pa.int64()),
@@ -212,10 +212,15 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _read_segment(path: Path) -> list[dict[str, Any]]:
+    """The records of a segment file (see :func:`parse_segment`)."""
+    return parse_segment(path.read_bytes(), path)
+
+
+def parse_segment(data: bytes, path: object) -> list[dict[str, Any]]:
     """The records of a segment. Only its last line may be torn (a batch that was never acknowledged); a
     damaged line before it is an error, never skipped: it could hold an acknowledged record."""
     records = []
-    lines = path.read_bytes().split(b"\n")
+    lines = data.split(b"\n")
     complete, last = lines[:-1], lines[-1]  # what follows the last newline is an unfinished batch, if anything
     for number, line in enumerate(complete, 1):
         try:
@@ -288,16 +293,16 @@ class AuditLog:
             candidates = {*self._finished(), *(include or [])}
             todo = sorted(p for p in candidates if p.exists())
             fresh = [p for p in todo if self._name(p) not in done]
-            contents = {self._name(p): _read_segment(p) for p in fresh}
+            contents = {self._name(p): self._load(p) for p in fresh}
             records = [r for segment in contents.values() for r in segment]
             if records:
-                table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema())
+                table = pa.Table.from_pylist([record_row(r) for r in records], schema=audit_schema())
                 _delta.write_table(self.table, table, {"kind": "audit", "segments": [self._name(p) for p in fresh],
                                                        "rows": table.num_rows}, mode="append")
             # a segment leaves the wal only once it is in the table and in the index (an interrupted compaction
             # left some in the table but not the index: they are indexed now, from their files)
             indexed = self.index.indexed()
-            late = {self._name(p): _read_segment(p) for p in todo
+            late = {self._name(p): self._load(p) for p in todo
                     if self._name(p) not in contents and self._name(p) not in indexed}
             self.index.add({**contents, **late})
             for path in todo:
@@ -308,8 +313,12 @@ class AuditLog:
                     folder.rmdir()
             return len(records)
 
-    def _name(self, path: Path) -> str:
+    def _name(self, path: Any) -> str:
         return f"{path.parent.name}/{path.name}"
+
+    def _load(self, path: Any) -> list[dict[str, Any]]:
+        """The records of one segment."""
+        return _read_segment(path)
 
     # ------------------------------------------------------------------ reading
 
@@ -332,9 +341,9 @@ class AuditLog:
         for path in reversed(self._segments()):
             if self._name(path) in done:
                 continue
-            for record in reversed(_read_segment(path)):
+            for record in reversed(self._load(path)):
                 if _matches(record, request_id, endpoint, status):
-                    return _row(record)
+                    return record_row(record)
         if not _delta.is_table(self.table):
             return None
         expression = ds.field("request_id") == request_id
@@ -360,7 +369,7 @@ class AuditLog:
         then the records still in segments are filtered one segment at a time.
         Memory is bounded by the batch size, however long the log.
         """
-        schema = _schema()
+        schema = audit_schema()
         names = list(columns) if columns is not None else list(schema.names)
         expression = _filter(schema, since, until, model, endpoint, status)
         done = self._compacted()
@@ -377,7 +386,7 @@ class AuditLog:
                         if batch.num_rows:
                             yield batch.cast(target)
         for path in pending:
-            rows = [_row(r) for r in _read_segment(path)]
+            rows = [record_row(r) for r in self._load(path)]
             if not rows:
                 continue
             part = ds.dataset(pa.Table.from_pylist(rows, schema=schema)).to_table(columns=names, filter=expression)
@@ -388,7 +397,7 @@ class AuditLog:
     def read(self, since: datetime | None = None, until: datetime | None = None,
              model: str | None = None) -> pa.Table:
         """Every record (compacted or still in segments), oldest first, optionally filtered."""
-        table = pa.Table.from_batches(list(self.scan(since, until, model, batch_rows=100_000)), schema=_schema())
+        table = pa.Table.from_batches(list(self.scan(since, until, model, batch_rows=100_000)), schema=audit_schema())
         return table.sort_by([("time", "ascending")]) if table.num_rows else table
 
 
@@ -422,7 +431,7 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _row(record: dict[str, Any]) -> dict[str, Any]:
+def record_row(record: dict[str, Any]) -> dict[str, Any]:
     row = {name: record.get(name) for name in AUDIT_FIELDS}
     if isinstance(row["time"], str):
         row["time"] = datetime.fromisoformat(row["time"])

@@ -9,9 +9,9 @@ input (raw snapshot, code, configuration, environment) and of the output.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lockstep.store.location import StorePath
 from lockstep.store.versioned import VersionedTable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,7 +102,7 @@ class FeatureTable(VersionedTable[FeatureInfo]):
     info_type = FeatureInfo
     missing_hint = "`lockstep features list` shows every version"
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: StorePath, name: str) -> None:
         super().__init__(path)
         self.name = name
         self.empty = (f"the feature set '{name}' has no version yet", "run `lockstep features` first")

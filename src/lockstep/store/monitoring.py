@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from lockstep.store import _delta
+from lockstep.store.location import StorePath, as_store_path
 
 __all__ = ["MonitorLog"]
 
@@ -32,8 +32,8 @@ def _schema() -> pa.Schema:
 class MonitorLog:
     """The monitoring log of a store."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: StorePath) -> None:
+        self.root = as_store_path(root)
 
     def append(self, report: dict[str, Any]) -> None:
         """Record one monitoring run (its JSON report)."""

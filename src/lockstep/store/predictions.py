@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from lockstep.core.errors import UserError
 from lockstep.store import _delta
+from lockstep.store.location import StorePath, as_store_path
 
 #: A table name: it becomes a folder of the store, so never a path.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -73,10 +74,10 @@ class FileOutput:
 class PredictionStore:
     """``<store>/predictions``: named Delta outputs and the record of every batch run."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: StorePath) -> None:
+        self.root = as_store_path(root)
 
-    def table_path(self, name: str) -> Path:
+    def table_path(self, name: str) -> StorePath:
         """The folder of the named output table, inside ``<store>/predictions``.
 
         Raises

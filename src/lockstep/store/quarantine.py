@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import pyarrow as pa
 
 from lockstep.store import _delta
+from lockstep.store.location import StorePath, as_store_path
 
 __all__ = ["QuarantineRecord", "QuarantineTable"]
 
@@ -34,8 +34,8 @@ class QuarantineRecord:
 class QuarantineTable:
     """The quarantine table of a store (``<store>/quarantine``)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: StorePath) -> None:
+        self.path = as_store_path(path)
 
     @staticmethod
     def schema() -> pa.Schema:

@@ -8,13 +8,13 @@ listing the versions reads only that metadata, never the rows.
 from __future__ import annotations
 
 import builtins
-from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 import pyarrow as pa
 
 from lockstep.core.errors import NotFoundError
 from lockstep.store import _delta
+from lockstep.store.location import StorePath, as_store_path
 
 __all__ = ["VersionMetadata", "VersionedTable"]
 
@@ -57,8 +57,8 @@ class VersionedTable(Generic[InfoT]):
         """The message for a version that does not exist (the versions that do are added to it)."""
         return f"{self.noun} {version} does not exist"
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: StorePath) -> None:
+        self.path = as_store_path(path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from lockstep.core.errors import FileSystemError, LockstepError, UserError
@@ -44,12 +45,15 @@ def model_source(settings: ServeSettings) -> ModelSource:
     """Where the service's models come from: the bundle folder, or the store's registry."""
     if settings.bundle:
         return Bundle(settings.bundle, settings.key_path)
-    return Registry(Store(settings.store_root).root, settings.experiment, settings.key_path)
+    store = Store(settings.store_root, settings.storage_options)
+    return Registry(None if store.remote else Path(settings.store_root), settings.experiment, settings.key_path,
+                    tracking_uri=settings.tracking_uri, artifacts=settings.artifacts,
+                    storage_options=settings.storage_options)
 
 
 def audit_log(settings: ServeSettings) -> AuditLog:
     """The audit log of the service's store."""
-    return Store(settings.store_root).audit
+    return Store(settings.store_root, settings.storage_options).audit
 
 
 def configured_ref(settings: ServeSettings, ref_text: str | None = None) -> ModelRef:

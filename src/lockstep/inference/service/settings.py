@@ -31,6 +31,9 @@ class ServeSettings:
     bundle: str | None = None  # serve this bundle folder instead of a version from the registry
     drift_window: int = 1000  # recent records behind the PSI gauges of /metrics (0: none)
     public_key: str | None = None  # verify the model's signature with this key (refuse it unsigned)
+    storage_options: dict[str, str] | None = None  # how to reach a store in S3
+    tracking_uri: str | None = None  # a shared registry ([registry] tracking_uri)
+    artifacts: str | None = None  # its files ([registry] artifacts)
 
     @property
     def key_path(self) -> Path | None:

@@ -1,0 +1,285 @@
+"""A project on shared, real services: Delta tables in S3 (moto's server), MLflow on PostgreSQL 15.
+
+The services run on 127.0.0.1 for this module (see :mod:`tests.services`).
+Commands run as a user runs them, in processes of their own, from the project
+folder and from a second folder that holds only ``lockstep.toml`` and the
+project's code (another machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .services import PG_PASSWORD, postgres_server, s3_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+LOCKSTEP = [sys.executable, "-m", "lockstep"]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with postgres_server() as server:
+        yield server
+
+
+def _telco(folder: Path, rows: int = 600) -> Path:
+    shutil.copytree(EXAMPLES / "telco-churn", folder, ignore=shutil.ignore_patterns(".lockstep", "data"))
+    header, data = read_rows(TELCO_CSV)
+    write_rows(folder / "data" / "wa_churn.csv", header, data[:rows])
+    text = (folder / "lockstep.toml").read_text().replace("max_shared_fraction = 0.01", "max_shared_fraction = 0.05")
+    (folder / "lockstep.toml").write_text(text)
+    return folder
+
+
+def _remote(folder: Path, bucket: str, tracking_uri: str, prefix: str = "telco") -> None:
+    """Point a project at the shared services; the password comes from an environment variable."""
+    text = (folder / "lockstep.toml").read_text()
+    text = text.replace('store = ".lockstep"', f'store = "s3://{bucket}/{prefix}"', 1)
+    text = text.replace("[registry]\n", f'[registry]\ntracking_uri = "{tracking_uri}"\n'
+                                        f'artifacts = "s3://{bucket}/mlflow"\n', 1)
+    (folder / "lockstep.toml").write_text(text)
+
+
+def _env(s3, **extra: str) -> dict[str, str]:
+    return {**os.environ, **s3.env, "LOCKSTEP_PG_PASSWORD": PG_PASSWORD, **extra}
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*LOCKSTEP, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _json(done: subprocess.CompletedProcess) -> dict:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def shared(s3, pg, tmp_path_factory):
+    """The telco example run with ``lockstep run`` on S3 + PostgreSQL, and the same project run locally."""
+    root = tmp_path_factory.mktemp("team")
+    bucket, database = s3.bucket(), pg.database()
+    project = _telco(root / "first")
+    _remote(project, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
+    env = _env(s3)
+    done = _run(["run", "--project", str(project), "--json"], env)
+    assert done.returncode == 0, done.stderr
+    local = _telco(root / "local")
+    done_local = _run(["run", "--project", str(local), "--json"], {**os.environ})
+    assert done_local.returncode == 0, done_local.stderr
+    return {"project": project, "local": local, "bucket": bucket, "database": database, "env": env,
+            "report": json.loads(done.stdout), "local_report": json.loads(done_local.stdout)}
+
+
+def _second_folder(shared, root: Path) -> Path:
+    """Another machine: only lockstep.toml and the project's code."""
+    other = root / "second"
+    other.mkdir()
+    for name in ("lockstep.toml", "pipeline.py", "drift.py"):
+        shutil.copy2(shared["project"] / name, other / name)
+    return other
+
+
+def test_the_store_is_in_s3_and_the_project_folder_has_no_store(shared, s3) -> None:
+    keys = s3.keys(shared["bucket"])
+    assert any(k.startswith("telco/raw/_delta_log/") for k in keys)
+    assert any(k.startswith("telco/features/") for k in keys)
+    assert any(k.startswith("mlflow/telco-churn/models/") and k.endswith("model.skops") for k in keys)
+    assert not (shared["project"] / ".lockstep").exists()
+
+
+def test_fingerprints_are_the_same_on_s3_and_on_a_local_store(shared) -> None:
+    remote, local = shared["report"], shared["local_report"]
+
+    def steps(report: dict) -> dict:
+        return {s["name"]: (s.get("version"), s.get("fingerprint")) for s in report["steps"]}
+
+    assert steps(remote) == steps(local)
+    assert remote["reproduced"] and remote["identical"]
+
+
+def test_a_second_folder_sees_and_proves_the_same_versions(shared, tmp_path: Path) -> None:
+    other = _second_folder(shared, tmp_path)
+    env = shared["env"]
+    first_data = _json(_run(["data", "list", "--json", "--project", str(shared["project"])], env))
+    data = _json(_run(["data", "list", "--json"], env, cwd=other))
+    assert data == first_data and data
+    models = _json(_run(["models", "list", "--json"], env, cwd=other))
+    first_models = _json(_run(["models", "list", "--json", "--project", str(shared["project"])], env))
+    assert models == first_models
+
+    verified = _json(_run(["verify", "telco-churn@champion", "--json"], env, cwd=other))
+    assert verified["reproduced"], verified
+    parity = _json(_run(["parity", "telco-churn@champion", "--json"], env, cwd=other))
+    assert parity["identical"], parity
+
+    rows = tmp_path / "rows.csv"
+    header, data_rows = read_rows(TELCO_CSV)
+    write_rows(rows, [h for h in header if h != "churn"],
+               [[v for h, v in zip(header, r) if h != "churn"] for r in data_rows[600:700]])
+    out_first, out_other = tmp_path / "first.parquet", tmp_path / "other.parquet"
+    assert _run(["predict", "--input", str(rows), "--output", str(out_first), "--project", str(shared["project"])],
+                env).returncode == 0
+    done = _run(["predict", "--input", str(rows), "--output", str(out_other)], env, cwd=other)
+    assert done.returncode == 0, done.stderr
+    import pyarrow.parquet as pq
+
+    first, second = pq.read_table(out_first), pq.read_table(out_other)
+    columns = [c for c in first.column_names if c.startswith(("prediction", "proba_"))]
+    assert columns and first.select(columns).equals(second.select(columns))
+
+    first_monitor = _run(["monitor", "--data", str(rows), "--json", "--project", str(shared["project"])], env)
+    monitored = _run(["monitor", "--data", str(rows), "--json"], env, cwd=other)
+    assert monitored.returncode == first_monitor.returncode and monitored.returncode in (0, 3), monitored.stderr
+    report, first_report = json.loads(monitored.stdout), json.loads(first_monitor.stdout)
+    assert report["model"] == "telco-churn" and report["drifted"] == first_report["drifted"]
+
+
+def test_secrets_from_the_environment_are_never_recorded(shared, s3) -> None:
+    client = s3.client()
+    keys = [k for k in s3.keys(shared["bucket"], "mlflow/") if k.endswith("/config.json")]
+    assert keys
+    recorded = client.get_object(Bucket=shared["bucket"], Key=keys[0])["Body"].read().decode()
+    assert PG_PASSWORD not in recorded
+    assert "${LOCKSTEP_PG_PASSWORD}" in recorded
+
+
+def test_env_show_reports_where_the_store_and_registry_are(shared) -> None:
+    shown = _json(_run(["env", "show", "--json", "--project", str(shared["project"])], shared["env"]))
+    where = shown["project"]
+    assert where["store"] == f"s3://{shared['bucket']}/telco"
+    assert PG_PASSWORD not in where["registry"] and where["registry"].startswith("postgresql://lockstep:***@")
+    assert where["artifacts"] == f"s3://{shared['bucket']}/mlflow"
+
+
+@pytest.mark.parametrize("fault", ["endpoint", "bucket", "password", "database", "port"])
+def test_a_wrong_service_setting_is_exit_2_naming_it_within_10_s(shared, s3, pg, fault: str,
+                                                                  tmp_path: Path) -> None:
+    other = _second_folder(shared, tmp_path)
+    env = dict(shared["env"])
+    text = (other / "lockstep.toml").read_text()
+    expected = {"endpoint": "does not answer", "bucket": "does not exist", "password": "refused the credentials",
+                "database": "does not exist", "port": "does not answer"}[fault]
+    if fault == "endpoint":
+        env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
+    elif fault == "bucket":
+        text = text.replace(f"s3://{shared['bucket']}/telco", "s3://no-such-bucket-here/telco")
+    elif fault == "password":
+        env["LOCKSTEP_PG_PASSWORD"] = "wrong"
+    elif fault == "database":
+        text = text.replace(shared["database"], "no_such_database")
+    else:
+        text = text.replace(f":{pg.port}/", ":9/")
+    (other / "lockstep.toml").write_text(text)
+    started = time.monotonic()
+    done = _run(["env", "show", "--json"], env, cwd=other, timeout=60)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr, done.stderr
+    assert elapsed < 10, elapsed
+    if fault == "bucket":
+        assert "no-such-bucket-here" in done.stderr
+    if fault == "endpoint":
+        assert "127.0.0.1:9" in done.stderr
+    assert PG_PASSWORD not in done.stderr
+
+
+def test_a_missing_environment_variable_is_a_user_error_naming_it(shared, tmp_path: Path) -> None:
+    other = _second_folder(shared, tmp_path)
+    env = {k: v for k, v in shared["env"].items() if k != "LOCKSTEP_PG_PASSWORD"}
+    done = _run(["models", "list"], env, cwd=other)
+    assert done.returncode == 2
+    assert "LOCKSTEP_PG_PASSWORD" in done.stderr and "registry.tracking_uri" in done.stderr
+
+
+def test_concurrent_ingests_from_two_machines_write_one_version(s3, pg, tmp_path: Path) -> None:
+    bucket, database = s3.bucket(), pg.database()
+    folders = []
+    for name in ("a", "b"):
+        folder = _telco(tmp_path / name, rows=300)
+        _remote(folder, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
+        folders.append(folder)
+    env = _env(s3)
+    processes = [subprocess.Popen([*LOCKSTEP, "ingest", "--json", "--project", str(f)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in folders]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    listed = _json(_run(["data", "list", "--json", "--project", str(folders[0])], env))
+    assert [s["version"] for s in listed] == [0]
+    changed = sorted(json.loads(out)["changed"] for out, _ in outputs)
+    assert changed == [False, True]
+
+
+def test_a_lock_in_s3_excludes_other_holders_and_is_freed_when_its_lease_runs_out(s3, monkeypatch) -> None:
+    from lockstep.core.errors import UserError
+    from lockstep.store.location import RemotePath
+    from lockstep.store.locks import remote_exclusive
+
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    lock = RemotePath(f"s3://{s3.bucket()}/store/locks/train.lock")
+    inside, overlaps = [], []
+
+    def hold(name: str) -> None:
+        with remote_exclusive(lock, "training", timeout=30):
+            if inside:
+                overlaps.append(name)
+            inside.append(name)
+            time.sleep(0.3)
+            inside.remove(name)
+
+    threads = [threading.Thread(target=hold, args=(str(i),)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == []
+
+    # a holder that died (its lock object left behind, never renewed) blocks others only until its lease ends
+    from lockstep.store import objects
+
+    objects.put(lock, json.dumps({"holder": "dead:1", "expires": time.time() + 1.5}).encode())
+    with pytest.raises(UserError, match="dead:1"):
+        with remote_exclusive(lock, "training", timeout=0.5):
+            pass
+    started = time.monotonic()
+    with remote_exclusive(lock, "training", timeout=10):
+        assert time.monotonic() - started < 5
+    assert objects.get(lock) is None  # released
+
+
+def test_the_audit_log_in_s3_keeps_every_writers_records(s3, monkeypatch) -> None:
+    from lockstep.store import Store
+
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    store = Store(f"s3://{s3.bucket()}/store")
+    writers = [store.audit.writer(), store.audit.writer()]
+    sent = []
+    for i in range(6):
+        record = {"request_id": f"r{i}", "time": f"2026-11-29T10:00:0{i}+00:00", "endpoint": "/predict",
+                  "status": 200, "model_name": "m", "model_version": 1, "rows": 1, "inputs": [{"x": i}]}
+        writers[i % 2].write([record])
+        sent.append(record["request_id"])
+    assert sorted(store.audit.read().column("request_id").to_pylist()) == sent
+    assert store.audit.prediction("r3") == ("m", 1, 1)
+    assert store.audit.compact() == 6
+    assert sorted(store.audit.read().column("request_id").to_pylist()) == sent  # now from the Delta table
+    assert store.audit.prediction("r4") == ("m", 1, 1) and store.audit.prediction("nope") is None
+    assert store.audit.compact() == 0
