@@ -154,3 +154,59 @@ def test_normalized_config_is_stable_and_sorted() -> None:
     assert a == b
     assert list(a) == sorted(a)
     assert a["split"]["valid"] == 0.2
+
+
+# ---- where the store and the registry are; ${NAME} in values
+
+
+def _with(text: str, project: Path, extra: str) -> Path:
+    (project / "lockstep.toml").write_text(text + extra, encoding="utf-8")
+    return project
+
+
+def test_environment_variables_are_expanded_and_kept_out_of_the_record(small_project: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEAM_BUCKET", "team-bucket")
+    monkeypatch.setenv("TEAM_DB_PASSWORD", "hunter2")
+    text = SMALL_CONFIG.replace('name = "small"', 'name = "small"\nstore = "s3://${TEAM_BUCKET}/small"', 1)
+    _with(text, small_project, '\n[registry]\ntracking_uri = "postgresql://me:${TEAM_DB_PASSWORD}@db:5432/ml"\n'
+                               'artifacts = "s3://${TEAM_BUCKET}/mlflow"\n')
+    config = load_config(small_project)
+    assert config.store_remote and config.store_location == "s3://team-bucket/small"
+    assert config.registry.tracking_uri == "postgresql://me:hunter2@db:5432/ml"
+    recorded = str(config.normalized())
+    assert "hunter2" not in recorded and "${TEAM_DB_PASSWORD}" in recorded and "${TEAM_BUCKET}" in recorded
+    with pytest.raises(ConfigError, match="s3://team-bucket/small, not a folder"):
+        _ = config.store_path
+
+
+def test_a_missing_environment_variable_names_the_key_and_the_variable(small_project: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    _with(SMALL_CONFIG, small_project, '\n[registry]\ntracking_uri = "postgresql://me:${NOT_SET_ANYWHERE}@db/ml"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(small_project)
+    assert "registry.tracking_uri" in info.value.message and "NOT_SET_ANYWHERE" in info.value.message
+
+
+def test_a_doubled_dollar_is_a_literal(small_project: Path) -> None:
+    text = SMALL_CONFIG.replace('name = "small"', 'name = "small"\ndescription = "costs $${PRICE}"', 1)
+    _with(text, small_project, "")
+    assert load_config(small_project).project.description == "costs ${PRICE}"
+
+
+@pytest.mark.parametrize(("project_keys", "registry_keys", "expected"), [
+    ('store = "s3://team-bucket/x"', "", "set registry.tracking_uri"),
+    ('store = "s3://team-bucket/x"', 'tracking_uri = "postgresql://u:p@h/db"', "set registry.artifacts"),
+    ('store = "gs://team-bucket/x"', "", "gs:// is not supported"),
+    ('store = "s3://Bad_Bucket/x"', "", "is not s3://BUCKET/PREFIX"),
+    ("", 'tracking_uri = "mongodb://h/db"', "is not a database URI"),
+    ("", 'tracking_uri = "http://h:5000"\nartifacts = "s3://team-bucket/m"', "only applies with a database"),
+    ("", 'artifacts = "/tmp/artifacts"', "is not s3://BUCKET/PREFIX"),
+])
+def test_store_and_registry_locations_are_checked(small_project: Path, project_keys: str, registry_keys: str,
+                                                  expected: str) -> None:
+    text = SMALL_CONFIG.replace('name = "small"', f'name = "small"\n{project_keys}', 1)
+    _with(text, small_project, f"\n[registry]\n{registry_keys}\n")
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):
+        load_config(small_project)

@@ -61,7 +61,8 @@ def _env(s3, **extra: str) -> dict[str, str]:
     return {**os.environ, **s3.env, "LOCKSTEP_PG_PASSWORD": PG_PASSWORD, **extra}
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def _run(args: list[str], env: dict[str, str], cwd: Path | None = None,
+         timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*LOCKSTEP, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -283,3 +284,93 @@ def test_the_audit_log_in_s3_keeps_every_writers_records(s3, monkeypatch) -> Non
     assert sorted(store.audit.read().column("request_id").to_pylist()) == sent  # now from the Delta table
     assert store.audit.prediction("r4") == ("m", 1, 1) and store.audit.prediction("nope") is None
     assert store.audit.compact() == 0
+
+
+def test_two_replicas_share_one_audit_log_and_a_sigkill_loses_no_answered_request(shared, tmp_path: Path) -> None:
+    import concurrent.futures
+    import signal
+
+    import httpx
+    import pyarrow.parquet as pq
+
+    from .serving import Server, record
+
+    started = time.time()
+    header, rows = read_rows(TELCO_CSV)
+    records = [record(dict(zip(header, r))) for r in rows[600:700]]
+    env = {k: v for k, v in shared["env"].items() if k not in os.environ or os.environ[k] != v}
+    replicas = [Server(shared["project"], env=env), Server(shared["project"], env=env)]
+    for replica in replicas:
+        replica.wait_ready(timeout=120)
+    answered: list[str] = []
+    guard = threading.Lock()
+    stop = threading.Event()
+
+    def client(offset: int) -> None:
+        with httpx.Client(timeout=30) as http:
+            i = offset
+            while not stop.is_set():
+                replica = replicas[i % 2]
+                try:
+                    response = http.post(replica.url + "/predict", json=records[i % len(records)])
+                except httpx.HTTPError:  # the killed replica: its requests were never answered
+                    i += 1
+                    continue
+                if response.status_code == 200:
+                    with guard:
+                        answered.append(response.json()["request_id"])
+                i += 1
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            for k in range(6):
+                pool.submit(client, k)
+            deadline = time.time() + 60
+            while len(answered) < 120 and time.time() < deadline:
+                time.sleep(0.05)
+            replicas[0].stop(signal.SIGKILL)  # no shutdown: only what was written to S3 survives
+            killed_at = len(answered)
+            deadline = time.time() + 30
+            while len(answered) < killed_at + 40 and time.time() < deadline:
+                time.sleep(0.05)
+            stop.set()
+    finally:
+        for replica in replicas:
+            replica.stop()
+    assert len(answered) >= 160
+
+    export = tmp_path / "audit.parquet"
+    done = _run(["audit", "export", str(export), "--project", str(shared["project"])], shared["env"])
+    assert done.returncode == 0, done.stderr
+    logged = set(pq.read_table(export).column("request_id").to_pylist())
+    missing = [rid for rid in answered if rid not in logged]
+    assert not missing, f"{len(missing)} answered requests are not in the audit log"
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started - 1))
+    monitored = _run(["monitor", "--since", since, "--json", "--project", str(shared["project"])], shared["env"])
+    assert monitored.returncode in (0, 3), monitored.stderr
+    assert json.loads(monitored.stdout)["rows"] >= len(answered)
+
+
+def test_a_project_on_an_mlflow_tracking_server_is_proved_from_a_second_folder(s3, pg, tmp_path: Path) -> None:
+    """``[registry] tracking_uri = "http://..."``: the server keeps the files (no database password, no artifact
+    bucket in the project); the store stays in S3."""
+    from .services import mlflow_server
+
+    bucket, database = s3.bucket(), pg.database()
+    with mlflow_server(pg.uri(database), f"s3://{bucket}/mlflow-server", s3) as url:
+        project = _telco(tmp_path / "served")
+        text = (project / "lockstep.toml").read_text()
+        text = text.replace('store = ".lockstep"', f'store = "s3://{bucket}/telco"', 1)
+        text = text.replace("[registry]\n", f'[registry]\ntracking_uri = "{url}"\n', 1)
+        (project / "lockstep.toml").write_text(text)
+        env = {**os.environ, **s3.env}
+        ran = _json(_run(["run", "--json", "--project", str(project)], env))
+        assert ran["reproduced"] and ran["identical"]
+        other = tmp_path / "other"
+        other.mkdir()
+        for name in ("lockstep.toml", "pipeline.py"):
+            shutil.copy2(project / name, other / name)
+        verified = _json(_run(["verify", "telco-churn@champion", "--json"], env, cwd=other))
+        assert verified["reproduced"], verified
+        assert any(k.startswith("mlflow-server/") and k.endswith("model.skops") for k in s3.keys(bucket))

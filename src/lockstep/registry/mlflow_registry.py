@@ -173,6 +173,7 @@ class Registry:
     def _mlflow(self) -> Iterator[Any]:
         """MLflow, pointed at this registry for the duration of the block (restored afterwards)."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # stdout is lockstep's (--json)
         if self.root is not None and str(self.root.resolve()) not in _RELOCATED:
             self.relocate()
             _RELOCATED.add(str(self.root.resolve()))
