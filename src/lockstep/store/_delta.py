@@ -27,7 +27,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from lockstep.core.errors import FileSystemError, ServiceError, StoreError
-from lockstep.store.location import RemotePath, StorePath
+from lockstep.store.location import RemotePath, StorePath, service_error
 
 __all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "dataset", "is_table", "open_table",
            "to_table", "write_table"]
@@ -51,19 +51,14 @@ def _options(path: StorePath) -> dict[str, str] | None:
 
 
 def _remote_error(exc: BaseException, path: RemotePath, doing: str) -> ServiceError | StoreError:
-    """A user's error for an object store that cannot be reached: the endpoint, bucket and key in question."""
+    """A user's error for an object store that cannot be reached (delta-rs says which only in its text)."""
     text = " ".join(str(exc).split())
-    where = path.settings.describe()
     if "error sending request" in text or "timed out" in text or "Connection refused" in text:
-        return ServiceError(f"cannot {doing} {path}: the endpoint {where} does not answer",
-                          hint="check AWS_ENDPOINT_URL (or aws_endpoint_url in [project.storage_options]) and that "
-                               "the server is running")
+        return service_error("endpoint", path, doing)
     if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
-        return ServiceError(f"cannot {doing} {path}: the bucket '{path.bucket}' does not exist at {where}",
-                          hint="create it, or fix the bucket in [project] store")
+        return service_error("bucket", path, doing)
     if any(word in text for word in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403")):
-        return ServiceError(f"cannot {doing} {path}: the credentials were refused by {where}",
-                          hint="check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or [project.storage_options])")
+        return service_error("credentials", path, doing)
     return StoreError(f"cannot {doing} {path}: {text[:500]}")
 
 

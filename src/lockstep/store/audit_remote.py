@@ -105,16 +105,13 @@ class RemoteAuditLog(AuditLog):
     @contextlib.contextmanager
     def _lock(self) -> Iterator[bool]:
         root: RemotePath = self.root  # type: ignore[assignment]
-        held = remote_exclusive(root / "locks" / "compact.lock", "audit compaction", timeout=0)
-        try:
-            held.__enter__()
-        except UserError:
-            yield False
-            return
-        try:
+        with contextlib.ExitStack() as stack:
+            try:  # another replica compacting now: this one skips its turn
+                stack.enter_context(remote_exclusive(root / "locks" / "compact.lock", "audit compaction", timeout=0))
+            except UserError:
+                yield False
+                return
             yield True
-        finally:
-            held.__exit__(None, None, None)
 
     def compact(self, include: list[Any] | None = None) -> int:
         """Move every batch object into the Delta table; return the records moved."""

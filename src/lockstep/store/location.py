@@ -25,10 +25,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
-__all__ = ["RemotePath", "S3Settings", "StorePath", "as_store_path", "is_remote", "store_path"]
+from lockstep.core.errors import ServiceError
+
+__all__ = ["RemotePath", "S3Settings", "StorePath", "as_store_path", "is_remote", "service_error", "store_path"]
 
 #: The storage options lockstep reads, and the environment variables they fall back on.
 _KEYS = {
@@ -188,3 +190,22 @@ def store_path(location: str | Path, options: dict[str, str] | None = None) -> S
     if text.lower().startswith("s3://"):
         return RemotePath(text, dict(options or {}))
     return Path(location)
+
+
+def service_error(fault: Literal["endpoint", "bucket", "credentials"], path: RemotePath, doing: str,
+                  detail: str = "") -> ServiceError:
+    """The user's error when an S3 store cannot be used, naming the one setting at fault.
+
+    Every client (Delta Lake's, boto3's) reports its failures differently;
+    each classifies them and asks here for the message.
+    """
+    where = path.settings.describe()
+    if fault == "endpoint":
+        return ServiceError(f"cannot {doing} {path}: the endpoint {where} does not answer",
+                            hint="check AWS_ENDPOINT_URL (or aws_endpoint_url in [project.storage_options]) and "
+                                 "that the server is running")
+    if fault == "bucket":
+        return ServiceError(f"cannot {doing} {path}: the bucket '{path.bucket}' does not exist at {where}",
+                            hint="create it, or fix the bucket in [project] store")
+    return ServiceError(f"cannot {doing} {path}: the credentials were refused by {where}{detail}",
+                        hint="check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or [project.storage_options])")

@@ -17,7 +17,14 @@ import botocore.config
 import botocore.exceptions
 
 from lockstep.core.errors import ServiceError
-from lockstep.store.location import CONNECT_TIMEOUT, REQUEST_TIMEOUT, RETRIES, RemotePath, S3Settings
+from lockstep.store.location import (
+    CONNECT_TIMEOUT,
+    REQUEST_TIMEOUT,
+    RETRIES,
+    RemotePath,
+    S3Settings,
+    service_error,
+)
 
 __all__ = ["check", "delete", "exists", "get", "list_keys", "put", "put_if_absent", "replace_if_match",
            "unreachable"]
@@ -30,39 +37,39 @@ def _client(settings: S3Settings) -> Any:
     return boto3.session.Session().client("s3", config=config, **settings.boto3_arguments())
 
 
+#: Error codes that are answers, not failures: the condition of a conditional request did not hold.
+_CHANGED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_MISSING = ("NoSuchKey", "404")
+
+
 def unreachable(exc: BaseException, path: RemotePath, doing: str) -> ServiceError:
-    """The user's error for a failed request: which of endpoint, bucket, credentials or object is at fault."""
-    settings = path.settings
+    """The user's error for a failed request: which of endpoint, bucket or credentials is at fault."""
     if isinstance(exc, botocore.exceptions.ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("NoSuchBucket", "404") and doing == "check":
-            return ServiceError(f"the bucket '{path.bucket}' does not exist at {settings.describe()}",
-                              hint="create it, or fix the bucket in [project] store")
-        if code == "NoSuchBucket":
-            return ServiceError(f"cannot {doing} {path}: the bucket '{path.bucket}' does not exist at "
-                              f"{settings.describe()}", hint="create it, or fix the bucket in [project] store")
+        code = _code(exc)
+        if code == "NoSuchBucket" or (code == "404" and doing == "check"):
+            return service_error("bucket", path, doing)
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken"):
-            return ServiceError(f"cannot {doing} {path}: the credentials were refused ({code})",
-                              hint="check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
-                                   "[project.storage_options])")
+            return service_error("credentials", path, doing, f" ({code})")
         return ServiceError(f"cannot {doing} {path}: {code or exc}")
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return ServiceError(f"cannot {doing} {path}: no credentials",
-                          hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or [project.storage_options])")
+                            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or [project.storage_options])")
     if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
                         botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError)):
-        return ServiceError(f"cannot {doing} {path}: the endpoint {settings.describe()} does not answer",
-                          hint="check AWS_ENDPOINT_URL (or aws_endpoint_url in [project.storage_options]) and "
-                               "that the server is running")
+        return service_error("endpoint", path, doing)
     return ServiceError(f"cannot {doing} {path}: {exc}")
 
 
-def _call(path: RemotePath, doing: str, method: str, **kwargs: Any) -> Any:
+def _call(path: RemotePath, doing: str, method: str, answers: tuple[str, ...] = (), /, **kwargs: Any) -> Any:
+    """Call the S3 API ``method`` on the path's bucket; None when it fails with one of the error codes
+    ``answers`` (a condition that did not hold, a missing object)."""
     try:
         return getattr(_client(path.settings), method)(Bucket=path.bucket, **kwargs)
-    except botocore.exceptions.BotoCoreError as exc:
-        raise unreachable(exc, path, doing) from None
     except botocore.exceptions.ClientError as exc:
+        if _code(exc) in answers:
+            return None
+        raise unreachable(exc, path, doing) from None
+    except botocore.exceptions.BotoCoreError as exc:
         raise unreachable(exc, path, doing) from None
 
 
@@ -97,15 +104,8 @@ def list_keys(path: RemotePath) -> list[str]:
 
 def get(path: RemotePath) -> tuple[bytes, str] | None:
     """The object's bytes and ETag, or None when there is no such object."""
-    try:
-        found = _client(path.settings).get_object(Bucket=path.bucket, Key=path.key)
-    except botocore.exceptions.ClientError as exc:
-        if _code(exc) in ("NoSuchKey", "404"):
-            return None
-        raise unreachable(exc, path, "read") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise unreachable(exc, path, "read") from None
-    return found["Body"].read(), str(found["ETag"])
+    found = _call(path, "read", "get_object", _MISSING, Key=path.key)
+    return (found["Body"].read(), str(found["ETag"])) if found is not None else None
 
 
 def put(path: RemotePath, data: bytes) -> None:
@@ -115,39 +115,17 @@ def put(path: RemotePath, data: bytes) -> None:
 
 def put_if_absent(path: RemotePath, data: bytes) -> str | None:
     """Create the object unless it exists (``If-None-Match: *``); its ETag, or None when it existed."""
-    try:
-        done = _client(path.settings).put_object(Bucket=path.bucket, Key=path.key, Body=data, IfNoneMatch="*")
-    except botocore.exceptions.ClientError as exc:
-        if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-            return None
-        raise unreachable(exc, path, "write") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise unreachable(exc, path, "write") from None
-    return str(done["ETag"])
+    done = _call(path, "write", "put_object", _CHANGED, Key=path.key, Body=data, IfNoneMatch="*")
+    return str(done["ETag"]) if done is not None else None
 
 
 def replace_if_match(path: RemotePath, data: bytes, etag: str) -> str | None:
     """Overwrite the object only if it is still the version ``etag``; the new ETag, or None when it changed."""
-    try:
-        done = _client(path.settings).put_object(Bucket=path.bucket, Key=path.key, Body=data, IfMatch=etag)
-    except botocore.exceptions.ClientError as exc:
-        if _code(exc) in ("PreconditionFailed", "412", "NoSuchKey", "404", "ConditionalRequestConflict", "409"):
-            return None
-        raise unreachable(exc, path, "write") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise unreachable(exc, path, "write") from None
-    return str(done["ETag"])
+    done = _call(path, "write", "put_object", (*_CHANGED, *_MISSING), Key=path.key, Body=data, IfMatch=etag)
+    return str(done["ETag"]) if done is not None else None
 
 
 def delete(path: RemotePath, etag: str | None = None) -> bool:
     """Delete the object (only if it is still the version ``etag``, when given); whether it was deleted."""
-    extra = {"IfMatch": etag} if etag else {}
-    try:
-        _client(path.settings).delete_object(Bucket=path.bucket, Key=path.key, **extra)
-    except botocore.exceptions.ClientError as exc:
-        if _code(exc) in ("PreconditionFailed", "412", "NoSuchKey", "404"):
-            return False
-        raise unreachable(exc, path, "delete") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise unreachable(exc, path, "delete") from None
-    return True
+    extra: dict[str, Any] = {"IfMatch": etag} if etag else {}
+    return _call(path, "delete", "delete_object", (*_CHANGED, *_MISSING), Key=path.key, **extra) is not None
