@@ -77,8 +77,10 @@ def shared(s3, pg, tmp_path_factory):
     root = tmp_path_factory.mktemp("team")
     bucket, database = s3.bucket(), pg.database()
     project = _telco(root / "first")
-    _remote(project, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
-    env = _env(s3)
+    # the bucket and the password come from the environment: the recorded configuration keeps ${NAME}, and
+    # verify reads that record on another machine
+    _remote(project, "${LOCKSTEP_TEST_BUCKET}", pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
+    env = _env(s3, LOCKSTEP_TEST_BUCKET=bucket)
     done = _run(["run", "--project", str(project), "--json"], env)
     assert done.returncode == 0, done.stderr
     local = _telco(root / "local")
@@ -158,7 +160,7 @@ def test_secrets_from_the_environment_are_never_recorded(shared, s3) -> None:
     assert keys
     recorded = client.get_object(Bucket=shared["bucket"], Key=keys[0])["Body"].read().decode()
     assert PG_PASSWORD not in recorded
-    assert "${LOCKSTEP_PG_PASSWORD}" in recorded
+    assert "${LOCKSTEP_PG_PASSWORD}" in recorded and "s3://${LOCKSTEP_TEST_BUCKET}/telco" in recorded
 
 
 def test_env_show_reports_where_the_store_and_registry_are(shared) -> None:
@@ -180,7 +182,7 @@ def test_a_wrong_service_setting_is_exit_2_naming_it_within_10_s(shared, s3, pg,
     if fault == "endpoint":
         env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
     elif fault == "bucket":
-        text = text.replace(f"s3://{shared['bucket']}/telco", "s3://no-such-bucket-here/telco")
+        env["LOCKSTEP_TEST_BUCKET"] = "no-such-bucket-here"
     elif fault == "password":
         env["LOCKSTEP_PG_PASSWORD"] = "wrong"
     elif fault == "database":

@@ -55,7 +55,7 @@ from lockstep.core.sections import (
     uri_scheme,
 )
 
-__all__ = ["CONFIG_FILE", "Config", "expand_variables", "load_config", "parse_config"]
+__all__ = ["CONFIG_FILE", "Config", "expand_variables", "load_config", "parse_config", "parse_recorded_config"]
 
 CONFIG_FILE = "lockstep.toml"
 
@@ -307,6 +307,27 @@ def load_config(project_dir: str | Path = ".") -> Config:
     config._project_dir = project_dir.resolve()
     config._templates = templates
     return config
+
+
+#: Keys that say where one machine kept its artifacts: they shape no model, and may hold ``${NAME}`` templates.
+_LOCATION_KEYS = {"project": ("store", "storage_options"), "registry": ("tracking_uri", "artifacts")}
+
+
+def parse_recorded_config(raw: dict[str, Any], *, source: str) -> Config:
+    """A configuration recorded with a model version (its ``config.json``), validated.
+
+    The store and registry locations it records are where the training
+    machine kept things, as written (``s3://${BUCKET}/...``); they shape no
+    model, and the project asking decides where things are now. They are
+    left out, so that a record whose locations named environment variables
+    reads anywhere, without them.
+    """
+    raw = {section: (dict(value) if isinstance(value, dict) else value) for section, value in raw.items()}
+    for section, keys in _LOCATION_KEYS.items():
+        for key in keys:
+            if isinstance(raw.get(section), dict):
+                raw[section].pop(key, None)
+    return parse_config(raw, source=source)
 
 
 def parse_config(raw: dict[str, Any], *, source: str = CONFIG_FILE) -> Config:

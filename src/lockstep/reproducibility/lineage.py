@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockstep.core.config import parse_config
+from lockstep.core.config import parse_config, parse_recorded_config
 from lockstep.core.errors import ProjectError
 from lockstep.core.sections import SearchConfig
 from lockstep.registry.stored_code import StoredCode
@@ -85,7 +85,7 @@ def load_lineage(registry: Registry, info: VersionInfo, project_dir: Path) -> Li
     if order:
         schema = raw["data"]["schema"]
         raw["data"]["schema"] = {name: schema[name] for name in order}
-    config = parse_config(raw, source=f"{info.name}/{info.version} config.json")
+    config = parse_recorded_config(raw, source=f"{info.name}/{info.version} config.json")
     config._project_dir = Path(project_dir).resolve()
     feature = lineage["features"]
     tags = info.tags
