@@ -229,6 +229,162 @@ def test_concurrent_ingests_from_two_machines_write_one_version(s3, pg, tmp_path
     assert changed == [False, True]
 
 
+def test_machines_opening_a_fresh_registry_database_at_once_all_succeed(s3, pg, tmp_path: Path) -> None:
+    """MLflow creates its tables when a process first opens the database; four at once used to fail three
+    times out of four ("duplicate key value ... alembic_version")."""
+    bucket, database = s3.bucket(), pg.database()
+    folders = []
+    for name in "abcd":
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy2(EXAMPLES / "telco-churn" / "lockstep.toml", folder / "lockstep.toml")
+        _remote(folder, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
+        folders.append(folder)
+    processes = [subprocess.Popen([*LOCKSTEP, "models", "list", "--json", "--project", str(f)], env=_env(s3),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in folders]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], [err[-500:] for _, err in outputs]
+    assert all(json.loads(out) == [] for out, _ in outputs)
+
+
+def test_concurrent_training_from_two_machines_registers_one_version(s3, pg, tmp_path: Path) -> None:
+    bucket, database = s3.bucket(), pg.database()
+    folders = []
+    for name in ("a", "b"):
+        folder = _telco(tmp_path / name, rows=300)
+        _remote(folder, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
+        folders.append(folder)
+    env = _env(s3)
+    for step in ("ingest", "features"):
+        done = _run([step, "--project", str(folders[0])], env)
+        assert done.returncode == 0, done.stderr
+    processes = [subprocess.Popen([*LOCKSTEP, "train", "--json", "--project", str(f)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in folders]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    results = [json.loads(out) for out, _ in outputs]
+    assert sorted(r["skipped"] for r in results) == [False, True]  # the second found the first's model
+    assert {(r["version"], r["fingerprint"]) for r in results} == {(1, results[0]["fingerprint"])}
+    models = _json(_run(["models", "list", "--json", "--project", str(folders[1])], env))
+    assert [m["version"] for m in models] == [1]
+
+
+def test_signed_models_on_a_shared_registry_are_checked_from_another_machine(s3, pg, tmp_path: Path) -> None:
+    """The claims and signature are uploaded to the model's files in S3; a second folder (and a folder the
+    project is pushed to) loads the model only if they verify, and refuses it once the claims are changed."""
+    from .test_signing import _key_pair
+
+    private, public = _key_pair(tmp_path, "team")
+    bucket, database = s3.bucket(), pg.database()
+    project = _telco(tmp_path / "signed", rows=300)
+    _remote(project, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
+    toml = project / "lockstep.toml"
+    toml.write_text(toml.read_text().replace("[registry]\n", f'[registry]\npublic_key = "{public}"\n', 1))
+    env = _env(s3, LOCKSTEP_SIGNING_KEY=str(private))
+    for step in ("ingest", "features", "train"):
+        done = _run([step, "--project", str(project)], env)
+        assert done.returncode == 0, done.stderr
+    claims = [k for k in s3.keys(bucket, "mlflow/") if k.endswith("/lockstep-claims.json")]
+    assert len(claims) == 1 and f"{claims[0].rsplit('/', 1)[0]}/model.sig" in s3.keys(bucket, "mlflow/")
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("lockstep.toml", "pipeline.py", "drift.py"):
+        shutil.copy2(project / name, other / name)
+    reader_env = {k: v for k, v in env.items() if k != "LOCKSTEP_SIGNING_KEY"}  # loading needs the public key only
+    rows = tmp_path / "rows.csv"
+    header, data = read_rows(TELCO_CSV)
+    target = header.index("churn")
+    write_rows(rows, [h for i, h in enumerate(header) if i != target],
+               [[v for i, v in enumerate(r) if i != target] for r in data[300:350]])
+    def predict(output: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+        return _run(["predict", "-m", "telco-churn/1", "--input", str(rows), "--output", str(tmp_path / output)],
+                    env, cwd=cwd)
+
+    predicted = predict("p.parquet", reader_env, other)
+    assert predicted.returncode == 0, predicted.stderr
+
+    copy = tmp_path / "copy"
+    assert _run(["store", "push", str(copy), "--project", str(project)], reader_env).returncode == 0
+    pulled = tmp_path / "pulled"
+    pulled.mkdir()
+    for name in ("pipeline.py", "drift.py"):
+        shutil.copy2(project / name, pulled / name)
+    text = (tmp_path / "signed" / "lockstep.toml").read_text()
+    text = text.replace(f's3://{bucket}/telco', str(copy)).replace(
+        f'tracking_uri = "{pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}")}"\n', "").replace(
+        f'artifacts = "s3://{bucket}/mlflow"\n', "")
+    (pulled / "lockstep.toml").write_text(text)
+    clean = {k: v for k, v in reader_env.items() if not k.startswith("AWS_")}
+    done = predict("q.parquet", clean, pulled)
+    assert done.returncode == 0, done.stderr  # the signature holds on the copy: its files are copied verbatim
+
+    client = s3.client()
+    forged = json.loads(client.get_object(Bucket=bucket, Key=claims[0])["Body"].read())
+    forged["tags"]["lockstep.model.fingerprint"] = "0" * 64
+    client.put_object(Bucket=bucket, Key=claims[0], Body=json.dumps(forged).encode())
+    refused = predict("r.parquet", reader_env, other)
+    assert refused.returncode == 2
+    assert "sign" in refused.stderr.lower() or "claims" in refused.stderr.lower(), refused.stderr
+
+
+def _without_copy_tags(models: list) -> list:
+    copy_tags = {"copy.complete", "copy.from", "copy.source_run", "copy.source_model", "copy.source_version",
+                 "copy.created", "run_id"}
+    for model in models:
+        model.pop("run_id")
+        model["lineage"] = {k: v for k, v in model["lineage"].items() if k not in copy_tags}
+    return models
+
+
+def test_a_local_project_is_pushed_to_the_shared_services_and_verifies_there(shared, s3, pg,
+                                                                              tmp_path: Path) -> None:
+    local = shared["local"]
+    bucket, database = s3.bucket(), pg.database()
+    env = _env(s3)
+    pushed = _json(_run(["store", "push", f"s3://{bucket}/telco", "--registry", pg.uri(database), "--artifacts",
+                         f"s3://{bucket}/mlflow", "--json", "--project", str(local)], env))
+    assert pushed["settings"]["registry"]["tracking_uri"] == pg.uri(database, password="${LOCKSTEP_REGISTRY_"
+                                                                                       "PASSWORD}")
+    keys = s3.keys(bucket)
+    for table in ("raw", "features/churn-features"):
+        assert (sorted(k.removeprefix(f"telco/{table}/") for k in keys if k.startswith(f"telco/{table}/"))
+                == sorted(str(p.relative_to(local / ".lockstep" / table))
+                          for p in (local / ".lockstep" / table).rglob("*") if p.is_file()))
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("lockstep.toml", "pipeline.py", "drift.py"):
+        shutil.copy2(local / name, other / name)
+    _remote(other, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
+    assert (_json(_run(["data", "list", "--json"], env, cwd=other))
+            == _json(_run(["data", "list", "--json", "--project", str(local)], env)))
+    assert (_without_copy_tags(_json(_run(["models", "list", "--json"], env, cwd=other)))
+            == _without_copy_tags(_json(_run(["models", "list", "--json", "--project", str(local)], env))))
+    verified = _json(_run(["verify", "telco-churn@champion", "--json"], env, cwd=other))
+    assert verified["reproduced"], verified
+    again = _json(_run(["store", "push", f"s3://{bucket}/telco", "--registry", pg.uri(database), "--artifacts",
+                        f"s3://{bucket}/mlflow", "--json", "--project", str(local)], env))
+    assert sum(t["copied"] for t in again["tables"]) == 0 and again["registry_copy"]["runs_copied"] == 0
+
+
+def test_a_shared_project_is_pushed_back_into_a_folder_and_verifies_there(shared, tmp_path: Path) -> None:
+    env = shared["env"]
+    destination = tmp_path / "store"
+    pushed = _json(_run(["store", "push", str(destination), "--json", "--project", str(shared["project"])], env))
+    assert {t["table"] for t in pushed["tables"]} >= {"raw", "features/churn-features"}
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("pipeline.py", "drift.py"):
+        shutil.copy2(shared["local"] / name, other / name)
+    text = (shared["local"] / "lockstep.toml").read_text()
+    (other / "lockstep.toml").write_text(text.replace('store = ".lockstep"', f'store = "{destination}"', 1))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no service is needed any more
+    assert (_json(_run(["data", "list", "--json"], clean, cwd=other))
+            == _json(_run(["data", "list", "--json", "--project", str(shared["project"])], env)))
+    verified = _json(_run(["verify", "telco-churn@champion", "--json"], clean, cwd=other))
+    assert verified["reproduced"], verified
+
+
 def test_a_lock_in_s3_excludes_other_holders_and_is_freed_when_its_lease_runs_out(s3, monkeypatch) -> None:
     from lockstep.core.errors import UserError
     from lockstep.store.location import RemotePath

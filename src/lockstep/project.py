@@ -31,6 +31,8 @@ from lockstep.inference.onnx.export import export_onnx
 from lockstep.monitoring.monitor import monitor
 from lockstep.monitoring.quality import live_quality
 from lockstep.monitoring.report import report_files
+from lockstep.push import Progress as CopyProgress
+from lockstep.push import PushReport, push_project
 from lockstep.registry.mlflow_registry import Registry
 from lockstep.reproducibility.check import CHECKS, run_checks
 from lockstep.reproducibility.envdiff import diff_environments
@@ -143,6 +145,11 @@ class Project:
     def registry(self) -> Registry:
         """The store's MLflow tracking and model registry."""
         return Registry.of(self.config)
+
+    def push(self, destination: str, *, registry: str | None = None, artifacts: str | None = None,
+             progress: CopyProgress | None = None) -> PushReport:
+        """Copy the store and registry to ``destination`` (``s3://...`` or a folder; see :mod:`lockstep.push`)."""
+        return push_project(self.config, destination, registry=registry, artifacts=artifacts, progress=progress)
 
     def train(self, features_version: int | None = None, *, candidate: str | None = None, force: bool = False,
               progress: Progress | None = None) -> TrainResult:

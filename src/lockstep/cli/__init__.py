@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from lockstep._version import __version__
-from lockstep.cli import _data, _features, _init, _monitor, _repro, _run, _serve, _train
+from lockstep.cli import _data, _features, _init, _monitor, _repro, _run, _serve, _store, _train
 
 __all__ = ["app", "main"]
 
@@ -50,6 +50,7 @@ _serve.register(app)
 _repro.register(app)
 _run.register(app)
 _monitor.register(app)
+_store.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,7 +55,8 @@ from lockstep.core.sections import (
     uri_scheme,
 )
 
-__all__ = ["CONFIG_FILE", "Config", "expand_variables", "load_config", "parse_config", "parse_recorded_config"]
+__all__ = ["CONFIG_FILE", "Config", "check_locations", "expand_variables", "load_config", "parse_config",
+           "parse_recorded_config"]
 
 CONFIG_FILE = "lockstep.toml"
 
@@ -200,19 +201,32 @@ class Config(_Section):
 
 
 def _check_locations(project: ProjectSection, registry: RegistryConfig) -> None:
+    check_locations(project.store, registry.tracking_uri, registry.artifacts)
+
+
+def check_locations(store: str, tracking_uri: str | None, artifacts: str | None,
+                    names: tuple[str, str, str] = ("project.store", "registry.tracking_uri",
+                                                   "registry.artifacts")) -> None:
     """Where the store and registry are must make sense together: a store in S3 needs a shared registry, and a
-    registry in a database needs its files somewhere every machine reaches."""
-    remote = uri_scheme(project.store) in STORE_SCHEMES
-    tracking = uri_scheme(registry.tracking_uri or "")
-    if remote and not registry.tracking_uri:
-        raise ValueError(f"project.store is {project.store}, but the registry would be a SQLite file in no folder: "
-                         "set registry.tracking_uri (postgresql://... or http://...) and, for a database, "
-                         "registry.artifacts = \"s3://BUCKET/PREFIX\"")
-    if tracking in SERVER_SCHEMES and registry.artifacts:
-        raise ValueError("registry.artifacts only applies with a database tracking_uri: an MLflow tracking server "
-                         "keeps the files where its --artifacts-destination says; remove registry.artifacts")
-    if remote and tracking in DATABASE_SCHEMES and not registry.artifacts:
-        raise ValueError("registry.tracking_uri is a database and the store is in S3: set registry.artifacts = "
+    registry in a database needs its files somewhere every machine reaches.
+
+    Raises
+    ------
+    ValueError
+        Naming the settings (``names``: the store's, the tracking URI's, the artifacts') and how to fix them.
+    """
+    store_key, tracking_key, artifacts_key = names
+    remote = uri_scheme(store) in STORE_SCHEMES
+    tracking = uri_scheme(tracking_uri or "")
+    if remote and not tracking_uri:
+        raise ValueError(f"{store_key} is {store}, but the registry would be a SQLite file in no folder: "
+                         f"set {tracking_key} (postgresql://... or http://...) and, for a database, "
+                         f"{artifacts_key} = \"s3://BUCKET/PREFIX\"")
+    if tracking in SERVER_SCHEMES and artifacts:
+        raise ValueError(f"{artifacts_key} only applies with a database {tracking_key}: an MLflow tracking server "
+                         f"keeps the files where its --artifacts-destination says; remove {artifacts_key}")
+    if remote and tracking in DATABASE_SCHEMES and not artifacts:
+        raise ValueError(f"{tracking_key} is a database and the store is in S3: set {artifacts_key} = "
                          "\"s3://BUCKET/PREFIX\" so that every machine reaches the model files")
 
 

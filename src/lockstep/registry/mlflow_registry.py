@@ -184,6 +184,8 @@ class Registry:
             logging.getLogger(name).setLevel(logging.ERROR)
         if self.tracking_uri is not None and self.tracking_uri not in _REACHED:
             reach(self.tracking_uri)  # MLflow itself retries a dead database for 100 s and a server for minutes
+            if uri_scheme(self.tracking_uri).startswith("postgresql"):
+                _create_schema(self.tracking_uri)
             _REACHED.add(self.tracking_uri)
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -376,7 +378,9 @@ class Registry:
         # Searches do not fill in aliases; the registered model knows them.
         registered = client.get_registered_model(mv.name)
         aliases = [alias for alias, version in (registered.aliases or {}).items() if str(version) == str(mv.version)]
-        created = datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, UTC).isoformat(timespec="seconds")
+        # a version pushed from another registry was created when the source registered it
+        registered_at = (mv.tags or {}).get(f"{TAG}.copy.created") or mv.creation_timestamp
+        created = datetime.fromtimestamp(int(registered_at) / 1000, UTC).isoformat(timespec="seconds")
         return VersionInfo(
             name=mv.name, version=int(mv.version), aliases=sorted(aliases), run_id=mv.run_id or "",
             created=created, tags={**(run.data.tags if run else {}), **dict(mv.tags or {})},
@@ -664,6 +668,35 @@ def reach(uri: str) -> None:
         error = unreachable_registry(exc, where)
         raise (error or ServiceError(f"cannot reach the registry {where}: {' '.join(str(exc).split())[:300]}")
                ) from None
+
+
+#: The PostgreSQL advisory lock that lockstep's processes hold while MLflow creates or upgrades its tables.
+_SCHEMA_LOCK = 0x6C6F636B73746570  # "lockstep"
+
+
+def _create_schema(uri: str) -> None:
+    """Let MLflow create (or upgrade) its tables in a shared database one process at a time.
+
+    MLflow runs its migrations when a process first opens the database, and
+    two processes doing it at once on a fresh database fail ("duplicate key
+    value ... alembic_version": 3 of 4 processes here). Machines share no
+    folder for a file lock, so the database itself serializes them, with an
+    advisory lock held only while MLflow opens it.
+    """
+    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": CONNECT_TIMEOUT},
+                                      poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK})
+            try:
+                with _quiet():
+                    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+                    client.search_experiments(max_results=1)
+                    client.search_registered_models(max_results=1)
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK})
+    finally:
+        engine.dispose()
 
 
 def unreachable_registry(exc: BaseException, where: str) -> ServiceError | None:

@@ -313,6 +313,10 @@ class AuditLog:
                     folder.rmdir()
             return len(records)
 
+    def pending(self) -> int:
+        """How many record files are not compacted yet (a running service's newest, or after a failure)."""
+        return len(self._segments())
+
     def _name(self, path: Any) -> str:
         return f"{path.parent.name}/{path.name}"
 
