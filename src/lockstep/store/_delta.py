@@ -150,7 +150,28 @@ def write_table(path: StorePath, data: pa.Table | pa.RecordBatchReader, metadata
     if isinstance(data, pa.RecordBatchReader):
         data = data.read_all()
     data = data.combine_chunks()
+    for attempt in range(_APPEND_ATTEMPTS):
+        try:
+            _write_once(path, data, metadata, mode)
+            return
+        except _CommitRace:
+            # Appends from several machines (batch run records, the monitoring log) commute: delta-rs rebases
+            # them itself, except when two processes create the table at once ("Metadata changed"); the loser
+            # appends again to the table the winner created. Overwrites are made under the store's locks and
+            # are reported, never retried.
+            if mode != "append" or attempt == _APPEND_ATTEMPTS - 1:
+                raise
 
+
+#: How many times an append that lost a commit race is tried.
+_APPEND_ATTEMPTS = 5
+
+
+class _CommitRace(StoreError):
+    """Another process committed to the table first (Delta's conflict, on S3 a failed conditional put)."""
+
+
+def _write_once(path: StorePath, data: pa.Table, metadata: dict[str, Any], mode: str) -> None:
     kwargs: dict[str, Any] = {}
     if mode == "overwrite":
         kwargs["schema_mode"] = "overwrite"
@@ -177,7 +198,7 @@ def write_table(path: StorePath, data: pa.Table | pa.RecordBatchReader, metadata
                                                                                             path) is not None
                 raise
     except CommitFailedError as exc:
-        raise StoreError(f"another process wrote the Delta table {path} at the same moment; nothing was written "
+        raise _CommitRace(f"another process wrote the Delta table {path} at the same moment; nothing was written "
                          f"({' '.join(str(exc).split())[:200]})", hint="run the command again") from None
     except BaseException as exc:
         if isinstance(path, RemotePath):
