@@ -30,3 +30,25 @@ def lockstep(project: Path, *commands: list[str]) -> None:
     """Run lockstep commands on ``project``, one after the other, quietly; stop at the first failure."""
     for command in commands:
         subprocess.run([LOCKSTEP, *command, "-p", str(project)], check=True, capture_output=True)
+
+
+def telco_project(folder: Path, rows: int) -> Path:
+    """A copy of the telco example in ``folder`` with the first ``rows`` rows of its data."""
+    import shutil
+
+    from tests.conftest import TELCO_CSV, read_rows, write_rows
+
+    shutil.copytree(ROOT / "examples" / "telco-churn", folder, ignore=shutil.ignore_patterns(".lockstep", "data"))
+    header, data = read_rows(TELCO_CSV)
+    write_rows(folder / "data" / "wa_churn.csv", header, data[:rows])
+    return folder
+
+
+def on_shared_services(project: Path, bucket: str, tracking_uri: str) -> Path:
+    """Point ``project`` at a store in S3 (``bucket``) and a database registry with its files in the bucket."""
+    text = (project / "lockstep.toml").read_text()
+    text = text.replace('store = ".lockstep"', f'store = "s3://{bucket}/telco"', 1)
+    text = text.replace("[registry]\n", f'[registry]\ntracking_uri = "{tracking_uri}"\n'
+                                        f'artifacts = "s3://{bucket}/mlflow"\n', 1)
+    (project / "lockstep.toml").write_text(text)
+    return project

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,17 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from bench._common import LOCKSTEP, ROOT  # noqa: E402
-from tests.conftest import TELCO_CSV, read_rows, write_rows  # noqa: E402
+from bench._common import LOCKSTEP, on_shared_services, telco_project  # noqa: E402
+from tests.conftest import TELCO_CSV, read_rows  # noqa: E402
 from tests.services import postgres_server, s3_server  # noqa: E402
 from tests.serving import Server, record  # noqa: E402
-
-
-def _project(folder: Path, rows: int) -> Path:
-    shutil.copytree(ROOT / "examples" / "telco-churn", folder, ignore=shutil.ignore_patterns(".lockstep", "data"))
-    header, data = read_rows(TELCO_CSV)
-    write_rows(folder / "data" / "wa_churn.csv", header, data[:rows])
-    return folder
 
 
 def _cpu(pid: int) -> float:
@@ -142,16 +134,11 @@ def main() -> None:
     header, rows = read_rows(TELCO_CSV)
     records = [record(dict(zip(header, r))) for r in rows[-500:]]
     with s3_server() as s3, postgres_server() as pg, tempfile.TemporaryDirectory() as tmp:
-        local = _project(Path(tmp) / "local", args.rows)
+        local = telco_project(Path(tmp) / "local", args.rows)
         for command in (["run"], ["export", "onnx"]):
             subprocess.run([LOCKSTEP, *command, "-p", str(local)], check=True, capture_output=True)
-        remote = _project(Path(tmp) / "remote", args.rows)
-        bucket, database = s3.bucket(), pg.database()
-        text = (remote / "lockstep.toml").read_text()
-        text = text.replace('store = ".lockstep"', f'store = "s3://{bucket}/telco"', 1)
-        text = text.replace("[registry]\n", f'[registry]\ntracking_uri = "{pg.uri(database)}"\n'
-                                            f'artifacts = "s3://{bucket}/mlflow"\n', 1)
-        (remote / "lockstep.toml").write_text(text)
+        remote = telco_project(Path(tmp) / "remote", args.rows)
+        on_shared_services(remote, s3.bucket(), pg.uri(pg.database()))
         env = dict(s3.env)
         for command in (["run"], ["export", "onnx"]):
             subprocess.run([LOCKSTEP, *command, "-p", str(remote)], check=True, capture_output=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,16 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import LOCKSTEP, ROOT  # noqa: E402
-from tests.conftest import TELCO_CSV, read_rows, write_rows  # noqa: E402
+from bench._common import LOCKSTEP, on_shared_services, telco_project  # noqa: E402
 from tests.services import postgres_server, s3_server  # noqa: E402
-
-
-def _project(folder: Path, rows: int) -> Path:
-    shutil.copytree(ROOT / "examples" / "telco-churn", folder, ignore=shutil.ignore_patterns(".lockstep", "data"))
-    header, data = read_rows(TELCO_CSV)
-    write_rows(folder / "data" / "wa_churn.csv", header, data[:rows])
-    return folder
 
 
 def _timed(command: list[str], project: Path, env: dict[str, str]) -> float:
@@ -47,18 +38,13 @@ def main() -> None:
                                                   "remote": {"run": [], "verify": []}}
     with s3_server() as s3, postgres_server() as pg, tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
-            local = _project(Path(tmp) / f"local-{i}", args.rows)
+            local = telco_project(Path(tmp) / f"local-{i}", args.rows)
             env = {**os.environ}
             results["local"]["run"].append(_timed(["run"], local, env))
             results["local"]["verify"].append(_timed(["verify"], local, env))
 
-            remote = _project(Path(tmp) / f"remote-{i}", args.rows)
-            bucket, database = s3.bucket(), pg.database()
-            text = (remote / "lockstep.toml").read_text()
-            text = text.replace('store = ".lockstep"', f'store = "s3://{bucket}/telco"', 1)
-            text = text.replace("[registry]\n", f'[registry]\ntracking_uri = "{pg.uri(database)}"\n'
-                                                f'artifacts = "s3://{bucket}/mlflow"\n', 1)
-            (remote / "lockstep.toml").write_text(text)
+            remote = telco_project(Path(tmp) / f"remote-{i}", args.rows)
+            on_shared_services(remote, s3.bucket(), pg.uri(pg.database()))
             env = {**os.environ, **s3.env}
             results["remote"]["run"].append(_timed(["run"], remote, env))
             results["remote"]["verify"].append(_timed(["verify"], remote, env))

@@ -211,14 +211,19 @@ def test_a_missing_environment_variable_is_a_user_error_naming_it(shared, tmp_pa
     assert "LOCKSTEP_PG_PASSWORD" in done.stderr and "registry.tracking_uri" in done.stderr
 
 
-def test_concurrent_ingests_from_two_machines_write_one_version(s3, pg, tmp_path: Path) -> None:
+def _two_machines(s3, pg, tmp_path: Path) -> tuple[list[Path], dict[str, str]]:
+    """Two folders (machines) with the telco example on 300 rows, on one fresh bucket and database."""
     bucket, database = s3.bucket(), pg.database()
     folders = []
     for name in ("a", "b"):
         folder = _telco(tmp_path / name, rows=300)
         _remote(folder, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
         folders.append(folder)
-    env = _env(s3)
+    return folders, _env(s3)
+
+
+def test_concurrent_ingests_from_two_machines_write_one_version(s3, pg, tmp_path: Path) -> None:
+    folders, env = _two_machines(s3, pg, tmp_path)
     processes = [subprocess.Popen([*LOCKSTEP, "ingest", "--json", "--project", str(f)], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in folders]
     outputs = [p.communicate(timeout=300) for p in processes]
@@ -248,13 +253,7 @@ def test_machines_opening_a_fresh_registry_database_at_once_all_succeed(s3, pg, 
 
 
 def test_concurrent_training_from_two_machines_registers_one_version(s3, pg, tmp_path: Path) -> None:
-    bucket, database = s3.bucket(), pg.database()
-    folders = []
-    for name in ("a", "b"):
-        folder = _telco(tmp_path / name, rows=300)
-        _remote(folder, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
-        folders.append(folder)
-    env = _env(s3)
+    folders, env = _two_machines(s3, pg, tmp_path)
     for step in ("ingest", "features"):
         done = _run([step, "--project", str(folders[0])], env)
         assert done.returncode == 0, done.stderr
