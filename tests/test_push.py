@@ -202,3 +202,16 @@ def test_records_of_a_running_service_are_refused(source: Path, tmp_path: Path) 
         assert not (tmp_path / "store" / "raw").exists()
     finally:
         writer.close()
+
+
+def test_a_copy_of_a_copy_can_be_pushed_again_and_again(source: Path, pushed: dict, tmp_path: Path) -> None:
+    middle = tmp_path / "middle"
+    shutil.copytree(pushed["destination"], middle)
+    project = _other(source, tmp_path / "project", middle)
+    last = tmp_path / "last"
+    for attempt in range(3):  # the copy's tags name the copy it was made from, push after push
+        done = _json(_run("store", "push", str(last), "--json", cwd=project))
+        assert done["registry_copy"]["runs_copied"] == (done["registry_copy"]["runs"] if attempt == 0 else 0)
+    other = _other(source, tmp_path / "other", last)
+    assert (_without_copy_tags(_json(_run("models", "list", "--json", cwd=other)))
+            == _without_copy_tags(_json(_run("models", "list", "--json", cwd=source))))

@@ -166,7 +166,7 @@ class _Copier:
                 self.result.runs_copied += 1
             else:
                 new_id = target.info.run_id
-                changed = {k: v for k, v in run.data.tags.items() if target.data.tags.get(k) != v}
+                changed = {k: v for k, v in self._run_tags(run).items() if target.data.tags.get(k) != v}
                 for key, value in changed.items():
                     self.dst.set_tag(new_id, key, value)
             self.runs[run.info.run_id] = new_id
@@ -181,9 +181,7 @@ class _Copier:
     def _new_run(self, experiment_id: str, run: Any) -> str:
         from mlflow.entities import Metric, Param
 
-        tags = {**run.data.tags, SOURCE_RUN: run.info.run_id, COPIED_FROM: self.source.location}
-        tags.pop(_COMPLETE, None)
-        new_id = str(self.dst.create_run(experiment_id, start_time=run.info.start_time, tags=tags,
+        new_id = str(self.dst.create_run(experiment_id, start_time=run.info.start_time, tags=self._run_tags(run),
                                          run_name=run.info.run_name).info.run_id)
         params = [Param(k, v) for k, v in sorted(run.data.params.items())]
         for start in range(0, len(params), 100):
@@ -193,6 +191,13 @@ class _Copier:
         for start in range(0, len(metrics), 1000):
             self.dst.log_batch(new_id, metrics=metrics[start:start + 1000])
         return new_id
+
+    def _run_tags(self, run: Any) -> dict[str, str]:
+        """The tags of a run's copy: the source's, and where it was copied from (a copy of a copy names the
+        copy it was made from)."""
+        tags = {**run.data.tags, SOURCE_RUN: run.info.run_id, COPIED_FROM: self.source.location}
+        tags.pop(_COMPLETE, None)
+        return tags
 
     def _sync_artifacts(self, run: Any, new_id: str) -> None:
         """Send the run's artifacts the destination run lacks (or holds with another size)."""
