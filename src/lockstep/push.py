@@ -104,20 +104,7 @@ def push_project(config: Config, destination: str, *, registry: str | None = Non
     StoreError
         If the copy does not read back as the source.
     """
-    source_store = Store.of(config)
-    remote = uri_scheme(destination) in STORE_SCHEMES
-    if not remote:
-        destination = str(Path(destination).expanduser().resolve())
-    # another S3 location is reached as the project's own store is, when that is in S3 too; else by AWS_*
-    options = dict(config.project.storage_options) if remote and config.store_remote else {}
-    target_store = Store(destination.rstrip("/"), options)
-    if str(target_store.root) == str(source_store.root):
-        raise UserError(f"the destination {destination} is the project's own store", hint="push somewhere else")
-    source_registry = Registry.of(config)
-    target_registry = _destination_registry(config, destination, registry, artifacts, options)
-    if not source_registry.embedded and target_registry.uri == source_registry.uri:
-        raise UserError(f"the destination registry {target_registry.location} is the project's own registry",
-                        hint="give --registry another database or server")
+    source_store, target_store, source_registry, target_registry = _sides(config, destination, registry, artifacts)
     report = PushReport(str(source_store.root), str(target_store.root), target_registry.location)
     target_store.check()
     if not target_registry.embedded:
@@ -125,11 +112,7 @@ def push_project(config: Config, destination: str, *, registry: str | None = Non
     with ExitStack() as held:
         for kind in _WRITERS:
             held.enter_context(source_store.lock(kind, "push"))
-        source_store.audit.compact()
-        pending = source_store.audit.pending()
-        if pending:
-            raise UserError(f"the audit log of {source_store.root} has {pending} record file(s) of a service that is "
-                            "still running", hint="stop `lockstep serve` first, then push again")
+        _compact_audit(source_store)
         plan_tables(source_store.root, target_store.root)  # refuses another project's tables: nothing written yet
         plan_registry(source_registry, target_registry)
         target_store.check_writable("push the project to")
@@ -146,6 +129,35 @@ def push_project(config: Config, destination: str, *, registry: str | None = Non
                          + "; ".join(problems[:5]), hint="push again: what was copied is skipped")
     report.settings = _settings(target_store, registry, artifacts)
     return report
+
+
+def _sides(config: Config, destination: str, registry: str | None,
+           artifacts: str | None) -> tuple[Store, Store, Registry, Registry]:
+    """The source's store and registry, and the destination's, checked not to be the source's."""
+    source_store = Store.of(config)
+    remote = uri_scheme(destination) in STORE_SCHEMES
+    if not remote:
+        destination = str(Path(destination).expanduser().resolve())
+    # another S3 location is reached as the project's own store is, when that is in S3 too; else by AWS_*
+    options = dict(config.project.storage_options) if remote and config.store_remote else {}
+    target_store = Store(destination.rstrip("/"), options)
+    if str(target_store.root) == str(source_store.root):
+        raise UserError(f"the destination {destination} is the project's own store", hint="push somewhere else")
+    source_registry = Registry.of(config)
+    target_registry = _destination_registry(config, destination, registry, artifacts, options)
+    if not source_registry.embedded and target_registry.uri == source_registry.uri:
+        raise UserError(f"the destination registry {target_registry.location} is the project's own registry",
+                        hint="give --registry another database or server")
+    return source_store, target_store, source_registry, target_registry
+
+
+def _compact_audit(store: Store) -> None:
+    """Move every audit record into the audit table; refuse records a running service may still add to."""
+    store.audit.compact()
+    pending = store.audit.pending()
+    if pending:
+        raise UserError(f"the audit log of {store.root} has {pending} record file(s) of a service that is still "
+                        "running", hint="stop `lockstep serve` first, then push again")
 
 
 def _settings(store: Store, registry: str | None, artifacts: str | None) -> dict[str, dict[str, str]]:

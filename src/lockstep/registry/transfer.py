@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Metric, Param, ViewType
+
 from lockstep.core.errors import StoreError, UserError
 from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.versions import TAG, VersionInfo
@@ -111,8 +113,6 @@ class _Copier:
         experiment = self.src.get_experiment_by_name(self.source.experiment)
         if experiment is None:
             return None, [], []
-        from mlflow.entities import ViewType
-
         runs = sorted(_paged(self.src.search_runs, experiment_ids=[experiment.experiment_id],
                              run_view_type=ViewType.ACTIVE_ONLY, max_results=1000),
                       key=lambda r: (r.info.start_time or 0, r.info.run_id))
@@ -149,8 +149,6 @@ class _Copier:
     # ------------------------------------------------------------------ runs
 
     def copy_runs(self, mlflow: Any, runs: list[Any]) -> None:
-        from mlflow.entities import ViewType
-
         experiment_id = self.destination._experiment_id(mlflow)
         copied = {r.data.tags[SOURCE_RUN]: r for r in _paged(
             self.dst.search_runs, experiment_ids=[experiment_id], run_view_type=ViewType.ACTIVE_ONLY,
@@ -179,8 +177,6 @@ class _Copier:
                 self.progress(i + 1, len(runs), "runs")
 
     def _new_run(self, experiment_id: str, run: Any) -> str:
-        from mlflow.entities import Metric, Param
-
         new_id = str(self.dst.create_run(experiment_id, start_time=run.info.start_time, tags=self._run_tags(run),
                                          run_name=run.info.run_name).info.run_id)
         params = [Param(k, v) for k, v in sorted(run.data.params.items())]
