@@ -9,7 +9,13 @@ import pytest
 from lockstep import Project
 
 from .corpus import CORPUS
-from .model_matrix import CLASSIFIERS, check_configuration, fresh_process_fingerprints, matrix_project
+from .model_matrix import (
+    CLASSIFIERS,
+    THROUGH_PROCESSES,
+    check_configuration,
+    fresh_process_fingerprints,
+    matrix_project,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -39,3 +45,7 @@ def test_every_registered_classifier_loads_to_its_fingerprint_in_a_fresh_process
     assert len(seen) >= len(CLASSIFIERS)
     for version, (loaded, recorded) in seen.items():
         assert loaded == recorded, version
+
+
+def test_the_configurations_run_through_other_processes_exist() -> None:
+    assert THROUGH_PROCESSES["classification"] <= {c.name for c in CLASSIFIERS}

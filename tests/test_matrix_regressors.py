@@ -9,7 +9,13 @@ import pytest
 from lockstep import Project
 
 from .corpus import CORPUS
-from .model_matrix import REGRESSORS, check_configuration, fresh_process_fingerprints, matrix_project
+from .model_matrix import (
+    REGRESSORS,
+    THROUGH_PROCESSES,
+    check_configuration,
+    fresh_process_fingerprints,
+    matrix_project,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -38,3 +44,7 @@ def test_every_registered_regressor_loads_to_its_fingerprint_in_a_fresh_process(
     assert len(seen) >= len(REGRESSORS)
     for version, (loaded, recorded) in seen.items():
         assert loaded == recorded, version
+
+
+def test_the_configurations_run_through_other_processes_exist() -> None:
+    assert THROUGH_PROCESSES["regression"] <= {c.name for c in REGRESSORS}

@@ -2,10 +2,12 @@
 
 The project is the telco example run twice (two raw snapshots, two feature
 sets, two model versions), with a batch prediction, a monitoring run and
-audit records, so every kind of table is pushed. Commands run as a user runs
-them; the copy is used from a second folder holding only ``lockstep.toml``
-and the project's code. (The same push to S3 and PostgreSQL, and back, is
-in ``test_team_scale.py``.)
+audit records, so every kind of table is pushed. Pushes and verifications run
+as a user runs them, in processes of their own; commands that only read (and
+refusals, made before anything is written) run in this process through the
+CLI's app. The copy is used from a second folder holding only
+``lockstep.toml`` and the project's code. (The same push to S3 and
+PostgreSQL, and back, is in ``test_team_scale.py``.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from lockstep import Project
+from lockstep.cli import app
 from lockstep.store import Store
 from lockstep.store._delta import commit_metadata
 from lockstep.store.transfer import store_tables
@@ -37,6 +42,13 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*LOCKSTEP, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+def _here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """A command that only reads, run in this process through the CLI's own app (a process costs 3 s)."""
+    argv = [*args, *(["--project", str(cwd)] if cwd is not None else [])]
+    result = CliRunner().invoke(app, argv)
+    return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, result.stderr)
+
+
 def _json(done: subprocess.CompletedProcess) -> dict | list:
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -50,23 +62,25 @@ def _audit_record(request_id: str) -> dict:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
-    """The telco example run on 500 rows, then on 600 (a second version of everything), used in between."""
+    """The telco example run on 500 rows, then on 600 (a second version of everything), used in between.
+
+    Built through the Python API (the same steps as ``lockstep run``, without the parity check's processes):
+    what is tested here is the push, which runs as a command of its own."""
     project = tmp_path_factory.mktemp("push") / "telco"
     shutil.copytree(EXAMPLES / "telco-churn", project, ignore=shutil.ignore_patterns(".lockstep", "data"))
     text = (project / "lockstep.toml").read_text()
     (project / "lockstep.toml").write_text(text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 0.05"))
     header, rows = read_rows(TELCO_CSV)
     write_rows(project / "data" / "wa_churn.csv", header, rows[:500])
-    _json(_run("run", "--json", "--project", str(project)))
+    assert Project(project).run(parity=False).reproduced
     unlabelled = project.parent / "rows.csv"
     target = header.index("churn")
     write_rows(unlabelled, [h for i, h in enumerate(header) if i != target],
                [[v for i, v in enumerate(r) if i != target] for r in rows[600:700]])
-    assert _run("predict", "--input", str(unlabelled), "--output", str(project.parent / "p.parquet"),
-                "--project", str(project)).returncode == 0
-    assert _run("monitor", "--data", str(unlabelled), "--project", str(project)).returncode in (0, 3)
+    Project(project).predict(str(project.parent / "p.parquet"), input=unlabelled)
+    Project(project).monitor(data=unlabelled)
     write_rows(project / "data" / "wa_churn.csv", header, rows[:600])
-    _json(_run("run", "--json", "--project", str(project)))
+    assert Project(project).run(parity=False).reproduced
     writer = Store(project / ".lockstep").audit.writer()  # a service's records, from a process that is gone
     writer.write([_audit_record(f"r{i}") for i in range(5)])
     writer.close()
@@ -122,19 +136,19 @@ def test_the_copy_is_the_same_project_and_verifies(source: Path, pushed: dict, t
     destination = tmp_path / "store"
     shutil.copytree(pushed["destination"], destination)  # verify records its result in the copy
     other = _other(source, tmp_path / "other", destination)
-    assert _json(_run("data", "list", "--json", cwd=other)) == _json(_run("data", "list", "--json", cwd=source))
-    assert (_json(_run("features", "list", "--json", cwd=other))
-            == _json(_run("features", "list", "--json", cwd=source)))
-    mine = _json(_run("models", "list", "--json", cwd=source))
-    theirs = _json(_run("models", "list", "--json", cwd=other))
+    assert _json(_here("data", "list", "--json", cwd=other)) == _json(_here("data", "list", "--json", cwd=source))
+    assert (_json(_here("features", "list", "--json", cwd=other))
+            == _json(_here("features", "list", "--json", cwd=source)))
+    mine = _json(_here("models", "list", "--json", cwd=source))
+    theirs = _json(_here("models", "list", "--json", cwd=other))
     assert [m["version"] for m in theirs] == [1, 2]
     assert _without_copy_tags(theirs) == _without_copy_tags(mine)  # aliases, metrics, fingerprints, times
     for ref in ("telco-churn@champion", "telco-churn/1"):
         verified = _json(_run("verify", ref, "--json", cwd=other))
         assert verified["reproduced"], verified
     exported = tmp_path / "audit.csv"
-    assert _json(_run("audit", "export", str(exported), "--json", cwd=other))["records"] == 5
-    assert _json(_run("audit", "show", "--json", cwd=other))["total"] == 5
+    assert _json(_here("audit", "export", str(exported), "--json", cwd=other))["records"] == 5
+    assert _json(_here("audit", "show", "--json", cwd=other))["total"] == 5
 
 
 def test_pushing_again_copies_nothing_then_only_what_is_new(source: Path, pushed: dict, tmp_path: Path) -> None:
@@ -155,9 +169,9 @@ def test_pushing_again_copies_nothing_then_only_what_is_new(source: Path, pushed
     raw = next(t for t in later["tables"] if t["table"] == "raw")
     assert raw["versions"] == 3 and raw["copied"] == 2  # the new commit and its data file
     assert sum(t["copied"] for t in later["tables"] if t["table"] != "raw") == 0
-    mine = _json(_run("models", "list", "--json", "--project", str(project)))
+    mine = _json(_here("models", "list", "--json", "--project", str(project)))
     other = _other(project, tmp_path / "other", destination)
-    theirs = _json(_run("models", "list", "--json", cwd=other))
+    theirs = _json(_here("models", "list", "--json", cwd=other))
     assert _without_copy_tags(theirs) == _without_copy_tags(mine)  # aliases moved with the source
 
 
@@ -173,19 +187,19 @@ def test_an_interrupted_push_goes_on(source: Path, pushed: dict, tmp_path: Path)
 
 def test_a_destination_holding_something_else_is_refused(source: Path, pushed: dict, tmp_path: Path,
                                                          telco_project: Path) -> None:
-    own = _run("store", "push", str(source / ".lockstep"), "--project", str(source))
+    own = _here("store", "push", str(source / ".lockstep"), "--project", str(source))
     assert own.returncode == 2 and "own store" in own.stderr
 
     assert _run("ingest", "--project", str(telco_project)).returncode == 0  # another project's raw table
-    elsewhere = _run("store", "push", str(telco_project / ".lockstep"), "--project", str(source))
+    elsewhere = _here("store", "push", str(telco_project / ".lockstep"), "--project", str(source))
     assert elsewhere.returncode == 2, elsewhere.stderr
     assert "raw" in elsewhere.stderr and "another table" in elsewhere.stderr
     before = commit_metadata(telco_project / ".lockstep" / "raw")
     assert len(before) == 1  # nothing was written there
 
-    s3 = _run("store", "push", "s3://bucket/prefix", "--project", str(source))
+    s3 = _here("store", "push", "s3://bucket/prefix", "--project", str(source))
     assert s3.returncode == 2 and "--registry" in s3.stderr
-    server_files = _run("store", "push", "s3://bucket/prefix", "--registry", "http://127.0.0.1:9",
+    server_files = _here("store", "push", "s3://bucket/prefix", "--registry", "http://127.0.0.1:9",
                         "--artifacts", "s3://bucket/mlflow", "--project", str(source))
     assert server_files.returncode == 2 and "--artifacts" in server_files.stderr
 
@@ -213,5 +227,5 @@ def test_a_copy_of_a_copy_can_be_pushed_again_and_again(source: Path, pushed: di
         done = _json(_run("store", "push", str(last), "--json", cwd=project))
         assert done["registry_copy"]["runs_copied"] == (done["registry_copy"]["runs"] if attempt == 0 else 0)
     other = _other(source, tmp_path / "other", last)
-    assert (_without_copy_tags(_json(_run("models", "list", "--json", cwd=other)))
-            == _without_copy_tags(_json(_run("models", "list", "--json", cwd=source))))
+    assert (_without_copy_tags(_json(_here("models", "list", "--json", cwd=other)))
+            == _without_copy_tags(_json(_here("models", "list", "--json", cwd=source))))
