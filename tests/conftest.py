@@ -98,8 +98,9 @@ max_shared_fraction = 0.0
 
 #: The longest test files (minutes each on two cores), run first: with ``pytest -n auto --dist loadfile`` a long
 #: file scheduled last keeps one worker busy alone at the end.
-LONGEST_FIRST = ("test_matrix_classifiers.py", "test_matrix_regressors.py", "test_scaffold_corpus.py",
-                 "test_reliability.py", "test_monitor.py", "test_training.py")
+LONGEST_FIRST = ("test_team_scale.py", "test_scaffold_corpus.py", "test_reliability.py", "test_matrix_classifiers.py",
+                 "test_matrix_regressors.py", "test_push.py", "test_monitor.py", "test_examples.py",
+                 "test_service.py", "test_training.py", "test_checks.py")
 
 
 def pytest_collection_modifyitems(config, items: list) -> None:

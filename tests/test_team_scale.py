@@ -222,16 +222,28 @@ def _two_machines(s3, pg, tmp_path: Path) -> tuple[list[Path], dict[str, str]]:
     return folders, _env(s3)
 
 
-def test_concurrent_ingests_from_two_machines_write_one_version(s3, pg, tmp_path: Path) -> None:
+def test_concurrent_ingests_then_trainings_from_two_machines_write_one_version_each(s3, pg, tmp_path: Path) -> None:
     folders, env = _two_machines(s3, pg, tmp_path)
-    processes = [subprocess.Popen([*LOCKSTEP, "ingest", "--json", "--project", str(f)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in folders]
-    outputs = [p.communicate(timeout=300) for p in processes]
-    assert all(p.returncode == 0 for p in processes), outputs
+
+    def both(step: str) -> list[dict]:
+        processes = [subprocess.Popen([*LOCKSTEP, step, "--json", "--project", str(f)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in folders]
+        outputs = [p.communicate(timeout=600) for p in processes]
+        assert all(p.returncode == 0 for p in processes), outputs
+        return [json.loads(out) for out, _ in outputs]
+
+    ingested = both("ingest")
     listed = _json(_run(["data", "list", "--json", "--project", str(folders[0])], env))
     assert [s["version"] for s in listed] == [0]
-    changed = sorted(json.loads(out)["changed"] for out, _ in outputs)
-    assert changed == [False, True]
+    assert sorted(r["changed"] for r in ingested) == [False, True]
+
+    done = _run(["features", "--project", str(folders[0])], env)
+    assert done.returncode == 0, done.stderr
+    trained = both("train")
+    assert sorted(r["skipped"] for r in trained) == [False, True]  # the second found the first's model
+    assert {(r["version"], r["fingerprint"]) for r in trained} == {(1, trained[0]["fingerprint"])}
+    models = _json(_run(["models", "list", "--json", "--project", str(folders[1])], env))
+    assert [m["version"] for m in models] == [1]
 
 
 def test_machines_opening_a_fresh_registry_database_at_once_all_succeed(s3, pg, tmp_path: Path) -> None:
@@ -250,22 +262,6 @@ def test_machines_opening_a_fresh_registry_database_at_once_all_succeed(s3, pg, 
     outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], [err[-500:] for _, err in outputs]
     assert all(json.loads(out) == [] for out, _ in outputs)
-
-
-def test_concurrent_training_from_two_machines_registers_one_version(s3, pg, tmp_path: Path) -> None:
-    folders, env = _two_machines(s3, pg, tmp_path)
-    for step in ("ingest", "features"):
-        done = _run([step, "--project", str(folders[0])], env)
-        assert done.returncode == 0, done.stderr
-    processes = [subprocess.Popen([*LOCKSTEP, "train", "--json", "--project", str(f)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in folders]
-    outputs = [p.communicate(timeout=600) for p in processes]
-    assert all(p.returncode == 0 for p in processes), outputs
-    results = [json.loads(out) for out, _ in outputs]
-    assert sorted(r["skipped"] for r in results) == [False, True]  # the second found the first's model
-    assert {(r["version"], r["fingerprint"]) for r in results} == {(1, results[0]["fingerprint"])}
-    models = _json(_run(["models", "list", "--json", "--project", str(folders[1])], env))
-    assert [m["version"] for m in models] == [1]
 
 
 def test_signed_models_on_a_shared_registry_are_checked_from_another_machine(s3, pg, tmp_path: Path) -> None:
