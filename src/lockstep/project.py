@@ -152,11 +152,12 @@ class Project:
         return push_project(self.config, destination, registry=registry, artifacts=artifacts, progress=progress)
 
     def train(self, features_version: int | None = None, *, candidate: str | None = None, force: bool = False,
-              progress: Progress | None = None) -> TrainResult:
-        """Train, evaluate, track and register a model, or find it up to date (see :mod:`lockstep.training.train`)."""
+              progress: Progress | None = None, compute: str | None = None) -> TrainResult:
+        """Train, evaluate, track and register a model, or find it up to date (see :mod:`lockstep.training.train`);
+        ``compute`` (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
         self.store.ensure()
         return train(self.config, self.store, self.registry, features_version=features_version, candidate=candidate,
-                     force=force, progress=progress)
+                     force=force, progress=progress, compute=compute)
 
     def model_ref(self, text: str | None = None, default_alias: str | None = None):
         """Parse a model reference; the name defaults to the project's registered model."""

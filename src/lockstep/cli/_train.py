@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from lockstep.cli._context import open_models
-from lockstep.cli._options import JsonOpt, ProjectOpt
+from lockstep.cli._options import ComputeOpt, JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import num, short
 
@@ -41,6 +41,7 @@ def train(
     candidate: Annotated[str | None, typer.Option("--candidate", "-c", help="Train [train.candidates.NAME] "
                                                   "instead of [train] model.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Train even if a run with the same inputs exists.")] = False,
+    compute: ComputeOpt = None,
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
 ) -> None:
@@ -52,7 +53,7 @@ def train(
     with out.progress("Training") as step:
         catalog.store.ensure()
         result = train_model(catalog.config, catalog.store, registry, features_version=features_version,
-                             candidate=candidate, force=force, progress=step)
+                             candidate=candidate, force=force, progress=step, compute=compute)
 
     def render(console: Console) -> None:
         info = result.version

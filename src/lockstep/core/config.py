@@ -41,6 +41,7 @@ from lockstep.core.sections import (
     SERVER_SCHEMES,
     STORE_SCHEMES,
     ColumnSchema,
+    ComputeConfig,
     DataConfig,
     FeaturesConfig,
     MonitorConfig,
@@ -75,6 +76,7 @@ class Config(_Section):
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     _project_dir: Path | None = PrivateAttr(default=None)
     #: The text of values that named environment variables (``${NAME}``), by key path, as the file has them.

@@ -26,7 +26,7 @@ from pydantic import (
 
 __all__ = [
     "Bound", "CLASSIFICATION_METRICS", "CandidateConfig", "Category", "ColumnSchema", "DEFAULT_PRIMARY",
-    "DataConfig", "DerivedId", "Distribution", "Dtype", "FeaturesConfig", "MonitorConfig", "Number",
+    "ComputeConfig", "DataConfig", "DerivedId", "Distribution", "Dtype", "FeaturesConfig", "MonitorConfig", "Number",
     "DATABASE_SCHEMES", "ProjectSection", "REF_PATTERN", "REGRESSION_METRICS", "RegistryConfig", "SERVER_SCHEMES",
     "STORE_SCHEMES", "SearchConfig", "ServeConfig",
     "SpaceValue", "SplitConfig", "TrainConfig", "suggest", "task_metrics", "uri_scheme",
@@ -476,6 +476,30 @@ class ServeConfig(_Section):
     token_env: StrictStr = "LOCKSTEP_API_TOKEN"
     poll_seconds: Number = Field(default=0, ge=0)
     audit: StrictBool = True
+
+
+class ComputeConfig(_Section):
+    """``[compute]``: where the heavy work runs.
+
+    ``backend = "local"`` (the default) runs everything in lockstep's own
+    process (and the processes ``[train] n_jobs`` asks for);
+    ``backend = "dask"`` hands the work to a Dask cluster: the scheduler at
+    ``address`` (``tcp://HOST:PORT``), or, without an address, a local
+    cluster of ``workers`` processes that lockstep starts and stops. The
+    backend and the number of workers are recorded with every artifact and
+    are never part of a fingerprint: a result is the same on either.
+    """
+
+    backend: Literal["local", "dask"] = "local"
+    address: StrictStr | None = Field(default=None, pattern=r"^(tcp|tls|inproc|ucx)://\S+$")
+    workers: StrictInt = Field(default=2, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> ComputeConfig:
+        if self.address is not None and self.backend != "dask":
+            raise ValueError(f"compute.address ({self.address}) is only used with backend = \"dask\"; set "
+                             "compute.backend = \"dask\" or remove the address")
+        return self
 
 
 class MonitorConfig(_Section):

@@ -9,14 +9,17 @@ only if it rebuilds it with this code; a second copy could drift.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier, is_regressor
 from sklearn.pipeline import Pipeline
 
+from lockstep.compute import Compute
 from lockstep.core.config import Config
 from lockstep.core.errors import PipelineError
 from lockstep.core.prediction import final_estimator, has_probabilities, model_outputs
@@ -106,18 +109,22 @@ def fit_model(factory: Any, model_ref: str, best_params: dict[str, Any], seed: i
 
 
 def search_best_params(config: Config, factory: Any, search: SearchConfig, X_train, y_train, *,
-                       threads: int | None = None) -> tuple[dict, Any]:
+                       threads: int | None = None, compute: Compute | None = None) -> tuple[dict, Any]:
     """Run the configured search on CV folds of the training rows; the best parameters and the searcher.
 
-    ``threads`` overrides ``[train] threads``.
+    ``threads`` overrides ``[train] threads``. With a distributed ``compute``, every candidate and fold is
+    fitted on the Dask workers (scikit-learn's joblib integration); the scores, and so the best parameters,
+    are those of a local search.
     """
     train_cfg, task = config.training, config.data.task
     seed = train_cfg.seeds[0]
-    with deterministic(seed, threads if threads is not None else train_cfg.threads):
+    on_dask = compute is not None and compute.distributed
+    with deterministic(seed, threads if threads is not None else train_cfg.threads), \
+            (joblib.parallel_config(backend="dask") if on_dask else contextlib.nullcontext()):
         estimator = factory()
         seed_estimator(estimator, seed)
         searcher = build_search(estimator, search, make_scorer(task, config.primary_metric, train_cfg.positive_class),
-                                seed, train_cfg.n_jobs, task)
+                                seed, -1 if on_dask else train_cfg.n_jobs, task)
         try:
             searcher.fit(X_train, y_train)
         except Exception as exc:

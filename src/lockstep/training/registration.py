@@ -80,6 +80,8 @@ def register(config: Config, store: Store, registry: Registry, feature: FeatureI
     files = fingerprints["files"]
     tags = _lineage_tags(config, feature, fingerprints, model_ref, candidate, fingerprint, primary,
                          result["thread_invariant"])
+    # where the work ran: recorded, never fingerprinted (a result is the same on either backend)
+    tags.update({f"{TAG}.compute.{key}": value for key, value in result.get("compute", {}).items()})
     search_record = search.model_dump(mode="json") if search else None
     params = {
         "model": model_ref, "candidate": candidate or "default", "best_params": result["best_params"],

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from lockstep._version import __version__
+from lockstep.compute import Compute, ProjectCode, compute_session, reach
 from lockstep.core.environment import capture, core_fingerprint
 from lockstep.core.errors import ConfigError, PipelineError
 from lockstep.core.fingerprint import fingerprint_json
@@ -91,6 +93,7 @@ class TrainResult:
             "skipped": self.skipped,
             "candidate": info.tags.get("lockstep.candidate"),
             "features_version": _int(info.tags.get("lockstep.features.version")),
+            "compute": {k.rsplit(".", 1)[1]: v for k, v in info.tags.items() if k.startswith("lockstep.compute.")},
             "best_params": info.params.get("best_params"),
             "thread_invariant": info.tags.get("lockstep.thread_invariant"),
             **self.details,
@@ -145,21 +148,23 @@ def training_inputs(config: Config, feature: FeatureInfo, model_ref: str, search
 
 
 def train(config: Config, store: Store, registry: Registry, *, features_version: int | None = None,
-          candidate: str | None = None, force: bool = False, progress: Progress | None = None) -> TrainResult:
+          candidate: str | None = None, force: bool = False, progress: Progress | None = None,
+          compute: str | None = None) -> TrainResult:
     """Train, one training at a time per store: a second waits, then finds the first's run up to date.
 
     See :func:`_train` for the parameters.
     """
     if not store.exists():  # no feature set: the error says so without creating the store
         return _train(config, store, registry, features_version=features_version, candidate=candidate, force=force,
-                      progress=progress)
+                      progress=progress, compute=compute)
     with store.lock("train", "training"):
         return _train(config, store, registry, features_version=features_version, candidate=candidate, force=force,
-                      progress=progress)
+                      progress=progress, compute=compute)
 
 
 def _train(config: Config, store: Store, registry: Registry, *, features_version: int | None = None,
-           candidate: str | None = None, force: bool = False, progress: Progress | None = None) -> TrainResult:
+           candidate: str | None = None, force: bool = False, progress: Progress | None = None,
+           compute: str | None = None) -> TrainResult:
     """Train, evaluate, track and register a model (or find it up to date).
 
     Parameters
@@ -174,6 +179,8 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     force : bool, default False
         Train even when a finished run had the same inputs.
     progress : callable, optional
+    compute : {"local", "dask"}, optional
+        Where the search and the fits run (default: ``[compute] backend``).
 
     Returns
     -------
@@ -185,6 +192,7 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
         Nothing is registered in any of these cases.
     """
     step = progress or (lambda _name: None)
+    reach(config.compute, compute)  # a scheduler that does not answer: said now, not after the reading
     model_ref, search = _resolve(config, candidate)
     task = config.data.task
     feature_table = store.features(config.features.name)
@@ -209,7 +217,9 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     frame = feature_frame(feature_table.read(feature.version))
     X, y, masks = _split(frame, feature, task)
 
-    result = _fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step)
+    code = ProjectCode({Path(rel).stem: config.project_dir / rel for rel in fingerprints["files"] if "/" not in rel})
+    with compute_session(config.compute, compute, threads=config.training.threads, code=code) as session:
+        result = _fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step, session)
     registered, details = register(config, store, registry, feature, fingerprints, model_ref, candidate, search,
                                     frame, masks, result, step)
     return TrainResult(version=registered, skipped=False, details=details)
@@ -243,7 +253,7 @@ def _split(frame: pd.DataFrame, feature: FeatureInfo, task: str,
 
 
 def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
-                      step: Progress) -> dict[str, Any]:
+                      step: Progress, compute: Compute) -> dict[str, Any]:
     train_cfg = config.training
     task, seeds = config.data.task, train_cfg.seeds
     positive = train_cfg.positive_class
@@ -252,14 +262,24 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
     search_table = None
     if search is not None:
         step(f"searching {search.kind} on {search.cv} folds")
-        best_params, searcher = search_best_params(config, factory, search, X_train, y_train)
+        best_params, searcher = search_best_params(config, factory, search, X_train, y_train, compute=compute)
         search_table = pd.DataFrame(searcher.cv_results_)
         search_table = search_table.drop(columns=[c for c in search_table.columns if c == "params"])
 
     per_seed: list[SeedResult] = []
-    for seed in seeds:
-        step(f"fitting seed {seed} ({len(per_seed) + 1} of {len(seeds)})")
-        model, outputs, record = fit_seed(factory, model_ref, best_params, seed, train_cfg.threads, X, y, masks, task)
+    if compute.distributed:  # every seed's fit on a worker at once; results in the order of the seeds
+        step(f"fitting {len(seeds)} seed(s) on {compute.workers} Dask worker(s)")
+        client = compute.client
+        data = client.scatter([X, y, masks], broadcast=True)
+        futures = [client.submit(fit_seed, factory, model_ref, best_params, seed, train_cfg.threads, *data, task,
+                                 pure=False) for seed in seeds]
+        fitted = client.gather(futures)
+    else:
+        fitted = []
+        for seed in seeds:
+            step(f"fitting seed {seed} ({len(fitted) + 1} of {len(seeds)})")
+            fitted.append(fit_seed(factory, model_ref, best_params, seed, train_cfg.threads, X, y, masks, task))
+    for seed, (model, outputs, record) in zip(seeds, fitted):
         metrics = {name: compute_metrics(task, config.metrics, out, positive) for name, out in outputs.items()}
         per_seed.append(SeedResult(seed, model, model_fingerprint(model), metrics, outputs, record))
 
@@ -271,4 +291,4 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
             model = fit_model(factory, model_ref, best_params, seeds[0], X_train, y_train)
         thread_invariant = model_fingerprint(model) == per_seed[0].fingerprint
     return {"per_seed": per_seed, "best_params": best_params, "search_table": search_table,
-            "thread_invariant": thread_invariant}
+            "thread_invariant": thread_invariant, "compute": compute.record()}

@@ -1,0 +1,170 @@
+"""A compute session: this process, a local Dask cluster lockstep starts, or a Dask scheduler's address.
+
+With ``backend = "dask"`` the work goes to Dask's workers, which are other
+processes (and, with an address, other machines). Two things make their
+results the ones this process would compute:
+
+* every worker runs with the thread limits of the work (BLAS and OpenMP
+  pools, through threadpoolctl), set by a worker plugin as it starts: a sum
+  split over another number of threads can round differently;
+* the project's own modules (the feature pipeline, the model factory) are
+  sent to every worker, so that the objects that name them unpickle there
+  from the same source (``Client.upload_file``), on a remote cluster too.
+
+A scheduler that does not answer is a :class:`ServiceError` naming its
+address within :data:`CONNECT_TIMEOUT` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import distributed
+from threadpoolctl import threadpool_limits
+
+from lockstep.core.errors import ServiceError, UserError
+from lockstep.core.sections import ComputeConfig
+
+__all__ = ["CONNECT_TIMEOUT", "Compute", "ProjectCode", "compute_session", "reach"]
+
+#: Seconds to wait for a scheduler at an address.
+CONNECT_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class ProjectCode:
+    """The project's modules the work imports: files of the project folder, by module name."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class Compute:
+    """Where the work of one command runs.
+
+    Attributes
+    ----------
+    backend : str
+        ``"local"`` or ``"dask"``.
+    workers : int
+        The Dask workers (1 for the local backend).
+    address : str or None
+        The scheduler's address, for a cluster lockstep did not start.
+    client : distributed.Client or None
+        The Dask client, with the dask backend.
+    """
+
+    backend: str = "local"
+    workers: int = 1
+    address: str | None = None
+    client: Any = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.client is not None
+
+    def record(self) -> dict[str, str]:
+        """What is recorded with an artifact (never fingerprinted): the backend and the number of workers."""
+        return {"backend": self.backend, "workers": str(self.workers)}
+
+
+class _ThreadLimits(distributed.WorkerPlugin):
+    """Limit every worker's BLAS and OpenMP pools to the work's threads, for the worker's whole life."""
+
+    name = "lockstep-thread-limits"
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def setup(self, worker: Any) -> None:
+        threadpool_limits(self.threads)
+
+
+@contextmanager
+def compute_session(settings: ComputeConfig, backend: str | None = None, *, threads: int = 1,
+                    code: ProjectCode | None = None) -> Iterator[Compute]:
+    """The compute of one command: ``backend`` (``--compute``) or ``[compute] backend``.
+
+    Parameters
+    ----------
+    settings : ComputeConfig
+        ``[compute]``.
+    backend : str, optional
+        Overrides ``settings.backend``.
+    threads : int
+        The BLAS/OpenMP threads of each task on a worker.
+    code : ProjectCode, optional
+        The project's modules to send to the workers.
+
+    Raises
+    ------
+    UserError
+        For a backend that is neither ``local`` nor ``dask``.
+    ServiceError
+        When the scheduler at ``[compute] address`` does not answer.
+    """
+    chosen = backend or settings.backend
+    if chosen not in ("local", "dask"):
+        raise UserError(f"--compute {chosen}: there is no such backend", hint="use --compute local or --compute dask")
+    if chosen == "local":
+        yield Compute()
+        return
+    for name in ("distributed", "distributed.core", "distributed.worker", "distributed.nanny",
+                 "distributed.scheduler", "distributed.comm", "distributed.batched"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    cluster = None
+    if settings.address is not None:
+        client = _connect(settings.address)
+    else:
+        cluster = distributed.LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+        client = distributed.Client(cluster)
+    try:
+        client.register_plugin(_ThreadLimits(threads))
+        for path in sorted({str(p) for p in (code.files.values() if code else [])}):
+            client.upload_file(path, load=False)
+        workers = len(client.scheduler_info().get("workers", {}))
+        yield Compute("dask", workers, settings.address, client)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def reach(settings: ComputeConfig, backend: str | None = None) -> None:
+    """Fail fast, before any work, when the work goes to a scheduler that does not answer (a TCP connection to
+    its address; ``--compute`` overrides ``[compute] backend``).
+
+    Raises
+    ------
+    ServiceError
+        Naming the address, within :data:`CONNECT_TIMEOUT` seconds.
+    """
+    chosen = backend or settings.backend
+    if chosen not in ("local", "dask"):
+        raise UserError(f"--compute {chosen}: there is no such backend", hint="use --compute local or --compute dask")
+    if chosen != "dask" or settings.address is None:
+        return
+    host, _, port = settings.address.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as exc:
+        raise _unanswered(settings.address, exc) from None
+
+
+def _unanswered(address: str, exc: BaseException) -> ServiceError:
+    return ServiceError(f"the Dask scheduler at {address} does not answer ({type(exc).__name__})",
+                        hint="check [compute] address, and that `dask scheduler` runs there; or use --compute local")
+
+
+def _connect(address: str) -> Any:
+    try:
+        return distributed.Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+    except (OSError, TimeoutError) as exc:
+        raise _unanswered(address, exc) from None

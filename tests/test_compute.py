@@ -1,0 +1,135 @@
+"""``[compute] backend = "dask"``: the training search and the seeds' fits on Dask workers, with the results of
+one machine.
+
+Real clusters: a ``LocalCluster`` of 2 worker processes that lockstep starts,
+and a scheduler and workers started as processes of their own with the
+``dask`` command line, reached by address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lockstep import Project
+from lockstep.core.config import load_config
+from lockstep.core.errors import ConfigError
+
+from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .services import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+LOCKSTEP = [sys.executable, "-m", "lockstep"]
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+def _with_compute(project: Path, text: str) -> None:
+    toml = project / "lockstep.toml"
+    toml.write_text(toml.read_text() + f"\n[compute]\n{text}\n")
+
+
+@pytest.fixture(scope="module")
+def featured(tmp_path_factory) -> Path:
+    """The telco example on 600 rows (a grid search of 4 values on 5 folds), its features built, trained locally."""
+    project = tmp_path_factory.mktemp("compute") / "telco"
+    shutil.copytree(EXAMPLES / "telco-churn", project, ignore=shutil.ignore_patterns(".lockstep", "data"))
+    header, rows = read_rows(TELCO_CSV)
+    write_rows(project / "data" / "wa_churn.csv", header, rows[:600])
+    text = (project / "lockstep.toml").read_text().replace("max_shared_fraction = 0.01", "max_shared_fraction = 0.05")
+    (project / "lockstep.toml").write_text(text.replace("seeds = [0, 1, 2]", "seeds = [0, 1]"))
+    local = Project(project)
+    local.ingest()
+    local.build_features()
+    local.train()
+    return project
+
+
+def _same_model(project: Path, version: int) -> None:
+    """Version ``version`` is the local version 1 again: parameters, fingerprints, metrics; only where it ran
+    differs."""
+    first, other = (Project(project).model_version(f"telco-churn/{v}") for v in (1, version))
+    assert other.fingerprint == first.fingerprint
+    assert other.params["best_params"] == first.params["best_params"]
+    assert other.metrics == first.metrics
+    assert other.tags["lockstep.inputs"] == first.tags["lockstep.inputs"]  # the backend is no input
+    assert first.tags["lockstep.compute.backend"] == "local"
+
+
+def test_training_on_a_local_cluster_gives_the_local_model(featured: Path) -> None:
+    result = Project(featured).train(force=True, compute="dask")
+    assert not result.skipped
+    tags = result.version.tags
+    assert tags["lockstep.compute.backend"] == "dask" and tags["lockstep.compute.workers"] == "2"
+    _same_model(featured, result.version.version)
+    verified = Project(featured).verify(f"telco-churn/{result.version.version}")  # rebuilt here, on one machine
+    assert verified.reproduced, verified.cause
+
+
+def test_training_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path: Path) -> None:
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "false"}
+    scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True, env=env)
+    workers = subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
+                                "--local-directory", str(tmp_path)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    try:
+        _with_compute(featured, f'backend = "dask"\naddress = "{address}"')
+        deadline = time.time() + 60
+        done = None
+        while time.time() < deadline:
+            done = subprocess.run([*LOCKSTEP, "train", "--force", "--json", "--project", str(featured)],
+                                  capture_output=True, text=True, timeout=600)
+            if done.returncode == 0 or "does not answer" not in done.stderr:
+                break
+            time.sleep(1)  # the scheduler is still starting
+        assert done is not None and done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["compute"] == {"backend": "dask", "workers": "2"}
+        _same_model(featured, result["version"])
+    finally:
+        toml = featured / "lockstep.toml"
+        toml.write_text(toml.read_text().split("\n[compute]\n")[0])
+        for process in (workers, scheduler):
+            os.killpg(process.pid, 15)
+            process.wait(timeout=30)
+
+
+def test_a_scheduler_that_does_not_answer_is_exit_2_naming_it_within_10_s(featured: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(featured, project)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    _with_compute(project, f'backend = "dask"\naddress = "{address}"')
+    before = [v.version for v in Project(project).model_versions()]
+    started = time.monotonic()
+    done = subprocess.run([*LOCKSTEP, "train", "--force", "--project", str(project)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert address in done.stderr and "does not answer" in done.stderr
+    assert time.monotonic() - started < 10
+    assert [v.version for v in Project(project).model_versions()] == before  # nothing registered
+
+
+def test_compute_settings_are_checked(featured: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(featured, project, ignore=shutil.ignore_patterns(".lockstep"))
+    _with_compute(project, 'address = "tcp://127.0.0.1:8786"')
+    with pytest.raises(ConfigError, match=r"compute\.address"):
+        load_config(project)
+    (project / "lockstep.toml").write_text((project / "lockstep.toml").read_text().replace(
+        'address = "tcp://127.0.0.1:8786"', 'backend = "spark"'))
+    with pytest.raises(ConfigError, match=r"compute\.backend"):
+        load_config(project)
+    done = subprocess.run([*LOCKSTEP, "train", "--compute", "spark", "--force", "--project", str(featured)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--compute spark" in done.stderr
