@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,12 +218,17 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     frame = feature_frame(feature_table.read(feature.version))
     X, y, masks = _split(frame, feature, task)
 
-    code = ProjectCode({Path(rel).stem: config.project_dir / rel for rel in fingerprints["files"] if "/" not in rel})
-    with compute_session(config.compute, compute, threads=config.training.threads, code=code) as session:
+    with _session(config, compute, fingerprints["files"]) as session:
         result = _fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step, session)
     registered, details = register(config, store, registry, feature, fingerprints, model_ref, candidate, search,
                                     frame, masks, result, step)
     return TrainResult(version=registered, skipped=False, details=details)
+
+
+def _session(config: Config, compute: str | None, files: dict[str, str]) -> AbstractContextManager[Compute]:
+    """Where the fits run, with the project's modules for Dask's workers (top-level modules only, for now)."""
+    code = ProjectCode({Path(rel).stem: config.project_dir / rel for rel in files if "/" not in rel})
+    return compute_session(config.compute, compute, threads=config.training.threads, code=code)
 
 
 def _checked_factory(config: Config, model_ref: str, search: SearchConfig | None, candidate: str | None) -> Any:
