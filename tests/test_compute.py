@@ -133,3 +133,58 @@ def test_compute_settings_are_checked(featured: Path, tmp_path: Path) -> None:
     done = subprocess.run([*LOCKSTEP, "train", "--compute", "spark", "--force", "--project", str(featured)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--compute spark" in done.stderr
+
+
+FLAKY = '''
+"""The example's model, behind a step that kills the Dask worker process running its first fit (SIGKILL)."""
+import os
+import signal
+from pathlib import Path
+
+from sklearn.base import BaseEstimator, TransformerMixin
+
+import pipeline
+
+
+class KillOnce(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        try:
+            from distributed import get_worker
+
+            get_worker()
+        except (ImportError, ValueError):  # not on a Dask worker: nothing to do
+            return self
+        marker = Path(os.environ["LOCKSTEP_KILL_MARKER"])
+        if not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self
+
+    def transform(self, X):
+        return X
+
+
+def model():
+    made = pipeline.model()
+    made.steps.insert(0, ("kill_once", KillOnce()))
+    return made
+'''
+
+
+def test_a_worker_killed_mid_task_does_not_change_the_model(featured: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(featured, project)
+    (project / "flaky.py").write_text(FLAKY)
+    toml = project / "lockstep.toml"
+    toml.write_text(toml.read_text() + '\n[train.candidates.flaky]\nmodel = "flaky:model"\nsearch = { kind = "grid", '
+                    'cv = 5, space = { "estimator__C" = [0.1, 0.3, 1.0, 3.0] } }\n')
+    local = Project(project).train(candidate="flaky").version
+    marker = tmp_path / "killed"
+    done = subprocess.run([*LOCKSTEP, "train", "--candidate", "flaky", "--force", "--compute", "dask", "--json",
+                           "--project", str(project)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LOCKSTEP_KILL_MARKER": str(marker)})
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()  # a worker died in the middle of a fit; Dask ran its task again elsewhere
+    result = json.loads(done.stdout)
+    assert result["compute"]["backend"] == "dask"
+    assert result["fingerprint"] == local.fingerprint and result["best_params"] == local.params["best_params"]

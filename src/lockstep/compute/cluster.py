@@ -17,13 +17,14 @@ address within :data:`CONNECT_TIMEOUT` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import distributed
 from threadpoolctl import threadpool_limits
@@ -31,10 +32,24 @@ from threadpoolctl import threadpool_limits
 from lockstep.core.errors import ServiceError, UserError
 from lockstep.core.sections import ComputeConfig
 
-__all__ = ["CONNECT_TIMEOUT", "Compute", "ProjectCode", "compute_session", "reach"]
+__all__ = ["CONNECT_TIMEOUT", "Compute", "ProjectCode", "compute_session", "lost_worker", "reach"]
 
 #: Seconds to wait for a scheduler at an address.
 CONNECT_TIMEOUT = 5
+#: How many times work whose worker was lost is run.
+ATTEMPTS = 3
+
+log = logging.getLogger("lockstep.compute")
+T = TypeVar("T")
+
+
+def lost_worker(exc: BaseException) -> bool:
+    """Whether ``exc`` says a Dask worker died under the work (its tasks, or data only it held, are gone)."""
+    if isinstance(exc, (distributed.client.FutureCancelledError, distributed.scheduler.KilledWorker,
+                        asyncio.CancelledError)):
+        return True
+    text = str(exc)
+    return "lose scattered data" in text or "cancelled for reason" in text
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,29 @@ class Compute:
     @property
     def distributed(self) -> bool:
         return self.client is not None
+
+    def retrying(self, work: Callable[[], T], what: str) -> T:
+        """``work()``, run again (whole) when a worker died under it: the work is deterministic, so the result is
+        the one an undisturbed run gives.
+
+        Raises
+        ------
+        ServiceError
+            When workers were lost :data:`ATTEMPTS` times in a row; nothing was written.
+        """
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return work()
+            except BaseException as exc:
+                if not (self.distributed and lost_worker(exc)):
+                    raise
+                if attempt == ATTEMPTS:
+                    raise ServiceError(f"{what}: a Dask worker died under the work {ATTEMPTS} times in a row "
+                                       f"({type(exc).__name__}); nothing was written",
+                                       hint="check the workers' memory and logs, or use --compute local") from None
+                log.warning("%s: a Dask worker died (%s); running it again (%d of %d)", what, type(exc).__name__,
+                            attempt + 1, ATTEMPTS)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def record(self) -> dict[str, str]:
         """What is recorded with an artifact (never fingerprinted): the backend and the number of workers."""

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.base import is_classifier, is_regressor
 from sklearn.pipeline import Pipeline
 
-from lockstep.compute import Compute
+from lockstep.compute import Compute, lost_worker
 from lockstep.core.config import Config
 from lockstep.core.errors import PipelineError
 from lockstep.core.prediction import final_estimator, has_probabilities, model_outputs
@@ -119,16 +119,24 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
     train_cfg, task = config.training, config.data.task
     seed = train_cfg.seeds[0]
     on_dask = compute is not None and compute.distributed
-    with deterministic(seed, threads if threads is not None else train_cfg.threads), \
-            (joblib.parallel_config(backend="dask") if on_dask else contextlib.nullcontext()):
-        estimator = factory()
-        seed_estimator(estimator, seed)
-        searcher = build_search(estimator, search, make_scorer(task, config.primary_metric, train_cfg.positive_class),
-                                seed, -1 if on_dask else train_cfg.n_jobs, task)
-        try:
-            searcher.fit(X_train, y_train)
-        except Exception as exc:
-            raise user_code_failure(PipelineError, "the search failed", exc) from exc
+
+    def run() -> Any:
+        with deterministic(seed, threads if threads is not None else train_cfg.threads), \
+                (joblib.parallel_config(backend="dask") if on_dask else contextlib.nullcontext()):
+            estimator = factory()
+            seed_estimator(estimator, seed)
+            searcher = build_search(estimator, search, make_scorer(task, config.primary_metric,
+                                                                   train_cfg.positive_class),
+                                    seed, -1 if on_dask else train_cfg.n_jobs, task)
+            try:
+                searcher.fit(X_train, y_train)
+            except Exception as exc:
+                if on_dask and lost_worker(exc):
+                    raise  # run again whole (Compute.retrying): not the user's doing
+                raise user_code_failure(PipelineError, "the search failed", exc) from exc
+        return searcher
+
+    searcher = compute.retrying(run, "the search") if compute is not None else run()
     # Plain Python values (a NumPy integer drawn from a distribution would not survive JSON as a number).
     best = {name: value.item() if hasattr(value, "item") else value for name, value in searcher.best_params_.items()}
     return best, searcher

@@ -276,10 +276,13 @@ def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: Sear
     if compute.distributed:  # every seed's fit on a worker at once; results in the order of the seeds
         step(f"fitting {len(seeds)} seed(s) on {compute.workers} Dask worker(s)")
         client = compute.client
-        data = client.scatter([X, y, masks], broadcast=True)
-        futures = [client.submit(fit_seed, factory, model_ref, best_params, seed, train_cfg.threads, *data, task,
-                                 pure=False) for seed in seeds]
-        fitted = client.gather(futures)
+
+        def fit_all() -> list:
+            data = client.scatter([X, y, masks], broadcast=True)  # a copy on every worker: none is lost with one
+            return client.gather([client.submit(fit_seed, factory, model_ref, best_params, seed, train_cfg.threads,
+                                                *data, task, pure=False) for seed in seeds])
+
+        fitted = compute.retrying(fit_all, "fitting the seeds")
     else:
         fitted = []
         for seed in seeds:
