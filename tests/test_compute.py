@@ -188,3 +188,13 @@ def test_a_worker_killed_mid_task_does_not_change_the_model(featured: Path, tmp_
     result = json.loads(done.stdout)
     assert result["compute"]["backend"] == "dask"
     assert result["fingerprint"] == local.fingerprint and result["best_params"] == local.params["best_params"]
+
+
+def test_lockstep_run_trains_on_the_cluster_it_is_given(featured: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(featured, project, ignore=shutil.ignore_patterns(".lockstep"))
+    report = Project(project).run(compute="dask", verify=False, parity=False)
+    assert report.ok
+    trained = Project(project).model_version("telco-churn/1")
+    assert trained.tags["lockstep.compute.backend"] == "dask"
+    assert trained.fingerprint == Project(featured).model_version("telco-churn/1").fingerprint

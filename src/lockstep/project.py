@@ -259,11 +259,11 @@ class Project:
         return info, sorted(files)
 
     def run(self, *, candidates: bool = False, verify: bool = True, parity: bool = True,
-            force_checks: bool = False, progress=None):
+            force_checks: bool = False, progress=None, compute: str | None = None):
         """Ingest, features, train, promote, verify and parity, each skipped when its inputs are unchanged
-        (see :mod:`lockstep.workflow`)."""
+        (see :mod:`lockstep.workflow`); training runs where ``compute`` says (default: ``[compute] backend``)."""
         return run_system(self, candidates=candidates, verify=verify, parity=parity,
-                          force_checks=force_checks, progress=progress)
+                          force_checks=force_checks, progress=progress, compute=compute)
 
     # ------------------------------------------------------------------ monitoring
 

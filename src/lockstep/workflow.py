@@ -67,7 +67,7 @@ class Steps(Protocol):
 
     def build_features(self) -> FeatureResult: ...
 
-    def train(self, *, candidate: str | None = None) -> TrainResult: ...
+    def train(self, *, candidate: str | None = None, compute: str | None = None) -> TrainResult: ...
 
     def promote(self, ref: str | None = None) -> PromotionResult: ...
 
@@ -148,7 +148,7 @@ def check_code_references(config: Any, candidates: bool) -> None:
 
 
 def run_system(work: Steps, *, candidates: bool = False, verify: bool = True, parity: bool = True,
-               force_checks: bool = False, progress: Progress | None = None) -> RunReport:
+               force_checks: bool = False, progress: Progress | None = None, compute: str | None = None) -> RunReport:
     """Run ingest, features, train, promote, verify and parity for a project.
 
     Parameters
@@ -161,6 +161,8 @@ def run_system(work: Steps, *, candidates: bool = False, verify: bool = True, pa
     force_checks : bool, default False
         Verify and compare even when they passed before for the same inputs.
     progress : callable, optional
+    compute : {"local", "dask"}, optional
+        Where training runs (default: ``[compute] backend``).
 
     Returns
     -------
@@ -179,7 +181,7 @@ def run_system(work: Steps, *, candidates: bool = False, verify: bool = True, pa
     for candidate in names:
         trained: list[VersionInfo] = []
         _timed(report, notify, f"train {candidate}" if candidate else "train",
-               partial(_train_step, work, candidate, trained))
+               partial(_train_step, work, candidate, trained, compute))
         name = "promote" if candidate is None else f"promote {candidate}"
         _timed(report, notify, name, partial(_promote_step, work, name, trained[0]))
     champion = _champion(work)
@@ -214,9 +216,9 @@ def _features_step(work: Steps) -> RunStep:
     return RunStep("features", "skipped" if result.skipped else "done", detail, info.version, info.fingerprint)
 
 
-def _train_step(work: Steps, candidate: str | None, out: list[VersionInfo]) -> RunStep:
+def _train_step(work: Steps, candidate: str | None, out: list[VersionInfo], compute: str | None = None) -> RunStep:
     """Train (or find up to date) the default model or a candidate; its version is appended to ``out``."""
-    result = work.train(candidate=candidate)
+    result = work.train(candidate=candidate, compute=compute)
     info = result.version
     out.append(info)
     primary = work.config.primary_metric

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from lockstep.cli._context import open_project
-from lockstep.cli._options import JsonOpt, ProjectOpt
+from lockstep.cli._options import ComputeOpt, JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import short
 
@@ -31,6 +31,7 @@ def run(
                                          "paths.")] = True,
     force_checks: Annotated[bool, typer.Option("--force-checks", help="Verify and compare even if they passed "
                                                "before for the same inputs.")] = False,
+    compute: ComputeOpt = None,
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
 ) -> None:
@@ -57,7 +58,7 @@ def run(
 
     try:
         report = proj.run(candidates=candidates, verify=verify, parity=parity, force_checks=force_checks,
-                          progress=progress)
+                          progress=progress, compute=compute)
     finally:
         status = status_holder.pop("status", None)
         if status is not None:
