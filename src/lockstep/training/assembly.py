@@ -122,7 +122,8 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
 
     def run() -> Any:
         with deterministic(seed, threads if threads is not None else train_cfg.threads), \
-                (joblib.parallel_config(backend="dask") if on_dask else contextlib.nullcontext()):
+                (joblib.parallel_config(backend="dask", scatter=[X_train, y_train]) if on_dask
+                 else contextlib.nullcontext()):  # the rows sent once, to every worker (none lost with one)
             estimator = factory()
             seed_estimator(estimator, seed)
             searcher = build_search(estimator, search, make_scorer(task, config.primary_metric,
