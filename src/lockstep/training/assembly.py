@@ -121,20 +121,26 @@ def search_best_params(config: Config, factory: Any, search: SearchConfig, X_tra
     on_dask = compute is not None and compute.distributed
 
     def run() -> Any:
-        with deterministic(seed, threads if threads is not None else train_cfg.threads), \
-                (joblib.parallel_config(backend="dask", scatter=[X_train, y_train]) if on_dask
-                 else contextlib.nullcontext()):  # the rows sent once, to every worker (none lost with one)
+        with deterministic(seed, threads if threads is not None else train_cfg.threads):
             estimator = factory()
             seed_estimator(estimator, seed)
             searcher = build_search(estimator, search, make_scorer(task, config.primary_metric,
                                                                    train_cfg.positive_class),
                                     seed, -1 if on_dask else train_cfg.n_jobs, task)
-            try:
-                searcher.fit(X_train, y_train)
-            except Exception as exc:
-                if on_dask and lost_worker(exc):
-                    raise  # run again whole (Compute.retrying): not the user's doing
-                raise user_code_failure(PipelineError, "the search failed", exc) from exc
+            shared: list[Any] = []
+            if on_dask:
+                # The folds, made here as the search would make them, are sent with the rows to every worker
+                # once: what joblib sends itself lives on one worker only, and is lost with it.
+                folds = list(searcher.cv.split(X_train, y_train))
+                searcher.set_params(cv=folds)
+                shared = [X_train, y_train, *(indices for fold in folds for indices in fold)]
+            with (joblib.parallel_config(backend="dask", scatter=shared) if on_dask else contextlib.nullcontext()):
+                try:
+                    searcher.fit(X_train, y_train)
+                except Exception as exc:
+                    if on_dask and lost_worker(exc):
+                        raise  # run again whole (Compute.retrying): not the user's doing
+                    raise user_code_failure(PipelineError, "the search failed", exc) from exc
         return searcher
 
     searcher = compute.retrying(run, "the search") if compute is not None else run()
