@@ -18,6 +18,7 @@ address within :data:`CONNECT_TIMEOUT` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import distributed
+import joblib
+from joblib._parallel_backends import SequentialBackend
 from threadpoolctl import threadpool_limits
 
 from lockstep.core.errors import ServiceError, UserError
@@ -112,16 +115,34 @@ class Compute:
         return {"backend": self.backend, "workers": str(self.workers)}
 
 
-class _ThreadLimits(distributed.WorkerPlugin):
-    """Limit every worker's BLAS and OpenMP pools to the work's threads, for the worker's whole life."""
+class _WorkerSetup(distributed.WorkerPlugin):
+    """How lockstep's work runs on a worker, for as long as the session lasts.
 
-    name = "lockstep-thread-limits"
+    * BLAS and OpenMP pools limited to the work's threads.
+    * joblib calls made *inside* a task run in sequence, in the task. joblib's
+      Dask backend runs every task under ``parallel_config(backend="dask")``,
+      so the joblib calls a fit makes itself (a ``ColumnTransformer`` fitting
+      its parts) became Dask tasks too: a search of 200 fits of the example's
+      pipeline made 1,000 tasks, fits waiting on their parts, and took 2.3
+      times as long as two local processes. The outputs are the same (the
+      parts are put together in order either way). The worker's own ``dask``
+      backend is put back when the session ends.
+    """
+
+    name = "lockstep-worker-setup"
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
+        self._saved: Any = None
 
     def setup(self, worker: Any) -> None:
         threadpool_limits(self.threads)
+        self._saved = joblib.parallel.BACKENDS.get("dask")
+        joblib.register_parallel_backend("dask", SequentialBackend)
+
+    def teardown(self, worker: Any) -> None:
+        if self._saved is not None:
+            joblib.register_parallel_backend("dask", self._saved)
 
 
 @contextmanager
@@ -164,12 +185,14 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
                                            host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     try:
-        client.register_plugin(_ThreadLimits(threads))
+        client.register_plugin(_WorkerSetup(threads))
         for path in sorted({str(p) for p in (code.files.values() if code else [])}):
             client.upload_file(path, load=False)
         workers = len(client.scheduler_info().get("workers", {}))
         yield Compute("dask", workers, settings.address, client)
     finally:
+        with contextlib.suppress(Exception):  # a cluster that is going away: nothing to put back
+            client.unregister_worker_plugin(_WorkerSetup.name)
         client.close()
         if cluster is not None:
             cluster.close()
