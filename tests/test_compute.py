@@ -198,3 +198,26 @@ def test_lockstep_run_trains_on_the_cluster_it_is_given(featured: Path, tmp_path
     trained = Project(project).model_version("telco-churn/1")
     assert trained.tags["lockstep.compute.backend"] == "dask"
     assert trained.fingerprint == Project(featured).model_version("telco-churn/1").fingerprint
+
+
+def _workers_dask_backend() -> str:
+    import joblib
+
+    return joblib.parallel.BACKENDS["dask"].__name__
+
+
+def test_a_shared_cluster_is_left_as_it_was_found() -> None:
+    """On a cluster lockstep did not start, the workers' setup (nested joblib calls in sequence, thread limits)
+    lasts only as long as the session."""
+    import distributed
+
+    from lockstep.compute import compute_session
+    from lockstep.core.sections import ComputeConfig
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        settings = ComputeConfig(backend="dask", address=cluster.scheduler_address)
+        with compute_session(settings, threads=1) as session:
+            assert session.workers == 1 and session.address == cluster.scheduler_address
+            assert set(session.client.run(_workers_dask_backend).values()) == {"SequentialBackend"}
+        with distributed.Client(cluster) as client:
+            assert set(client.run(_workers_dask_backend).values()) == {"DaskDistributedBackend"}

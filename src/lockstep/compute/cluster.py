@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import distributed
 import joblib
+from joblib._dask import DaskDistributedBackend
 from joblib._parallel_backends import SequentialBackend
 from threadpoolctl import threadpool_limits
 
@@ -137,7 +138,8 @@ class _WorkerSetup(distributed.WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         threadpool_limits(self.threads)
-        self._saved = joblib.parallel.BACKENDS.get("dask")
+        # joblib registers its Dask backend on first use: the one to put back is that, if nothing else is there
+        self._saved = joblib.parallel.BACKENDS.get("dask", DaskDistributedBackend)
         joblib.register_parallel_backend("dask", SequentialBackend)
 
     def teardown(self, worker: Any) -> None:
