@@ -51,8 +51,8 @@ def test_the_tracking_server_runs_the_mlflow_that_lockstep_installs(compose: dic
 
 
 @pytest.mark.parametrize("service", ["lockstep", "replica-1"])
-def test_the_containers_point_the_example_at_the_shared_services(compose: dict, service: str,
-                                                                 tmp_path: Path) -> None:
+def test_the_containers_point_the_example_at_the_shared_services(compose: dict, service: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "project"
     shutil.copytree(EXAMPLES / "telco-churn", project, ignore=shutil.ignore_patterns(".lockstep"))
     spec = compose["services"][service]
@@ -68,16 +68,9 @@ def test_the_containers_point_the_example_at_the_shared_services(compose: dict, 
     text = (project / "lockstep.toml").read_text()
     assert 'store = "${LOCKSTEP_STORE}"' in text and 'tracking_uri = "${LOCKSTEP_TRACKING_URI}"' in text
 
-    saved = {k: os.environ.get(k) for k in ("LOCKSTEP_STORE", "LOCKSTEP_TRACKING_URI")}
-    os.environ.update({k: env[k] for k in saved})
-    try:
-        config = load_config(project)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    for key in ("LOCKSTEP_STORE", "LOCKSTEP_TRACKING_URI"):
+        monkeypatch.setenv(key, env[key])
+    config = load_config(project)
     assert config.project.store == "s3://lockstep/telco"
     assert config.registry.tracking_uri == "http://mlflow:5000"
     assert config.store_remote and config.registry.artifacts is None

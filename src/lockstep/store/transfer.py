@@ -176,8 +176,7 @@ def _check_table(source: StorePath, destination: StorePath, table: str) -> None:
     if _delta.commit_metadata(copied) != source_meta:
         raise StoreError(f"the copy of {table} in {destination} does not read back with the source's versions "
                          "and metadata", hint="push again: files already copied are skipped")
-    if source_meta or _delta.is_table(copied):
-        _delta.dataset(copied)  # checks every data file of the latest version against the log
+    _delta.dataset(copied)  # checks every data file of the latest version against the log
 
 
 def _join(root: StorePath, relative: str) -> StorePath:
