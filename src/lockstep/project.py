@@ -115,9 +115,11 @@ class Project:
     # ------------------------------------------------------------------ features
 
     def build_features(self, raw_version: int | None = None, *, force: bool = False,
-                       progress: Progress | None = None) -> FeatureResult:
-        """Compute the feature set from a raw snapshot, or find it up to date (see :mod:`lockstep.features.build`)."""
-        return build_features(self.config, self.store, raw_version=raw_version, force=force, progress=progress)
+                       progress: Progress | None = None, compute: str | None = None) -> FeatureResult:
+        """Compute the feature set from a raw snapshot, or find it up to date (see :mod:`lockstep.features.build`);
+        ``compute`` (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
+        return build_features(self.config, self.store, raw_version=raw_version, force=force, progress=progress,
+                              compute=compute)
 
     def feature_versions(self) -> list[FeatureInfo]:
         """Every version of the project's feature set, oldest first."""
@@ -261,7 +263,8 @@ class Project:
     def run(self, *, candidates: bool = False, verify: bool = True, parity: bool = True,
             force_checks: bool = False, progress=None, compute: str | None = None):
         """Ingest, features, train, promote, verify and parity, each skipped when its inputs are unchanged
-        (see :mod:`lockstep.workflow`); training runs where ``compute`` says (default: ``[compute] backend``)."""
+        (see :mod:`lockstep.workflow`); features and training run where ``compute`` says (default:
+        ``[compute] backend``)."""
         return run_system(self, candidates=candidates, verify=verify, parity=parity,
                           force_checks=force_checks, progress=progress, compute=compute)
 

@@ -65,7 +65,7 @@ class Steps(Protocol):
 
     def ingest(self) -> IngestResult: ...
 
-    def build_features(self) -> FeatureResult: ...
+    def build_features(self, *, compute: str | None = None) -> FeatureResult: ...
 
     def train(self, *, candidate: str | None = None, compute: str | None = None) -> TrainResult: ...
 
@@ -162,7 +162,7 @@ def run_system(work: Steps, *, candidates: bool = False, verify: bool = True, pa
         Verify and compare even when they passed before for the same inputs.
     progress : callable, optional
     compute : {"local", "dask"}, optional
-        Where training runs (default: ``[compute] backend``).
+        Where the feature pipeline and training run (default: ``[compute] backend``).
 
     Returns
     -------
@@ -175,7 +175,7 @@ def run_system(work: Steps, *, candidates: bool = False, verify: bool = True, pa
     notify = progress or (lambda _name, _phase, _step: None)
     started = time.perf_counter()
     _timed(report, notify, "ingest", partial(_ingest_step, work))
-    _timed(report, notify, "features", partial(_features_step, work))
+    _timed(report, notify, "features", partial(_features_step, work, compute))
     config = work.config
     names: list[str | None] = [None] + (sorted(config.train.candidates) if candidates and config.train else [])
     for candidate in names:
@@ -207,8 +207,8 @@ def _ingest_step(work: Steps) -> RunStep:
     return RunStep("ingest", "done" if result.changed else "skipped", detail, snap.version, snap.fingerprint)
 
 
-def _features_step(work: Steps) -> RunStep:
-    result = work.build_features()
+def _features_step(work: Steps, compute: str | None = None) -> RunStep:
+    result = work.build_features(compute=compute)
     info = result.info
     detail = ("up to date" if result.skipped else
               f"{info.rows:,} rows x {len(info.columns)} features, stateless check on "

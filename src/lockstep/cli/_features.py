@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from lockstep.cli._context import open_catalog
-from lockstep.cli._options import JsonOpt, ProjectOpt
+from lockstep.cli._options import ComputeOpt, JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import columns_table, render_diff, short
 
@@ -34,6 +34,7 @@ def features(
                                         "exists.")] = False,
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
+    compute: ComputeOpt = None,
 ) -> None:
     """Run the feature pipeline on a raw snapshot and version the result (skipped when nothing changed)."""
     if ctx.invoked_subcommand is not None:
@@ -43,7 +44,8 @@ def features(
     out = Output(json_mode)
     proj = open_catalog(project)  # the configuration and the store: all that the feature pipeline needs
     with out.progress("Features") as step:
-        result = build_features(proj.config, proj.store, raw_version=raw_version, force=force, progress=step)
+        result = build_features(proj.config, proj.store, raw_version=raw_version, force=force, progress=step,
+                                compute=compute)
 
     def render(console: Console) -> None:
         info = result.info

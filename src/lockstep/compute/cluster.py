@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +61,11 @@ class ProjectCode:
     """The project's modules the work imports: files of the project folder, by module name."""
 
     files: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def top_level(cls, project_dir: Path, files: Iterable[str]) -> ProjectCode:
+        """The modules among ``files`` (paths relative to the project folder) that sit at its top level."""
+        return cls({Path(rel).stem: project_dir / rel for rel in files if "/" not in rel and rel.endswith(".py")})
 
 
 @dataclass
@@ -184,7 +189,7 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
         client = _connect(settings.address)
     else:
         cluster = distributed.LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+                                           host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL)
         client = distributed.Client(cluster)
     try:
         client.register_plugin(_WorkerSetup(threads))

@@ -485,7 +485,10 @@ class ComputeConfig(_Section):
     process (and the processes ``[train] n_jobs`` asks for);
     ``backend = "dask"`` hands the work to a Dask cluster: the scheduler at
     ``address`` (``tcp://HOST:PORT``), or, without an address, a local
-    cluster of ``workers`` processes that lockstep starts and stops. The
+    cluster of ``workers`` processes that lockstep starts and stops. Data
+    is cut into partitions of at most ``partition_rows`` rows (inside the
+    Parquet row groups of the stored tables), one task each: the memory a
+    worker needs is that of a partition, not of the table. The
     backend and the number of workers are recorded with every artifact and
     are never part of a fingerprint: a result is the same on either.
     """
@@ -493,6 +496,7 @@ class ComputeConfig(_Section):
     backend: Literal["local", "dask"] = "local"
     address: StrictStr | None = Field(default=None, pattern=r"^(tcp|tls|inproc|ucx)://\S+$")
     workers: StrictInt = Field(default=2, ge=1, le=1024)
+    partition_rows: StrictInt = Field(default=1_000_000, ge=1)
 
     @model_validator(mode="after")
     def _address_needs_dask(self) -> ComputeConfig:

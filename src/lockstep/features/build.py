@@ -20,20 +20,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lockstep._version import __version__
-from lockstep.core.dtypes import dtype_of
+from lockstep.compute import Compute, ProjectCode, compute_session, reach
 from lockstep.core.environment import capture, core_fingerprint, git_state
-from lockstep.core.errors import LeakageError, PipelineError
+from lockstep.core.errors import PipelineError
 from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
-from lockstep.core.frames import raw_frame
 from lockstep.core.usercode import code_identity, load_object
-from lockstep.data.splits import SPLIT_VALUES, SPLITS, UNLABELED, split_codes
-from lockstep.features.pipeline import check_stateless, make_transformer, run_pipeline, sample_rows
+from lockstep.data.splits import SPLIT_VALUES, SPLITS
+from lockstep.features.partitioned import IDENTITY, PartitionedFeatures, build_partitioned
+from lockstep.features.pipeline import check_stateless, make_transformer, sample_rows
+from lockstep.features.table import feature_table, transform_raw
 from lockstep.store import FeatureInfo, SnapshotInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,19 +92,22 @@ def feature_inputs(config: Config, raw_fingerprint: str) -> dict[str, Any]:
 
 
 def build_features(config: Config, store: Store, *, raw_version: int | None = None, force: bool = False,
-                   progress: Progress | None = None) -> FeatureResult:
+                   progress: Progress | None = None, compute: str | None = None) -> FeatureResult:
     """Compute the feature set, one build at a time per store: a second waits, then finds the first's version.
 
     See :func:`_build_features` for the parameters.
     """
+    reach(config.compute, compute)  # a scheduler that does not answer: said now, before any reading
     if not store.exists():  # nothing to build from; the error says so without creating the store
-        return _build_features(config, store, raw_version=raw_version, force=force, progress=progress)
+        return _build_features(config, store, raw_version=raw_version, force=force, progress=progress,
+                               compute=compute)
     with store.lock("features", "feature build"):
-        return _build_features(config, store, raw_version=raw_version, force=force, progress=progress)
+        return _build_features(config, store, raw_version=raw_version, force=force, progress=progress,
+                               compute=compute)
 
 
 def _build_features(config: Config, store: Store, *, raw_version: int | None = None, force: bool = False,
-                    progress: Progress | None = None) -> FeatureResult:
+                    progress: Progress | None = None, compute: str | None = None) -> FeatureResult:
     """Compute (or find up to date) the feature set of ``[features]`` from a raw snapshot.
 
     Parameters
@@ -119,6 +120,9 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
         Recompute even when a version with the same inputs exists.
     progress : callable, optional
         Called with the name of each step.
+    compute : {"local", "dask"}, optional
+        Where the pipeline runs (default: ``[compute] backend``): here on the whole snapshot, or on Dask's
+        workers partition by partition (:mod:`lockstep.features.partitioned`). The feature set is the same.
 
     Returns
     -------
@@ -142,10 +146,26 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
         if existing is not None:
             return FeatureResult(info=existing, skipped=True)
 
-    ref = config.features.pipeline or "(identity: the raw columns)"
     step("importing the feature pipeline")
     factory = load_object(config.features.pipeline, config.project_dir) if config.features.pipeline else None
+    code = ProjectCode.top_level(config.project_dir, fingerprints["code"]["files"])
+    with compute_session(config.compute, compute, threads=1, code=code) as session:
+        store.ensure()
+        if session.distributed:
+            built = build_partitioned(config, store.snapshots, table, snapshot, session, step)
+            step("writing the feature set")
+            info = _version_info(config, snapshot, fingerprints, built, session)
+            return FeatureResult(info=table.commit_parts(built.parts, built.schema, info), skipped=False)
+        output, built = _build_here(config, store, snapshot, factory, step)
+        step("writing the feature set")
+        info = _version_info(config, snapshot, fingerprints, built, session)
+        return FeatureResult(info=table.write(output, info), skipped=False)
 
+
+def _build_here(config: Config, store: Store, snapshot: SnapshotInfo, factory: Callable[[], Any] | None,
+                step: Progress) -> tuple[pa.Table, PartitionedFeatures]:
+    """The feature table computed in this process from the whole snapshot, and its record."""
+    ref = config.features.pipeline or IDENTITY
     step(f"reading raw snapshot {snapshot.version}")
     raw = store.snapshots.read(snapshot.version, text_as_dictionary=True)
 
@@ -159,11 +179,11 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
 
     step("assembling the feature table")
     output, dtypes, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
-
-    step("writing the feature set")
-    store.ensure()
-    info = _version_info(config, snapshot, fingerprints, output, features, dtypes, codes, parity.to_dict())
-    return FeatureResult(info=table.write(output, info), skipped=False)
+    splits = {name: int((codes == i).sum()) for i, name in enumerate(SPLIT_VALUES)
+              if name in SPLITS or (codes == i).any()}
+    return output, PartitionedFeatures(parts=[], schema=output.schema, fingerprint=fingerprint_table(output),
+                                       rows=output.num_rows, dtypes=dtypes, splits=splits,
+                                       parity=parity.to_dict())
 
 
 def _snapshot_with_inputs(config: Config, store: Store, version: int | None) -> SnapshotInfo:
@@ -176,17 +196,16 @@ def _snapshot_with_inputs(config: Config, store: Store, version: int | None) -> 
     return snapshot
 
 
-def _version_info(config: Config, snapshot: SnapshotInfo, fingerprints: dict[str, Any], output: pa.Table,
-                  features: pd.DataFrame, dtypes: dict[str, str], codes: np.ndarray, parity: dict[str, Any],
-                  ) -> FeatureInfo:
+def _version_info(config: Config, snapshot: SnapshotInfo, fingerprints: dict[str, Any], built: PartitionedFeatures,
+                  compute: Compute) -> FeatureInfo:
     """The description of a new feature set version: its fingerprint, columns, lineage and split counts."""
     return FeatureInfo(
         version=-1,
         name=config.features.name,
-        fingerprint=fingerprint_table(output),
-        rows=output.num_rows,
-        columns=[str(c) for c in features.columns],
-        dtypes=dtypes,
+        fingerprint=built.fingerprint,
+        rows=built.rows,
+        columns=list(built.dtypes),
+        dtypes=built.dtypes,
         id_column=snapshot.id_column,
         label_column=snapshot.target,
         raw_version=snapshot.version,
@@ -195,84 +214,11 @@ def _version_info(config: Config, snapshot: SnapshotInfo, fingerprints: dict[str
         config_fingerprint=fingerprints["parts"]["config"],
         environment_fingerprint=fingerprints["parts"]["environment"],
         inputs=fingerprints["inputs"],
-        parity=parity,
-        splits={name: int((codes == i).sum()) for i, name in enumerate(SPLIT_VALUES) if name in SPLITS
-                or (codes == i).any()},
+        parity=built.parity,
+        splits=built.splits,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         lockstep_version=__version__,
         environment=fingerprints["environment"],
         git=git_state(config.project_dir),
+        compute=compute.record(),
     )
-
-
-def transform_raw(config: Config, raw: pa.Table, factory: Callable[[], Any] | None,
-                  ref: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The pipeline's input frame from raw rows, and the features it computes (output contract checked)."""
-    frame = raw_frame(raw, config.data.columns, config.feature_inputs)
-    features = run_pipeline(make_transformer(factory, ref), frame, ref)
-    _check_names(features, config, ref)
-    return frame, features
-
-
-def feature_table(config: Config, raw: pa.Table, features: pd.DataFrame, id_column: str, target: str, ref: str):
-    """The stored feature table (id, features, label, split), its feature dtypes, and the split codes.
-
-    A row whose target is missing is in the split ``unlabeled``: it cannot be learned from or scored, so
-    training, evaluation, parity and monitoring's reference leave it out (``lockstep predict`` is for it).
-    """
-    codes = split_codes(raw, id_column, config.split, config.feature_inputs)
-    label = raw.column(target)
-    if label.null_count or pa.types.is_floating(label.type):
-        missing = np.asarray(pc.is_null(label, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
-        codes = np.where(missing, SPLIT_VALUES.index(UNLABELED), codes).astype(np.int8)
-    output, dtypes = _assemble(raw, features, id_column, target, codes, ref)
-    return output, dtypes, codes
-
-
-def _check_names(features: pd.DataFrame, config: Config, ref: str) -> None:
-    names = [str(c) for c in features.columns]
-    target = config.data.target
-    if target in names:
-        raise LeakageError(f"the feature pipeline {ref!r} outputs a column named like the target '{target}'",
-                           hint="features must not contain the answer; drop or rename that column")
-    for reserved in (config.data.id_column, "split"):
-        if reserved in names:
-            raise PipelineError(f"the feature pipeline {ref!r} outputs a column named '{reserved}', which the "
-                                "feature table uses for the id or the split", hint="rename that feature")
-    if not names:
-        raise PipelineError(f"the feature pipeline {ref!r} outputs no columns")
-
-
-
-
-def _text_array(series: pd.Series) -> pa.Array:
-    """Text to Arrow through its distinct values (one conversion per distinct value, not per row)."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    dictionary = pa.array(np.asarray(uniques, dtype=object), pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32(), mask=codes < 0), dictionary).cast(pa.string())
-
-
-def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str, codes, ref: str):
-    """id, features, label, split as one Arrow table; feature dtypes as logical types."""
-    def decoded(column):
-        return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
-
-    arrays, names, dtypes = [decoded(raw.column(id_column))], [id_column], {}
-    for name in features.columns:
-        series = features[name]
-        textual = pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)
-        textual = textual and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
-        try:
-            array = _text_array(series) if textual else pa.array(series, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise PipelineError(f"feature {name!r} of {ref!r} mixes types that cannot be stored: {exc}",
-                                hint="give every feature one type: numbers, booleans or text") from None
-        if pa.types.is_null(array.type):
-            array = array.cast(pa.float64())
-        arrays.append(array)
-        names.append(str(name))
-        dtypes[str(name)] = dtype_of(array.type)
-    split = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(SPLIT_VALUES, pa.string()))
-    arrays += [decoded(raw.column(label)), split.cast(pa.string())]
-    names += [label, "split"]
-    return pa.table(arrays, names=names), dtypes

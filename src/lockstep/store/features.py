@@ -56,6 +56,8 @@ class FeatureInfo:
     created, lockstep_version : str
     git : dict
         Commit and dirty flag of the project's repository, when there is one.
+    compute : dict
+        Where the pipeline ran: ``backend`` and ``workers`` (never part of a fingerprint).
     """
 
     version: int
@@ -78,6 +80,7 @@ class FeatureInfo:
     lockstep_version: str
     environment: dict[str, Any] = field(default_factory=dict)
     git: dict[str, Any] = field(default_factory=dict)
+    compute: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_metadata(cls, version: int, meta: dict[str, Any]) -> FeatureInfo:

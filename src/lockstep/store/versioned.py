@@ -13,8 +13,9 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 import pyarrow as pa
 
 from lockstep.core.errors import NotFoundError
-from lockstep.store import _delta
+from lockstep.store import _delta, parts
 from lockstep.store.location import StorePath, as_store_path
+from lockstep.store.parts import PartFile, Partition
 
 __all__ = ["VersionMetadata", "VersionedTable"]
 
@@ -105,4 +106,31 @@ class VersionedTable(Generic[InfoT]):
         """Write ``table`` as a new version, atomically; return its info with the version set."""
         _delta.write_table(self.path, table, info.to_metadata())
         version = _delta.open_table(self.path).version()
+        return self.info_type.from_metadata(version, info.to_metadata())
+
+    def partitions(self, version: int | None = None,
+                   rows: int = 1_000_000) -> tuple[builtins.list[Partition], pa.Schema]:
+        """Version ``version`` (default: the latest) cut into runs of at most ``rows`` rows, in row order, and the
+        schema to read them with (see :mod:`lockstep.store.parts`)."""
+        return parts.partitions(self.path, self.info(version).version, rows)
+
+    def read_partition(self, partition: Partition, schema: pa.Schema, *,
+                       text_as_dictionary: bool = False) -> pa.Table:
+        """The rows of one partition (from :meth:`partitions`)."""
+        return parts.read_partition(self.path, partition, schema, text_as_dictionary=text_as_dictionary)
+
+    def write_part(self, table: pa.Table, name: str) -> PartFile:
+        """Write one part of a version to come (see :meth:`commit_parts`)."""
+        return parts.write_part(self.path, table, name)
+
+    def read_part(self, part: PartFile) -> pa.Table:
+        return parts.read_part(self.path, part)
+
+    def discard_parts(self, names: builtins.list[str]) -> None:
+        """Remove parts written for a version that will not be committed."""
+        parts.discard_parts(self.path, names)
+
+    def commit_parts(self, written: builtins.list[PartFile], schema: pa.Schema, info: InfoT) -> InfoT:
+        """Make the parts, in order, a new version; its info with the version set."""
+        version = parts.commit_parts(self.path, written, schema, info.to_metadata())
         return self.info_type.from_metadata(version, info.to_metadata())

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -227,7 +226,7 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
 
 def _session(config: Config, compute: str | None, files: dict[str, str]) -> AbstractContextManager[Compute]:
     """Where the fits run, with the project's modules for Dask's workers (top-level modules only, for now)."""
-    code = ProjectCode({Path(rel).stem: config.project_dir / rel for rel in files if "/" not in rel})
+    code = ProjectCode.top_level(config.project_dir, files)
     return compute_session(config.compute, compute, threads=config.training.threads, code=code)
 
 

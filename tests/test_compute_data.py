@@ -1,0 +1,185 @@
+"""The data work on Dask: the feature pipeline partition by partition on the workers, with one machine's results.
+
+Real clusters: a ``LocalCluster`` of 2 worker processes shared by the tests
+of this module (reached by address, as a team's cluster is), and one that
+lockstep starts itself. Every comparison is of fingerprints computed from
+the stored bytes: the same raw rows give the same feature set whatever the
+backend and however the rows are cut into partitions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import distributed
+import pyarrow as pa
+import pytest
+
+from lockstep import Project
+from lockstep.core.errors import PipelineError
+from lockstep.core.fingerprint import fingerprint_table
+from lockstep.features import partitioned
+from lockstep.scaffold import init_project
+from lockstep.store.parts import PartFile
+
+from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .corpus import INIT_CORPUS
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+LOCKSTEP = [sys.executable, "-m", "lockstep"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes, one thread each, on 127.0.0.1: the address of their scheduler."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as running:
+        yield running.scheduler_address
+
+
+def _compute(project: Path, address: str | None, partition_rows: int) -> None:
+    toml = project / "lockstep.toml"
+    text = toml.read_text().split("\n[compute]\n")[0]
+    where = f'backend = "dask"\naddress = "{address}"\n' if address else ""
+    toml.write_text(f"{text}\n[compute]\n{where}partition_rows = {partition_rows}\n")
+
+
+def _example(name: str, tmp_path: Path) -> Path:
+    project = tmp_path / name
+    shutil.copytree(EXAMPLES / name, project, ignore=shutil.ignore_patterns(".lockstep"))
+    return project
+
+
+def _scaffolded(data, tmp_path: Path) -> Path:
+    project = tmp_path / data.key
+    csv = data.write_csv(project / "data" / f"{data.key}.csv")
+    init_project(csv, target=data.target, id_column="row_id", directory=project)
+    return project
+
+
+def _same_feature_set(project: Path, local: int, other: int) -> None:
+    """Versions ``local`` and ``other`` of the project's feature set hold the same rows, read back from the store,
+    and their records agree on everything but where they ran."""
+    features = Project(project).store.features(Project(project).config.features.name)
+    a, b = features.info(local), features.info(other)
+    assert b.fingerprint == a.fingerprint
+    assert fingerprint_table(features.read(other)) == a.fingerprint  # the bytes, in row order
+    assert (b.rows, b.columns, b.dtypes, b.splits, b.inputs) == (a.rows, a.columns, a.dtypes, a.splits, a.inputs)
+    assert a.compute["backend"] == "local" and b.compute == {"backend": "dask", "workers": "2"}
+    assert b.parity["rows_checked"] == a.parity["rows_checked"]
+
+
+CASES = {
+    "telco-churn": lambda tmp: _example("telco-churn", tmp),
+    "ames-housing": lambda tmp: _example("ames-housing", tmp),
+    "titanic": lambda tmp: _scaffolded(INIT_CORPUS["titanic"], tmp),  # text ids, missing ages
+    "airquality": lambda tmp: _scaffolded(INIT_CORPUS["airquality"], tmp),  # rows without the target: unlabeled
+    "hotels": lambda tmp: _scaffolded(replace(INIT_CORPUS["hotels"], rows=1500), tmp),  # dates made features
+    "credit": lambda tmp: _scaffolded(INIT_CORPUS["credit"], tmp),  # missing text and numbers
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_features_on_dask_are_the_local_features(case: str, cluster: str, tmp_path: Path) -> None:
+    project = CASES[case](tmp_path)
+    _compute(project, cluster, partition_rows=97)  # many partitions, cut inside the row groups
+    local = Project(project)
+    local.ingest()
+    built = local.build_features(compute="local").info
+    on_dask = Project(project).build_features(force=True, compute="dask").info
+    assert on_dask.version == built.version + 1
+    _same_feature_set(project, built.version, on_dask.version)
+
+
+def test_the_feature_set_does_not_depend_on_the_partitions(cluster: str, tmp_path: Path) -> None:
+    project = _example("telco-churn", tmp_path)
+    header, rows = read_rows(TELCO_CSV)
+    write_rows(project / "data" / "wa_churn.csv", header, rows[:200])
+    Project(project).ingest()
+    versions = [Project(project).build_features(compute="local").info.version]
+    for size in (1, 7, 64, 1_000_000):  # one row each, uneven cuts, one partition
+        _compute(project, cluster, partition_rows=size)
+        versions.append(Project(project).build_features(force=True, compute="dask").info.version)
+    for version in versions[1:]:
+        _same_feature_set(project, versions[0], version)
+
+
+def _done(table: pa.Table):
+    missing = frozenset(c for c in table.column_names if table.column(c).null_count == table.num_rows)
+    return partitioned._Done(PartFile("f", 0, table.num_rows), table.schema, missing, (table.num_rows, 0, 0, 0), 0)
+
+
+def test_the_partitions_columns_take_the_type_the_whole_table_gives_them() -> None:
+    text = pa.table({"id": [1, 2], "late": ["new", None], "n": pa.array([1, 2], pa.int64())})
+    nothing = pa.table({"id": [3, 4], "late": pa.array([None, None], pa.float64()), "n": [0.5, None]})
+    schema = partitioned._unified([_done(text), _done(nothing)])
+    assert schema.field("late").type == pa.string() and schema.field("n").type == pa.float64()
+    other = pa.table({"id": [5], "late": [2.5], "n": [1]})
+    with pytest.raises(PipelineError, match="'late'.*different types"):
+        partitioned._unified([_done(text), _done(other)])
+    with pytest.raises(PipelineError, match="different columns"):
+        partitioned._unified([_done(text), _done(text.drop_columns(["n"]))])
+
+
+FAILS = """
+import pipeline
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+
+def _refuse(frame):
+    if frame["total_charges"].isna().any():
+        raise ValueError("a customer without charges is not welcome")
+    return frame
+
+
+def features():
+    return make_pipeline(FunctionTransformer(_refuse, feature_names_out="one-to-one"), pipeline.features())
+"""
+
+
+def test_a_partition_that_fails_writes_nothing(cluster: str, tmp_path: Path) -> None:
+    project = _example("telco-churn", tmp_path)
+    _compute(project, cluster, partition_rows=1000)
+    Project(project).ingest()
+    before = Project(project).build_features(compute="local").info
+    table = project / ".lockstep" / "features" / before.name
+    files = sorted(p.name for p in table.iterdir())
+    (project / "fails.py").write_text(FAILS)  # on the partitions with a new customer
+    toml = project / "lockstep.toml"
+    toml.write_text(toml.read_text().replace('pipeline = "pipeline:features"', 'pipeline = "fails:features"'))
+    with pytest.raises(PipelineError, match="without charges.*raw rows"):
+        Project(project).build_features(compute="dask")
+    assert [v.version for v in Project(project).feature_versions()] == [before.version]
+    assert sorted(p.name for p in table.iterdir()) == files  # the partitions' files were removed
+
+
+def test_a_worker_killed_while_transforming_does_not_change_the_feature_set(tmp_path: Path) -> None:
+    project = _example("telco-churn", tmp_path)
+    _compute(project, None, partition_rows=1500)
+    (project / "flaky_features.py").write_text(
+        "import os, signal\nfrom pathlib import Path\n\nimport pipeline\n\n\n"
+        "def features():\n"
+        "    try:\n        from distributed import get_worker\n        get_worker()\n"
+        "    except (ImportError, ValueError):\n        return pipeline.features()\n"
+        "    marker = Path(os.environ['LOCKSTEP_KILL_MARKER'])\n"
+        "    if not marker.exists():\n        marker.touch()\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return pipeline.features()\n")
+    toml = project / "lockstep.toml"
+    toml.write_text(toml.read_text().replace('pipeline = "pipeline:features"', 'pipeline = "flaky_features:features"'))
+    Project(project).ingest()
+    local = Project(project).build_features().info
+    marker = tmp_path / "killed"
+    done = subprocess.run([*LOCKSTEP, "features", "--force", "--compute", "dask", "--json", "--project",
+                           str(project)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LOCKSTEP_KILL_MARKER": str(marker)})
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()  # a worker died in the middle of a partition; its task ran again on the other
+    _same_feature_set(project, local.version, json.loads(done.stdout)["version"])
