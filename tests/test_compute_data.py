@@ -19,6 +19,7 @@ from pathlib import Path
 
 import distributed
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lockstep import Project
@@ -183,3 +184,78 @@ def test_a_worker_killed_while_transforming_does_not_change_the_feature_set(tmp_
     assert done.returncode == 0, done.stderr
     assert marker.exists()  # a worker died in the middle of a partition; its task ran again on the other
     _same_feature_set(project, local.version, json.loads(done.stdout)["version"])
+
+
+# ---------------------------------------------------------------------------------------------- predict, monitor
+
+MODELS = {
+    "telco-churn": lambda tmp: _example("telco-churn", tmp),  # logistic regression on one-hot codes
+    "ames-housing": lambda tmp: _example("ames-housing", tmp),  # ridge on a log target
+    "hotels": lambda tmp: _scaffolded(replace(INIT_CORPUS["hotels"], rows=1500), tmp),  # gradient boosting
+    "titanic": lambda tmp: _scaffolded(INIT_CORPUS["titanic"], tmp),  # native categories, text ids
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def trained(request, tmp_path_factory) -> Path:
+    """A project with its champion trained here (one seed), and its raw rows as a folder of 3 Parquet files."""
+    project = MODELS[request.param](tmp_path_factory.mktemp("trained"))
+    toml = project / "lockstep.toml"
+    toml.write_text(toml.read_text().replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    local = Project(project)
+    local.ingest()
+    local.build_features()
+    version = local.train().version
+    local.promote(f"{version.name}/{version.version}")
+    raw = local.store.snapshots.read()
+    folder = project / "incoming"
+    folder.mkdir()
+    third = raw.num_rows // 3 + 1
+    for i in range(3):
+        pq.write_table(raw.slice(i * third, third), folder / f"part-{i}.parquet", row_group_size=400)
+    return project
+
+
+def _prediction_rows(path: Path | None, table: pa.Table | None = None) -> str:
+    """The fingerprint of predictions without the run id (which differs between runs by design)."""
+    rows = table if table is not None else pq.read_table(path)
+    return fingerprint_table(rows.drop_columns(["run_id"]))
+
+
+def test_predictions_on_dask_are_the_local_predictions(trained: Path, cluster: str, tmp_path: Path) -> None:
+    _compute(trained, cluster, partition_rows=1000)
+    project = Project(trained)
+    local = project.predict(str(tmp_path / "local.parquet"), features_version=0, chunk_rows=500, compute="local")
+    on_dask = Project(trained).predict(str(tmp_path / "dask.parquet"), features_version=0, chunk_rows=500,
+                                       compute="dask")
+    assert on_dask.compute == {"backend": "dask", "workers": "2"} and local.compute["backend"] == "local"
+    assert (on_dask.rows, on_dask.input_fingerprint, on_dask.output_fingerprint) == (
+        local.rows, local.input_fingerprint, local.output_fingerprint)
+    assert _prediction_rows(tmp_path / "dask.parquet") == _prediction_rows(tmp_path / "local.parquet")
+
+    # the same rows stored otherwise (3 files, row groups of 400): the same batches of 500, the same outputs
+    folder = trained / "incoming"
+    for given, where in ((folder, "dask"), (Path(f"{folder}/*.parquet"), "dask"), (folder, "local")):
+        result = Project(trained).predict(str(tmp_path / "folder.parquet"), input=given, compute=where,
+                                          chunk_rows=500)
+        assert (result.input_fingerprint, result.output_fingerprint) == (local.input_fingerprint,
+                                                                         local.output_fingerprint)
+    # a Delta table in the store, one data file per piece of [compute] partition_rows (1,000), in one commit
+    table = Project(trained).predict("scored", fmt="delta", features_version=0, chunk_rows=500, compute="dask")
+    assert table.output_fingerprint == local.output_fingerprint
+    stored = Project(trained).store.predictions
+    assert _prediction_rows(None, stored.read_table("scored")) == _prediction_rows(tmp_path / "local.parquet")
+    files = [p for p in Path(stored.table_path("scored")).iterdir() if p.suffix == ".parquet"]
+    assert len(files) == -(-local.rows // 1000)
+
+
+def test_drift_statistics_on_dask_are_the_local_ones(trained: Path, cluster: str) -> None:
+    _compute(trained, cluster, partition_rows=1000)
+    folder = trained / "incoming"
+    local, _ = Project(trained).monitor(data=folder, chunk_rows=100_000, compute="local")
+    on_dask, _ = Project(trained).monitor(data=folder, chunk_rows=1000, compute="dask")
+    assert on_dask.rows == local.rows and on_dask.invalid == local.invalid
+    assert [c.name for c in on_dask.columns] == [c.name for c in local.columns]
+    for mine, theirs in zip(on_dask.columns, local.columns):
+        assert [s.to_dict() for s in mine.statistics] == [s.to_dict() for s in theirs.statistics], mine.name
+        assert mine.current.to_dict() == theirs.current.to_dict(), mine.name

@@ -187,12 +187,13 @@ class Project:
 
     def predict(self, output: str, *, input: str | Path | None = None, features_version: int | None = None,
                 model: str | None = None, fmt: str | None = None, quarantine: bool = False,
-                chunk_rows: int = 100_000):
-        """Batch predictions with a registered model (see :mod:`lockstep.inference.batch`)."""
+                chunk_rows: int = 100_000, compute: str | None = None):
+        """Batch predictions with a registered model (see :mod:`lockstep.inference.batch`); ``compute``
+        (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
         return predict_batch(self.config, self.store, self.registry, self.model_ref(model, "champion"),
                              input_path=Path(input) if input is not None else None,
                              features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
-                             chunk_rows=chunk_rows)
+                             chunk_rows=chunk_rows, compute=compute)
 
     # ------------------------------------------------------------------ reproducibility
 
@@ -272,17 +273,18 @@ class Project:
 
     def monitor(self, ref: str | None = None, *, data: str | Path | None = None, since=None, until=None,
                 quality: bool = False, retrain: bool = False, inputs_only: bool = False,
-                out: str | Path | None = None, chunk_rows: int = 250_000, progress=None):
+                out: str | Path | None = None, chunk_rows: int = 250_000, progress=None, compute: str | None = None):
         """Compare a window (a file, or the audit log) with a version's reference profile (default:
         ``@champion``); optionally the live quality from feedback, and the retraining loop
-        (see :mod:`lockstep.monitoring`). The run is recorded in the store's monitoring log."""
+        (see :mod:`lockstep.monitoring`). The run is recorded in the store's monitoring log. ``compute``
+        (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
         self.store.check_writable("record the monitoring run in")  # before the work, not after it
         registry = self.registry
         loaded = registry.load(self.model_ref(ref, default_alias="champion"))
         exact = self.model_ref(f"{loaded.info.name}/{loaded.info.version}")
         report = monitor(self.config, self.store, registry, exact, data=Path(data) if data is not None else None,
                          since=since, until=until, inputs_only=inputs_only, chunk_rows=chunk_rows,
-                         progress=progress, loaded=loaded)
+                         progress=progress, loaded=loaded, compute=compute)
         if quality:
             report.quality = live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
                                           since=since, until=until)

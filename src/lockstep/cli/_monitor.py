@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from lockstep.cli._context import open_project
-from lockstep.cli._options import JsonOpt, ProjectOpt
+from lockstep.cli._options import ComputeOpt, JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +34,8 @@ def _stat_text(stat) -> str:
 def monitor(
     model: Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: the "
                                               "project's model @champion).")] = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="A CSV or Parquet file of raw rows (default: "
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Raw rows: a CSV or Parquet file, a folder or glob "
+                                              "of Parquet files, or a Delta table (default: "
                                               "the inputs recorded in the audit log).")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Audit log window from this time (ISO 8601, UTC if "
                                               "no zone).")] = None,
@@ -53,6 +54,7 @@ def monitor(
                                             "memory).")] = 250_000,
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
+    compute: ComputeOpt = None,
 ) -> None:
     """Compare recent data with the model's training data: drift per column and of the predictions (exit 3 on
     drift)."""
@@ -63,7 +65,7 @@ def monitor(
     out = Output(json_mode)
     proj = open_project(project)
     kwargs: dict[str, Any] = dict(data=data, since=_when(since), until=_when(until), quality=quality, retrain=retrain,
-                  inputs_only=inputs_only, out=out_dir, chunk_rows=chunk_rows)
+                  inputs_only=inputs_only, out=out_dir, chunk_rows=chunk_rows, compute=compute)
     if json_mode or not out.err.is_terminal:
         report, payload = proj.monitor(model, **kwargs)
     else:

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from lockstep.cli._context import open_catalog, open_models
-from lockstep.cli._options import JsonOpt, ProjectOpt
+from lockstep.cli._options import ComputeOpt, JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command, fmt_int
 from lockstep.cli._render import short
 
@@ -36,7 +36,8 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS 
 def predict(
     output: Annotated[str, typer.Option("--output", "-o", help="A .parquet or .csv file, or with --format delta "
                                         "a table name in the store.", show_default=False)],
-    input: Annotated[Path | None, typer.Option("--input", "-i", help="A CSV or Parquet file of raw rows.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Raw rows: a CSV or Parquet file, a folder "
+                                               "or glob of Parquet files (quoted), or a Delta table's folder.")] = None,
     features_version: Annotated[int | None, typer.Option("--features-version", help="Predict the raw rows behind "
                                                          "this feature set version.")] = None,
     model: ModelOpt = None,
@@ -46,6 +47,7 @@ def predict(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk (bounds memory).")] = 100_000,
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
+    compute: ComputeOpt = None,
 ) -> None:
     """Predict a file of raw rows with a registered model; every output row names the model version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -58,14 +60,14 @@ def predict(
     if json_mode or not out.err.is_terminal:
         result = predict_batch(catalog.config, catalog.store, registry, ref, input_path=path,
                                features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
-                               chunk_rows=chunk_rows)
+                               chunk_rows=chunk_rows, compute=compute)
     else:
         with Progress(TextColumn("Predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=out.err, transient=True) as bar:
             task = bar.add_task("rows", total=None)
             result = predict_batch(catalog.config, catalog.store, registry, ref, input_path=path,
                                    features_version=features_version, output=output, fmt=fmt,
-                                   quarantine=quarantine, chunk_rows=chunk_rows,
+                                   quarantine=quarantine, chunk_rows=chunk_rows, compute=compute,
                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
 
     def render(console: Console) -> None:

@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -115,6 +117,24 @@ class Compute:
                 log.warning("%s: a Dask worker died (%s); running it again (%d of %d)", what, type(exc).__name__,
                             attempt + 1, ATTEMPTS)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def ordered(self, work: Callable[..., T], items: Iterable[Any], *args: Any, window: int | None = None,
+                name: str = "lockstep") -> Iterator[T]:
+        """``work(item, *args)`` for each item on the workers, the results in the items' order, with at most
+        ``window`` (default: twice the workers) submitted and not yet taken: memory stays bounded whatever the
+        number of items. A task whose worker dies is run again by Dask; what is not taken is cancelled."""
+        pending: deque[Any] = deque()
+        limit = window or 2 * self.workers
+        try:
+            for number, item in enumerate(items):
+                pending.append(self.client.submit(work, item, *args, key=f"{name}-{uuid.uuid4().hex}-{number}"))
+                if len(pending) >= limit:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            if pending:
+                self.client.cancel(list(pending))
 
     def record(self) -> dict[str, str]:
         """What is recorded with an artifact (never fingerprinted): the backend and the number of workers."""

@@ -23,7 +23,16 @@ from lockstep.core.errors import UserError
 from lockstep.data.schema import convert_table
 from lockstep.inference.runtime import records_table
 from lockstep.profiles.scores import answer_scores
-from lockstep.store import ReadOptions, count_rows, display_path, iter_file_batches
+from lockstep.store import (
+    InputPiece,
+    ReadOptions,
+    count_rows,
+    display_path,
+    is_parquet_input,
+    iter_file_batches,
+    parquet_input,
+    read_piece,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -33,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.versions import VersionInfo
     from lockstep.store import Store
 
-__all__ = ["Chunk", "Window", "audit_window", "file_window"]
+__all__ = ["Chunk", "Window", "audit_window", "file_window", "piece_chunk"]
 
 
 @dataclass
@@ -47,11 +56,22 @@ class Chunk:
 
 @dataclass
 class Window:
-    """Where the rows come from, how many there are (when known), and the chunks."""
+    """Where the rows come from, how many there are (when known), and the chunks.
+
+    ``pieces``: for an input read by pieces (Parquet), the pieces, which a Dask worker reads itself with
+    :func:`piece_chunk`; ``source`` names the input in messages.
+    """
 
     description: str
     total: int | None
     chunks: Iterator[Chunk]
+    pieces: list[InputPiece] | None = None
+    source: str = ""
+
+
+def piece_chunk(piece: InputPiece, schema: ModelSchema, source: str) -> Chunk:
+    """One piece of a Parquet input, typed as the model reads it."""
+    return _typed(read_piece(piece), schema, source)
 
 
 def _typed(table: pa.Table, schema: ModelSchema, source: str) -> Chunk:
@@ -78,10 +98,21 @@ def _prefetched(batches: Iterator[Any]) -> Iterator[Any]:
 
 
 def file_window(path: Path, schema: ModelSchema, config: Config | None, chunk_rows: int) -> Window:
-    """The rows of a CSV or Parquet file, in chunks of ``chunk_rows``."""
-    if not path.exists():
+    """The rows of a CSV or Parquet file (or a folder or glob of Parquet files, or a Delta table), in chunks of
+    ``chunk_rows``."""
+    globbed = bool(set("*?[") & set(str(path)))
+    if not path.exists() and not globbed:
         raise UserError(f"{path} does not exist", hint="give a CSV or Parquet file of raw rows with --data")
-    name = display_path(path, Path.cwd())
+    name = display_path(path, Path.cwd()) if not globbed else str(path)
+    if is_parquet_input(path):  # pieces of chunk_rows rows: the same batches here and on Dask's workers
+        planned = parquet_input(path, name, chunk_rows)
+        chunks = (piece_chunk(piece, schema, name) for piece in planned.pieces)
+        return Window(f"{name} ({planned.rows:,} rows)", planned.rows, _prefetched(chunks), planned.pieces, name)
+    return _file_chunks(path, name, schema, config, chunk_rows)
+
+
+def _file_chunks(path: Path, name: str, schema: ModelSchema, config: Config | None, chunk_rows: int) -> Window:
+    """A CSV or Parquet file in chunks of ``chunk_rows``."""
     data = config.data if config else None
     options = ReadOptions(
         format=None, delimiter=data.delimiter if data else ",", encoding=data.encoding if data else "utf-8",
@@ -93,7 +124,7 @@ def file_window(path: Path, schema: ModelSchema, config: Config | None, chunk_ro
     batches = iter_file_batches(path, name, options, chunk_rows, columns=list(schema.inputs),
                                 text_as_dictionary=True)
     chunks = (_typed(batch, schema, name) for batch in _prefetched(batches))
-    return Window(f"{name} ({total:,} rows)" if total is not None else name, total, chunks)
+    return Window(f"{name} ({total:,} rows)" if total is not None else name, total, chunks, source=name)
 
 
 def _parse(value: Any, dtype: str) -> Any:

@@ -11,7 +11,11 @@ Numbers
     (``below_sum``, ``above_sum``: what the Wasserstein distance needs of the
     tails). Also the count, missing values, sum, sum of squares, minimum and
     maximum. Binning a value is arithmetic, not a search, so a window of ten
-    million values is summarized in a few passes of NumPy.
+    million values is summarized in a few passes of NumPy. The sums are
+    exact (:func:`exact_sum`), rounded once when read: a summary built chunk
+    by chunk, or from the summaries of partitions merged
+    (:meth:`NumericSummary.merge`), is the same to the last bit however the
+    rows were cut.
 Categories (text, booleans)
     The count of every category the reference holds (its 1,000 most
     frequent), and of up to 10,000 other values seen in the window; the rest
@@ -29,7 +33,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["GRID_BINS", "CategoricalSummary", "NumericSummary", "column_kind", "new_summary", "summary_from_dict"]
+__all__ = ["GRID_BINS", "CategoricalSummary", "NumericSummary", "column_kind", "exact_sum", "merged", "new_summary",
+           "summary_from_dict"]
 
 GRID_BINS = 1000
 TOP_CATEGORIES = 1000
@@ -104,6 +109,65 @@ def arrow_category_values(column, dtype: str) -> tuple[np.ndarray, np.ndarray, i
     return names, kept, int(len(column) - kept.sum())
 
 
+#: A finite float64 is its significand times ``2**(exponent bits - _SCALE)``.
+_SCALE = 1075
+_FRACTION = (1 << 52) - 1
+#: Values summed at once in :func:`exact_sum` (their partial sums stay exact in float64; the temporary arrays stay
+#: small enough to be reused rather than mapped afresh, 4x faster than 2**24 at a time).
+_BLOCK = 1 << 16
+_SUMS = ("total", "total_sq", "below_sum", "above_sum")
+
+
+def exact_sum(values: np.ndarray) -> int:
+    """The exact sum of finite float64 ``values``, times ``2**_SCALE``, as an integer: nothing is rounded.
+
+    Each value is its 53-bit integer significand (signed) times a power of two, read from its bits; the
+    significands are split in two halves and summed per exponent in float64 (exact: every partial sum stays
+    below ``2**53``), then shifted and added as Python integers. About 9 ns a value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([1e16, 1.0, -1e16, 0.1])
+    >>> float(x.sum()) == 1.1, exact_sum(x) / 2**1075 == 1.1
+    (False, True)
+    """
+    total = 0
+    for start in range(0, values.size, _BLOCK):
+        bits = np.ascontiguousarray(values[start:start + _BLOCK], dtype=np.float64).view(np.int64)
+        exponent = (bits >> 52) & 0x7FF
+        significand = (bits & _FRACTION) | (1 << 52)
+        subnormal = exponent == 0
+        if subnormal.any():  # no implicit leading bit, and the exponent of the smallest normal numbers
+            significand[subnormal] &= _FRACTION
+            exponent[subnormal] = 1
+        sign = bits >> 63  # 0 or -1
+        significand ^= sign
+        significand -= sign
+        high = significand >> 26
+        significand &= (1 << 26) - 1
+        highs = np.bincount(exponent, weights=high)
+        lows = np.bincount(exponent, weights=significand)
+        for k in np.flatnonzero((highs != 0) | (lows != 0)).tolist():
+            total += ((int(highs[k]) << 26) + int(lows[k])) << k
+    return total
+
+
+def _rounded(exact: int, infinite: float) -> float:
+    """An exact sum (see :func:`exact_sum`) rounded once to float64, plus the sum of the infinite values."""
+    return exact / (1 << _SCALE) + infinite if infinite else exact / (1 << _SCALE)
+
+
+def _add(sums: dict[str, list], name: str, values: np.ndarray) -> None:
+    """Add ``values`` to the exact sum ``name`` (infinite values apart: their sum does not depend on order)."""
+    finite = np.isfinite(values)
+    exact, infinite = sums.setdefault(name, [0, 0.0])
+    if finite.all():
+        sums[name] = [exact + exact_sum(values), infinite]
+    else:
+        sums[name] = [exact + exact_sum(values[finite]), infinite + float(values[~finite].sum())]
+
+
 @dataclass
 class NumericSummary:
     """Counts of a numeric column on a fixed grid, plus moments (see the module's docstring)."""
@@ -124,6 +188,11 @@ class NumericSummary:
     maximum: float = -math.inf
     datetime: bool = False
     kind: str = field(default="numeric", init=False)
+    #: The exact sums behind total, total_sq, below_sum, above_sum, of what this summary was updated with.
+    sums: dict[str, list] = field(default_factory=dict, repr=False, compare=False)
+    #: Whether the sum and the sum of squares are kept: a reference's are (its standard deviation scales the
+    #: Wasserstein distance); a window's are not (no statistic reads them: half the cost of a window).
+    moments: bool = True
 
     def __post_init__(self) -> None:
         if self.counts is None:
@@ -147,8 +216,9 @@ class NumericSummary:
         values = x[~nan] if missing else x
         if values.size == 0:
             return
-        self.total += float(values.sum())
-        self.total_sq += float(np.dot(values, values))
+        if self.moments:
+            _add(self.sums, "total", values)
+            _add(self.sums, "total_sq", values * values)
         self.minimum = min(self.minimum, float(values.min()))
         self.maximum = max(self.maximum, float(values.max()))
         below = values < self.low
@@ -156,10 +226,11 @@ class NumericSummary:
         n_below, n_above = int(below.sum()), int(above.sum())
         if n_below:
             self.below += n_below
-            self.below_sum += float((self.low - values[below]).sum())
+            _add(self.sums, "below_sum", self.low - values[below])
         if n_above:
             self.above += n_above
-            self.above_sum += float((values[above] - self.high).sum())
+            _add(self.sums, "above_sum", values[above] - self.high)
+        self._round()
         if n_below or n_above:
             values = values[~(below | above)]
         width = self.high - self.low
@@ -170,11 +241,29 @@ class NumericSummary:
             index = np.zeros(values.size, dtype=np.int64)
         self.counts += np.bincount(index, minlength=self.bins)
 
+    def _round(self) -> None:
+        for name in _SUMS:
+            if name in self.sums:
+                setattr(self, name, _rounded(*self.sums[name]))
+
+    def merge(self, other: NumericSummary) -> None:
+        """Add the values ``other`` was updated with (a summary on the same grid, of the rows that follow)."""
+        self.counts = self.counts + other.counts
+        self.rows += other.rows
+        self.missing += other.missing
+        self.below += other.below
+        self.above += other.above
+        self.minimum, self.maximum = min(self.minimum, other.minimum), max(self.maximum, other.maximum)
+        for name, (exact, infinite) in other.sums.items():
+            mine = self.sums.get(name, [0, 0.0])
+            self.sums[name] = [mine[0] + exact, mine[1] + infinite]
+        self._round()
+
     def mean(self) -> float | None:
-        return self.total / self.present if self.present else None
+        return self.total / self.present if self.present and self.moments else None
 
     def std(self) -> float | None:
-        if not self.present:
+        if not self.present or not self.moments:
             return None
         mean = self.total / self.present
         return math.sqrt(max(self.total_sq / self.present - mean * mean, 0.0))
@@ -205,8 +294,8 @@ class NumericSummary:
                    datetime=raw.get("datetime", False))
 
     def empty_like(self) -> NumericSummary:
-        """A summary on the same grid, with nothing in it (for a window to compare with this one)."""
-        return NumericSummary(low=self.low, high=self.high, bins=self.bins, datetime=self.datetime)
+        """A summary on the same grid, with nothing in it (for a window to compare with this one: no moments)."""
+        return NumericSummary(low=self.low, high=self.high, bins=self.bins, datetime=self.datetime, moments=False)
 
 
 @dataclass
@@ -244,6 +333,13 @@ class CategoricalSummary:
             else:
                 self.other += int(count)
 
+    def merge(self, other: CategoricalSummary) -> None:
+        """Add the counts of ``other`` (a summary of the rows that follow), as if its values came next."""
+        categories = np.asarray(list(other.counts), dtype=object)
+        self.add_counts(categories, np.asarray(list(other.counts.values()), dtype=np.int64),
+                        other.missing, rows=other.rows)
+        self.other += other.other
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "categorical", "rows": self.rows, "missing": self.missing,
                 "missing_rate": self.missing / self.rows if self.rows else 0.0,
@@ -279,6 +375,14 @@ def new_summary(series: pd.Series) -> NumericSummary | CategoricalSummary:
     categorical.known = top
     categorical.limit = MAX_UNSEEN
     return categorical
+
+
+def merged(summaries: list[Any]) -> Any:
+    """The summaries of consecutive runs of rows, as one (the first is added to)."""
+    first = summaries[0]
+    for other in summaries[1:]:
+        first.merge(other)
+    return first
 
 
 def summary_from_dict(raw: dict[str, Any]) -> NumericSummary | CategoricalSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,9 @@ class LoadedModel:
     model: Any
     info: VersionInfo
     schema: Any = None  # the ModelSchema recorded at training
+
+    @property
+    def code_modules(self) -> list[str]:
+        """The names of the modules of the code stored with the model (``pkg/sub.py`` is ``pkg.sub``)."""
+        files = json.loads(self.info.tags.get(f"{TAG}.code.files", "{}") or "{}")
+        return sorted(rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for rel in files)

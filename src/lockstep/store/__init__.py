@@ -31,6 +31,14 @@ from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_li
 from lockstep.store.audit import AuditLog
 from lockstep.store.audit_remote import RemoteAuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable
+from lockstep.store.inputs import (
+    InputPiece,
+    PartitionedInput,
+    is_parquet_input,
+    parquet_input,
+    read_piece,
+    table_input,
+)
 from lockstep.store.location import RemotePath, StorePath, is_remote, store_path
 from lockstep.store.locks import exclusive, remote_exclusive
 from lockstep.store.monitoring import MonitorLog
@@ -59,6 +67,8 @@ __all__ = [
     "FeatureInfo",
     "FeatureTable",
     "FileOutput",
+    "InputPiece",
+    "PartitionedInput",
     "MonitorLog",
     "PredictionStore",
     "QuarantineRecord",
@@ -77,6 +87,10 @@ __all__ = [
     "count_rows",
     "display_path",
     "is_remote",
+    "is_parquet_input",
+    "parquet_input",
+    "read_piece",
+    "table_input",
     "ensure_line",
     "hash_source_files",
     "iter_file_batches",

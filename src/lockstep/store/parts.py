@@ -1,10 +1,13 @@
 """A table version read and written by parts, so that no process ever holds all of it.
 
 Reading: :func:`partitions` cuts a version into :class:`Partition` s, runs of
-at most ``rows`` consecutive rows inside one row group of one data file, in
-the order of the table's rows; :func:`read_partition` reads one of them
-(anywhere: a Dask worker reads its own). The footers of the data files are
-the only thing read to cut them.
+``rows`` consecutive rows (the last may hold fewer) starting at multiples of
+``rows``, each made of segments of row groups of data files, in the order of
+the table's rows; :func:`read_partition` reads one of them (anywhere: a Dask
+worker reads its own). The footers of the data files are the only thing
+read to cut them. The same rows are cut the same way however they are
+stored (files, row groups): what a partition holds, and so any computation
+on it as one batch, does not depend on the storage.
 
 Writing: each part of a new version is written as a Parquet data file of its
 own inside the table's folder (:func:`write_part`, also anywhere), then
@@ -34,35 +37,34 @@ from lockstep.core.errors import StoreError
 from lockstep.store import _delta
 from lockstep.store.location import RemotePath, StorePath
 
-__all__ = ["Partition", "PartFile", "commit_parts", "delta_schema", "discard_parts", "partitions",
-           "read_partition", "write_part"]
+__all__ = ["Partition", "PartFile", "Segment", "commit_parts", "delta_schema", "discard_parts", "file_partitions",
+           "partitions", "read_partition", "write_part"]
 
 
 @dataclass(frozen=True)
-class Partition:
-    """Rows ``start`` to ``stop`` (excluded) of row group ``row_group`` of the data file ``file``.
+class Segment:
+    """Rows ``start`` to ``stop`` (excluded) of row group ``row_group`` of the data file ``file`` (relative to the
+    table's or input's folder); ``text`` names the file's text columns."""
 
-    Attributes
-    ----------
-    index : int
-        Its place among the version's partitions (0 first).
-    file : str
-        The data file, relative to the table's folder.
-    row_group, start, stop : int
-    offset : int
-        The number of the table's rows before it.
-    """
-
-    index: int
     file: str
     row_group: int
     start: int
     stop: int
-    offset: int
+    text: tuple[str, ...] = ()
 
-    @property
-    def rows(self) -> int:
-        return self.stop - self.start
+
+@dataclass(frozen=True)
+class Partition:
+    """A run of consecutive rows: ``rows`` rows after the first ``offset``, in one or more segments.
+
+    Partitions start at multiples of their size, whatever the files and row groups: the same rows are cut the
+    same way however they are stored.
+    """
+
+    index: int
+    offset: int
+    rows: int
+    segments: tuple[Segment, ...]
 
 
 @dataclass(frozen=True)
@@ -74,41 +76,79 @@ class PartFile:
     rows: int
 
 
-def partitions(path: StorePath, version: int | None, rows: int) -> tuple[list[Partition], pa.Schema]:
-    """The partitions of the table's ``version`` (default: the latest), at most ``rows`` rows each, in row order,
-    and the schema every partition is read with."""
+def _text(schema: pa.Schema) -> tuple[str, ...]:
+    return tuple(f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+
+
+def _cut(groups: list[tuple[str, int, int, tuple[str, ...]]], rows: int) -> list[Partition]:
+    """Consecutive row groups ``(file, group, row count, text columns)`` cut into partitions of ``rows`` rows."""
     if rows < 1:
         raise ValueError("a partition holds at least one row")
-    dataset = _delta.dataset(path, version)
     out: list[Partition] = []
-    offset = 0
+    segments: list[Segment] = []
+    offset = filled = 0
+    for file, group, count, text in groups:
+        start = 0
+        while start < count:
+            take = min(rows - filled, count - start)
+            segments.append(Segment(file, group, start, start + take, text))
+            start += take
+            filled += take
+            if filled == rows:
+                out.append(Partition(len(out), offset, filled, tuple(segments)))
+                offset, filled, segments = offset + filled, 0, []
+    if segments:
+        out.append(Partition(len(out), offset, filled, tuple(segments)))
+    return out
+
+
+def partitions(path: StorePath, version: int | None, rows: int) -> tuple[list[Partition], pa.Schema]:
+    """The partitions of the table's ``version`` (default: the latest), ``rows`` rows each (the last may hold
+    fewer), in row order, and the schema they are read with. Only the data files' footers are read."""
+    dataset = _delta.dataset(path, version)
+    text = _text(dataset.schema)
+    groups = []
     for fragment in dataset.get_fragments():
         metadata = fragment.metadata  # the footer: row groups and their sizes
-        for group in range(metadata.num_row_groups):
-            count = metadata.row_group(group).num_rows
-            for start in range(0, count, rows):
-                stop = min(start + rows, count)
-                out.append(Partition(len(out), fragment.path, group, start, stop, offset))
-                offset += stop - start
-    return out, dataset.schema
+        groups += [(fragment.path, g, metadata.row_group(g).num_rows, text) for g in range(metadata.num_row_groups)]
+    return _cut(groups, rows), dataset.schema
 
 
-def read_partition(path: StorePath, partition: Partition, schema: pa.Schema, *,
+def file_partitions(root: StorePath, files: list[str], rows: int) -> list[Partition]:
+    """The partitions of Parquet ``files`` (relative to ``root``, read in this order), ``rows`` rows each."""
+    filesystem = _delta._filesystem(root)
+    groups = []
+    for name in files:
+        with filesystem.open_input_file(name) as handle:
+            parquet = pq.ParquetFile(handle)
+            metadata, text = parquet.metadata, _text(parquet.schema_arrow)
+        groups += [(name, g, metadata.row_group(g).num_rows, text) for g in range(metadata.num_row_groups)]
+    return _cut(groups, rows)
+
+
+def read_partition(path: StorePath, partition: Partition, schema: pa.Schema | None = None, *,
                    text_as_dictionary: bool = False) -> pa.Table:
-    """The rows of one partition, with the version's ``schema`` (text dictionary-encoded when asked)."""
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    """The rows of one partition: with ``schema`` (a table version's), or as each file has them. With
+    ``text_as_dictionary``, text is dictionary-encoded, as Parquet stores it."""
     filesystem = _delta._filesystem(path)
-    try:
-        with filesystem.open_input_file(partition.file) as handle:
-            reader = pq.ParquetFile(handle, read_dictionary=text if text_as_dictionary else None)
-            table = reader.read_row_group(partition.row_group)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreError(f"cannot read rows {partition.offset + 1:,} to {partition.offset + partition.rows:,} of "
-                         f"{path} (data file {partition.file}): {exc}") from None
-    table = table.slice(partition.start, partition.rows)
-    wanted = pa.schema([f.with_type(pa.dictionary(pa.int32(), pa.string())) if text_as_dictionary and f.name in text
-                        else f for f in schema])
-    return table.select(wanted.names).cast(wanted)
+    pieces = []
+    for segment in partition.segments:
+        try:
+            with filesystem.open_input_file(segment.file) as handle:
+                reader = pq.ParquetFile(handle, read_dictionary=list(segment.text) if text_as_dictionary else None)
+                table = reader.read_row_group(segment.row_group)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"cannot read rows {partition.offset + 1:,} to {partition.offset + partition.rows:,} "
+                             f"of {path} (data file {segment.file}): {exc}") from None
+        table = table.slice(segment.start, segment.stop - segment.start)
+        if schema is not None:
+            wanted = pa.schema([f.with_type(pa.dictionary(pa.int32(), pa.string()))
+                                if text_as_dictionary and f.name in segment.text else f for f in schema])
+            table = table.select(wanted.names).cast(wanted)
+        pieces.append(table)
+    if len(pieces) == 1:
+        return pieces[0]
+    return pa.concat_tables(pieces, promote_options="permissive")
 
 
 def delta_schema(schema: pa.Schema) -> pa.Schema:
@@ -147,8 +187,10 @@ def discard_parts(path: StorePath, names: list[str]) -> None:
             pass
 
 
-def commit_parts(path: StorePath, parts: list[PartFile], schema: pa.Schema, metadata: dict[str, Any]) -> int:
-    """Make ``parts``, in this order, the rows of a new version of the table (its whole content); the version.
+def commit_parts(path: StorePath, parts: list[PartFile], schema: pa.Schema, metadata: dict[str, Any], *,
+                 mode: str = "overwrite") -> int:
+    """Make ``parts``, in this order, the rows of a new version of the table (its whole content, or with
+    ``mode="append"`` added to it); the version.
 
     Raises
     ------
@@ -162,7 +204,7 @@ def commit_parts(path: StorePath, parts: list[PartFile], schema: pa.Schema, meta
     try:
         if _delta.is_table(path):
             changes = list[AddAction | RemoveAction](actions)
-            _delta.open_table(path).create_write_transaction(changes, "overwrite", schema, commit_properties=properties)
+            _delta.open_table(path).create_write_transaction(changes, mode, schema, commit_properties=properties)
         else:
             create_table_with_add_actions(str(path), DeltaSchema.from_arrow(schema),
                                           actions, mode="overwrite", configuration=_delta.TABLE_CONFIGURATION,

@@ -22,8 +22,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from lockstep.core.errors import UserError
-from lockstep.store import _delta
+from lockstep.store import _delta, parts
 from lockstep.store.location import StorePath, as_store_path
+from lockstep.store.parts import PartFile
 
 #: A table name: it becomes a folder of the store, so never a path.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -102,6 +103,18 @@ class PredictionStore:
         """
         reader = pa.RecordBatchReader.from_batches(schema, batches)
         _delta.write_table(self.table_path(name), reader, metadata, mode="append")
+
+    def write_part(self, name: str, table: pa.Table, part: str) -> PartFile:
+        """Write one data file of a commit to come to ``predictions/<name>`` (see :meth:`commit_parts`)."""
+        return parts.write_part(self.table_path(name), table, part)
+
+    def commit_parts(self, name: str, written: list[PartFile], schema: pa.Schema, metadata: dict[str, Any]) -> None:
+        """Append the data files, in order, to ``predictions/<name>`` as one Delta commit."""
+        parts.commit_parts(self.table_path(name), written, schema, metadata, mode="append")
+
+    def discard_parts(self, name: str, names: list[str]) -> None:
+        """Remove data files written for a commit that will not be made."""
+        parts.discard_parts(self.table_path(name), names)
 
     def read_table(self, name: str) -> pa.Table:
         return _delta.to_table(self.table_path(name))
