@@ -73,7 +73,16 @@ def test_training_on_a_local_cluster_gives_the_local_model(featured: Path) -> No
     assert verified.reproduced, verified.cause
 
 
-def test_training_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path: Path) -> None:
+def test_a_locally_trained_model_is_verified_with_its_search_on_dask(featured: Path) -> None:
+    """The reverse of the test above: trained here, its search repeated on a cluster, the same model."""
+    report = Project(featured).verify("telco-churn/1", full=True, compute="dask")
+    assert report.reproduced, report.cause
+    assert report.options["compute"] == {"backend": "dask", "workers": "2"}
+    model = next(s for s in report.stages if s.name == "model")
+    assert "the search chose the recorded parameters again" in model.detail
+
+
+def test_work_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path: Path) -> None:
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "false"}
@@ -97,6 +106,21 @@ def test_training_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_p
         result = json.loads(done.stdout)
         assert result["compute"] == {"backend": "dask", "workers": "2"}
         _same_model(featured, result["version"])
+        # the features, partition by partition, and predictions, piece by piece, on the same workers
+        done = subprocess.run([*LOCKSTEP, "features", "--force", "--json", "--project", str(featured)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        built = json.loads(done.stdout)
+        assert built["compute"]["backend"] == "dask"
+        assert built["fingerprint"] == Project(featured).feature_versions()[0].fingerprint
+        here = Project(featured).predict(str(tmp_path / "here.parquet"), features_version=0, model="telco-churn/1",
+                                         compute="local")
+        done = subprocess.run([*LOCKSTEP, "predict", "--features-version", "0", "--model", "telco-churn/1", "-o",
+                               str(tmp_path / "there.parquet"), "--json", "--project", str(featured)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        there = json.loads(done.stdout)
+        assert there["compute"]["backend"] == "dask" and there["output_fingerprint"] == here.output_fingerprint
     finally:
         toml = featured / "lockstep.toml"
         toml.write_text(toml.read_text().split("\n[compute]\n")[0])
@@ -214,7 +238,8 @@ def test_a_shared_cluster_is_left_as_it_was_found() -> None:
     from lockstep.compute import compute_session
     from lockstep.core.sections import ComputeConfig
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
         settings = ComputeConfig(backend="dask", address=cluster.scheduler_address)
         with compute_session(settings, threads=1) as session:
             assert session.workers == 1 and session.address == cluster.scheduler_address

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lockstep import Project
-from lockstep.core.errors import PipelineError
+from lockstep.core.errors import PipelineError, SchemaValidationError, SourceError
 from lockstep.core.fingerprint import fingerprint_table
 from lockstep.features import partitioned
 from lockstep.scaffold import init_project
@@ -41,7 +41,7 @@ LOCKSTEP = [sys.executable, "-m", "lockstep"]
 def cluster():
     """Two worker processes, one thread each, on 127.0.0.1: the address of their scheduler."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as running:
+                                  dashboard_address=":0") as running:
         yield running.scheduler_address
 
 
@@ -249,6 +249,14 @@ def test_predictions_on_dask_are_the_local_predictions(trained: Path, cluster: s
     assert len(files) == -(-local.rows // 1000)
 
 
+def test_training_on_dask_registers_the_local_model(trained: Path, cluster: str) -> None:
+    _compute(trained, cluster, partition_rows=1000)
+    champion = Project(trained).model_version(f"{Project(trained).config.model_name}@champion")
+    again = Project(trained).train(force=True, compute="dask").version
+    assert again.version != champion.version and again.tags["lockstep.compute.backend"] == "dask"
+    assert again.fingerprint == champion.fingerprint and again.metrics == champion.metrics
+
+
 def test_drift_statistics_on_dask_are_the_local_ones(trained: Path, cluster: str) -> None:
     _compute(trained, cluster, partition_rows=1000)
     folder = trained / "incoming"
@@ -259,3 +267,105 @@ def test_drift_statistics_on_dask_are_the_local_ones(trained: Path, cluster: str
     for mine, theirs in zip(on_dask.columns, local.columns):
         assert [s.to_dict() for s in mine.statistics] == [s.to_dict() for s in theirs.statistics], mine.name
         assert mine.current.to_dict() == theirs.current.to_dict(), mine.name
+
+
+def test_rows_that_break_the_schema_on_dask_are_found_as_here(trained: Path, cluster: str, tmp_path: Path) -> None:
+    """A bad row on a worker: refused naming the input and its row (counted in the whole input), nothing written;
+    with quarantine, set aside with the same records as here."""
+    _compute(trained, cluster, partition_rows=1000)
+    raw = Project(trained).store.snapshots.read()
+    config = Project(trained).config
+    inputs = {n: c for n, c in config.data.columns.items() if n in config.feature_inputs and n != config.data.target}
+    name = next((n for n, c in inputs.items() if c.allowed), None) or next(n for n, c in inputs.items()
+                                                                            if not c.nullable)
+    column, values = inputs[name], raw.column(name).to_pylist()
+    if column.allowed:  # a value the schema does not allow, or a missing value where none may be
+        values[1234] = "surely not a category" if column.dtype == "str" else max(column.allowed) + 7
+    else:
+        values[1234] = None
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pq.write_table(raw.set_column(raw.column_names.index(name), name, pa.array(values, raw.schema.field(name).type)),
+                   bad / "rows.parquet", row_group_size=300)
+    with pytest.raises(SchemaValidationError, match=r"row 1235\b"):
+        Project(trained).predict("refused", fmt="delta", input=bad, compute="dask", chunk_rows=200)
+    assert not Path(Project(trained).store.predictions.table_path("refused")).exists()  # no table, no file
+    here = Project(trained).predict(str(tmp_path / "here.parquet"), input=bad, quarantine=True, chunk_rows=200,
+                                    compute="local")
+    there = Project(trained).predict(str(tmp_path / "there.parquet"), input=bad, quarantine=True, chunk_rows=200,
+                                     compute="dask")
+    assert here.quarantined == there.quarantined == 1 and there.rows == here.rows == raw.num_rows - 1
+    assert there.output_fingerprint == here.output_fingerprint
+
+
+def test_inputs_that_cannot_be_read_are_refused_naming_them(trained: Path, tmp_path: Path) -> None:
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / "notes.csv").write_text("a,b\n1,2\n")
+    for given, said in ((tmp_path / "nothing" / "*.parquet", "no file matches"),
+                        (tmp_path / "incoming", "notes.csv, which is not a Parquet file")):
+        with pytest.raises(SourceError, match=said) as raised:
+            Project(trained).predict(str(tmp_path / "out.parquet"), input=given)
+        assert raised.value.exit_code == 2
+        assert not (tmp_path / "out.parquet").exists()
+
+
+KILLS_IN_PREDICT = '''
+"""The example's model, behind a step that kills the Dask worker process making its first predictions."""
+import os
+import signal
+from pathlib import Path
+
+from sklearn.base import BaseEstimator, TransformerMixin
+
+import pipeline
+
+
+class KillOnce(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        try:
+            from distributed import get_worker
+
+            get_worker()
+        except (ImportError, ValueError):  # not on a Dask worker: nothing to do
+            return X
+        marker = Path(os.environ["LOCKSTEP_KILL_MARKER"])
+        if not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return X
+
+
+def model():
+    made = pipeline.model()
+    made.steps.insert(0, ("kill_once", KillOnce()))
+    return made
+'''
+
+
+def test_a_worker_killed_while_predicting_does_not_change_the_predictions(tmp_path: Path) -> None:
+    project = _example("telco-churn", tmp_path)
+    (project / "flaky.py").write_text(KILLS_IN_PREDICT)
+    toml = project / "lockstep.toml"
+    text = toml.read_text().replace("seeds = [0, 1, 2]", "seeds = [0]").replace('model = "pipeline:model"',
+                                                                               'model = "flaky:model"', 1)
+    toml.write_text(text)
+    _compute(project, None, partition_rows=2000)
+    local = Project(project)
+    local.ingest()
+    local.build_features()
+    version = local.train().version
+    here = local.predict(str(tmp_path / "here.parquet"), features_version=0, model=f"telco-churn/{version.version}",
+                         chunk_rows=500, compute="local")
+    marker = tmp_path / "killed"
+    done = subprocess.run([*LOCKSTEP, "predict", "--features-version", "0", "-o", str(tmp_path / "there.parquet"),
+                           "--model", f"telco-churn/{version.version}", "--chunk-rows", "500", "--compute", "dask",
+                           "--json", "--project", str(project)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LOCKSTEP_KILL_MARKER": str(marker)})
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()  # a worker died making predictions; Dask ran its piece again on the other
+    there = json.loads(done.stdout)
+    assert (there["output_fingerprint"], there["rows"]) == (here.output_fingerprint, here.rows)
+    assert _prediction_rows(tmp_path / "there.parquet") == _prediction_rows(tmp_path / "here.parquet")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import struct
+from fractions import Fraction
 from pathlib import Path
 
 import blake3
@@ -17,13 +20,15 @@ from hypothesis import strategies as st
 
 from lockstep.core.config import parse_config
 from lockstep.core.fingerprint import (
+    TableHasher,
     fingerprint_file,
     fingerprint_json,
     fingerprint_table,
     iter_column_digests,
 )
 from lockstep.data.schema import INT_LIMIT, validate_table
-from lockstep.store import read_source
+from lockstep.profiles.summary import NumericSummary, merged
+from lockstep.store import parts, read_source
 
 NULL_WORDS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
               "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null", "None"}
@@ -248,3 +253,53 @@ def test_json_and_file_fingerprints(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * 10_000_000)
     assert fingerprint_file(path, chunk_size=4096) == blake3.blake3(b"x" * 10_000_000).hexdigest()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=tables(min_rows=1, max_rows=60), data=st.data())
+def test_partitions_of_a_stored_table_give_its_rows_and_fingerprint(table: pa.Table, data, tmp_path_factory) -> None:
+    """However a table is stored (files, row groups) and however it is cut into partitions, the partitions read
+    in order are its rows, their fingerprint fed piece by piece is the table's, and the cuts fall at the same
+    rows."""
+    folder = tmp_path_factory.mktemp("parts")
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(table.num_rows - 1, 1)), max_size=3)))
+    bounds = [0, *[c for c in cuts if c < table.num_rows], table.num_rows]
+    files = []
+    for number, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        name = f"part-{number}.parquet"
+        pq.write_table(table.slice(a, b - a), folder / name, row_group_size=data.draw(st.integers(1, 25)))
+        files.append(name)
+    rows = data.draw(st.integers(1, table.num_rows + 3))
+    found = parts.file_partitions(folder, files, rows)
+    assert [p.offset for p in found] == list(range(0, table.num_rows, rows))  # the same cuts whatever the files
+    hasher = TableHasher()
+    pieces = [parts.read_partition(folder, p) for p in found]
+    for piece in pieces:
+        hasher.update(piece)
+    assert pa.concat_tables(pieces).equals(table)
+    assert hasher.hexdigest() == fingerprint_table(table)
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=50),
+       data=st.data())
+def test_sums_of_summaries_do_not_depend_on_the_cuts(values: list[float], data) -> None:
+    """A numeric summary's sums are exact: built at once, or from consecutive pieces merged, they are the same
+    to the last bit (the Wasserstein distance of a window reads them)."""
+    x = np.asarray(values)
+    whole = NumericSummary(-1.0, 1.0, 8)
+    whole.update(x)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(len(values) - 1, 1)), max_size=4)))
+    bounds = [0, *[c for c in cuts if c < len(values)], len(values)]
+    pieces = []
+    for a, b in zip(bounds, bounds[1:]):
+        piece = NumericSummary(-1.0, 1.0, 8)
+        piece.update(x[a:b])
+        pieces.append(piece)
+    together = merged(pieces)
+    assert json.dumps(together.to_dict()) == json.dumps(whole.to_dict())  # NaN where inf - inf
+    try:
+        expected = math.fsum(values)
+    except OverflowError:
+        expected = math.inf if sum(map(Fraction, values)) > 0 else -math.inf
+    assert whole.total == expected  # the exact sum, rounded once

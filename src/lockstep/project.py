@@ -198,12 +198,13 @@ class Project:
     # ------------------------------------------------------------------ reproducibility
 
     def verify(self, ref: str | None = None, *, recorded_code: bool = False, full: bool = False,
-               threads: int | None = None, strict_env: bool = False, progress: Progress | None = None):
+               threads: int | None = None, strict_env: bool = False, progress: Progress | None = None,
+               compute: str | None = None):
         """Rebuild a registered version (default: ``@champion``) from its lineage and compare every stage
-        (see :mod:`lockstep.reproducibility.verify`)."""
+        (see :mod:`lockstep.reproducibility.verify`); with ``full``, the search runs where ``compute`` says."""
         return verify(self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
                       recorded_code=recorded_code, full=full, threads=threads, strict_env=strict_env,
-                      progress=progress)
+                      progress=progress, compute=compute)
 
     def parity(self, ref: str | None = None, *, rows: int | None = None, http: bool = True, batch: bool = True,
                progress: Progress | None = None):

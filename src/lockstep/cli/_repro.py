@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from lockstep.cli._context import open_models, open_project
-from lockstep.cli._options import JsonOpt, ProjectOpt
+from lockstep.cli._options import ComputeOpt, JsonOpt, ProjectOpt
 from lockstep.cli._output import Output, command
 from lockstep.cli._render import short
 
@@ -42,6 +42,7 @@ def verify(
                                              "can change numbers, even if the rebuild matches.")] = False,
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
+    compute: ComputeOpt = None,
 ) -> None:
     """Rebuild a registered model from its lineage and compare every stage bit for bit (exit 3 if one fails)."""
     from rich.table import Table
@@ -53,7 +54,8 @@ def verify(
     exact = catalog.model_ref(ref, "champion")
     with out.progress("Verifying") as step:
         report = verify_version(catalog.config, catalog.store, registry, exact, recorded_code=recorded_code,
-                                full=full, threads=threads, strict_env=strict_env, progress=step)
+                                full=full, threads=threads, strict_env=strict_env, progress=step,
+                                compute=compute)
 
     def render(console: Console) -> None:
         table = Table(title=f"lockstep verify {escape(report.model)}/{report.version} (fingerprint "

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import socket
+import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -209,12 +211,15 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
         client = _connect(settings.address)
     else:
         cluster = distributed.LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL)
+                                           host="127.0.0.1", silence_logs=logging.CRITICAL,
+                                           dashboard_address=":0")  # a free port: no clash with another cluster
         client = distributed.Client(cluster)
     try:
         client.register_plugin(_WorkerSetup(threads))
         for path in sorted({str(p) for p in (code.files.values() if code else [])}):
             client.upload_file(path, load=False)
+        if code and code.files:  # a module of the same name imported for an earlier session is not this one
+            client.run(_forget_modules, sorted(code.files))
         workers = len(client.scheduler_info().get("workers", {}))
         yield Compute("dask", workers, settings.address, client)
     finally:
@@ -223,6 +228,15 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _forget_modules(names: list[str]) -> None:
+    """On a worker: drop the modules ``names`` (and their submodules), so that they are imported again from the
+    files just sent. Another project's ``pipeline`` may have been imported there by an earlier session."""
+    for name in list(sys.modules):
+        if name in names or any(name.startswith(f"{n}.") for n in names):
+            del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 def reach(settings: ComputeConfig, backend: str | None = None) -> None:

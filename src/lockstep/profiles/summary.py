@@ -155,7 +155,11 @@ def exact_sum(values: np.ndarray) -> int:
 
 def _rounded(exact: int, infinite: float) -> float:
     """An exact sum (see :func:`exact_sum`) rounded once to float64, plus the sum of the infinite values."""
-    return exact / (1 << _SCALE) + infinite if infinite else exact / (1 << _SCALE)
+    try:
+        rounded = exact / (1 << _SCALE)
+    except OverflowError:  # beyond the largest float64
+        rounded = math.inf if exact > 0 else -math.inf
+    return rounded + infinite if infinite else rounded
 
 
 def _add(sums: dict[str, list], name: str, values: np.ndarray) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lockstep.compute import Compute
 from lockstep.core.compare import compare_outputs
 from lockstep.core.environment import capture
 from lockstep.core.errors import LockstepError, NotFoundError
@@ -245,7 +246,8 @@ def features_stage(store: Store, lineage: Lineage, raw, snapshot, code_root: Pat
                  {"recorded": lineage.features_fingerprint, "actual": actual, "columns": columns}, timer()), built
 
 
-def model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, full: bool, step: Progress):
+def model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, full: bool, step: Progress,
+                compute: Compute | None = None):
     timer = Timer()
     config = built["config"]
     task = config.data.task
@@ -261,9 +263,10 @@ def model_stage(lineage: Lineage, built: dict, code_root: Path, threads: int, fu
         best_params = lineage.best_params
         notes = []
         if full and lineage.search is not None:
-            step("repeating the search")
+            step("repeating the search" + (f" on {compute.workers} Dask worker(s)" if compute and compute.distributed
+                                           else ""))
             best_params, _ = search_best_params(config, factory, lineage.search, X[masks["train"]],
-                                                y[masks["train"]], threads=threads)
+                                                y[masks["train"]], threads=threads, compute=compute)
             same = best_params == lineage.best_params
             notes.append("the search chose the recorded parameters again" if same else
                          f"the search chose {best_params}, recorded {lineage.best_params}")

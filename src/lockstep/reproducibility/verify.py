@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
+from lockstep.compute import Compute, ProjectCode, compute_session, reach
 from lockstep.core.environment import core_fingerprint
 from lockstep.core.errors import LockstepError
 from lockstep.core.fingerprint import fingerprint_json
@@ -152,7 +153,7 @@ def verification_key(config: Config, lineage: Lineage, options: dict[str, Any], 
 
 def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, recorded_code: bool = False,
            full: bool = False, threads: int | None = None, strict_env: bool = False,
-           progress: Progress | None = None, record: bool = True) -> VerifyReport:
+           progress: Progress | None = None, record: bool = True, compute: str | None = None) -> VerifyReport:
     """Rebuild a registered version from its lineage and compare every stage.
 
     Parameters
@@ -173,20 +174,28 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
     progress : callable, optional
     record : bool, default True
         Keep the report with the model version in the registry.
+    compute : {"local", "dask"}, optional
+        Where the repeated search of ``full`` runs (default: ``[compute] backend``); a model trained on either
+        is verified on either. Recorded in the report's options, never part of its key.
 
     Returns
     -------
     VerifyReport
     """
     step = progress or (lambda _name: None)
+    reach(config.compute, compute)
     started = Timer()
     info = registry.version(ref)
     lineage = load_lineage(registry, info, config.project_dir)
     used_threads = threads if threads is not None else lineage.threads
-    stages, diffs = _stages(config, store, registry, lineage, recorded_code=recorded_code, threads=used_threads,
-                            full=full, strict_env=strict_env, step=step)
-    options = {"recorded_code": recorded_code, "full": full, "threads": used_threads, "strict_env": strict_env}
+    with compute_session(config.compute, compute if full else "local", threads=used_threads,
+                         code=ProjectCode.top_level(config.project_dir, lineage.code_files)) as session:
+        stages, diffs = _stages(config, store, registry, lineage, recorded_code=recorded_code, threads=used_threads,
+                                full=full, strict_env=strict_env, step=step, compute=session)
+    options: dict[str, Any] = {"recorded_code": recorded_code, "full": full, "threads": used_threads,
+                               "strict_env": strict_env}
     key = verification_key(config, lineage, options, registry.model_file_digest(info))
+    options["compute"] = session.record()
     report = VerifyReport(
         model=info.name, version=info.version, fingerprint=info.fingerprint,
         stages=[stages[name] for name in STAGES], cause=_cause(stages, diffs, used_threads, lineage),
@@ -199,7 +208,8 @@ def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, r
 
 
 def _stages(config: Config, store: Store, registry: Registry, lineage: Lineage, *, recorded_code: bool,
-            threads: int, full: bool, strict_env: bool, step: Progress) -> tuple[dict[str, Stage], list[Any]]:
+            threads: int, full: bool, strict_env: bool, step: Progress,
+            compute: Compute) -> tuple[dict[str, Stage], list[Any]]:
     """Every stage of a verification, in order, and the environment's differences."""
     stages: dict[str, Stage] = {}
     step("checking the raw snapshot")
@@ -212,7 +222,7 @@ def _stages(config: Config, store: Store, registry: Registry, lineage: Lineage, 
     imports = lineage.code.importable() if recorded_code and code_root is not None else contextlib.nullcontext()
     with imports:
         stages, _built, result = _rebuild(store, lineage, raw, snapshot, code_root, recorded_code, threads, full,
-                                          stages, step)
+                                          stages, step, compute)
     step("checking the registered model file")
     stages["model"] = with_artifact(stages["model"], *artifact_check(registry, lineage))
     if result is None:
@@ -224,7 +234,7 @@ def _stages(config: Config, store: Store, registry: Registry, lineage: Lineage, 
 
 
 def _rebuild(store: Store, lineage: Lineage, raw, snapshot, code_root: Path | None, recorded_code: bool,
-             threads: int, full: bool, stages: dict[str, Stage], step: Progress):
+             threads: int, full: bool, stages: dict[str, Stage], step: Progress, compute: Compute):
     """The features and model stages: the stages, the rebuilt features and the rebuilt model's outputs."""
     built = result = None
     if raw is None:
@@ -239,5 +249,5 @@ def _rebuild(store: Store, lineage: Lineage, raw, snapshot, code_root: Path | No
     if built is None or code_root is None:
         stages["model"] = Stage("model", "SKIPPED", "no features to fit on")
     else:
-        stages["model"], result = model_stage(lineage, built, code_root, threads, full, step)
+        stages["model"], result = model_stage(lineage, built, code_root, threads, full, step, compute)
     return stages, built, result

@@ -20,6 +20,7 @@ fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -177,7 +178,8 @@ def read_part(path: StorePath, part: PartFile) -> pa.Table:
 
 
 def discard_parts(path: StorePath, names: list[str]) -> None:
-    """Remove data files that no version holds (a failed or abandoned write); missing ones are fine."""
+    """Remove data files that no version holds (a failed or abandoned write); missing ones are fine. A local
+    folder left empty (the table did not exist before) goes too."""
     filesystem = _delta._filesystem(path)
     for name in names:
         try:
@@ -185,6 +187,9 @@ def discard_parts(path: StorePath, names: list[str]) -> None:
                 filesystem.delete_file(name)
         except OSError:  # best effort: a file left behind is in no version, so no reader sees it
             pass
+    if not isinstance(path, RemotePath):
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only when empty
 
 
 def commit_parts(path: StorePath, parts: list[PartFile], schema: pa.Schema, metadata: dict[str, Any], *,
