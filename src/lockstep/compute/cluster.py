@@ -120,6 +120,19 @@ class Compute:
                             attempt + 1, ATTEMPTS)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def map(self, work: Callable[..., T], items: Iterable[Any], *args: Any, name: str = "lockstep") -> list[T]:
+        """``work(item, *args)`` for every item: here one after the other, or all at once on the workers; the
+        results in the items' order."""
+        if not self.distributed:
+            return [work(item, *args) for item in items]
+        futures = [self.client.submit(work, item, *args, key=f"{name}-{uuid.uuid4().hex}-{number}")
+                   for number, item in enumerate(items)]
+        try:
+            return list(self.client.gather(futures))
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+
     def ordered(self, work: Callable[..., T], items: Iterable[Any], *args: Any, window: int | None = None,
                 name: str = "lockstep") -> Iterator[T]:
         """``work(item, *args)`` for each item on the workers, the results in the items' order, with at most

@@ -7,10 +7,14 @@ The steps:
    configuration that shapes the features, the numerical environment and
    lockstep's version. If a version of the feature set was computed from
    exactly these inputs, it is up to date and nothing runs (step caching);
-2. read the snapshot and build the pipeline's input (:func:`~lockstep.core.frames.raw_frame`);
-3. run the pipeline and check its output (:func:`~lockstep.features.pipeline.run_pipeline`);
-4. check on a sample that the pipeline is stateless, row by row;
-5. write id, features, label and split as a new version of the feature set.
+2. partition by partition (:mod:`lockstep.features.partitioned`: here, or on
+   Dask's workers), read the snapshot's rows and build the pipeline's input
+   (:func:`~lockstep.core.frames.raw_frame`), run the pipeline and check its
+   output (:func:`~lockstep.features.pipeline.run_pipeline`), check on a
+   sample that it is stateless, row by row, and write id, features, label
+   and split as a data file;
+3. fingerprint the files in order and commit them as a new version of the
+   feature set.
 """
 
 from __future__ import annotations
@@ -20,17 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from lockstep._version import __version__
 from lockstep.compute import Compute, ProjectCode, compute_session, reach
 from lockstep.core.environment import capture, core_fingerprint, git_state
 from lockstep.core.errors import PipelineError
-from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
+from lockstep.core.fingerprint import fingerprint_json
 from lockstep.core.usercode import code_identity, load_object
-from lockstep.data.splits import SPLIT_VALUES, SPLITS
-from lockstep.features.partitioned import IDENTITY, PartitionedFeatures, build_partitioned
-from lockstep.features.pipeline import check_stateless, make_transformer, sample_rows
+from lockstep.features.partitioned import PartitionedFeatures, build_partitioned
 from lockstep.features.table import feature_table, transform_raw
 from lockstep.store import FeatureInfo, SnapshotInfo
 
@@ -146,44 +146,16 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
         if existing is not None:
             return FeatureResult(info=existing, skipped=True)
 
-    step("importing the feature pipeline")
-    factory = load_object(config.features.pipeline, config.project_dir) if config.features.pipeline else None
+    if config.features.pipeline:  # code that does not import is said before any reading
+        step("importing the feature pipeline")
+        load_object(config.features.pipeline, config.project_dir)
     code = ProjectCode.top_level(config.project_dir, fingerprints["code"]["files"])
     with compute_session(config.compute, compute, threads=1, code=code) as session:
         store.ensure()
-        if session.distributed:
-            built = build_partitioned(config, store.snapshots, table, snapshot, session, step)
-            step("writing the feature set")
-            info = _version_info(config, snapshot, fingerprints, built, session)
-            return FeatureResult(info=table.commit_parts(built.parts, built.schema, info), skipped=False)
-        output, built = _build_here(config, store, snapshot, factory, step)
+        built = build_partitioned(config, store.snapshots, table, snapshot, session, step)
         step("writing the feature set")
         info = _version_info(config, snapshot, fingerprints, built, session)
-        return FeatureResult(info=table.write(output, info), skipped=False)
-
-
-def _build_here(config: Config, store: Store, snapshot: SnapshotInfo, factory: Callable[[], Any] | None,
-                step: Progress) -> tuple[pa.Table, PartitionedFeatures]:
-    """The feature table computed in this process from the whole snapshot, and its record."""
-    ref = config.features.pipeline or IDENTITY
-    step(f"reading raw snapshot {snapshot.version}")
-    raw = store.snapshots.read(snapshot.version, text_as_dictionary=True)
-
-    step("running the feature pipeline")
-    frame, features = transform_raw(config, raw, factory, ref)
-
-    rows = sample_rows(frame, config.features.parity_rows)
-    step(f"checking that the pipeline is stateless on {len(rows)} rows")
-    ids = raw.column(snapshot.id_column).to_numpy(zero_copy_only=False)
-    parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
-
-    step("assembling the feature table")
-    output, dtypes, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
-    splits = {name: int((codes == i).sum()) for i, name in enumerate(SPLIT_VALUES)
-              if name in SPLITS or (codes == i).any()}
-    return output, PartitionedFeatures(parts=[], schema=output.schema, fingerprint=fingerprint_table(output),
-                                       rows=output.num_rows, dtypes=dtypes, splits=splits,
-                                       parity=parity.to_dict())
+        return FeatureResult(info=table.commit_parts(built.parts, built.schema, info), skipped=False)
 
 
 def _snapshot_with_inputs(config: Config, store: Store, version: int | None) -> SnapshotInfo:

@@ -1,15 +1,16 @@
-"""The feature pipeline on Dask: each partition of the raw snapshot transformed on a worker, one version written.
+"""The feature pipeline partition by partition: in this process one after the other, or on Dask's workers.
 
 Feature pipelines are stateless row by row (checked on every build), so the
 rows of a partition transformed alone are those rows transformed with the
-whole table. A worker reads its partition of the raw snapshot (a run of
-rows of one row group, :mod:`lockstep.store.parts`), runs the pipeline,
-checks its share of the stateless sample, and writes the partition's
-feature rows as a data file of the feature table; this process then checks
-that the partitions agree on every column's type, fingerprints the rows in
-order, one partition at a time, and commits the files as one version. No
-process holds more than a partition; nothing is committed if any partition
-fails, and the files written for it are removed.
+whole table. Each partition of the raw snapshot (a run of
+``[compute] partition_rows`` rows, :mod:`lockstep.store.parts`) is read,
+transformed, checked on its share of the stateless sample, and written as a
+data file of the feature table, here or by a worker; this process then
+checks that the partitions agree on every column's type, fingerprints the
+rows in order, one partition at a time, and commits the files as one
+version. No process holds more than a partition, whatever the size of the
+snapshot; nothing is committed if any partition fails, and the files
+written for it are removed.
 
 A column's type can depend on the rows it holds: an integer column with a
 missing value is float in pandas, a text column with no value at all comes
@@ -111,6 +112,12 @@ def feature_partition(config: Config, snapshots: SnapshotTable, table: FeatureTa
     return _Done(table.write_part(output, name), output.schema, missing, counts, parity.rows_checked)
 
 
+def _feature_task(item: tuple[Partition, int, str], config: Config, snapshots: SnapshotTable, table: FeatureTable,
+                  snapshot: SnapshotInfo, schema: pa.Schema) -> _Done:
+    partition, check_rows, name = item
+    return feature_partition(config, snapshots, table, snapshot, partition, schema, check_rows, name)
+
+
 def _factory(config: Config) -> Callable[[], object] | None:
     """The feature pipeline's factory on a worker: imported fresh from the project folder when the worker sees it
     (a cluster on this machine, or a shared file system), else from the module the session sent it."""
@@ -135,8 +142,8 @@ def build_partitioned(config: Config, snapshots: SnapshotTable, table: FeatureTa
         When workers kept dying under the work.
     """
     partitions, schema = snapshots.partitions(snapshot.version, config.compute.partition_rows)
-    step(f"transforming {len(partitions)} partition(s) of raw snapshot {snapshot.version} on "
-         f"{compute.workers} Dask worker(s)")
+    where = f"on {compute.workers} Dask worker(s)" if compute.distributed else "in this process"
+    step(f"transforming {len(partitions)} partition(s) of raw snapshot {snapshot.version} {where}")
     token = uuid.uuid4().hex
     names = [f"part-{token}-{p.index:06d}.parquet" for p in partitions]
     shares = _check_shares(config.features.parity_rows, [p.rows for p in partitions])
@@ -151,15 +158,8 @@ def build_partitioned(config: Config, snapshots: SnapshotTable, table: FeatureTa
 def _run(config: Config, snapshots: SnapshotTable, table: FeatureTable, snapshot: SnapshotInfo,
          partitions: list[Partition], schema: pa.Schema, names: list[str], shares: list[int], compute: Compute,
          step: Progress) -> PartitionedFeatures:
-    client = compute.client
-    futures = [client.submit(feature_partition, config, snapshots, table, snapshot, p, schema, shares[p.index],
-                             names[p.index], key=f"lockstep-features-{names[p.index]}", pure=False)
-               for p in partitions]
-    try:
-        done: list[_Done] = client.gather(futures)
-    except BaseException:
-        client.cancel(futures)
-        raise
+    work = [(p, shares[p.index], names[p.index]) for p in partitions]
+    done = compute.map(_feature_task, work, config, snapshots, table, snapshot, schema, name="lockstep-features")
     target = _unified(done)
     step(f"fingerprinting the {len(done)} partition(s)")
     hasher, parts = TableHasher(), []
