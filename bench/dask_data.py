@@ -3,14 +3,15 @@
     python bench/dask_data.py [--rows 10000000 20000000] [--partition-rows 1000000]
 
 The telco example's rows resampled to each size (new ids), stored as
-Parquet, ingested once. For each size, each step runs in a fresh process:
+Parquet. One project: a model is trained and promoted on the example's own
+7,043 rows first (one seed, no search); then each size is ingested as a new
+snapshot, and each step runs in a fresh process:
 
-* ``features --force``: locally (the whole snapshot in one frame), then on a
-  ``LocalCluster`` of 2 worker processes of 1 thread started by this script
-  (``[compute] address``), partition by partition;
-* ``predict --features-version 0`` to a Parquet file with the model trained
-  (on the first size only) from those features: locally, then on the
-  cluster.
+* ``features --force``: locally (partition by partition, in the lockstep
+  process), then on a ``LocalCluster`` of 2 worker processes of 1 thread
+  started by this script (``[compute] address``);
+* ``predict --features-version V`` (the rows of that snapshot) to a Parquet
+  file with the champion: locally, then on the cluster.
 
 Printed: wall times, their ratio, the peak memory (``VmHWM``) of the
 lockstep process and of each worker (a fresh cluster for every step), and
@@ -22,7 +23,6 @@ overhead and the memory bound, not a speed-up.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -50,7 +50,8 @@ if what == "features":
     info = project.build_features(force=True, compute=compute).info
     out = {"fingerprint": info.fingerprint, "rows": info.rows}
 else:
-    result = project.predict(sys.argv[4], features_version=0, compute=compute)
+    version = project.feature_versions()[-1].version
+    result = project.predict(sys.argv[4], features_version=version, compute=compute)
     out = {"fingerprint": result.output_fingerprint, "rows": result.rows}
 out.update(seconds=time.perf_counter() - started, peak_mb=hwm())
 print(json.dumps(out))
@@ -78,19 +79,35 @@ def make_data(rows: int) -> Path:
     return path
 
 
-def make_project(rows: int, partition_rows: int) -> Path:
-    project = OUT / f"project_{rows}"
-    if not (project / ".lockstep").exists():
+def make_project(partition_rows: int) -> Path:
+    """The project, with a champion trained on the example's rows."""
+    project = OUT / "project"
+    if not (project / "trained").exists():
         shutil.rmtree(project, ignore_errors=True)
         project.mkdir(parents=True)
         shutil.copy(EXAMPLE / "pipeline.py", project)
         text = (EXAMPLE / "lockstep.toml").read_text()
-        text = text.replace('source = "data/wa_churn.csv"', f'source = "{make_data(rows).as_posix()}"')
         text = text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 1.0")
+        text = text.replace("seeds = [0, 1, 2]", "seeds = [0]").replace("thread_check = true", "thread_check = false")
+        text = text.replace('search = { kind = "grid", cv = 5, space = { "estimator__C" = [0.1, 0.3, 1.0, 3.0] } }\n',
+                            "")
         (project / "lockstep.toml").write_text(text)
-        subprocess.run([LOCKSTEP, "ingest", "-p", str(project)], check=True, capture_output=True)
+        _ingest(project, EXAMPLE / "data" / "wa_churn.csv")
+        for command in (["features"], ["train"], ["promote"]):
+            subprocess.run([LOCKSTEP, *command, "-p", str(project)], check=True, capture_output=True)
+        (project / "trained").write_text("the example's rows")
     _set_compute(project, None, partition_rows)
     return project
+
+
+def _ingest(project: Path, source: Path) -> None:
+    """Make ``source`` the project's source and ingest it (a new raw snapshot)."""
+    toml = project / "lockstep.toml"
+    text = toml.read_text()
+    start = text.index('source = "')
+    end = text.index('"', start + len('source = "'))
+    toml.write_text(f'{text[:start]}source = "{source.as_posix()}{text[end:]}')
+    subprocess.run([LOCKSTEP, "ingest", "-p", str(project)], check=True, capture_output=True)
 
 
 def _set_compute(project: Path, address: str | None, partition_rows: int) -> None:
@@ -116,19 +133,6 @@ def _on_cluster(project: Path, partition_rows: int, *args: str) -> tuple[dict, l
     return result, peaks
 
 
-def _trained(project: Path) -> None:
-    """A champion for the predictions: trained once, from the first size's features (one seed, no search)."""
-    toml = project / "lockstep.toml"
-    text = toml.read_text()
-    if "seeds = [0]" not in text:
-        text = text.replace("seeds = [0, 1, 2]", "seeds = [0]").replace("thread_check = true", "thread_check = false")
-        text = text.replace('search = { kind = "grid", cv = 5, space = { "estimator__C" = [0.1, 0.3, 1.0, 3.0] } }\n',
-                            "")
-        toml.write_text(text)
-    subprocess.run([LOCKSTEP, "train", "-p", str(project)], check=True, capture_output=True)
-    subprocess.run([LOCKSTEP, "promote", "-p", str(project)], check=True, capture_output=True)
-
-
 def _line(name: str, local: dict, dask: dict, peaks: list[float]) -> None:
     same = "equal" if (local["fingerprint"], local["rows"]) == (dask["fingerprint"], dask["rows"]) else "DIFFERENT"
     print(f"  {name:9} local {local['seconds']:7.1f} s, peak {local['peak_mb']:7,.0f} MB | dask "
@@ -143,17 +147,14 @@ def main() -> None:
     parser.add_argument("--partition-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     print(f"[compute] partition_rows = {args.partition_rows:,}; predict --chunk-rows 100,000")
+    project = make_project(args.partition_rows)
     for rows in args.rows:
         started = time.perf_counter()
-        project = make_project(rows, args.partition_rows)
-        prepared = time.perf_counter() - started
-        print(f"{rows:,} rows (data and ingest: {prepared:.0f} s)")
+        _ingest(project, make_data(rows))
+        print(f"{rows:,} rows (data and ingest: {time.perf_counter() - started:.0f} s)")
         local = run_python(STEP, project, "features", "local")
         dask, peaks = _on_cluster(project, args.partition_rows, "features", "dask")
         _line("features", local, dask, peaks)
-        if not (project / "trained").exists():
-            _trained(project)
-            (project / "trained").write_text(json.dumps({"rows": rows}))
         out = OUT / "predictions.parquet"
         local = run_python(STEP, project, "predict", "local", out)
         dask, peaks = _on_cluster(project, args.partition_rows, "predict", "dask", out)

@@ -142,6 +142,15 @@ def test_a_scheduler_that_does_not_answer_is_exit_2_naming_it_within_10_s(featur
     assert address in done.stderr and "does not answer" in done.stderr
     assert time.monotonic() - started < 10
     assert [v.version for v in Project(project).model_versions()] == before  # nothing registered
+    features = len(Project(project).feature_versions())
+    for command in (["features", "--force"], ["predict", "--features-version", "0", "--model", "telco-churn/1",
+                                              "-o", str(tmp_path / "p.parquet")]):
+        started = time.monotonic()
+        done = subprocess.run([*LOCKSTEP, *command, "--project", str(project)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and address in done.stderr, done.stderr
+        assert time.monotonic() - started < 10
+    assert len(Project(project).feature_versions()) == features and not (tmp_path / "p.parquet").exists()
 
 
 def test_compute_settings_are_checked(featured: Path, tmp_path: Path) -> None:

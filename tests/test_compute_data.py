@@ -263,6 +263,7 @@ def test_drift_statistics_on_dask_are_the_local_ones(trained: Path, cluster: str
     local, _ = Project(trained).monitor(data=folder, chunk_rows=100_000, compute="local")
     on_dask, _ = Project(trained).monitor(data=folder, chunk_rows=1000, compute="dask")
     assert on_dask.rows == local.rows and on_dask.invalid == local.invalid
+    assert on_dask.compute == {"backend": "dask", "workers": "2"} and local.compute["backend"] == "local"
     assert [c.name for c in on_dask.columns] == [c.name for c in local.columns]
     for mine, theirs in zip(on_dask.columns, local.columns):
         assert [s.to_dict() for s in mine.statistics] == [s.to_dict() for s in theirs.statistics], mine.name

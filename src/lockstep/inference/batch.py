@@ -258,9 +258,14 @@ def _with_offsets(chunks: Iterator[pa.Table | InputPiece]) -> Iterator[tuple[pa.
 
 def _predict_at(item: tuple[pa.Table | InputPiece, int], model: Shipped, source: str, quarantine: bool,
                 batch_rows: int) -> Piece:
-    """On a worker: one piece and its offset."""
+    """On a worker: one piece and its offset. The tables sent back are made contiguous first: a pickled slice of an
+    Arrow array carries its whole buffer, and the batches are slices of the piece (1 GB sent for 0.3 GB of rows
+    of the example's pieces of 1M rows)."""
     chunk, offset = item
-    return predict_piece(model, chunk, source, offset, quarantine, batch_rows)
+    piece = predict_piece(model, chunk, source, offset, quarantine, batch_rows)
+    if piece.inputs is not None and piece.output is not None:
+        piece.inputs, piece.output = piece.inputs.combine_chunks(), piece.output.combine_chunks()
+    return piece
 
 
 def _located(source: str, offset: int, row: int) -> str:

@@ -125,6 +125,7 @@ class DriftReport:
     seconds: float = 0.0
     min_rows: int = 100
     quality: dict[str, Any] | None = None
+    compute: dict[str, str] = field(default_factory=dict)  # where the window was summarized: backend, workers
     actions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -156,7 +157,7 @@ class DriftReport:
             "drift": self.drift, "data_drift": self.data_drift, "degraded": self.degraded,
             "rows": self.rows, "invalid": self.invalid, "small_window": self.small,
             "model": self.model, "version": self.version, "fingerprint": self.fingerprint,
-            "window": self.window, "time": self.time, "seconds": round(self.seconds, 3),
+            "window": self.window, "time": self.time, "seconds": round(self.seconds, 3), "compute": self.compute,
             "drifted": [{"name": c.name, "group": c.group} for c in self.drifted()],
             "features": features, "quality": self.quality, "actions": self.actions,
             "thresholds": self.thresholds, "lockstep_version": __version__,

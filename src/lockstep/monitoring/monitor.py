@@ -122,7 +122,7 @@ def monitor(config: Config, store: Store, registry: Registry, ref: ModelRef, *, 
     return DriftReport(model=info.name, version=info.version, fingerprint=info.fingerprint,
                        window=window.description, rows=rows, invalid=invalid, columns=columns,
                        thresholds=cfg.model_dump(mode="json"), time=datetime.now(UTC).isoformat(timespec="seconds"),
-                       seconds=time.perf_counter() - started, min_rows=cfg.min_rows)
+                       seconds=time.perf_counter() - started, min_rows=cfg.min_rows, compute=session.record())
 
 
 def _summarize(window: Window, current: dict[str, dict[str, Any]], loaded: LoadedModel, inputs_only: bool,
