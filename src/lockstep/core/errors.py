@@ -151,8 +151,9 @@ class FileSystemError(UserError):
         if isinstance(exc, OSError) and exc.errno in reasons:
             return cls.from_os_error(exc, doing, path)
         text = str(exc)
-        found = re.search(r"\(os error (\d+)\)|Os \{ code: (\d+)", text)  # Rust's io::Error, shown or debugged
-        number = int(found.group(1) or found.group(2)) if found else None
+        # Rust's io::Error, shown or debugged; Arrow's "[errno N]"
+        found = re.search(r"\(os error (\d+)\)|Os \{ code: (\d+)|\[errno (\d+)\]", text)
+        number = int(next(g for g in found.groups() if g)) if found else None
         if "database or disk is full" in text:  # SQLite (the MLflow registry, the audit index)
             number = errno.ENOSPC
         elif "attempt to write a readonly database" in text:  # a read-only mount, or no permission

@@ -34,7 +34,7 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
-from lockstep.core.errors import StoreError
+from lockstep.core.errors import FileSystemError, StoreError
 from lockstep.store import _delta
 from lockstep.store.location import RemotePath, StorePath
 
@@ -167,6 +167,11 @@ def write_part(path: StorePath, table: pa.Table, name: str) -> PartFile:
         pq.write_table(table, name, filesystem=filesystem)
         size = filesystem.get_file_info(name).size
     except OSError as exc:
+        full = FileSystemError.of(exc, "write the data file", path)  # a full disk, no permission: the user's
+        with contextlib.suppress(OSError):
+            filesystem.delete_file(name)
+        if full is not None:
+            raise full from None
         raise StoreError(f"cannot write the data file {name} of {path}: {exc}") from None
     return PartFile(name, int(size or 0), table.num_rows)
 
@@ -217,4 +222,9 @@ def commit_parts(path: StorePath, parts: list[PartFile], schema: pa.Schema, meta
     except CommitFailedError as exc:
         raise StoreError(f"another process wrote the Delta table {path} at the same moment; nothing was written "
                          f"({' '.join(str(exc).split())[:200]})", hint="run the command again") from None
+    except Exception as exc:  # deltalake reports a full disk as one of several unrelated types
+        full = FileSystemError.of(exc, "commit the Delta table", path)
+        if full is None:
+            raise
+        raise full from None
     return _delta.open_table(path).version()
