@@ -248,6 +248,16 @@ def test_predictions_on_dask_are_the_local_predictions(trained: Path, cluster: s
     files = [p for p in Path(stored.table_path("scored")).iterdir() if p.suffix == ".parquet"]
     assert len(files) == -(-local.rows // 1000)
 
+    # a folder of Parquet files, one per piece, replaced whole by the next run
+    for _ in range(2):
+        folder_run = Project(trained).predict(f"{tmp_path / 'parts'}/", features_version=0, chunk_rows=500,
+                                              compute="dask")
+        assert folder_run.output_fingerprint == local.output_fingerprint
+        written = sorted((tmp_path / "parts").iterdir())
+        assert [p.name for p in written] == [f"part-{i:06d}.parquet" for i in range(-(-local.rows // 1000))]
+        together = pa.concat_tables([pq.read_table(p) for p in written])
+        assert _prediction_rows(None, together) == _prediction_rows(tmp_path / "local.parquet")
+
 
 def test_training_on_dask_registers_the_local_model(trained: Path, cluster: str) -> None:
     _compute(trained, cluster, partition_rows=1000)

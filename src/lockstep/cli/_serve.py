@@ -34,8 +34,9 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="NAME@ALIAS 
 
 
 def predict(
-    output: Annotated[str, typer.Option("--output", "-o", help="A .parquet or .csv file, or with --format delta "
-                                        "a table name in the store.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="A .parquet or .csv file, a folder ending in / (one "
+                                        "Parquet file per piece), or with --format delta a table name in the "
+                                        "store.", show_default=False)],
     input: Annotated[Path | None, typer.Option("--input", "-i", help="Raw rows: a CSV or Parquet file, a folder "
                                                "or glob of Parquet files (quoted), or a Delta table's folder.")] = None,
     features_version: Annotated[int | None, typer.Option("--features-version", help="Predict the raw rows behind "

@@ -17,6 +17,7 @@ output.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from lockstep.data.rows import row_hashes
 from lockstep.data.schema import validate_table
 from lockstep.store import (
     FileOutput,
+    FolderOutput,
     InputPiece,
     QuarantineRecord,
     ReadOptions,
@@ -86,6 +88,12 @@ class BatchResult:
 
 
 def _output_format(output: str, fmt: str | None) -> str:
+    """``parquet``, ``csv``, or ``folder`` (a folder of Parquet files, one per piece: a path ending in ``/``)."""
+    if output.endswith(("/", os.sep)) or Path(output).is_dir():
+        if fmt not in (None, "parquet"):
+            raise UserError(f"{output!r} is a folder: predictions go there as Parquet files, not {fmt}",
+                            hint="drop --format, or name a file")
+        return "folder"
     if fmt:
         return fmt
     suffix = Path(output).suffix.lower()
@@ -94,7 +102,7 @@ def _output_format(output: str, fmt: str | None) -> str:
     if suffix in (".csv",):
         return "csv"
     raise UserError(f"cannot tell the output format of {output!r} from its extension",
-                    hint="name a .parquet or .csv file, or pass --format parquet|csv|delta")
+                    hint="name a .parquet or .csv file, a folder ending in /, or pass --format parquet|csv|delta")
 
 
 def predict_table(loaded: LoadedModel, table: pa.Table) -> pa.Table:
@@ -291,8 +299,9 @@ def predict_batch(config: Config, store: Store, registry: Registry, ref: ModelRe
     features_version : int, optional
         Predict the raw rows behind this feature set version.
     output : str
-        A ``.parquet`` or ``.csv`` path, or with ``fmt="delta"`` the name of
-        a table in the store (``<store>/predictions/<name>``), written as one data file per piece.
+        A ``.parquet`` or ``.csv`` path, a folder (a path ending in ``/``: one Parquet file per piece), or with
+        ``fmt="delta"`` the name of a table in the store (``<store>/predictions/<name>``), written as one data
+        file per piece.
     fmt : {"parquet", "csv", "delta"}, optional
         Default: from the output's extension.
     quarantine : bool
@@ -373,8 +382,9 @@ def _write_delta(store: Store, name: str, run: _BatchRun, pieces: Iterator[Piece
 
 
 def _write_file(path: Path, fmt: str, run: _BatchRun, pieces: Iterator[Piece]) -> str:
-    """Write the run's outputs to a Parquet or CSV file, whole or not at all; its path."""
-    writer = FileOutput(path, fmt)
+    """Write the run's outputs to a Parquet or CSV file, or a folder of Parquet files (one per piece), whole or not
+    at all; its path."""
+    writer = FolderOutput(path) if fmt == "folder" else FileOutput(path, fmt)
     try:
         for out in run.outputs(pieces):
             writer.write(out)

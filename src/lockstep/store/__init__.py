@@ -42,7 +42,7 @@ from lockstep.store.inputs import (
 from lockstep.store.location import RemotePath, StorePath, is_remote, store_path
 from lockstep.store.locks import exclusive, remote_exclusive
 from lockstep.store.monitoring import MonitorLog
-from lockstep.store.predictions import FileOutput, PredictionStore
+from lockstep.store.predictions import FileOutput, FolderOutput, PredictionStore
 from lockstep.store.quarantine import QuarantineRecord, QuarantineTable
 from lockstep.store.snapshots import SnapshotInfo, SnapshotTable
 from lockstep.store.sources import (
@@ -67,6 +67,7 @@ __all__ = [
     "FeatureInfo",
     "FeatureTable",
     "FileOutput",
+    "FolderOutput",
     "InputPiece",
     "PartitionedInput",
     "MonitorLog",

@@ -2,7 +2,8 @@
 
 A file output (Parquet or CSV) is written to a temporary file next to the
 target and renamed over it when every row is written: a failed or
-interrupted run leaves no partial output. A store output
+interrupted run leaves no partial output. A folder output holds one Parquet
+file per piece of the run, written the same way (a temporary folder). A store output
 (``<store>/predictions/<name>``) is a Delta table that every run appends
 to in a single commit. Every run, whatever its output, is recorded in
 ``<store>/predictions/_runs``: model, input and output fingerprints, rows.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,7 @@ from lockstep.store.parts import PartFile
 #: A table name: it becomes a folder of the store, so never a path.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
-__all__ = ["FileOutput", "PredictionStore"]
+__all__ = ["FileOutput", "FolderOutput", "PredictionStore"]
 
 
 class FileOutput:
@@ -70,6 +72,43 @@ class FileOutput:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
         self._writer = None
+
+
+class FolderOutput:
+    """A folder of Parquet files, one per piece (``part-000000.parquet``, ...), written whole or not at all: into a
+    temporary folder next to the target, which replaces the target (and what it held) when every piece is in."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._tmp: Path | None = None
+        self._count = 0
+
+    def write(self, table: pa.Table) -> None:
+        if self._tmp is None:
+            if self.path.exists() and not self.path.is_dir():
+                raise UserError(f"{self.path} is a file, not a folder for the predictions",
+                                hint="name a folder (ending in /), or a .parquet file")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        pq.write_table(table, self._tmp / f"part-{self._count:06d}.parquet")
+        self._count += 1
+
+    def commit(self) -> None:
+        if self._tmp is None:
+            return
+        old = None
+        if self.path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            os.replace(self.path, old / "previous")
+        os.replace(self._tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self._tmp = None
+
+    def abort(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = None
 
 
 class PredictionStore:
