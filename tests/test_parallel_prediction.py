@@ -133,3 +133,29 @@ def test_the_service_and_parity_give_the_batch_bits(forest_project, tmp_path: Pa
     report = project.parity(ref)
     assert report.identical and all(p.status == "PASS" for p in report.paths if p.name != "onnx")
     assert project.verify(ref).reproduced
+
+
+def test_outputs_do_not_depend_on_the_blas_threads(monkeypatch) -> None:
+    """A matrix-vector product over 2 BLAS threads gives some rows other last bits than over 1 (the rows at the
+    edges of the threads' shares); every prediction path holds BLAS to one thread, so the outputs are those of one
+    thread whatever the process was set to (the machine's cores, a Dask worker's limits)."""
+    from sklearn.linear_model import Ridge
+    from threadpoolctl import threadpool_limits
+
+    from lockstep.core import prediction
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10_001, 60))
+    model = Ridge().fit(X, X @ rng.normal(size=60) + rng.normal(size=10_001))
+
+    def differing() -> int:
+        with threadpool_limits(1):
+            one, _ = prediction.model_outputs(model, X, "regression")
+        with threadpool_limits(2):
+            two, _ = prediction.model_outputs(model, X, "regression")
+        return int((one != two).sum())
+
+    assert differing() == 0
+    monkeypatch.setattr(prediction._ONE_BLAS_THREAD, "enter", lambda: None)  # the premise: without the limit
+    monkeypatch.setattr(prediction._ONE_BLAS_THREAD, "leave", lambda: None)
+    assert differing() > 0  # (on 2 cores, as CI runs)
