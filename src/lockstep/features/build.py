@@ -31,14 +31,13 @@ from lockstep.core.errors import PipelineError
 from lockstep.core.fingerprint import fingerprint_json
 from lockstep.core.usercode import code_identity, load_object
 from lockstep.features.partitioned import PartitionedFeatures, build_partitioned
-from lockstep.features.table import feature_table, transform_raw
 from lockstep.store import FeatureInfo, SnapshotInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
     from lockstep.store import Store
 
-__all__ = ["FeatureResult", "build_features", "feature_inputs", "feature_table", "transform_raw"]
+__all__ = ["FeatureResult", "build_features", "feature_inputs"]
 
 Progress = Callable[[str], None]
 

@@ -35,7 +35,7 @@ from lockstep.core.fingerprint import TableHasher
 from lockstep.core.usercode import load_object, parse_ref
 from lockstep.data.splits import SPLIT_VALUES
 from lockstep.features.pipeline import check_stateless, make_transformer, sample_rows
-from lockstep.features.table import feature_table, transform_raw
+from lockstep.features.table import IDENTITY, feature_table, transform_raw
 from lockstep.store import FeatureTable, SnapshotInfo, SnapshotTable
 from lockstep.store.parts import PartFile, Partition
 
@@ -46,8 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["PartitionedFeatures", "build_partitioned"]
 
 Progress = Callable[[str], None]
-#: The identity pipeline's name in messages.
-IDENTITY = "(identity: the raw columns)"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,10 @@ from lockstep.features.pipeline import make_transformer, run_pipeline
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
 
-__all__ = ["feature_table", "transform_raw"]
+__all__ = ["IDENTITY", "feature_table", "transform_raw"]
+
+#: The identity pipeline (no ``[features] pipeline``: the raw columns) as messages name it.
+IDENTITY = "(identity: the raw columns)"
 
 
 def transform_raw(config: Config, raw: pa.Table, factory: Callable[[], Any] | None,

@@ -33,12 +33,12 @@ from lockstep.core import usercode
 from lockstep.core.errors import IntegrityError, UserError
 from lockstep.core.fingerprint import fingerprint_bytes
 
-__all__ = ["StoredCode"]
+__all__ = ["StoredCode", "module_name"]
 
 log = logging.getLogger("lockstep.registry")
 
 
-def _module_name(relative: str) -> tuple[str, bool]:
+def module_name(relative: str) -> tuple[str, bool]:
     """``pkg/sub.py`` to ``("pkg.sub", False)``, ``pkg/__init__.py`` to ``("pkg", True)``."""
     parts = relative.removesuffix(".py").split("/")
     if parts[-1] == "__init__":
@@ -117,7 +117,7 @@ class StoredCode:
 
     def modules(self) -> dict[str, str]:
         """Module name to its recorded file."""
-        return {_module_name(relative)[0]: relative for relative in self.recorded}
+        return {module_name(relative)[0]: relative for relative in self.recorded}
 
     def check(self) -> dict[str, bytes]:
         """The recorded files' bytes, after checking the folder holds exactly them, unchanged.
@@ -165,7 +165,7 @@ class StoredCode:
         contents = self.check()
         sources = {}
         for relative, data in contents.items():
-            name, package = _module_name(relative)
+            name, package = module_name(relative)
             sources[name] = (self.folder / relative, data, package)
         for name in list(sys.modules):
             if name in sources or any(name.startswith(f"{n}.") for n in sources):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lockstep.registry.stored_code import module_name
+
 __all__ = ["TAG", "LoadedModel", "TrainingRecord", "VersionInfo"]
 
 TAG = "lockstep"  # prefix of every tag lockstep writes
@@ -92,4 +94,4 @@ class LoadedModel:
     def code_modules(self) -> list[str]:
         """The names of the modules of the code stored with the model (``pkg/sub.py`` is ``pkg.sub``)."""
         files = json.loads(self.info.tags.get(f"{TAG}.code.files", "{}") or "{}")
-        return sorted(rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for rel in files)
+        return sorted(module_name(relative)[0] for relative in files)

@@ -28,7 +28,7 @@ from lockstep.core.frames import feature_frame
 from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.core.requirements import model_distributions
 from lockstep.core.usercode import code_identity, load_object
-from lockstep.features.build import feature_table, transform_raw
+from lockstep.features.table import IDENTITY, feature_table, transform_raw
 from lockstep.registry.refs import ModelRef
 from lockstep.reproducibility.codediff import diff_module
 from lockstep.reproducibility.envdiff import diff_environments, summarize
@@ -224,9 +224,9 @@ def features_stage(store: Store, lineage: Lineage, raw, snapshot, code_root: Pat
     ref = config.features.pipeline
     try:
         factory = load_object(ref, code_root) if ref else None
-        frame, features = transform_raw(config, raw, factory, ref or "(identity: the raw columns)")
+        frame, features = transform_raw(config, raw, factory, ref or IDENTITY)
         output, _dtypes, _codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target,
-                                                ref or "(identity: the raw columns)")
+                                                ref or IDENTITY)
     except LockstepError as exc:
         return Stage("features", "FAIL", f"the feature pipeline no longer runs: {exc.message}",
                      seconds=timer()), None

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,18 +129,6 @@ class PredictionStore:
                             "starting with a letter or digit", hint="for a file, give a path ending in .parquet or "
                             ".csv instead of --format delta")
         return self.root / name
-
-    def write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],
-                    metadata: dict[str, Any]) -> None:
-        """Append the batches to ``predictions/<name>`` as one Delta commit (nothing if any batch fails).
-
-        The predictions are collected before the commit, so that their rows
-        keep the input's order (see :func:`lockstep.store._delta.write_table`):
-        a Parquet or CSV output streams, a Delta output holds the outputs (not
-        the inputs) in memory.
-        """
-        reader = pa.RecordBatchReader.from_batches(schema, batches)
-        _delta.write_table(self.table_path(name), reader, metadata, mode="append")
 
     def write_part(self, name: str, table: pa.Table, part: str) -> PartFile:
         """Write one data file of a commit to come to ``predictions/<name>`` (see :meth:`commit_parts`)."""
