@@ -242,3 +242,29 @@ def test_an_exception_in_the_users_code_names_their_file_and_line(telco_project:
     message = " ".join(err.split())
     assert code == 2 and "RuntimeError: no model today (" in message
     assert f"{telco_project / 'pipeline.py'} line {line}, in model)" in message
+
+
+def test_modules_import_the_heavy_libraries_they_use_only_when_they_use_them() -> None:
+    """Listing models needs no skops, a local build no Dask, a skip decision no scikit-learn; a first use imports
+    them, and the environment key read from metadata is the one of the whole record."""
+    probe = (
+        "import sys\n"
+        "from lockstep.core import environment\n"
+        "key = environment.core_fingerprint()\n"
+        "print('KEY', [m for m in ('sklearn', 'scipy') if m in sys.modules])\n"
+        "import lockstep.registry.mlflow_registry, lockstep.compute, lockstep.evaluation.plots\n"
+        "import lockstep.monitoring.report, lockstep.registry.signing\n"
+        "watched = ('skops.io', 'distributed', 'matplotlib', 'model_signing')\n"
+        "print('BEFORE', [m for m in watched if m in sys.modules])\n"
+        "from lockstep.registry import loading\n"
+        "assert callable(loading.sio.load)\n"
+        "from lockstep.compute import cluster\n"
+        "assert cluster.worker_setup.WorkerSetup.name == 'lockstep-worker-setup'\n"
+        "record = environment.capture()\n"
+        "print('AFTER', [m for m in watched if m in sys.modules])\n"
+        "print('SAME KEY', key == environment.core_fingerprint(record))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "KEY []" in result.stdout and "BEFORE []" in result.stdout, result.stdout + result.stderr
+    assert "AFTER ['skops.io', 'distributed']" in result.stdout, result.stdout + result.stderr
+    assert "SAME KEY True" in result.stdout

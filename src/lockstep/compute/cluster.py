@@ -29,16 +29,19 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import distributed
-import joblib
-from joblib._dask import DaskDistributedBackend
-from joblib._parallel_backends import SequentialBackend
-from threadpoolctl import threadpool_limits
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lockstep.core.errors import ServiceError, UserError
+from lockstep.core.lazy import lazy_module
 from lockstep.core.sections import ComputeConfig
+
+if TYPE_CHECKING:  # Dask's distributed, imported by the first session that uses it (a local one never does)
+    import distributed
+
+    from lockstep.compute import worker_setup
+else:
+    distributed = lazy_module("distributed")
+    worker_setup = lazy_module("lockstep.compute.worker_setup")
 
 __all__ = ["CONNECT_TIMEOUT", "Compute", "ProjectCode", "compute_session", "lost_worker", "reach"]
 
@@ -53,6 +56,8 @@ T = TypeVar("T")
 
 def lost_worker(exc: BaseException) -> bool:
     """Whether ``exc`` says a Dask worker died under the work (its tasks, or data only it held, are gone)."""
+    if "distributed" not in sys.modules:  # no Dask session ran in this process: no worker to lose
+        return False
     if isinstance(exc, (distributed.client.FutureCancelledError, distributed.scheduler.KilledWorker,
                         asyncio.CancelledError)):
         return True
@@ -156,37 +161,6 @@ class Compute:
         return {"backend": self.backend, "workers": str(self.workers)}
 
 
-class _WorkerSetup(distributed.WorkerPlugin):
-    """How lockstep's work runs on a worker, for as long as the session lasts.
-
-    * BLAS and OpenMP pools limited to the work's threads.
-    * joblib calls made *inside* a task run in sequence, in the task. joblib's
-      Dask backend runs every task under ``parallel_config(backend="dask")``,
-      so the joblib calls a fit makes itself (a ``ColumnTransformer`` fitting
-      its parts) became Dask tasks too: a search of 200 fits of the example's
-      pipeline made 1,000 tasks, fits waiting on their parts, and took 2.3
-      times as long as two local processes. The outputs are the same (the
-      parts are put together in order either way). The worker's own ``dask``
-      backend is put back when the session ends.
-    """
-
-    name = "lockstep-worker-setup"
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self._saved: Any = None
-
-    def setup(self, worker: Any) -> None:
-        threadpool_limits(self.threads)
-        # joblib registers its Dask backend on first use: the one to put back is that, if nothing else is there
-        self._saved = joblib.parallel.BACKENDS.get("dask", DaskDistributedBackend)
-        joblib.register_parallel_backend("dask", SequentialBackend)
-
-    def teardown(self, worker: Any) -> None:
-        if self._saved is not None:
-            joblib.register_parallel_backend("dask", self._saved)
-
-
 @contextmanager
 def compute_session(settings: ComputeConfig, backend: str | None = None, *, threads: int = 1,
                     code: ProjectCode | None = None) -> Iterator[Compute]:
@@ -228,7 +202,7 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
                                            dashboard_address=":0")  # a free port: no clash with another cluster
         client = distributed.Client(cluster)
     try:
-        client.register_plugin(_WorkerSetup(threads))
+        client.register_plugin(worker_setup.WorkerSetup(threads))
         for path in sorted({str(p) for p in (code.files.values() if code else [])}):
             client.upload_file(path, load=False)
         if code and code.files:  # a module of the same name imported for an earlier session is not this one
@@ -237,7 +211,7 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
         yield Compute("dask", workers, settings.address, client)
     finally:
         with contextlib.suppress(Exception):  # a cluster that is going away: nothing to put back
-            client.unregister_worker_plugin(_WorkerSetup.name)
+            client.unregister_worker_plugin(worker_setup.WorkerSetup.name)
         client.close()
         if cluster is not None:
             cluster.close()

@@ -17,35 +17,52 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy  # noqa: F401
-import scipy.linalg  # noqa: F401
-import sklearn.utils._openmp_helpers  # noqa: F401
 from threadpoolctl import threadpool_info
 
 from lockstep.core.fingerprint import fingerprint_json
+from lockstep.core.lazy import lazy_module, loaded
 
 __all__ = ["CORE_PACKAGES", "capture", "core", "core_fingerprint", "git_state"]
 
 #: Packages whose version can change the numbers lockstep computes.
 CORE_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "deltalake", "lockstep")
 
+#: The libraries whose BLAS and OpenMP pools are listed, loaded first: not at import, because deciding that a
+#: step is up to date reads only :func:`core`, which needs none of them.
+_NUMERICAL = tuple(lazy_module(name) for name in ("numpy", "scipy.linalg", "sklearn.utils._openmp_helpers"))
+
 _THREAD_VARIABLES = ("PYTHONHASHSEED", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def _packages() -> dict[str, str]:
-    out = {}
+    """Every installed distribution and its version; the first found on the path wins, as it does on import."""
+    out: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            out[name.lower().replace("_", "-")] = dist.version
+            out.setdefault(_normal(name), dist.version)
     return dict(sorted(out.items()))
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _version(name: str) -> str | None:
+    """The installed version of ``name``, read from its metadata alone (None when it is not installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _threadpools() -> list[dict[str, Any]]:
     """The BLAS and OpenMP libraries of NumPy, SciPy and scikit-learn, loaded first so that the list is
     the same whatever the process imported before."""
     keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
+    for module in _NUMERICAL:
+        loaded(module)
     return [{k: info.get(k) for k in keys if k in info} for info in threadpool_info()]
 
 
@@ -72,8 +89,14 @@ def capture() -> dict[str, Any]:
 
 
 def core(env: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The part of the environment that can change numerical results."""
-    env = env if env is not None else capture()
+    """The part of the environment that can change numerical results: of ``env`` (a :func:`capture` record), or
+    of this process, read from the interpreter and the core packages' metadata only (no library is imported)."""
+    if env is None:
+        return {
+            "python": platform.python_version(), "implementation": platform.python_implementation(),
+            "machine": platform.machine(), "system": platform.system(),
+            "packages": {name: _version(name) for name in CORE_PACKAGES},
+        }
     packages = env.get("packages", {})
     return {
         "python": env["python"]["version"],

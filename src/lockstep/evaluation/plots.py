@@ -12,21 +12,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay, confusion_matrix
 
 from lockstep.core.errors import shown
+from lockstep.core.lazy import lazy_module
 from lockstep.evaluation.metrics import positive_index
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from lockstep.evaluation.metrics import Outputs
+
+mpl_figure = lazy_module("matplotlib.figure")  # matplotlib, imported by the first plot drawn
 
 __all__ = ["classification_figures", "confusion_table", "regression_figures"]
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(5.5, 4.5), dpi=100, layout="constrained")
+    fig = mpl_figure.Figure(figsize=(5.5, 4.5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
     return fig, ax

@@ -79,15 +79,14 @@ def feature_inputs(config: Config, raw_fingerprint: str) -> dict[str, Any]:
         code = code_identity(ref, config.project_dir).to_dict()
     else:
         code = {"ref": None, "files": {}, "fingerprint": fingerprint_json({})}
-    environment = capture()
     parts = {
         "raw": raw_fingerprint,
         "code": code["fingerprint"],
         "config": fingerprint_json(_config_part(config)),
-        "environment": core_fingerprint(environment),
+        "environment": core_fingerprint(),  # read without importing the numerical stack: a skip imports none of it
         "lockstep": __version__,
     }
-    return {"code": code, "environment": environment, "parts": parts, "inputs": fingerprint_json(parts)}
+    return {"code": code, "parts": parts, "inputs": fingerprint_json(parts)}
 
 
 def build_features(config: Config, store: Store, *, raw_version: int | None = None, force: bool = False,
@@ -189,7 +188,7 @@ def _version_info(config: Config, snapshot: SnapshotInfo, fingerprints: dict[str
         splits=built.splits,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         lockstep_version=__version__,
-        environment=fingerprints["environment"],
+        environment=capture(),
         git=git_state(config.project_dir),
         compute=compute.record(),
     )

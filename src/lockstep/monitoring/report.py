@@ -9,12 +9,16 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from lockstep.core.lazy import lazy_module
 from lockstep.profiles.summary import NumericSummary
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from lockstep.monitoring.drift import ColumnDrift, DriftReport
+
+mpl_figure = lazy_module("matplotlib.figure")  # matplotlib, imported by the first plot drawn
 
 __all__ = ["column_figure", "report_files"]
 
@@ -68,7 +72,7 @@ def _categorical_plot(ax: Any, column: ColumnDrift) -> None:
 
 def column_figure(column: ColumnDrift) -> Figure:
     """Reference and window distributions of one column, with its drifting statistics in the title."""
-    fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
+    fig = mpl_figure.Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if column.kind == "numeric":
         _numeric_plot(ax, column)

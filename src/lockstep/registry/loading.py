@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import skops.io as sio
 import yaml
 
 from lockstep.core.errors import IntegrityError, StoreError, UserError
 from lockstep.core.fingerprint import fingerprint_file
+from lockstep.core.lazy import lazy_module
 from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.registry.signing import claims_of, verify_model
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, VersionInfo
+
+if TYPE_CHECKING:  # skops imports every scikit-learn module: only a command that loads a model pays for it
+    import skops.io as sio
+else:
+    sio = lazy_module("skops.io")
 
 __all__ = ["SKOPS_FILE", "file_digest", "load_checked", "stored_code"]
 

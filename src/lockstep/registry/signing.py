@@ -25,11 +25,17 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-from model_signing import hashing, signing, verifying
+from typing import TYPE_CHECKING, Any
 
 from lockstep.core.errors import ConfigError, IntegrityError, UserError
+from lockstep.core.lazy import lazy_module
+
+if TYPE_CHECKING:  # imported by the first signature made or checked
+    from model_signing import hashing, signing, verifying
+else:
+    hashing = lazy_module("model_signing.hashing")
+    signing = lazy_module("model_signing.signing")
+    verifying = lazy_module("model_signing.verifying")
 
 __all__ = ["CLAIMS_FILE", "SIGNATURE_FILE", "SIGNING_KEY_ENV", "claims_of", "private_key", "sign_model",
            "verify_model"]

@@ -135,16 +135,14 @@ def training_inputs(config: Config, feature: FeatureInfo, model_ref: str, search
         "features": {k: v for k, v in normalized["features"].items() if k != "parity_rows"},
         "inputs": config.feature_inputs,
     }
-    environment = capture()
     parts = {
         "features": feature.fingerprint,
         "code": fingerprint_json(files),
         "config": fingerprint_json(config_part),
-        "environment": core_fingerprint(environment),
+        "environment": core_fingerprint(),  # read without importing the numerical stack
         "lockstep": __version__,
     }
-    return {"files": files, "feature_code": feature_code, "environment": environment, "parts": parts,
-            "inputs": fingerprint_json(parts)}
+    return {"files": files, "feature_code": feature_code, "parts": parts, "inputs": fingerprint_json(parts)}
 
 
 def train(config: Config, store: Store, registry: Registry, *, features_version: int | None = None,
@@ -194,7 +192,6 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     step = progress or (lambda _name: None)
     reach(config.compute, compute)  # a scheduler that does not answer: said now, not after the reading
     model_ref, search = _resolve(config, candidate)
-    task = config.data.task
     feature_table = store.features(config.features.name)
     feature = feature_table.info(features_version)
 
@@ -215,12 +212,13 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     factory = _checked_factory(config, model_ref, search, candidate)
     step(f"reading feature set version {feature.version}")
     frame = feature_frame(feature_table.read(feature.version))
-    X, y, masks = _split(frame, feature, task)
+    X, y, masks = _split(frame, feature, config.data.task)
 
     with _session(config, compute, fingerprints["files"]) as session:
         result = _fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step, session)
-    registered, details = register(config, store, registry, feature, fingerprints, model_ref, candidate, search,
-                                    frame, masks, result, step)
+    recorded = {**fingerprints, "environment": capture()}  # the whole environment, kept with the model
+    registered, details = register(config, store, registry, feature, recorded, model_ref, candidate, search, frame,
+                                    masks, result, step)
     return TrainResult(version=registered, skipped=False, details=details)
 
 
