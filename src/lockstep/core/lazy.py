@@ -61,4 +61,5 @@ def loaded(module: Any) -> ModuleType:
     """The real module behind ``module`` (a stand-in from :func:`lazy_module`, or a module), imported now."""
     if isinstance(module, _LazyModule):
         return importlib.import_module(module.__dict__["_lockstep_target"])
+    assert isinstance(module, ModuleType)
     return module
