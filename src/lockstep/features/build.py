@@ -29,13 +29,18 @@ from lockstep.compute import Compute, ProjectCode, compute_session, reach
 from lockstep.core.environment import capture, core_fingerprint, git_state
 from lockstep.core.errors import PipelineError
 from lockstep.core.fingerprint import fingerprint_json
+from lockstep.core.lazy import lazy_module
 from lockstep.core.usercode import code_identity, load_object
-from lockstep.features.partitioned import PartitionedFeatures, build_partitioned
 from lockstep.store import FeatureInfo, SnapshotInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.config import Config
+    from lockstep.features import partitioned
+    from lockstep.features.partitioned import PartitionedFeatures
     from lockstep.store import Store
+
+else:  # the pipeline's machinery (scikit-learn, pandas): imported when there is work to do, not to find none
+    partitioned = lazy_module("lockstep.features.partitioned")
 
 __all__ = ["FeatureResult", "build_features", "feature_inputs"]
 
@@ -150,7 +155,7 @@ def _build_features(config: Config, store: Store, *, raw_version: int | None = N
     code = ProjectCode.top_level(config.project_dir, fingerprints["code"]["files"])
     with compute_session(config.compute, compute, threads=1, code=code) as session:
         store.ensure()
-        built = build_partitioned(config, store.snapshots, table, snapshot, session, step)
+        built = partitioned.build_partitioned(config, store.snapshots, table, snapshot, session, step)
         step("writing the feature set")
         info = _version_info(config, snapshot, fingerprints, built, session)
         return FeatureResult(info=table.commit_parts(built.parts, built.schema, info), skipped=False)

@@ -10,13 +10,10 @@ the bucket or the credentials is at fault.
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-import boto3
-import botocore.config
-import botocore.exceptions
+from typing import TYPE_CHECKING, Any
 
 from lockstep.core.errors import ServiceError
+from lockstep.core.lazy import lazy_module
 from lockstep.store.location import (
     CONNECT_TIMEOUT,
     REQUEST_TIMEOUT,
@@ -26,13 +23,22 @@ from lockstep.store.location import (
     service_error,
 )
 
+if TYPE_CHECKING:  # boto3 and botocore, imported by the first request to an object store (a local one makes none)
+    import boto3
+    import botocore.config as botocore_config
+    import botocore.exceptions as botocore_errors
+else:
+    boto3 = lazy_module("boto3")
+    botocore_config = lazy_module("botocore.config")
+    botocore_errors = lazy_module("botocore.exceptions")
+
 __all__ = ["check", "delete", "exists", "get", "list_keys", "put", "put_if_absent", "replace_if_match",
            "unreachable"]
 
 
 @functools.lru_cache(maxsize=16)
 def _client(settings: S3Settings) -> Any:
-    config = botocore.config.Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=REQUEST_TIMEOUT,
+    config = botocore_config.Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=REQUEST_TIMEOUT,
                                     retries={"max_attempts": RETRIES + 1, "mode": "standard"})
     return boto3.session.Session().client("s3", config=config, **settings.boto3_arguments())
 
@@ -44,18 +50,18 @@ _MISSING = ("NoSuchKey", "404")
 
 def unreachable(exc: BaseException, path: RemotePath, doing: str) -> ServiceError:
     """The user's error for a failed request: which of endpoint, bucket or credentials is at fault."""
-    if isinstance(exc, botocore.exceptions.ClientError):
+    if isinstance(exc, botocore_errors.ClientError):
         code = _code(exc)
         if code == "NoSuchBucket" or (code == "404" and doing == "check"):
             return service_error("bucket", path, doing)
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken"):
             return service_error("credentials", path, doing, f" ({code})")
         return ServiceError(f"cannot {doing} {path}: {code or exc}")
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+    if isinstance(exc, botocore_errors.NoCredentialsError):
         return ServiceError(f"cannot {doing} {path}: no credentials",
                             hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or [project.storage_options])")
-    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
-                        botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError)):
+    if isinstance(exc, (botocore_errors.EndpointConnectionError, botocore_errors.ConnectTimeoutError,
+                        botocore_errors.ReadTimeoutError, botocore_errors.ConnectionClosedError)):
         return service_error("endpoint", path, doing)
     return ServiceError(f"cannot {doing} {path}: {exc}")
 
@@ -65,15 +71,15 @@ def _call(path: RemotePath, doing: str, method: str, answers: tuple[str, ...] = 
     ``answers`` (a condition that did not hold, a missing object)."""
     try:
         return getattr(_client(path.settings), method)(Bucket=path.bucket, **kwargs)
-    except botocore.exceptions.ClientError as exc:
+    except botocore_errors.ClientError as exc:
         if _code(exc) in answers:
             return None
         raise unreachable(exc, path, doing) from None
-    except botocore.exceptions.BotoCoreError as exc:
+    except botocore_errors.BotoCoreError as exc:
         raise unreachable(exc, path, doing) from None
 
 
-def _code(exc: botocore.exceptions.ClientError) -> str:
+def _code(exc: botocore_errors.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 

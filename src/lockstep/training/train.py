@@ -22,44 +22,32 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 from lockstep._version import __version__
 from lockstep.compute import Compute, ProjectCode, compute_session, reach
 from lockstep.core.environment import capture, core_fingerprint
 from lockstep.core.errors import ConfigError, PipelineError
 from lockstep.core.fingerprint import fingerprint_json
-from lockstep.core.frames import feature_frame
-from lockstep.core.model_fingerprint import model_fingerprint
-from lockstep.core.usercode import code_identity, load_object
-from lockstep.evaluation.metrics import compute_metrics
+from lockstep.core.lazy import lazy_module
+from lockstep.core.usercode import code_identity
 from lockstep.registry.refs import ModelRef
-from lockstep.training.assembly import (
-    SeedResult,
-    call_factory,
-    check_model,
-    check_primary_metric,
-    fit_model,
-    fit_seed,
-    search_best_params,
-)
-from lockstep.training.determinism import deterministic
-from lockstep.training.registration import register
-from lockstep.training.search import check_space
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lockstep.core import frames
     from lockstep.core.config import Config
     from lockstep.core.sections import SearchConfig
     from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.versions import VersionInfo
     from lockstep.store import FeatureInfo, Store
+    from lockstep.training import fitting, registration
+
+else:  # the work (scikit-learn, MLflow's model flavour, plots): imported when there is work, not to find none
+    frames = lazy_module("lockstep.core.frames")
+    fitting = lazy_module("lockstep.training.fitting")
+    registration = lazy_module("lockstep.training.registration")
 
 __all__ = ["TrainResult", "train"]
 
 Progress = Callable[[str], None]
-
-#: Packages whose classes a saved model may contain without being listed in [registry] trusted_types.
 
 
 @dataclass
@@ -209,16 +197,16 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
             return TrainResult(version=registry.version(ModelRef(hit["name"], version=hit["version"])), skipped=True)
 
     step("importing the model code")
-    factory = _checked_factory(config, model_ref, search, candidate)
+    factory = fitting.checked_factory(config, model_ref, search, candidate)
     step(f"reading feature set version {feature.version}")
-    frame = feature_frame(feature_table.read(feature.version))
-    X, y, masks = _split(frame, feature, config.data.task)
+    frame = frames.feature_frame(feature_table.read(feature.version))
+    X, y, masks = fitting.split(frame, feature, config.data.task)
 
     with _session(config, compute, fingerprints["files"]) as session:
-        result = _fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step, session)
+        result = fitting.fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step, session)
     recorded = {**fingerprints, "environment": capture()}  # the whole environment, kept with the model
-    registered, details = register(config, store, registry, feature, recorded, model_ref, candidate, search, frame,
-                                    masks, result, step)
+    registered, details = registration.register(config, store, registry, feature, recorded, model_ref, candidate,
+                                                search, frame, masks, result, step)
     return TrainResult(version=registered, skipped=False, details=details)
 
 
@@ -226,75 +214,3 @@ def _session(config: Config, compute: str | None, files: dict[str, str]) -> Abst
     """Where the fits run, with the project's modules for Dask's workers (top-level modules only, for now)."""
     code = ProjectCode.top_level(config.project_dir, files)
     return compute_session(config.compute, compute, threads=config.training.threads, code=code)
-
-
-def _checked_factory(config: Config, model_ref: str, search: SearchConfig | None, candidate: str | None) -> Any:
-    """The model's factory, imported, with what it makes checked: an estimator of the task, the primary metric
-    computable from it, the search space's parameters its own."""
-    factory = load_object(model_ref, config.project_dir)
-    check_model(call_factory(factory, model_ref), config.data.task, model_ref)
-    check_primary_metric(call_factory(factory, model_ref), config.primary_metric, model_ref)
-    if search is not None:
-        where = f"[train.candidates.{candidate}.search]" if candidate else "[train.search]"
-        check_space(call_factory(factory, model_ref), search.space, f"{config.config_path.name} {where}")
-    return factory
-
-
-def _split(frame: pd.DataFrame, feature: FeatureInfo, task: str,
-           ) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
-    """Features, labels and a mask per split; refused without train or test rows, or with one class to learn."""
-    splits = frame["split"].to_numpy()
-    X, y = frame[feature.columns], frame[feature.label_column].to_numpy()
-    masks = {name: splits == name for name in ("train", "valid", "test")}
-    for name in ("train", "test"):
-        if not masks[name].any():
-            raise PipelineError(f"feature set version {feature.version} has no {name} rows",
-                                hint="check [split] fractions")
-    if task == "classification" and len(set(y[masks["train"]])) < 2:
-        raise PipelineError("the training split has a single class; nothing to learn")
-    return X, y, masks
-
-
-def _fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
-                      step: Progress, compute: Compute) -> dict[str, Any]:
-    train_cfg = config.training
-    task, seeds = config.data.task, train_cfg.seeds
-    positive = train_cfg.positive_class
-    X_train, y_train = X[masks["train"]], y[masks["train"]]
-    best_params: dict[str, Any] = {}
-    search_table = None
-    if search is not None:
-        step(f"searching {search.kind} on {search.cv} folds")
-        best_params, searcher = search_best_params(config, factory, search, X_train, y_train, compute=compute)
-        search_table = pd.DataFrame(searcher.cv_results_)
-        search_table = search_table.drop(columns=[c for c in search_table.columns if c == "params"])
-
-    per_seed: list[SeedResult] = []
-    if compute.distributed:  # every seed's fit on a worker at once; results in the order of the seeds
-        step(f"fitting {len(seeds)} seed(s) on {compute.workers} Dask worker(s)")
-        client = compute.client
-
-        def fit_all() -> list:
-            data = client.scatter([X, y, masks], broadcast=True)  # a copy on every worker: none is lost with one
-            return client.gather([client.submit(fit_seed, factory, model_ref, best_params, seed, train_cfg.threads,
-                                                *data, task, pure=False) for seed in seeds])
-
-        fitted = compute.retrying(fit_all, "fitting the seeds")
-    else:
-        fitted = []
-        for seed in seeds:
-            step(f"fitting seed {seed} ({len(fitted) + 1} of {len(seeds)})")
-            fitted.append(fit_seed(factory, model_ref, best_params, seed, train_cfg.threads, X, y, masks, task))
-    for seed, (model, outputs, record) in zip(seeds, fitted):
-        metrics = {name: compute_metrics(task, config.metrics, out, positive) for name, out in outputs.items()}
-        per_seed.append(SeedResult(seed, model, model_fingerprint(model), metrics, outputs, record))
-
-    thread_invariant = None
-    if train_cfg.thread_check:
-        other = 2 if train_cfg.threads == 1 else 1
-        step(f"refitting with {other} thread(s) to check thread invariance")
-        with deterministic(seeds[0], other):
-            model = fit_model(factory, model_ref, best_params, seeds[0], X_train, y_train)
-        thread_invariant = model_fingerprint(model) == per_seed[0].fingerprint
-    return {"per_seed": per_seed, "best_params": best_params, "search_table": search_table,
-            "thread_invariant": thread_invariant, "compute": compute.record()}

@@ -1,0 +1,70 @@
+"""What a command costs when it has nothing to do (issue 17): ``--help``, and steps that find themselves up to date.
+
+Run: ``.venv/bin/python bench/noop.py [--repeat 5]``
+
+On a copy of the telco-churn example (all 7,043 rows) that ``lockstep run``
+has brought up to date, each command is timed as a whole process (start-up
+included), the median of ``--repeat`` runs:
+
+* ``lockstep --help``;
+* ``lockstep ingest``, ``lockstep features`` and ``lockstep train``, each up to date;
+* ``lockstep run``, every step skipped;
+* ``lockstep models list`` and ``lockstep data list`` (read-only).
+
+The baseline is a bare interpreter in the same run (``python -c pass``),
+the floor any command has. Targets (issue 17): ``--help`` under 0.2 s,
+``features`` up to date under 0.3 s, ``run`` unchanged under 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import LOCKSTEP, telco_project
+
+TARGETS = {"--help": 0.2, "features": 0.3, "run": 1.0}
+
+
+def _seconds(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}: {done.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = telco_project(Path(tmp) / "telco", rows=7043)
+        subprocess.run([LOCKSTEP, "run"], cwd=project, check=True, capture_output=True)
+        subprocess.run([LOCKSTEP, "run"], cwd=project, check=True, capture_output=True)  # the checks recorded
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "--help": [LOCKSTEP, "--help"],
+            "ingest": [LOCKSTEP, "ingest"],
+            "features": [LOCKSTEP, "features"],
+            "train": [LOCKSTEP, "train"],
+            "run": [LOCKSTEP, "run"],
+            "models list": [LOCKSTEP, "models", "list"],
+            "data list": [LOCKSTEP, "data", "list"],
+        }
+        floor = None
+        for name, command in commands.items():
+            median = statistics.median(_seconds(command, project) for _ in range(args.repeat))
+            floor = median if floor is None else floor
+            target = f" (target < {TARGETS[name]} s)" if name in TARGETS else ""
+            print(f"{name:15s} {median:6.2f} s  {median / floor:6.1f}x a bare interpreter{target}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
