@@ -26,7 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import LOCKSTEP, telco_project
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import LOCKSTEP, telco_project  # noqa: E402
 
 TARGETS = {"--help": 0.2, "features": 0.3, "run": 1.0}
 

@@ -18,28 +18,13 @@ from typing import TYPE_CHECKING
 
 from lockstep.catalog import Catalog
 from lockstep.core.config import Config, load_config
-from lockstep.core.environment import capture
-from lockstep.core.requirements import lock_requirements, model_distributions
+from lockstep.core.lazy import lazy_module
 from lockstep.data.ingest import ingest
-from lockstep.docgen.facts import gather
-from lockstep.docgen.render import render_html, render_markdown
-from lockstep.evaluation.promotion import promote
 from lockstep.features.build import build_features
-from lockstep.inference.batch import predict_batch
-from lockstep.inference.docker import docker_context
-from lockstep.inference.onnx.export import export_onnx
-from lockstep.monitoring.monitor import monitor
-from lockstep.monitoring.quality import live_quality
-from lockstep.monitoring.report import report_files
 from lockstep.push import Progress as CopyProgress
 from lockstep.push import PushReport, push_project
 from lockstep.registry.mlflow_registry import Registry
-from lockstep.reproducibility.check import CHECKS, run_checks
-from lockstep.reproducibility.envdiff import diff_environments
 from lockstep.reproducibility.lineage import load_lineage
-from lockstep.reproducibility.parity import parity
-from lockstep.reproducibility.stages import model_modules
-from lockstep.reproducibility.verify import verify
 from lockstep.store import Store, write_generated_folder
 from lockstep.training.train import train
 from lockstep.workflow import retrain_loop, run_system
@@ -47,6 +32,22 @@ from lockstep.workflow import retrain_loop, run_system
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
+    import lockstep.core.environment as environment
+    import lockstep.core.requirements as requirements
+    import lockstep.docgen.facts as docfacts
+    import lockstep.docgen.render as render
+    import lockstep.evaluation.promotion as promotion
+    import lockstep.inference.batch as batch
+    import lockstep.inference.docker as docker
+    import lockstep.inference.onnx.export as onnx_export
+    import lockstep.monitoring.monitor as monitoring
+    import lockstep.monitoring.quality as live
+    import lockstep.monitoring.report as drift_report
+    import lockstep.reproducibility.check as checks
+    import lockstep.reproducibility.envdiff as envdiff
+    import lockstep.reproducibility.parity as parity_paths
+    import lockstep.reproducibility.stages as stages
+    import lockstep.reproducibility.verify as verification
     from lockstep.data.diff import TableDiff
     from lockstep.data.ingest import IngestResult, Progress
     from lockstep.evaluation.promotion import PromotionResult
@@ -54,6 +55,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.versions import LoadedModel, VersionInfo
     from lockstep.store import FeatureInfo, SnapshotInfo
     from lockstep.training.train import TrainResult
+
+else:  # what one command uses (the docs, the service's image, monitoring, the proofs): imported by it
+    environment = lazy_module("lockstep.core.environment")
+    requirements = lazy_module("lockstep.core.requirements")
+    docfacts = lazy_module("lockstep.docgen.facts")
+    render = lazy_module("lockstep.docgen.render")
+    promotion = lazy_module("lockstep.evaluation.promotion")
+    batch = lazy_module("lockstep.inference.batch")
+    docker = lazy_module("lockstep.inference.docker")
+    onnx_export = lazy_module("lockstep.inference.onnx.export")
+    monitoring = lazy_module("lockstep.monitoring.monitor")
+    live = lazy_module("lockstep.monitoring.quality")
+    drift_report = lazy_module("lockstep.monitoring.report")
+    checks = lazy_module("lockstep.reproducibility.check")
+    envdiff = lazy_module("lockstep.reproducibility.envdiff")
+    parity_paths = lazy_module("lockstep.reproducibility.parity")
+    stages = lazy_module("lockstep.reproducibility.stages")
+    verification = lazy_module("lockstep.reproducibility.verify")
 
 __all__ = ["Project"]
 
@@ -175,7 +194,8 @@ class Project:
 
     def promote(self, ref: str | None = None) -> PromotionResult:
         """Make a version (default: the project's ``@challenger``) the champion if the gates pass."""
-        return promote(self.config, self.store, self.registry, self.model_ref(ref, default_alias="challenger"))
+        return promotion.promote(self.config, self.store, self.registry,
+                                 self.model_ref(ref, default_alias="challenger"))
 
     def load_model(self, ref: str | None = None) -> LoadedModel:
         """Load a registered model (default: ``@champion``), checked against its recorded fingerprint."""
@@ -183,14 +203,14 @@ class Project:
 
     def export_onnx(self, ref: str | None = None):
         """Export a registered version (default: ``@champion``) to ONNX, check parity, store it with the version."""
-        return export_onnx(self.store, self.registry, self.model_ref(ref, default_alias="champion"))
+        return onnx_export.export_onnx(self.store, self.registry, self.model_ref(ref, default_alias="champion"))
 
     def predict(self, output: str, *, input: str | Path | None = None, features_version: int | None = None,
                 model: str | None = None, fmt: str | None = None, quarantine: bool = False,
                 chunk_rows: int = 100_000, compute: str | None = None):
         """Batch predictions with a registered model (see :mod:`lockstep.inference.batch`); ``compute``
         (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
-        return predict_batch(self.config, self.store, self.registry, self.model_ref(model, "champion"),
+        return batch.predict_batch(self.config, self.store, self.registry, self.model_ref(model, "champion"),
                              input_path=Path(input) if input is not None else None,
                              features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
                              chunk_rows=chunk_rows, compute=compute)
@@ -202,38 +222,40 @@ class Project:
                compute: str | None = None):
         """Rebuild a registered version (default: ``@champion``) from its lineage and compare every stage
         (see :mod:`lockstep.reproducibility.verify`); with ``full``, the search runs where ``compute`` says."""
-        return verify(self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
-                      recorded_code=recorded_code, full=full, threads=threads, strict_env=strict_env,
-                      progress=progress, compute=compute)
+        return verification.verify(self.config, self.store, self.registry,
+                                   self.model_ref(ref, default_alias="champion"), recorded_code=recorded_code,
+                                   full=full, threads=threads, strict_env=strict_env, progress=progress,
+                                   compute=compute)
 
     def parity(self, ref: str | None = None, *, rows: int | None = None, http: bool = True, batch: bool = True,
                progress: Progress | None = None):
         """Compare every prediction path of a version (default: ``@champion``) on the same rows
         (see :mod:`lockstep.reproducibility.parity`)."""
-        return parity(self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
-                      rows=rows, http=http, batch=batch, progress=progress)
+        return parity_paths.parity(self.config, self.store, self.registry,
+                                   self.model_ref(ref, default_alias="champion"), rows=rows, http=http, batch=batch,
+                                   progress=progress)
 
     def check(self, champion: str | None = None, challenger: str | None = None, *,
               only: tuple[str, ...] | None = None):
         """The ML regression gates for CI: golden predictions, promotion gates, schema compatibility
         (see :mod:`lockstep.reproducibility.check`)."""
-        return run_checks(self.config, self.store, self.registry,
+        return checks.run_checks(self.config, self.store, self.registry,
                           champion=self.model_ref(champion, default_alias="champion"),
-                          challenger=self.model_ref(challenger, default_alias="challenger"), only=only or CHECKS)
+                          challenger=self.model_ref(challenger, default_alias="challenger"), only=only or checks.CHECKS)
 
     def env_diff(self, ref: str | None = None):
         """The current environment against the one a version (default: ``@champion``) was trained in."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
-        return info, diff_environments(lineage.environment, capture(),
-                                       model_packages=model_distributions(model_modules(lineage)))
+        return info, envdiff.diff_environments(lineage.environment, environment.capture(),
+                                       model_packages=requirements.model_distributions(stages.model_modules(lineage)))
 
     def env_lock(self, ref: str | None = None):
         """The exact requirements of a version (default: ``@champion``), from its recorded environment."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
-        roots = ["lockstep", *sorted(model_distributions(model_modules(lineage)))]
-        return lock_requirements(lineage.environment, roots,
+        roots = ["lockstep", *sorted(requirements.model_distributions(stages.model_modules(lineage)))]
+        return requirements.lock_requirements(lineage.environment, roots,
                                  title=f"requirements of {info.name}/{info.version} (model fingerprint "
                                  f"{info.fingerprint[:12]}), as recorded when it was trained")
 
@@ -242,7 +264,7 @@ class Project:
         (see :mod:`lockstep.inference.docker`)."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
-        context = docker_context(self.registry, info, self.env_lock(f"{info.name}/{info.version}"),
+        context = docker.docker_context(self.registry, info, self.env_lock(f"{info.name}/{info.version}"),
                                  lineage.environment, port=port)
         write_generated_folder(out, context.files, what=f"lockstep docker {info.name}/{info.version}")
         return info, context
@@ -251,11 +273,11 @@ class Project:
         """Write the documentation of a version (default: ``@champion``) to ``out``: ``index.md``,
         ``index.html`` (self-contained), ``plots/`` and ``requirements.txt`` (see :mod:`lockstep.docgen`)."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
-        facts = gather(self.config, self.store, self.registry, info)
-        markdown = render_markdown(facts)
+        facts = docfacts.gather(self.config, self.store, self.registry, info)
+        markdown = render.render_markdown(facts)
         files: dict[str, bytes | str] = {
             "index.md": markdown,
-            "index.html": render_html(markdown, facts.figures, f"{info.name} version {info.version}"),
+            "index.html": render.render_html(markdown, facts.figures, f"{info.name} version {info.version}"),
             "requirements.txt": self.env_lock(f"{info.name}/{info.version}").text(),
             **{f"plots/{name}": data for name, data in facts.figures.items()},
         }
@@ -283,15 +305,16 @@ class Project:
         registry = self.registry
         loaded = registry.load(self.model_ref(ref, default_alias="champion"))
         exact = self.model_ref(f"{loaded.info.name}/{loaded.info.version}")
-        report = monitor(self.config, self.store, registry, exact, data=Path(data) if data is not None else None,
-                         since=since, until=until, inputs_only=inputs_only, chunk_rows=chunk_rows,
-                         progress=progress, loaded=loaded, compute=compute)
+        report = monitoring.monitor(self.config, self.store, registry, exact,
+                                    data=Path(data) if data is not None else None, since=since, until=until,
+                                    inputs_only=inputs_only, chunk_rows=chunk_rows, progress=progress, loaded=loaded,
+                                    compute=compute)
         if quality:
-            report.quality = live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
+            report.quality = live.live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
                                           since=since, until=until)
         if retrain:
             report.actions = retrain_loop(self, report)
-        files = report_files(report)
+        files = drift_report.report_files(report)
         if out is not None:
             write_generated_folder(out, files, what=f"lockstep monitor {report.model}/{report.version}")
         payload = report.to_dict()

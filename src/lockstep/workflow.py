@@ -29,23 +29,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lockstep.core.config import Config
 from lockstep.core.errors import ConfigError, NotFoundError
 from lockstep.core.usercode import load_object
-from lockstep.data.ingest import IngestResult
-from lockstep.evaluation.promotion import PromotionResult
-from lockstep.features.build import FeatureResult
-from lockstep.monitoring.drift import DriftReport
-from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import private_key
-from lockstep.registry.versions import VersionInfo
+from lockstep.reproducibility.keys import parity_key, verification_key
 from lockstep.reproducibility.lineage import load_lineage
-from lockstep.reproducibility.parity import ParityReport, parity_key
-from lockstep.reproducibility.verify import VerifyReport, verification_key
-from lockstep.training.train import TrainResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lockstep.data.ingest import IngestResult
+    from lockstep.evaluation.promotion import PromotionResult
+    from lockstep.features.build import FeatureResult
+    from lockstep.monitoring.drift import DriftReport
+    from lockstep.registry.mlflow_registry import Registry
+    from lockstep.registry.versions import VersionInfo
+    from lockstep.reproducibility.parity import ParityReport
+    from lockstep.reproducibility.verify import VerifyReport
+    from lockstep.training.train import TrainResult
 
 __all__ = ["RunReport", "RunStep", "Steps", "check_code_references", "retrain_loop", "run_system"]
 

@@ -25,16 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lockstep.core.dtypes import arrow_type
 from lockstep.core.errors import SchemaFailure, shown
+from lockstep.core.lazy import lazy_module
 from lockstep.core.values import plain
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandera.pandas as pandera
+
     from lockstep.core.sections import ColumnSchema, DataConfig
+else:  # pandera, imported by the first validation (an up-to-date ingest validates nothing)
+    pandera = lazy_module("pandera.pandas")
 
 __all__ = ["INT_LIMIT", "ValidationResult", "convert_table", "pandera_schema", "to_pandas",
            "validate_table"]

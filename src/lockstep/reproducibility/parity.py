@@ -48,14 +48,13 @@ import pyarrow as pa
 
 from lockstep._version import __version__
 from lockstep.core.compare import compare_outputs, within_tolerance
-from lockstep.core.environment import core_fingerprint
 from lockstep.core.errors import UserError
-from lockstep.core.fingerprint import fingerprint_json
 from lockstep.core.frames import feature_frame
 from lockstep.core.prediction import model_outputs
 from lockstep.core.values import plain
 from lockstep.inference.onnx.export import TOLERANCE
 from lockstep.inference.runtime import OnnxRuntime
+from lockstep.reproducibility.keys import parity_key
 from lockstep.store.exchange import file_exchange, scratch_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.versions import LoadedModel
     from lockstep.store import Store
 
-__all__ = ["ParityPath", "ParityReport", "parity", "parity_key"]
+__all__ = ["ParityPath", "ParityReport", "parity"]
 
 Progress = Callable[[str], None]
 PYTHON_PATHS = ("training-run", "registry", "predict", "http")
@@ -118,14 +117,6 @@ class ParityReport:
     def summary(self) -> dict:
         return {"identical": self.identical, "rows": self.rows, "time": self.time, "key": self.key,
                 "paths": {p.name: p.status for p in self.paths}, "lockstep_version": __version__}
-
-
-def parity_key(info: Any, rows: int | None, http: bool, batch: bool) -> str:
-    """What a parity check depends on: the model (and its ONNX export), the numerical environment, the
-    options and lockstep's version. ``lockstep run`` skips a check whose key was checked before."""
-    return fingerprint_json({"model": info.fingerprint, "onnx": info.tags.get("lockstep.onnx.digest"),
-                             "environment": core_fingerprint(), "rows": rows, "http": http, "batch": batch,
-                             "lockstep": __version__})
 
 
 def _lockstep_command(*args: str) -> list[str]:

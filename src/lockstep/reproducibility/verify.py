@@ -33,11 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
 from lockstep.compute import Compute, ProjectCode, compute_session, reach
-from lockstep.core.environment import core_fingerprint
-from lockstep.core.errors import LockstepError
-from lockstep.core.fingerprint import fingerprint_json
-from lockstep.core.usercode import code_identity
 from lockstep.registry.refs import ModelRef
+from lockstep.reproducibility.keys import verification_key
 from lockstep.reproducibility.lineage import load_lineage
 from lockstep.reproducibility.stages import (
     Stage,
@@ -59,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.reproducibility.lineage import Lineage
     from lockstep.store import Store
 
-__all__ = ["STAGES", "VerifyReport", "verification_key", "verify"]
+__all__ = ["STAGES", "VerifyReport", "verify"]
 
 STAGES = ("data", "environment", "code", "features", "model", "predictions")
 Progress = Callable[[str], None]
@@ -133,22 +130,6 @@ def _cause(stages: dict[str, Stage], diffs: list[EnvDifference], threads: int, l
     return (f"nondeterminism: with the same data, code, configuration, seed and environment the {first} differ; "
             f"something in the {where} is random without a seed (for example np.random.default_rng() or "
             "random.random() without a seed) or depends on time or on the order of a set")
-
-
-def verification_key(config: Config, lineage: Lineage, options: dict[str, Any], artifact: str | None) -> str:
-    """What a verification depends on: the model and its stored file (``artifact``, the file's current hash),
-    its snapshot, the current code and numerical environment, the options and lockstep's version.
-    ``lockstep run`` skips a verification whose key was verified before."""
-    refs = [lineage.model_ref] + ([lineage.config.features.pipeline] if lineage.config.features.pipeline else [])
-    code: dict[str, Any] = {}
-    for ref in refs:
-        try:
-            code[ref] = code_identity(ref, config.project_dir).fingerprint
-        except LockstepError as exc:
-            code[ref] = exc.message
-    return fingerprint_json({"model": lineage.info.fingerprint, "artifact": artifact,
-                             "raw": lineage.raw_fingerprint, "code": code,
-                             "environment": core_fingerprint(), "options": options, "lockstep": __version__})
 
 
 def verify(config: Config, store: Store, registry: Registry, ref: ModelRef, *, recorded_code: bool = False,
