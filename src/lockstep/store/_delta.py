@@ -18,16 +18,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as fs
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from lockstep.core.errors import FileSystemError, ServiceError, StoreError
+from lockstep.core.lazy import lazy_module
 from lockstep.store.location import RemotePath, StorePath, service_error
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+else:  # Arrow's datasets (and pandas with them): imported by the first read that needs them
+    ds = lazy_module("pyarrow.dataset")
 
 __all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "dataset", "is_table", "open_table",
            "to_table", "write_table"]

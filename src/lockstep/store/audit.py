@@ -36,14 +36,19 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from lockstep.core.errors import FileSystemError, StoreError
+from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta
 from lockstep.store.audit_index import AuditIndex, SegmentCache
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+else:  # Arrow's datasets (and pandas with them): imported by the first query of the log
+    ds = lazy_module("pyarrow.dataset")
 
 __all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter", "audit_schema", "parse_segment", "record_row"]
 
