@@ -192,6 +192,35 @@ def test_recorded_modules_cannot_shadow_installed_ones(tmp_path: Path) -> None:
         code.check()
 
 
+@pytest.mark.parametrize("name", ["yaml", "sklearn", "lockstep"])
+def test_recorded_modules_cannot_shadow_an_installed_distribution(tmp_path: Path, name: str) -> None:
+    from lockstep.core.fingerprint import fingerprint_bytes
+    from lockstep.registry.stored_code import StoredCode
+
+    (tmp_path / f"{name}.py").write_text("x = 1\n")
+    code = StoredCode(tmp_path, {f"{name}.py": fingerprint_bytes(b"x = 1\n")}, "m/1")
+    with pytest.raises(Exception, match=f"would shadow the installed or standard module '{name}'"):
+        code.check()
+
+
+def test_a_project_module_in_the_current_folder_is_not_an_installed_one(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model's ``pipeline`` module loads although a ``pipeline.py`` sits where Python looks first (the folder a
+    user runs from, or a script's): only installed code is protected."""
+    from lockstep.core.fingerprint import fingerprint_bytes
+    from lockstep.registry.stored_code import StoredCode
+
+    stored, here = tmp_path / "code", tmp_path / "here"
+    stored.mkdir()
+    here.mkdir()
+    (stored / "pipeline.py").write_text("x = 1\n")
+    (here / "pipeline.py").write_text("x = 2\n")
+    monkeypatch.chdir(here)
+    monkeypatch.syspath_prepend(str(here))
+    code = StoredCode(stored, {"pipeline.py": fingerprint_bytes(b"x = 1\n")}, "m/1")
+    assert code.check() == {"pipeline.py": b"x = 1\n"}
+
+
 # ---------------------------------------------------------------------- concurrent writers
 
 
