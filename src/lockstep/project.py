@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from lockstep.catalog import Catalog
 from lockstep.core.config import Config, load_config
+from lockstep.core.environment import capture
 from lockstep.core.lazy import lazy_module
+from lockstep.core.requirements import lock_requirements, model_distributions
 from lockstep.data.ingest import ingest
 from lockstep.features.build import build_features
 from lockstep.push import Progress as CopyProgress
@@ -32,8 +34,6 @@ from lockstep.workflow import retrain_loop, run_system
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    import lockstep.core.environment as environment
-    import lockstep.core.requirements as requirements
     import lockstep.docgen.facts as docfacts
     import lockstep.docgen.render as render
     import lockstep.evaluation.promotion as promotion
@@ -57,8 +57,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.training.train import TrainResult
 
 else:  # what one command uses (the docs, the service's image, monitoring, the proofs): imported by it
-    environment = lazy_module("lockstep.core.environment")
-    requirements = lazy_module("lockstep.core.requirements")
     docfacts = lazy_module("lockstep.docgen.facts")
     render = lazy_module("lockstep.docgen.render")
     promotion = lazy_module("lockstep.evaluation.promotion")
@@ -211,9 +209,9 @@ class Project:
         """Batch predictions with a registered model (see :mod:`lockstep.inference.batch`); ``compute``
         (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
         return batch.predict_batch(self.config, self.store, self.registry, self.model_ref(model, "champion"),
-                             input_path=Path(input) if input is not None else None,
-                             features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
-                             chunk_rows=chunk_rows, compute=compute)
+                                   input_path=Path(input) if input is not None else None,
+                                   features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
+                                   chunk_rows=chunk_rows, compute=compute)
 
     # ------------------------------------------------------------------ reproducibility
 
@@ -240,22 +238,23 @@ class Project:
         """The ML regression gates for CI: golden predictions, promotion gates, schema compatibility
         (see :mod:`lockstep.reproducibility.check`)."""
         return checks.run_checks(self.config, self.store, self.registry,
-                          champion=self.model_ref(champion, default_alias="champion"),
-                          challenger=self.model_ref(challenger, default_alias="challenger"), only=only or checks.CHECKS)
+                                 champion=self.model_ref(champion, default_alias="champion"),
+                                 challenger=self.model_ref(challenger, default_alias="challenger"),
+                                 only=only or checks.CHECKS)
 
     def env_diff(self, ref: str | None = None):
         """The current environment against the one a version (default: ``@champion``) was trained in."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
-        return info, envdiff.diff_environments(lineage.environment, environment.capture(),
-                                       model_packages=requirements.model_distributions(stages.model_modules(lineage)))
+        return info, envdiff.diff_environments(lineage.environment, capture(),
+                                               model_packages=model_distributions(stages.model_modules(lineage)))
 
     def env_lock(self, ref: str | None = None):
         """The exact requirements of a version (default: ``@champion``), from its recorded environment."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
-        roots = ["lockstep", *sorted(requirements.model_distributions(stages.model_modules(lineage)))]
-        return requirements.lock_requirements(lineage.environment, roots,
+        roots = ["lockstep", *sorted(model_distributions(stages.model_modules(lineage)))]
+        return lock_requirements(lineage.environment, roots,
                                  title=f"requirements of {info.name}/{info.version} (model fingerprint "
                                  f"{info.fingerprint[:12]}), as recorded when it was trained")
 
@@ -265,7 +264,7 @@ class Project:
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         lineage = load_lineage(self.registry, info, self.path)
         context = docker.docker_context(self.registry, info, self.env_lock(f"{info.name}/{info.version}"),
-                                 lineage.environment, port=port)
+                                        lineage.environment, port=port)
         write_generated_folder(out, context.files, what=f"lockstep docker {info.name}/{info.version}")
         return info, context
 
@@ -311,7 +310,7 @@ class Project:
                                     compute=compute)
         if quality:
             report.quality = live.live_quality(self.config, self.store, loaded.info, loaded.schema.classes,
-                                          since=since, until=until)
+                                               since=since, until=until)
         if retrain:
             report.actions = retrain_loop(self, report)
         files = drift_report.report_files(report)

@@ -41,12 +41,8 @@ def _packages() -> dict[str, str]:
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            out.setdefault(_normal(name), dist.version)
+            out.setdefault(name.lower().replace("_", "-"), dist.version)
     return dict(sorted(out.items()))
-
-
-def _normal(name: str) -> str:
-    return name.lower().replace("_", "-")
 
 
 def _version(name: str) -> str | None:

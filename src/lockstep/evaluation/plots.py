@@ -20,11 +20,13 @@ from lockstep.core.lazy import lazy_module
 from lockstep.evaluation.metrics import positive_index
 
 if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.figure as mpl_figure
     from matplotlib.figure import Figure
 
     from lockstep.evaluation.metrics import Outputs
 
-mpl_figure = lazy_module("matplotlib.figure")  # matplotlib, imported by the first plot drawn
+else:  # matplotlib, imported by the first plot drawn
+    mpl_figure = lazy_module("matplotlib.figure")
 
 __all__ = ["classification_figures", "confusion_table", "regression_figures"]
 

@@ -14,11 +14,13 @@ from lockstep.core.lazy import lazy_module
 from lockstep.profiles.summary import NumericSummary
 
 if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.figure as mpl_figure
     from matplotlib.figure import Figure
 
     from lockstep.monitoring.drift import ColumnDrift, DriftReport
 
-mpl_figure = lazy_module("matplotlib.figure")  # matplotlib, imported by the first plot drawn
+else:  # matplotlib, imported by the first plot drawn
+    mpl_figure = lazy_module("matplotlib.figure")
 
 __all__ = ["column_figure", "report_files"]
 

@@ -49,7 +49,7 @@ def checked_factory(config: Config, model_ref: str, search: SearchConfig | None,
 
 
 def split(frame: pd.DataFrame, feature: FeatureInfo, task: str,
-           ) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
+          ) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
     """Features, labels and a mask per split; refused without train or test rows, or with one class to learn."""
     splits = frame["split"].to_numpy()
     X, y = frame[feature.columns], frame[feature.label_column].to_numpy()
@@ -64,7 +64,9 @@ def split(frame: pd.DataFrame, feature: FeatureInfo, task: str,
 
 
 def fit_and_evaluate(config: Config, factory: Any, model_ref: str, search: SearchConfig | None, X, y, masks,
-                      step: Progress, compute: Compute) -> dict[str, Any]:
+                     step: Progress, compute: Compute) -> dict[str, Any]:
+    """Search (when configured), fit every seed (here or on Dask's workers), evaluate each on valid and test, and
+    refit once with another thread count when ``[train] thread_check`` asks."""
     train_cfg = config.training
     task, seeds = config.data.task, train_cfg.seeds
     positive = train_cfg.positive_class
