@@ -23,8 +23,6 @@ from lockstep.core.lazy import lazy_module
 from lockstep.core.requirements import lock_requirements, model_distributions
 from lockstep.data.ingest import ingest
 from lockstep.features.build import build_features
-from lockstep.push import Progress as CopyProgress
-from lockstep.push import PushReport, push_project
 from lockstep.registry.mlflow_registry import Registry
 from lockstep.reproducibility.lineage import load_lineage
 from lockstep.store import Store, write_generated_folder
@@ -43,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import lockstep.monitoring.monitor as monitoring
     import lockstep.monitoring.quality as live
     import lockstep.monitoring.report as drift_report
+    import lockstep.push as push
     import lockstep.reproducibility.check as checks
     import lockstep.reproducibility.envdiff as envdiff
     import lockstep.reproducibility.parity as parity_paths
@@ -52,6 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.data.ingest import IngestResult, Progress
     from lockstep.evaluation.promotion import PromotionResult
     from lockstep.features.build import FeatureResult
+    from lockstep.push import Progress as CopyProgress
+    from lockstep.push import PushReport
     from lockstep.registry.versions import LoadedModel, VersionInfo
     from lockstep.store import FeatureInfo, SnapshotInfo
     from lockstep.training.train import TrainResult
@@ -66,6 +67,7 @@ else:  # what one command uses (the docs, the service's image, monitoring, the p
     monitoring = lazy_module("lockstep.monitoring.monitor")
     live = lazy_module("lockstep.monitoring.quality")
     drift_report = lazy_module("lockstep.monitoring.report")
+    push = lazy_module("lockstep.push")
     checks = lazy_module("lockstep.reproducibility.check")
     envdiff = lazy_module("lockstep.reproducibility.envdiff")
     parity_paths = lazy_module("lockstep.reproducibility.parity")
@@ -168,7 +170,7 @@ class Project:
     def push(self, destination: str, *, registry: str | None = None, artifacts: str | None = None,
              progress: CopyProgress | None = None) -> PushReport:
         """Copy the store and registry to ``destination`` (``s3://...`` or a folder; see :mod:`lockstep.push`)."""
-        return push_project(self.config, destination, registry=registry, artifacts=artifacts, progress=progress)
+        return push.push_project(self.config, destination, registry=registry, artifacts=artifacts, progress=progress)
 
     def train(self, features_version: int | None = None, *, candidate: str | None = None, force: bool = False,
               progress: Progress | None = None, compute: str | None = None) -> TrainResult:

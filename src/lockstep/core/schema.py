@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lockstep.core.frames import raw_frame
+from lockstep.core.lazy import lazy_module
 from lockstep.core.sections import ColumnSchema
 from lockstep.core.values import plain
 
@@ -18,7 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
+    import lockstep.core.frames as frames
     from lockstep.core.config import Config
+else:  # pandas, for the commands that build a frame: reading a schema (models list, a skip decision) needs none
+    frames = lazy_module("lockstep.core.frames")
 
 __all__ = ["ModelSchema"]
 
@@ -79,4 +82,4 @@ class ModelSchema:
 
     def frame(self, table: pa.Table) -> pd.DataFrame:
         """The model's input DataFrame from validated raw rows (the same function training used)."""
-        return raw_frame(table, self.columns, self.inputs)
+        return frames.raw_frame(table, self.columns, self.inputs)

@@ -12,15 +12,17 @@ import yaml
 from lockstep.core.errors import IntegrityError, StoreError, UserError
 from lockstep.core.fingerprint import fingerprint_file
 from lockstep.core.lazy import lazy_module
-from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.registry.signing import claims_of, verify_model
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, VersionInfo
 
 if TYPE_CHECKING:  # skops imports every scikit-learn module: only a command that loads a model pays for it
     import skops.io as sio
-else:
+
+    import lockstep.core.model_fingerprint as fitted
+else:  # nor for SciPy, which a fitted model's fingerprint reads
     sio = lazy_module("skops.io")
+    fitted = lazy_module("lockstep.core.model_fingerprint")
 
 __all__ = ["SKOPS_FILE", "file_digest", "load_checked", "stored_code"]
 
@@ -61,7 +63,7 @@ def load_checked(info: VersionInfo, path: Path, public_key: Path | None = None) 
             raise IntegrityError(f"{info.name}/{info.version}: {exc}; refusing to load untrusted types",
                             hint="only types recorded as trusted at registration are loaded") from None
         raise StoreError(f"{info.name}/{info.version}: the model could not be loaded: {exc}") from exc
-    if info.fingerprint and model_fingerprint(model) != info.fingerprint:
+    if info.fingerprint and fitted.model_fingerprint(model) != info.fingerprint:
         raise IntegrityError(f"{info.name}/{info.version}: the loaded model's fingerprint differs from the one "
                         "recorded at registration; refusing to use it",
                         hint="the model file or its code changed; retrain or restore it")

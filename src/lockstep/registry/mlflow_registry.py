@@ -31,18 +31,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-import mlflow
-import mlflow.artifacts
-import mlflow.sklearn
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sqlalchemy
-import sqlalchemy.pool
-from mlflow.models import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
 
 from lockstep.core.config import Config
 from lockstep.core.errors import (
@@ -54,16 +47,35 @@ from lockstep.core.errors import (
     UserError,
 )
 from lockstep.core.fingerprint import fingerprint_bytes
+from lockstep.core.lazy import lazy_module
 from lockstep.core.schema import ModelSchema
 from lockstep.core.sections import SERVER_SCHEMES, uri_scheme
 from lockstep.registry.loading import SKOPS_FILE, file_digest, load_checked, stored_code
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.relocation import relocate
 from lockstep.registry.signing import CLAIMS_FILE, SIGNATURE_FILE, claims_of, private_key, sign_model
+from lockstep.registry.sqlite_index import RegistryIndex, RunRecord, VersionRecord, open_index
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, LoadedModel, TrainingRecord, VersionInfo
 from lockstep.store.location import S3Settings
 from lockstep.store.locks import exclusive
+
+if TYPE_CHECKING:
+    import mlflow
+    import mlflow.artifacts as mlflow_artifacts
+    import mlflow.models as mlflow_models
+    import mlflow.sklearn as mlflow_sklearn
+    import mlflow.types.schema as mlflow_schema
+    import sqlalchemy
+    import sqlalchemy.pool as sqlalchemy_pool
+else:  # MLflow takes a second to import and open: reads of the embedded registry do without it (sqlite_index)
+    mlflow = lazy_module("mlflow")
+    mlflow_artifacts = lazy_module("mlflow.artifacts")
+    mlflow_sklearn = lazy_module("mlflow.sklearn")
+    mlflow_schema = lazy_module("mlflow.types.schema")
+    mlflow_models = lazy_module("mlflow.models")
+    sqlalchemy = lazy_module("sqlalchemy")
+    sqlalchemy_pool = lazy_module("sqlalchemy.pool")
 
 __all__ = ["Registry"]
 
@@ -169,14 +181,26 @@ class Registry:
             with _quiet():
                 mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri).search_experiments(max_results=1)
 
+    def _relocate_once(self) -> None:
+        """Check once per process whether the store was moved (see :meth:`relocate`) before reading it."""
+        if self.root is not None and str(self.root.resolve()) not in _RELOCATED:
+            self.relocate()
+            _RELOCATED.add(str(self.root.resolve()))
+
+    def _index(self) -> RegistryIndex | None:
+        """The embedded registry's database, to read without MLflow; None for a shared registry, or a database
+        whose schema the reader does not know (then MLflow answers)."""
+        if self.root is None:
+            return None
+        self._relocate_once()
+        return open_index(self.root / "mlflow.db")
+
     @contextmanager
     def _mlflow(self) -> Iterator[Any]:
         """MLflow, pointed at this registry for the duration of the block (restored afterwards)."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # stdout is lockstep's (--json)
-        if self.root is not None and str(self.root.resolve()) not in _RELOCATED:
-            self.relocate()
-            _RELOCATED.add(str(self.root.resolve()))
+        self._relocate_once()
         if not self.exists():
             self._create()
 
@@ -251,6 +275,11 @@ class Registry:
         """The newest finished run with these input fingerprints and a registered version, if any."""
         if not self.exists():
             return None
+        index = self._index()
+        if index is not None:
+            experiment_id = index.experiment_id(self.experiment)
+            return None if experiment_id is None else _registered(
+                index.finished_runs_tagged(experiment_id, f"{TAG}.inputs", inputs))
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
             experiment = client.get_experiment_by_name(self.experiment)
@@ -259,12 +288,7 @@ class Registry:
             query = f"tags.`{TAG}.inputs` = '{inputs}' and attributes.status = 'FINISHED'"
             runs = client.search_runs([experiment.experiment_id], filter_string=query,
                                       order_by=["attributes.start_time DESC"], max_results=5)
-            for run in runs:
-                version = run.data.tags.get(f"{TAG}.registered.version")
-                name = run.data.tags.get(f"{TAG}.registered.name")
-                if version and name:
-                    return {"run_id": run.info.run_id, "name": name, "version": int(version)}
-        return None
+            return _registered([{"run_id": run.info.run_id, **run.data.tags} for run in runs])
 
     def log_training(self, record: TrainingRecord) -> VersionInfo:
         """Log a training run, register its model, give the new version the alias ``challenger``.
@@ -283,7 +307,7 @@ class Registry:
                 mlflow.set_tags(record.tags)
                 _log_artifacts(mlflow, record)
                 with _quiet():
-                    info = mlflow.sklearn.log_model(
+                    info = mlflow_sklearn.log_model(
                         record.model,
                         name="model",
                         serialization_format="skops",
@@ -324,6 +348,9 @@ class Registry:
     def model_names(self) -> list[str]:
         if not self.exists():
             return []
+        index = self._index()
+        if index is not None:
+            return index.model_names()
         with self._mlflow() as mlflow:
             return sorted(m.name for m in self._client(mlflow).search_registered_models())
 
@@ -331,6 +358,10 @@ class Registry:
         """Every version of model ``name``, oldest first."""
         if not self.exists():
             return []
+        index = self._index()
+        if index is not None:
+            aliases = index.aliases(name)
+            return [_version_info(record, index.run(record.run_id), aliases) for record in index.versions(name)]
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
             found = client.search_model_versions(f"name='{name}'")
@@ -346,6 +377,9 @@ class Registry:
         """
         if not self.exists():
             raise NotFoundError(f"no model is registered yet (looked for {ref})", hint="run `lockstep train` first")
+        index = self._index()
+        if index is not None:
+            return self._indexed_version(index, ref)
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
             exceptions = mlflow.exceptions.MlflowException
@@ -361,32 +395,37 @@ class Registry:
                     mv = max(found, key=lambda m: int(m.version))
             except exceptions:
                 names = [m.name for m in client.search_registered_models()]
-                if ref.name not in names:
-                    raise NotFoundError(f"no registered model named '{ref.name}' "
-                                        f"(models: {', '.join(names) or 'none'})",
-                                        hint="`lockstep models list` shows them") from None
-                versions = sorted(int(m.version) for m in client.search_model_versions(f"name='{ref.name}'"))
-                aliases = sorted(client.get_registered_model(ref.name).aliases)
-                wanted = f"alias {ref.alias}" if ref.alias else f"version {ref.version}"
-                raise NotFoundError(f"model '{ref.name}' has no {wanted} (versions: {', '.join(map(str, versions))}; "
-                                    f"aliases: {', '.join(aliases) or 'none'})",
-                                    hint="`lockstep models show` lists versions and aliases") from None
+                versions = ([int(m.version) for m in client.search_model_versions(f"name='{ref.name}'")]
+                            if ref.name in names else [])
+                aliases = list(client.get_registered_model(ref.name).aliases) if ref.name in names else []
+                raise _missing(ref, names, versions, aliases) from None
             return self._info(client, mv)
+
+    def _indexed_version(self, index: RegistryIndex, ref: ModelRef) -> VersionInfo:
+        """:meth:`version`, read from the database."""
+        aliases = index.aliases(ref.name)
+        if ref.alias:
+            number = aliases.get(ref.alias)
+            record = index.version(ref.name, number) if number is not None else None
+        elif ref.version is not None:
+            record = index.version(ref.name, ref.version)
+        else:
+            every = index.versions(ref.name)
+            record = every[-1] if every else None
+        if record is None:
+            raise _missing(ref, index.model_names(), [v.version for v in index.versions(ref.name)], list(aliases))
+        return _version_info(record, index.run(record.run_id), aliases)
 
     def _info(self, client: Any, mv: Any) -> VersionInfo:
         run = client.get_run(mv.run_id) if mv.run_id else None
         # Searches do not fill in aliases; the registered model knows them.
-        registered = client.get_registered_model(mv.name)
-        aliases = [alias for alias, version in (registered.aliases or {}).items() if str(version) == str(mv.version)]
-        # a version pushed from another registry was created when the source registered it
-        registered_at = (mv.tags or {}).get(f"{TAG}.copy.created") or mv.creation_timestamp
-        created = datetime.fromtimestamp(int(registered_at) / 1000, UTC).isoformat(timespec="seconds")
-        return VersionInfo(
-            name=mv.name, version=int(mv.version), aliases=sorted(aliases), run_id=mv.run_id or "",
-            created=created, tags={**(run.data.tags if run else {}), **dict(mv.tags or {})},
-            metrics=dict(run.data.metrics) if run else {}, params=dict(run.data.params) if run else {},
-            source=mv.source or "",
-        )
+        aliases = client.get_registered_model(mv.name).aliases or {}
+        record = VersionRecord(name=mv.name, version=int(mv.version), creation_time=int(mv.creation_timestamp or 0),
+                               source=mv.source or "", run_id=mv.run_id or "", tags=dict(mv.tags or {}))
+        found = None if run is None else RunRecord(
+            run_id=run.info.run_id, artifact_uri=run.info.artifact_uri or "", tags=dict(run.data.tags),
+            metrics=dict(run.data.metrics), params=dict(run.data.params))
+        return _version_info(record, found, {alias: int(version) for alias, version in aliases.items()})
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         with self._mlflow() as mlflow:
@@ -415,7 +454,7 @@ class Registry:
         source = f"{uri.rstrip('/')}/{path}" if path else uri
         try:
             with self._s3_environment(), _quiet():
-                return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(target),
+                return Path(mlflow_artifacts.download_artifacts(artifact_uri=source, dst_path=str(target),
                                                                tracking_uri=self.uri))
         except Exception as exc:
             if "not found" in str(exc).lower() or "NoSuchKey" in str(exc) or "404" in str(exc):
@@ -427,6 +466,10 @@ class Registry:
 
     def _version_dir(self, info: VersionInfo) -> Path:
         """The folder holding a version's MLmodel and model file (the registry's own; never handed out)."""
+        index = self._index()
+        location = index.logged_model_location(info.source.removeprefix("models:/")) if index is not None else None
+        if location is not None:
+            return self._local(location)
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
             model_id = info.source.removeprefix("models:/")
@@ -434,9 +477,13 @@ class Registry:
 
     def _artifact_path(self, run_id: str, path: str) -> Path:
         """Where a run's artifact is kept (the registry's own; callers get its bytes, a table or an object)."""
-        with self._mlflow() as mlflow:
-            run = self._client(mlflow).get_run(run_id)
-            local = self._local(run.info.artifact_uri, path)
+        index = self._index()
+        run = index.run(run_id) if index is not None else None
+        if run is not None:
+            local = self._local(run.artifact_uri, path)
+        else:
+            with self._mlflow() as mlflow:
+                local = self._local(self._client(mlflow).get_run(run_id).info.artifact_uri, path)
         if not local.exists():
             raise NotFoundError(f"run {run_id} has no artifact {path}")
         return local
@@ -602,6 +649,40 @@ class Registry:
         return ModelSchema.from_dict(json.loads(path.read_text()))
 
 
+def _registered(runs: list[dict[str, str]]) -> dict[str, Any] | None:
+    """The first of these runs (their ids and tags, newest first) that registered a version."""
+    for tags in runs:
+        version, name = tags.get(f"{TAG}.registered.version"), tags.get(f"{TAG}.registered.name")
+        if version and name:
+            return {"run_id": tags["run_id"], "name": name, "version": int(version)}
+    return None
+
+
+def _version_info(record: VersionRecord, run: RunRecord | None, aliases: dict[str, int]) -> VersionInfo:
+    """What lockstep hands out about a version: its row, its run's tags (the version's own win), metrics and
+    parameters, and the aliases (of all the model's) that point at it."""
+    # a version pushed from another registry was created when the source registered it
+    registered_at = record.tags.get(f"{TAG}.copy.created") or record.creation_time
+    created = datetime.fromtimestamp(int(registered_at) / 1000, UTC).isoformat(timespec="seconds")
+    return VersionInfo(
+        name=record.name, version=record.version,
+        aliases=sorted(alias for alias, version in aliases.items() if version == record.version),
+        run_id=record.run_id, created=created, tags={**(run.tags if run else {}), **record.tags},
+        metrics=dict(run.metrics) if run else {}, params=dict(run.params) if run else {}, source=record.source,
+    )
+
+
+def _missing(ref: ModelRef, names: list[str], versions: list[int], aliases: list[str]) -> NotFoundError:
+    """The error for a reference to no version, naming the models, or the model's versions and aliases."""
+    if ref.name not in names:
+        return NotFoundError(f"no registered model named '{ref.name}' (models: {', '.join(sorted(names)) or 'none'})",
+                             hint="`lockstep models list` shows them")
+    wanted = f"alias {ref.alias}" if ref.alias else f"version {ref.version}"
+    return NotFoundError(f"model '{ref.name}' has no {wanted} (versions: {', '.join(map(str, sorted(versions)))}; "
+                         f"aliases: {', '.join(sorted(aliases)) or 'none'})",
+                         hint="`lockstep models show` lists versions and aliases")
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """MLflow prints registry messages and warnings on stderr; lockstep reports for itself."""
@@ -628,10 +709,11 @@ def _log_artifacts(mlflow: Any, record: TrainingRecord) -> None:
         mlflow.log_figure(figure, path)
 
 
-def _signature(spec: dict[str, Any]) -> ModelSignature:
+def _signature(spec: dict[str, Any]) -> mlflow_models.ModelSignature:
     """An MLflow signature from ``{"inputs": [(name, type, required)], "output": type}``."""
-    inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in spec["inputs"]])
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(spec["output"])]))
+    schema, column = mlflow_schema.Schema, mlflow_schema.ColSpec
+    inputs = schema([column(kind, name, required=required) for name, kind, required in spec["inputs"]])
+    return mlflow_models.ModelSignature(inputs=inputs, outputs=schema([column(spec["output"])]))
 
 
 def redact(uri: str) -> str:
@@ -659,7 +741,7 @@ def reach(uri: str) -> None:
             return
         if uri_scheme(uri).startswith("postgresql"):
             engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": CONNECT_TIMEOUT},
-                                              poolclass=sqlalchemy.pool.NullPool)
+                                              poolclass=sqlalchemy_pool.NullPool)
             with engine.connect():
                 pass
     except ServiceError:
@@ -684,7 +766,7 @@ def _create_schema(uri: str) -> None:
     advisory lock held only while MLflow opens it.
     """
     engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": CONNECT_TIMEOUT},
-                                      poolclass=sqlalchemy.pool.NullPool)
+                                      poolclass=sqlalchemy_pool.NullPool)
     try:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK})
