@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from lockstep.core.errors import InternalError, LockstepError, PipelineError, UserError
-from lockstep.core.usercode import LOCKSTEP_ROOT, raised_by_lockstep, user_code_failure
+from lockstep.core.usercode import LOCKSTEP_ROOT, defines, raised_by_lockstep, user_code_failure
 from lockstep.training.assembly import fit_model
 
 
@@ -66,3 +66,21 @@ def test_a_lockstep_bug_inside_a_fit_is_not_reported_as_the_users_fault(lockstep
     assert caught.value.exit_code == (1 if lockstep_bug else 2)
     assert isinstance(caught.value.__cause__, KeyError)
 
+
+
+@pytest.mark.parametrize(("source", "ref", "expected"), [
+    ("def model():\n    pass\n", "pipeline:model", True),
+    ("class Model:\n    pass\n", "pipeline:Model", True),
+    ("from sklearn.linear_model import LogisticRegression as model\n", "pipeline:model", True),
+    ("model = lambda: None\n", "pipeline:model", True),
+    ("try:\n    import fast as model\nexcept ImportError:\n    def model():\n        pass\n", "pipeline:model", True),
+    ("if True:\n    model: object = None\n", "pipeline:model", True),
+    ("def model():\n    pass\n", "pipeline:modle", False),  # misspelled: imported, to say "did you mean"
+    ("def helper():\n    model = 1\n", "pipeline:model", False),  # not at the top level
+    ("globals()['model'] = print\n", "pipeline:model", False),  # made at run time: only an import can tell
+    ("def model(:\n", "pipeline:model", False),  # a syntax error: the import reports it
+    ("def model():\n    pass\n", "missing:model", False),
+])
+def test_a_reference_the_source_visibly_defines_is_not_imported_to_check_it(tmp_path, source, ref, expected) -> None:
+    (tmp_path / "pipeline.py").write_text(source)
+    assert defines(ref, tmp_path) is expected

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,20 @@ def test_a_second_run_skips_every_step(example) -> None:
         ["ingest", "features", "train", "promote", "verify", "parity"], "skipped")
     assert report["champion"] == first["champion"]
     assert report["reproduced"] is True and report["identical"] is True
+
+
+def test_a_run_with_nothing_to_do_imports_neither_the_model_code_nor_mlflow(example) -> None:
+    """Deciding that every step is up to date reads fingerprints and the registry's database: no MLflow,
+    no scikit-learn, no skops and none of the project's modules are imported (``-X importtime`` lists them)."""
+    folder, _ = example
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockstep", "run", "--project", str(folder),
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {s["status"] for s in json.loads(done.stdout)["steps"]} == {"skipped"}
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "lockstep.cli" in imported  # the listing is there
+    heavy = {"mlflow", "sklearn", "skops.io", "scipy", "pipeline"}
+    assert not imported & heavy, imported & heavy
 
 
 def test_check_passes_on_the_example(example) -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lockstep.core.config import Config
 from lockstep.core.errors import ConfigError, NotFoundError
-from lockstep.core.usercode import load_object
+from lockstep.core.usercode import defines, load_object
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.signing import private_key
 from lockstep.reproducibility.keys import parity_key, verification_key
@@ -130,7 +130,12 @@ def _timed(report: RunReport, progress: Progress, name: str, func: Callable[[], 
 
 
 def check_code_references(config: Any, candidates: bool) -> None:
-    """Before anything runs: a [train] section, and every ``module:callable`` the run will call imports.
+    """Before anything runs: a [train] section, and every ``module:callable`` the run will call is there.
+
+    A reference that the module's source visibly defines (:func:`~lockstep.core.usercode.defines`) is taken
+    as it is, and imported by the first step that calls it: a run whose steps are all up to date imports
+    none of the project's code (nor scikit-learn with it). Any other reference is imported now, so that a
+    misspelled or missing one fails, with the likeliest name, before anything is ingested.
 
     Raises
     ------
@@ -144,7 +149,7 @@ def check_code_references(config: Any, candidates: bool) -> None:
     if candidates:
         refs += [c.model for c in config.train.candidates.values()]
     for ref in refs:
-        if ref:
+        if ref and not defines(ref, config.project_dir):
             load_object(ref, config.project_dir)
     if config.public_key is not None:  # models are signed: the private key must be there before training
         private_key(config.public_key)

@@ -62,20 +62,30 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
 import pyarrow as pa
-from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
-from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
+
+from lockstep.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import sklearn.ensemble as ensemble
+    import sklearn.pipeline as pipeline
+else:  # a model to predict with has imported scikit-learn already; code that only reads metrics does not
+    ensemble = lazy_module("sklearn.ensemble")
+    pipeline = lazy_module("sklearn.pipeline")
 
 __all__ = ["final_estimator", "has_probabilities", "model_outputs", "outputs_table", "serial_prediction"]
 
 
-#: Estimators whose rows are predicted independently of each other, by summing trees in a fixed order.
-_FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
+@functools.cache
+def _forests() -> tuple[type, ...]:
+    """Estimators whose rows are predicted independently of each other, by summing trees in a fixed order."""
+    return (ensemble.RandomForestClassifier, ensemble.RandomForestRegressor, ensemble.ExtraTreesClassifier,
+            ensemble.ExtraTreesRegressor)
 
 
 @functools.cache
@@ -128,7 +138,7 @@ def serial_prediction() -> Iterator[None]:
 
 def final_estimator(model: Any) -> Any:
     """The estimator at the end of ``model``, looking through nested Pipelines."""
-    while isinstance(model, Pipeline):
+    while isinstance(model, pipeline.Pipeline):
         model = model.steps[-1][1]
     return model
 
@@ -140,7 +150,7 @@ def has_probabilities(model: Any) -> bool:
 
 def _transform_steps(model: Any, X: Any) -> tuple[Any, Any]:
     """Run every step but the last estimator once; return the estimator and its input."""
-    while isinstance(model, Pipeline):
+    while isinstance(model, pipeline.Pipeline):
         if len(model.steps) > 1:
             X = model[:-1].transform(X)
         model = model.steps[-1][1]
@@ -153,9 +163,9 @@ ROW_BLOCK_MIN = 20_000
 
 def _forest_threads(estimator: Any, rows: int) -> int:
     """How many row blocks to predict a forest in at once: its effective ``n_jobs``, for large inputs."""
-    if not isinstance(estimator, _FORESTS) or rows < ROW_BLOCK_MIN or getattr(estimator, "n_outputs_", 1) != 1:
+    if not isinstance(estimator, _forests()) or rows < ROW_BLOCK_MIN or getattr(estimator, "n_outputs_", 1) != 1:
         return 1
-    n_jobs = estimator.n_jobs or 1  # joblib's effective_n_jobs would answer 1 under the sequential backend
+    n_jobs = getattr(estimator, "n_jobs", None) or 1  # joblib's effective_n_jobs would answer 1 under the sequential backend
     wanted = n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
     return max(1, min(wanted, rows // (ROW_BLOCK_MIN // 2)))
 
@@ -211,7 +221,7 @@ def model_outputs(model: Any, X: Any, task: str) -> tuple[Any, Any]:
     """
     with serial_prediction():
         estimator, features = _transform_steps(model, X)
-        if isinstance(estimator, _FORESTS) and getattr(estimator, "n_outputs_", 1) == 1:
+        if isinstance(estimator, _forests()) and getattr(estimator, "n_outputs_", 1) == 1:
             return _forest_outputs(estimator, features, task, _forest_threads(estimator, features.shape[0]))
         labels = estimator.predict(features)
         proba = estimator.predict_proba(features) if task == "classification" and hasattr(

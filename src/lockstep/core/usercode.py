@@ -33,8 +33,8 @@ from lockstep.core.errors import CodeError, InternalError, LockstepError
 from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_json
 from lockstep.core.sections import REF_PATTERN
 
-__all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "describe_exception", "load_object", "parse_ref",
-           "user_location"]
+__all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "defines", "describe_exception", "load_object",
+           "parse_ref", "user_location"]
 
 #: The folder of the installed lockstep package.
 LOCKSTEP_ROOT = Path(__file__).resolve().parents[1]
@@ -281,6 +281,38 @@ def load_object(ref: str, project_dir: Path) -> Any:
             if file and Path(file).resolve().is_relative_to(project_dir):
                 _FROM_PROJECTS[name] = (project_dir, fingerprint_bytes(Path(file).read_bytes()))
     return _attribute(module, module_name, attr, ref)
+
+
+def defines(ref: str, project_dir: Path) -> bool:
+    """Whether ``module:callable`` names a module of the project folder that, read without running it, defines
+    ``callable`` at its top level (a function, a class, an assignment or an import, also under ``if`` and
+    ``try``). False when that is not certain: the reference is then checked by importing it
+    (:func:`load_object`), whose errors name what is wrong."""
+    module_name, attr = parse_ref(ref)
+    path = _module_file(project_dir.resolve(), module_name)
+    if path is None:
+        return False
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return False
+    return attr in _top_level_names(tree.body)
+
+
+def _top_level_names(body: list[ast.stmt]) -> set[str]:
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            names |= _top_level_names([*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", []),
+                                       *(s for h in getattr(node, "handlers", []) for s in h.body)])
+    return names
 
 
 def _attribute(module: Any, module_name: str, attr: str, ref: str) -> Any:

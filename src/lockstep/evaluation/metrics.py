@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
-from sklearn import metrics as m
 
 from lockstep.core.errors import shown
+from lockstep.core.lazy import lazy_module
 from lockstep.core.prediction import serial_prediction
 from lockstep.core.sections import task_metrics
+
+if TYPE_CHECKING:
+    from scipy import stats
+    from sklearn import metrics as m
+else:  # the gates read recorded metrics: deciding that a champion stays one computes none
+    stats = lazy_module("scipy.stats")
+    m = lazy_module("sklearn.metrics")
 
 __all__ = ["Outputs", "compute_metrics", "higher_is_better", "make_scorer", "summarize_seeds"]
 
