@@ -9,16 +9,24 @@ other read-only commands start in a fraction of a second;
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from lockstep.core.config import Config, load_config
-from lockstep.data.diff import TableDiff, diff_snapshots
-from lockstep.data.report import describe_snapshot
-from lockstep.features.report import describe_features, diff_features
+from lockstep.core.lazy import lazy_module
 from lockstep.registry.refs import ModelRef, parse_model_ref
 from lockstep.store import FeatureInfo, FeatureTable, SnapshotInfo, Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    import lockstep.data.diff as data_diff
+    import lockstep.data.report as data_report
+    import lockstep.features.report as feature_report
+    from lockstep.data.diff import TableDiff
+else:  # describing and comparing versions is for the commands that show them, not for a skip decision
+    data_diff = lazy_module("lockstep.data.diff")
+    data_report = lazy_module("lockstep.data.report")
+    feature_report = lazy_module("lockstep.features.report")
 
 __all__ = ["Catalog"]
 
@@ -63,12 +71,13 @@ class Catalog:
     def describe(self, version: int | None = None) -> dict[str, Any]:
         """Metadata, column summaries, splits and target balance of a snapshot."""
         info = self.snapshot(version)
-        return describe_snapshot(info, self.store.snapshots.read(info.version), self.config)
+        return data_report.describe_snapshot(info, self.store.snapshots.read(info.version), self.config)
 
     def diff(self, old: int, new: int) -> TableDiff:
         """What changed from snapshot ``old`` to snapshot ``new``."""
         old_info, new_info = self.snapshot(old), self.snapshot(new)
-        return diff_snapshots(old_info, self.store.snapshots.read(old), new_info, self.store.snapshots.read(new))
+        snapshots = self.store.snapshots
+        return data_diff.diff_snapshots(old_info, snapshots.read(old), new_info, snapshots.read(new))
 
     # ------------------------------------------------------------------ feature sets
 
@@ -93,10 +102,10 @@ class Catalog:
         """Metadata, lineage back to the raw snapshot, and a summary of every feature column."""
         info = self.feature_info(version)
         snapshots = {s.version: s for s in self.snapshots()}
-        return describe_features(info, self.read_features(info.version), snapshots.get(info.raw_version))
+        return feature_report.describe_features(info, self.read_features(info.version), snapshots.get(info.raw_version))
 
     def diff_features(self, old: int, new: int) -> dict[str, Any]:
         """What changed between two feature set versions: rows, columns, summaries and lineage."""
         table = self.features
         old_info, new_info = table.info(old), table.info(new)
-        return diff_features(old_info, table.read(old), new_info, table.read(new))
+        return feature_report.diff_features(old_info, table.read(old), new_info, table.read(new))

@@ -82,12 +82,19 @@ import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from lockstep.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow.compute as pc
+else:  # a skip decision fingerprints files and JSON only: tables (and NumPy) are for the commands that do work
+    np = lazy_module("numpy")
+    pc = lazy_module("pyarrow.compute")
 
 __all__ = [
     "CANONICAL_VERSION",
