@@ -165,7 +165,7 @@ def _forest_threads(estimator: Any, rows: int) -> int:
     """How many row blocks to predict a forest in at once: its effective ``n_jobs``, for large inputs."""
     if not isinstance(estimator, _forests()) or rows < ROW_BLOCK_MIN or getattr(estimator, "n_outputs_", 1) != 1:
         return 1
-    n_jobs = getattr(estimator, "n_jobs", None) or 1  # joblib's effective_n_jobs would answer 1 under the sequential backend
+    n_jobs = getattr(estimator, "n_jobs", None) or 1  # effective_n_jobs answers 1 under the sequential backend
     wanted = n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
     return max(1, min(wanted, rows // (ROW_BLOCK_MIN // 2)))
 
