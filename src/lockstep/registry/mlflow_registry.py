@@ -316,17 +316,15 @@ class Registry:
                         pip_requirements=record.pip_requirements,
                         signature=_signature(record.signature),
                         input_example=record.input_example,
-                        registered_model_name=record.model_name,
                     )
-                version = int(info.registered_model_version)
+                model_dir = self._model_dir(client, info.model_id)
+                digest = file_digest(model_dir / SKOPS_FILE)
+                tags = {**record.version_tags, f"{TAG}.model.file_digest": digest,
+                        f"{TAG}.model.trusted_types": json.dumps(sorted(record.trusted_types)),
+                        f"{TAG}.run_id": run_id}
+                with _quiet():  # the version and all its tags in one transaction
+                    version = int(mlflow.register_model(info.model_uri, record.model_name, tags=tags).version)
                 try:
-                    model_dir = self._model_dir(client, info.model_id)
-                    digest = file_digest(model_dir / SKOPS_FILE)
-                    tags = {**record.version_tags, f"{TAG}.model.file_digest": digest,
-                            f"{TAG}.model.trusted_types": json.dumps(sorted(record.trusted_types)),
-                            f"{TAG}.run_id": run_id}
-                    for key, value in tags.items():
-                        client.set_model_version_tag(record.model_name, str(version), key, value)
                     if signing_key is not None and self.public_key is not None:
                         all_tags = {**record.tags, **tags}
                         sign_model(model_dir, claims_of(record.model_name, version, all_tags), signing_key,

@@ -1,0 +1,27 @@
+"""The environment record: what is installed, read once per state of the import path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lockstep.core import environment
+
+
+def test_installed_distributions_are_read_again_when_the_import_path_changes(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    first = environment._packages()
+    assert "scikit-learn" in first and environment._packages() == first  # the kept answer
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert "lockstep-probe" not in environment._packages()
+    info = site / "lockstep_probe-1.2.3.dist-info"
+    info.mkdir()  # what installing a distribution does to its folder
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lockstep-probe\nVersion: 1.2.3\n")
+    assert environment._packages()["lockstep-probe"] == "1.2.3"
+    (info / "METADATA").unlink()
+    info.rmdir()  # and uninstalling it
+    assert "lockstep-probe" not in environment._packages()
+    assert environment.capture()["packages"] == first
