@@ -154,3 +154,31 @@ def test_a_moved_registry_is_read_at_its_new_place(registry: Registry, tmp_path:
     info = copy.version(ModelRef("other", version=3))
     assert copy._version_dir(info).is_relative_to(moved.resolve())
     assert copy.run_json(info, "training.json") == registry.run_json(info, "training.json")
+
+
+def test_tags_aliases_and_check_reports_written_without_mlflow_read_back_through_it(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(registry.root, tmp_path / "store")
+    copy = Registry(tmp_path / "store", registry.experiment)
+    name = copy.model_names()[0]
+    info = copy.version(ModelRef(name, version=1))
+    copy.set_version_tag(name, 1, "lockstep.note", "first")
+    copy.set_version_tag(name, 1, "lockstep.note", "second")  # set again: replaced
+    copy.set_alias(name, "staging", 1)
+    copy.set_alias(name, "staging", 2)  # moved
+    copy.record_check(info, "verify", {"reproduced": True, "rows": 3}, {"reproduced": True})
+    with pytest.raises(Exception, match="(?i)not found|does not exist|no version"):
+        copy.set_alias(name, "staging", 99)  # no such version: left to MLflow, which refuses it
+    index = open_index(copy.root / "mlflow.db")
+    assert index is not None  # what MLflow would judge differently is left to it
+    assert not index.set_alias(name, "latest", 1) and not index.set_alias(name, "v2", 1)
+    assert not index.set_version_tag(name, 1, "lockstep.long", "x" * 6000)
+    indexed = _answers(copy, name)
+
+    monkeypatch.setattr(mlflow_registry, "open_index", lambda database: None)  # read back through MLflow
+    assert _answers(copy, name) == indexed
+    first = copy.version(ModelRef(name, version=1))
+    assert first.tags["lockstep.note"] == "second" and first.tags["lockstep.verify"] == '{"reproduced": true}'
+    assert copy.version(ModelRef(name, alias="staging")).version == 2
+    assert copy.check_result(first, "verify") == {"reproduced": True, "rows": 3}
+    assert "lockstep.long" not in first.tags

@@ -392,7 +392,7 @@ def test_a_read_only_store_is_read_and_every_write_refused_with_exit_2(read_only
     assert "up to date" in _in(project, "features").stdout
     output = tmp_path / "out.parquet"
     for writing in (("train", "--force"), ("predict", "-i", str(data), "-o", str(output)),
-                    ("monitor", "-d", str(data)), ("serve", "--port", "1")):
+                    ("monitor", "-d", str(data)), ("serve", "--port", "1"), ("verify",)):
         result = _in(project, *writing)
         assert result.returncode == 2, f"{writing}: {result.stderr}"
         assert "Read-only file system" in result.stderr and str(store) in result.stderr, result.stderr

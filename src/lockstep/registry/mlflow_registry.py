@@ -57,6 +57,7 @@ from lockstep.registry.signing import CLAIMS_FILE, SIGNATURE_FILE, claims_of, pr
 from lockstep.registry.sqlite_index import RegistryIndex, RunRecord, VersionRecord, open_index
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, LoadedModel, TrainingRecord, VersionInfo
+from lockstep.store import atomic_write_text
 from lockstep.store.location import S3Settings
 from lockstep.store.locks import exclusive
 
@@ -425,11 +426,31 @@ class Registry:
             metrics=dict(run.data.metrics), params=dict(run.data.params))
         return _version_info(record, found, {alias: int(version) for alias, version in aliases.items()})
 
+    @contextmanager
+    def _writing_directly(self) -> Iterator[None]:
+        """Around a write to the embedded registry done without MLflow: a full disk or a read-only store is the
+        user's to fix, and named, as in :meth:`_mlflow`."""
+        try:
+            yield
+        except Exception as exc:
+            found = FileSystemError.of(exc, "write the model registry", self.root)
+            if found is None:
+                raise
+            raise found from None
+
     def set_alias(self, name: str, alias: str, version: int) -> None:
+        index = self._index()
+        with self._writing_directly():
+            if index is not None and index.set_alias(name, alias, version):
+                return
         with self._mlflow() as mlflow:
             self._client(mlflow).set_registered_model_alias(name, alias, str(version))
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        index = self._index()
+        with self._writing_directly():
+            if index is not None and index.set_version_tag(name, version, key, value):
+                return
         with self._mlflow() as mlflow:
             self._client(mlflow).set_model_version_tag(name, str(version), key, value)
 
@@ -538,12 +559,19 @@ class Registry:
         ``summary`` to the version's tag ``lockstep.<kind>`` (the latest result
         of that check, shown by ``models show`` and in generated documentation).
         """
+        text = json.dumps(report, indent=2, sort_keys=True, default=str)
+        tag = json.dumps(summary, sort_keys=True, default=str)
+        index = self._index()
+        run = index.run(info.run_id) if index is not None else None
+        if index is not None and run is not None and urlparse(run.artifact_uri).scheme in ("", "file"):
+            with self._writing_directly():  # the report next to the run's other files, then the tag saying so
+                atomic_write_text(self._local(run.artifact_uri, f"checks/{kind}.json"), text)
+                if index.set_version_tag(info.name, info.version, f"{TAG}.{kind}", tag):
+                    return
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
-            client.log_text(info.run_id, json.dumps(report, indent=2, sort_keys=True, default=str),
-                            f"checks/{kind}.json")
-            client.set_model_version_tag(info.name, str(info.version), f"{TAG}.{kind}",
-                                         json.dumps(summary, sort_keys=True, default=str))
+            client.log_text(info.run_id, text, f"checks/{kind}.json")
+            client.set_model_version_tag(info.name, str(info.version), f"{TAG}.{kind}", tag)
 
     def log_monitor(self, report: dict[str, Any], files: dict[str, bytes | str]) -> str:
         """Log a monitoring run (the retraining loop's report and decisions) to MLflow; its run id."""

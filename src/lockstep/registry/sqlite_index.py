@@ -18,11 +18,17 @@ which also upgrades an older database. The answers are the ones MLflow gives
 * runs found by a search are active ones; a run's metrics are the latest
   value of each, NaN where MLflow recorded NaN.
 
-Writes always go through MLflow.
+Runs and versions are created through MLflow. Two writes are simple enough
+to do here, as MLflow's SQL store does them (one row upserted, after
+checking that the version exists), and are made often by commands that
+otherwise need no MLflow (``verify``, ``parity``, ``promote``): a version's
+tag and an alias. Anything MLflow would validate differently (a long value,
+an alias name MLflow reserves) is left to MLflow.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -37,6 +43,10 @@ KNOWN_REVISIONS = frozenset({"dc11669786a5"})
 _WORKSPACE = "default"
 _DELETED = "Deleted_Internal"
 _VERSION_COLUMNS = "name, version, creation_time, source, run_id"
+#: Tag values up to this length are written here (MLflow's own limit is larger; longer ones go through it).
+_MAX_TAG_VALUE = 5000
+#: Alias names written here: lockstep's, and none that MLflow reserves (``latest``, ``v1``, ...).
+_ALIAS = re.compile(r"^(?!latest$)(?![vV]\d+$)[A-Za-z][A-Za-z0-9_-]{0,255}$")
 
 
 @dataclass(frozen=True)
@@ -69,8 +79,8 @@ class RegistryIndex:
         self.database = database
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        uri = f"{self.database.resolve().as_uri()}?mode=ro"
+    def _connect(self, mode: str = "ro") -> Iterator[sqlite3.Connection]:
+        uri = f"{self.database.resolve().as_uri()}?mode={mode}"
         with closing(sqlite3.connect(uri, uri=True, timeout=30)) as connection:
             yield connection
 
@@ -134,6 +144,37 @@ class RegistryIndex:
         """Alias to version number, of model ``name``."""
         return {alias: int(version) for alias, version in self._rows(
             "SELECT alias, version FROM registered_model_aliases WHERE workspace = ? AND name = ?", _WORKSPACE, name)}
+
+    # ------------------------------------------------------------------ writes
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> bool:
+        """Set a version's tag, as MLflow's ``set_model_version_tag`` does; False (nothing written) when the
+        version does not exist or the value is one to leave to MLflow."""
+        if len(value) > _MAX_TAG_VALUE or not 0 < len(key) <= 250:
+            return False
+        return self._upsert(name, version, 'INSERT INTO model_version_tags (workspace, name, version, "key", value) '
+                            'VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace, "key", name, version) '
+                            "DO UPDATE SET value = excluded.value", key, value)
+
+    def set_alias(self, name: str, alias: str, version: int) -> bool:
+        """Point ``alias`` at a version, as MLflow's ``set_registered_model_alias`` does; False (nothing
+        written) when the version does not exist or the alias name is one to leave to MLflow."""
+        if not _ALIAS.match(alias):
+            return False
+        return self._upsert(name, version, "INSERT INTO registered_model_aliases (workspace, name, version, alias) "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT (workspace, name, alias) "
+                            "DO UPDATE SET version = excluded.version", alias)
+
+    def _upsert(self, name: str, version: int, statement: str, *values: str) -> bool:
+        """In one transaction, if the live version ``name``/``version`` exists, run ``statement`` with the
+        workspace, the name, the version and ``values``."""
+        with self._connect("rw") as connection, connection:
+            exists = connection.execute(
+                "SELECT 1 FROM model_versions WHERE workspace = ? AND name = ? AND version = ? AND current_stage != ?",
+                (_WORKSPACE, name, version, _DELETED)).fetchone()
+            if exists:
+                connection.execute(statement, (_WORKSPACE, name, version, *values))
+        return exists is not None
 
     def _version(self, row: tuple[Any, ...]) -> VersionRecord:
         name, version, created, source, run_id = row
