@@ -103,8 +103,9 @@ def cmd_test(args: list[str]) -> None:
     cmd_check([])
     py = ensure_env()
     # one worker per core (pytest-xdist); a test file's tests share a worker, so module fixtures are built once.
-    # Later arguments win: `python3 dev.py test -n 0` runs in one process.
-    _run([py, "-m", "pytest", "-n", "auto", "--dist", "loadfile", *args], cwd=ROOT)
+    # Files are handed out in the order tests/conftest.py gives them (longest first), not xdist's (most tests
+    # first), so that no long file starts last. Later arguments win: `python3 dev.py test -n 0` runs in one process.
+    _run([py, "-m", "pytest", "-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder", *args], cwd=ROOT)
 
 
 def cmd_demo(args: list[str]) -> None:
