@@ -43,7 +43,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def _here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """A command that only reads, run in this process through the CLI's own app (a process costs 3 s)."""
+    """A command run in this process through the CLI's own app (a process costs 3 s)."""
     argv = [*args, *(["--project", str(cwd)] if cwd is not None else [])]
     result = CliRunner().invoke(app, argv)
     return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, result.stderr)
@@ -156,16 +156,16 @@ def test_pushing_again_copies_nothing_then_only_what_is_new(source: Path, pushed
     shutil.copytree(source, project)  # a project of its own: the module's source stays as it was
     destination = tmp_path / "store"
     shutil.copytree(pushed["destination"], destination)
-    again = _json(_run("store", "push", str(destination), "--json", "--project", str(project)))
+    again = _json(_here("store", "push", str(destination), "--json", "--project", str(project)))
     assert all(t["copied"] == 0 for t in again["tables"])
     assert again["registry_copy"]["runs_copied"] == 0 and again["registry_copy"]["versions_copied"] == 0
     assert again["registry_copy"]["artifacts_copied"] == 0
 
-    assert _run("promote", "telco-churn/1", "--project", str(project)).returncode in (0, 3)
+    assert _here("promote", "telco-churn/1", "--project", str(project)).returncode in (0, 3)
     header, rows = read_rows(TELCO_CSV)
     write_rows(project / "data" / "wa_churn.csv", header, rows[:700])
-    assert _run("ingest", "--project", str(project)).returncode == 0
-    later = _json(_run("store", "push", str(destination), "--json", "--project", str(project)))
+    assert _here("ingest", "--project", str(project)).returncode == 0
+    later = _json(_here("store", "push", str(destination), "--json", "--project", str(project)))
     raw = next(t for t in later["tables"] if t["table"] == "raw")
     assert raw["versions"] == 3 and raw["copied"] == 2  # the new commit and its data file
     assert sum(t["copied"] for t in later["tables"] if t["table"] != "raw") == 0
@@ -223,8 +223,8 @@ def test_a_copy_of_a_copy_can_be_pushed_again_and_again(source: Path, pushed: di
     shutil.copytree(pushed["destination"], middle)
     project = _other(source, tmp_path / "project", middle)
     last = tmp_path / "last"
-    for attempt in range(3):  # the copy's tags name the copy it was made from, push after push
-        done = _json(_run("store", "push", str(last), "--json", cwd=project))
+    for attempt in range(3):  # the copy's tags name the copy it was made from, push after push (in this process;
+        done = _json(_here("store", "push", str(last), "--json", cwd=project))  # the fixture's push is a process)
         assert done["registry_copy"]["runs_copied"] == (done["registry_copy"]["runs"] if attempt == 0 else 0)
     other = _other(source, tmp_path / "other", last)
     assert (_without_copy_tags(_json(_here("models", "list", "--json", cwd=other)))
