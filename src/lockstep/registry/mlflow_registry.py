@@ -218,17 +218,24 @@ class Registry:
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         try:
-            with self._s3_environment():
+            with self._users_errors(), self._s3_environment():
                 yield mlflow
-        except Exception as exc:  # a full disk or a read-only registry is the user's to fix, and named
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
+
+    @contextmanager
+    def _users_errors(self) -> Iterator[None]:
+        """Errors that are the user's to fix, raised named: a full disk or a read-only store (an embedded
+        registry, written through MLflow or directly), a shared registry that cannot be reached."""
+        try:
+            yield
+        except Exception as exc:
             found = (unreachable_registry(exc, self.location) if self.root is None
                      else FileSystemError.of(exc, "write the model registry", self.root))
             if found is None:
                 raise
             raise found from None
-        finally:
-            mlflow.set_tracking_uri(previous[0])
-            mlflow.set_registry_uri(previous[1])
 
     @contextmanager
     def _s3_environment(self) -> Iterator[None]:
@@ -426,21 +433,9 @@ class Registry:
             metrics=dict(run.data.metrics), params=dict(run.data.params))
         return _version_info(record, found, {alias: int(version) for alias, version in aliases.items()})
 
-    @contextmanager
-    def _writing_directly(self) -> Iterator[None]:
-        """Around a write to the embedded registry done without MLflow: a full disk or a read-only store is the
-        user's to fix, and named, as in :meth:`_mlflow`."""
-        try:
-            yield
-        except Exception as exc:
-            found = FileSystemError.of(exc, "write the model registry", self.root)
-            if found is None:
-                raise
-            raise found from None
-
     def set_alias(self, name: str, alias: str, version: int) -> None:
         index = self._index()
-        with self._writing_directly():
+        with self._users_errors():
             if index is not None and index.set_alias(name, alias, version):
                 return
         with self._mlflow() as mlflow:
@@ -448,7 +443,7 @@ class Registry:
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         index = self._index()
-        with self._writing_directly():
+        with self._users_errors():
             if index is not None and index.set_version_tag(name, version, key, value):
                 return
         with self._mlflow() as mlflow:
@@ -564,7 +559,7 @@ class Registry:
         index = self._index()
         run = index.run(info.run_id) if index is not None else None
         if index is not None and run is not None and urlparse(run.artifact_uri).scheme in ("", "file"):
-            with self._writing_directly():  # the report next to the run's other files, then the tag saying so
+            with self._users_errors():  # the report next to the run's other files, then the tag saying so
                 atomic_write_text(self._local(run.artifact_uri, f"checks/{kind}.json"), text)
                 if index.set_version_tag(info.name, info.version, f"{TAG}.{kind}", tag):
                     return
