@@ -1,9 +1,11 @@
 """A project on shared, real services: Delta tables in S3 (moto's server), MLflow on PostgreSQL 15.
 
 The services run on 127.0.0.1 for this module (see :mod:`tests.services`).
-Commands run as a user runs them, in processes of their own, from the project
-folder and from a second folder that holds only ``lockstep.toml`` and the
-project's code (another machine).
+Commands in the project folder run in this process through the CLI's own app
+(:func:`_here`, with the command's environment; a process costs about 2 s of
+imports here). Commands from a second folder that holds only ``lockstep.toml``
+and the project's code (another machine), and commands that run at the same
+time, run in processes of their own: they share nothing with the first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from lockstep.cli import app
 
 from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
 from .services import PG_PASSWORD, postgres_server, s3_server
@@ -66,6 +71,14 @@ def _run(args: list[str], env: dict[str, str], cwd: Path | None = None,
     return subprocess.run([*LOCKSTEP, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def _here(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """A command on the project folder (``--project`` in ``args``), run in this process with ``env``."""
+    result = CliRunner().invoke(app, args, env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def _json(done: subprocess.CompletedProcess) -> dict:
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -81,10 +94,10 @@ def shared(s3, pg, tmp_path_factory):
     # verify reads that record on another machine
     _remote(project, "${LOCKSTEP_TEST_BUCKET}", pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
     env = _env(s3, LOCKSTEP_TEST_BUCKET=bucket)
-    done = _run(["run", "--project", str(project), "--json"], env)
+    done = _here(["run", "--project", str(project), "--json"], env)
     assert done.returncode == 0, done.stderr
     local = _telco(root / "local")
-    done_local = _run(["run", "--project", str(local), "--json"], {**os.environ})
+    done_local = _here(["run", "--project", str(local), "--json"], {**os.environ})
     assert done_local.returncode == 0, done_local.stderr
     return {"project": project, "local": local, "bucket": bucket, "database": database, "env": env,
             "report": json.loads(done.stdout), "local_report": json.loads(done_local.stdout)}
@@ -120,11 +133,11 @@ def test_fingerprints_are_the_same_on_s3_and_on_a_local_store(shared) -> None:
 def test_a_second_folder_sees_and_proves_the_same_versions(shared, tmp_path: Path) -> None:
     other = _second_folder(shared, tmp_path)
     env = shared["env"]
-    first_data = _json(_run(["data", "list", "--json", "--project", str(shared["project"])], env))
+    first_data = _json(_here(["data", "list", "--json", "--project", str(shared["project"])], env))
     data = _json(_run(["data", "list", "--json"], env, cwd=other))
     assert data == first_data and data
     models = _json(_run(["models", "list", "--json"], env, cwd=other))
-    first_models = _json(_run(["models", "list", "--json", "--project", str(shared["project"])], env))
+    first_models = _json(_here(["models", "list", "--json", "--project", str(shared["project"])], env))
     assert models == first_models
 
     verified = _json(_run(["verify", "telco-churn@champion", "--json"], env, cwd=other))
@@ -137,8 +150,8 @@ def test_a_second_folder_sees_and_proves_the_same_versions(shared, tmp_path: Pat
     write_rows(rows, [h for h in header if h != "churn"],
                [[v for h, v in zip(header, r) if h != "churn"] for r in data_rows[600:700]])
     out_first, out_other = tmp_path / "first.parquet", tmp_path / "other.parquet"
-    assert _run(["predict", "--input", str(rows), "--output", str(out_first), "--project", str(shared["project"])],
-                env).returncode == 0
+    assert _here(["predict", "--input", str(rows), "--output", str(out_first), "--project", str(shared["project"])],
+                 env).returncode == 0
     done = _run(["predict", "--input", str(rows), "--output", str(out_other)], env, cwd=other)
     assert done.returncode == 0, done.stderr
     import pyarrow.parquet as pq
@@ -147,7 +160,7 @@ def test_a_second_folder_sees_and_proves_the_same_versions(shared, tmp_path: Pat
     columns = [c for c in first.column_names if c.startswith(("prediction", "proba_"))]
     assert columns and first.select(columns).equals(second.select(columns))
 
-    first_monitor = _run(["monitor", "--data", str(rows), "--json", "--project", str(shared["project"])], env)
+    first_monitor = _here(["monitor", "--data", str(rows), "--json", "--project", str(shared["project"])], env)
     monitored = _run(["monitor", "--data", str(rows), "--json"], env, cwd=other)
     assert monitored.returncode == first_monitor.returncode and monitored.returncode in (0, 3), monitored.stderr
     report, first_report = json.loads(monitored.stdout), json.loads(first_monitor.stdout)
@@ -164,7 +177,7 @@ def test_secrets_from_the_environment_are_never_recorded(shared, s3) -> None:
 
 
 def test_env_show_reports_where_the_store_and_registry_are(shared) -> None:
-    shown = _json(_run(["env", "show", "--json", "--project", str(shared["project"])], shared["env"]))
+    shown = _json(_here(["env", "show", "--json", "--project", str(shared["project"])], shared["env"]))
     where = shown["project"]
     assert where["store"] == f"s3://{shared['bucket']}/telco"
     assert PG_PASSWORD not in where["registry"] and where["registry"].startswith("postgresql://lockstep:***@")
@@ -233,16 +246,16 @@ def test_concurrent_ingests_then_trainings_from_two_machines_write_one_version_e
         return [json.loads(out) for out, _ in outputs]
 
     ingested = both("ingest")
-    listed = _json(_run(["data", "list", "--json", "--project", str(folders[0])], env))
+    listed = _json(_here(["data", "list", "--json", "--project", str(folders[0])], env))
     assert [s["version"] for s in listed] == [0]
     assert sorted(r["changed"] for r in ingested) == [False, True]
 
-    done = _run(["features", "--project", str(folders[0])], env)
+    done = _here(["features", "--project", str(folders[0])], env)
     assert done.returncode == 0, done.stderr
     trained = both("train")
     assert sorted(r["skipped"] for r in trained) == [False, True]  # the second found the first's model
     assert {(r["version"], r["fingerprint"]) for r in trained} == {(1, trained[0]["fingerprint"])}
-    models = _json(_run(["models", "list", "--json", "--project", str(folders[1])], env))
+    models = _json(_here(["models", "list", "--json", "--project", str(folders[1])], env))
     assert [m["version"] for m in models] == [1]
 
 
@@ -277,7 +290,7 @@ def test_signed_models_on_a_shared_registry_are_checked_from_another_machine(s3,
     toml.write_text(toml.read_text().replace("[registry]\n", f'[registry]\npublic_key = "{public}"\n', 1))
     env = _env(s3, LOCKSTEP_SIGNING_KEY=str(private))
     for step in ("ingest", "features", "train"):
-        done = _run([step, "--project", str(project)], env)
+        done = _here([step, "--project", str(project)], env)
         assert done.returncode == 0, done.stderr
     claims = [k for k in s3.keys(bucket, "mlflow/") if k.endswith("/lockstep-claims.json")]
     assert len(claims) == 1 and f"{claims[0].rsplit('/', 1)[0]}/model.sig" in s3.keys(bucket, "mlflow/")
@@ -300,7 +313,7 @@ def test_signed_models_on_a_shared_registry_are_checked_from_another_machine(s3,
     assert predicted.returncode == 0, predicted.stderr
 
     copy = tmp_path / "copy"
-    assert _run(["store", "push", str(copy), "--project", str(project)], reader_env).returncode == 0
+    assert _here(["store", "push", str(copy), "--project", str(project)], reader_env).returncode == 0
     pulled = tmp_path / "pulled"
     pulled.mkdir()
     for name in ("pipeline.py", "drift.py"):
@@ -337,7 +350,7 @@ def test_a_local_project_is_pushed_to_the_shared_services_and_verifies_there(sha
     local = shared["local"]
     bucket, database = s3.bucket(), pg.database()
     env = _env(s3)
-    pushed = _json(_run(["store", "push", f"s3://{bucket}/telco", "--registry", pg.uri(database), "--artifacts",
+    pushed = _json(_here(["store", "push", f"s3://{bucket}/telco", "--registry", pg.uri(database), "--artifacts",
                          f"s3://{bucket}/mlflow", "--json", "--project", str(local)], env))
     assert pushed["settings"]["registry"]["tracking_uri"] == pg.uri(database, password="${LOCKSTEP_REGISTRY_"
                                                                                        "PASSWORD}")
@@ -352,12 +365,12 @@ def test_a_local_project_is_pushed_to_the_shared_services_and_verifies_there(sha
         shutil.copy2(local / name, other / name)
     _remote(other, bucket, pg.uri(database, password="${LOCKSTEP_PG_PASSWORD}"))
     assert (_json(_run(["data", "list", "--json"], env, cwd=other))
-            == _json(_run(["data", "list", "--json", "--project", str(local)], env)))
+            == _json(_here(["data", "list", "--json", "--project", str(local)], env)))
     assert (_without_copy_tags(_json(_run(["models", "list", "--json"], env, cwd=other)))
-            == _without_copy_tags(_json(_run(["models", "list", "--json", "--project", str(local)], env))))
+            == _without_copy_tags(_json(_here(["models", "list", "--json", "--project", str(local)], env))))
     verified = _json(_run(["verify", "telco-churn@champion", "--json"], env, cwd=other))
     assert verified["reproduced"], verified
-    again = _json(_run(["store", "push", f"s3://{bucket}/telco", "--registry", pg.uri(database), "--artifacts",
+    again = _json(_here(["store", "push", f"s3://{bucket}/telco", "--registry", pg.uri(database), "--artifacts",
                         f"s3://{bucket}/mlflow", "--json", "--project", str(local)], env))
     assert sum(t["copied"] for t in again["tables"]) == 0 and again["registry_copy"]["runs_copied"] == 0
 
@@ -365,7 +378,7 @@ def test_a_local_project_is_pushed_to_the_shared_services_and_verifies_there(sha
 def test_a_shared_project_is_pushed_back_into_a_folder_and_verifies_there(shared, tmp_path: Path) -> None:
     env = shared["env"]
     destination = tmp_path / "store"
-    pushed = _json(_run(["store", "push", str(destination), "--json", "--project", str(shared["project"])], env))
+    pushed = _json(_here(["store", "push", str(destination), "--json", "--project", str(shared["project"])], env))
     assert {t["table"] for t in pushed["tables"]} >= {"raw", "features/churn-features"}
     other = tmp_path / "other"
     other.mkdir()
@@ -375,7 +388,7 @@ def test_a_shared_project_is_pushed_back_into_a_folder_and_verifies_there(shared
     (other / "lockstep.toml").write_text(text.replace('store = ".lockstep"', f'store = "{destination}"', 1))
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no service is needed any more
     assert (_json(_run(["data", "list", "--json"], clean, cwd=other))
-            == _json(_run(["data", "list", "--json", "--project", str(shared["project"])], env)))
+            == _json(_here(["data", "list", "--json", "--project", str(shared["project"])], env)))
     verified = _json(_run(["verify", "telco-churn@champion", "--json"], clean, cwd=other))
     assert verified["reproduced"], verified
 
@@ -525,14 +538,14 @@ def test_two_replicas_share_one_audit_log_and_a_sigkill_loses_no_answered_reques
     assert len(answered) >= 160
 
     export = tmp_path / "audit.parquet"
-    done = _run(["audit", "export", str(export), "--project", str(shared["project"])], shared["env"])
+    done = _here(["audit", "export", str(export), "--project", str(shared["project"])], shared["env"])
     assert done.returncode == 0, done.stderr
     logged = set(pq.read_table(export).column("request_id").to_pylist())
     missing = [rid for rid in answered if rid not in logged]
     assert not missing, f"{len(missing)} answered requests are not in the audit log"
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started - 1))
-    monitored = _run(["monitor", "--since", since, "--json", "--project", str(shared["project"])], shared["env"])
+    monitored = _here(["monitor", "--since", since, "--json", "--project", str(shared["project"])], shared["env"])
     assert monitored.returncode in (0, 3), monitored.stderr
     assert json.loads(monitored.stdout)["rows"] >= len(answered)
 
@@ -550,7 +563,7 @@ def test_a_project_on_an_mlflow_tracking_server_is_proved_from_a_second_folder(s
         text = text.replace("[registry]\n", f'[registry]\ntracking_uri = "{url}"\n', 1)
         (project / "lockstep.toml").write_text(text)
         env = {**os.environ, **s3.env}
-        ran = _json(_run(["run", "--json", "--project", str(project)], env))
+        ran = _json(_here(["run", "--json", "--project", str(project)], env))
         assert ran["reproduced"] and ran["identical"]
         other = tmp_path / "other"
         other.mkdir()
