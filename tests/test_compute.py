@@ -22,7 +22,7 @@ from lockstep import Project
 from lockstep.core.config import load_config
 from lockstep.core.errors import ConfigError
 
-from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .conftest import EXAMPLES, TELCO_CSV, lockstep_here, read_rows, write_rows
 from .services import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -97,8 +97,7 @@ def test_work_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path:
         deadline = time.time() + 60
         done = None
         while time.time() < deadline:
-            done = subprocess.run([*LOCKSTEP, "train", "--force", "--json", "--project", str(featured)],
-                                  capture_output=True, text=True, timeout=600)
+            done = lockstep_here("train", "--force", "--json", "--project", str(featured))
             if done.returncode == 0 or "does not answer" not in done.stderr:
                 break
             time.sleep(1)  # the scheduler is still starting
@@ -107,17 +106,15 @@ def test_work_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path:
         assert result["compute"] == {"backend": "dask", "workers": "2"}
         _same_model(featured, result["version"])
         # the features, partition by partition, and predictions, piece by piece, on the same workers
-        done = subprocess.run([*LOCKSTEP, "features", "--force", "--json", "--project", str(featured)],
-                              capture_output=True, text=True, timeout=600)
+        done = lockstep_here("features", "--force", "--json", "--project", str(featured))
         assert done.returncode == 0, done.stderr
         built = json.loads(done.stdout)
         assert built["compute"]["backend"] == "dask"
         assert built["fingerprint"] == Project(featured).feature_versions()[0].fingerprint
         here = Project(featured).predict(str(tmp_path / "here.parquet"), features_version=0, model="telco-churn/1",
                                          compute="local")
-        done = subprocess.run([*LOCKSTEP, "predict", "--features-version", "0", "--model", "telco-churn/1", "-o",
-                               str(tmp_path / "there.parquet"), "--json", "--project", str(featured)],
-                              capture_output=True, text=True, timeout=600)
+        done = lockstep_here("predict", "--features-version", "0", "--model", "telco-churn/1", "-o",
+                             str(tmp_path / "there.parquet"), "--json", "--project", str(featured))
         assert done.returncode == 0, done.stderr
         there = json.loads(done.stdout)
         assert there["compute"]["backend"] == "dask" and there["output_fingerprint"] == here.output_fingerprint
@@ -136,8 +133,7 @@ def test_a_scheduler_that_does_not_answer_is_exit_2_naming_it_within_10_s(featur
     _with_compute(project, f'backend = "dask"\naddress = "{address}"')
     before = [v.version for v in Project(project).model_versions()]
     started = time.monotonic()
-    done = subprocess.run([*LOCKSTEP, "train", "--force", "--project", str(project)], capture_output=True, text=True,
-                          timeout=60)
+    done = lockstep_here("train", "--force", "--project", str(project))
     assert done.returncode == 2, done.stderr
     assert address in done.stderr and "does not answer" in done.stderr
     assert time.monotonic() - started < 10
@@ -146,8 +142,7 @@ def test_a_scheduler_that_does_not_answer_is_exit_2_naming_it_within_10_s(featur
     for command in (["features", "--force"], ["predict", "--features-version", "0", "--model", "telco-churn/1",
                                               "-o", str(tmp_path / "p.parquet")]):
         started = time.monotonic()
-        done = subprocess.run([*LOCKSTEP, *command, "--project", str(project)], capture_output=True, text=True,
-                              timeout=60)
+        done = lockstep_here(*command, "--project", str(project))
         assert done.returncode == 2 and address in done.stderr, done.stderr
         assert time.monotonic() - started < 10
     assert len(Project(project).feature_versions()) == features and not (tmp_path / "p.parquet").exists()

@@ -21,15 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from lockstep import Project
-from lockstep.cli import app
 from lockstep.store import Store
 from lockstep.store._delta import commit_metadata
 from lockstep.store.transfer import store_tables
 
-from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .conftest import EXAMPLES, TELCO_CSV, lockstep_here, read_rows, write_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -44,9 +42,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def _here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """A command run in this process through the CLI's own app (a process costs 3 s)."""
-    argv = [*args, *(["--project", str(cwd)] if cwd is not None else [])]
-    result = CliRunner().invoke(app, argv)
-    return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, result.stderr)
+    return lockstep_here(*args, *(["--project", str(cwd)] if cwd is not None else []))
 
 
 def _json(done: subprocess.CompletedProcess) -> dict | list:

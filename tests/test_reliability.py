@@ -20,7 +20,7 @@ from lockstep.cli import app
 from lockstep.core.errors import FileSystemError, StoreError
 from lockstep.store.audit import AuditLog, SegmentWriter, _read_segment
 
-from .conftest import read_rows
+from .conftest import lockstep_here, read_rows
 from .serving import Server, make_trained_project, record
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -394,13 +394,13 @@ def test_a_read_only_store_is_read_and_every_write_refused_with_exit_2(read_only
     data = project / "data" / "wa_churn.csv"
     for reading in (("models", "list"), ("features", "list"), ("data", "list"), ("ingest",), ("ingest", "--force"),
                     ("features",)):
-        result = _in(project, *reading)
+        result = lockstep_here(*reading, "--project", str(project))
         assert result.returncode == 0, f"{reading}: {result.stderr}"
-    assert "up to date" in _in(project, "features").stdout
+    assert "up to date" in lockstep_here("features", "--project", str(project)).stdout
     output = tmp_path / "out.parquet"
     for writing in (("train", "--force"), ("predict", "-i", str(data), "-o", str(output)),
                     ("monitor", "-d", str(data)), ("serve", "--port", "1"), ("verify",)):
-        result = _in(project, *writing)
+        result = lockstep_here(*writing, "--project", str(project))
         assert result.returncode == 2, f"{writing}: {result.stderr}"
         assert "Read-only file system" in result.stderr and str(store) in result.stderr, result.stderr
         assert "mount it read-write" in result.stderr
@@ -413,7 +413,7 @@ def test_a_moved_read_only_store_says_why_it_cannot_be_opened(trained: Path, tmp
     subprocess.run(["mount", "--bind", str(trained), str(mount)], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True)
-        result = _in(mount, "models", "list")
+        result = lockstep_here("models", "list", "--project", str(mount))
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
     assert result.returncode == 2, result.stderr

@@ -20,11 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from lockstep.cli import app
-
-from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .conftest import EXAMPLES, TELCO_CSV, lockstep_here, read_rows, write_rows
 from .services import PG_PASSWORD, postgres_server, s3_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -73,10 +70,7 @@ def _run(args: list[str], env: dict[str, str], cwd: Path | None = None,
 
 def _here(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """A command on the project folder (``--project`` in ``args``), run in this process with ``env``."""
-    result = CliRunner().invoke(app, args, env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+    return lockstep_here(*args, env=env)
 
 
 def _json(done: subprocess.CompletedProcess) -> dict:
