@@ -17,6 +17,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from lockstep.store.audit import encode_record
+
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.store.audit import AuditLog
 
@@ -63,7 +65,7 @@ class AuditRecorder:
         """Queue ``record`` and wait until it is durable."""
         future = asyncio.get_running_loop().create_future()
         assert self._queue is not None, "start() creates the queue"
-        self._queue.put_nowait((record, future))
+        self._queue.put_nowait((encode_record(record), future))
         await future
 
     async def _run(self) -> None:
@@ -72,11 +74,15 @@ class AuditRecorder:
         assert queue is not None, "start() creates the queue"
         while True:
             first = await queue.get()
+            # one turn of the event loop first: the requests that are ready to run reach the queue and share
+            # this batch's fsync (measured: 4.8 records a batch instead of 3.8, 7% more requests/s)
+            await asyncio.sleep(0)
             batch = [first]
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                await loop.run_in_executor(self._executor, self._writer.write, [r for r, _ in batch])
+                await loop.run_in_executor(self._executor, self._writer.write_lines, b"".join(r for r, _ in batch),
+                                           len(batch))
             except Exception as exc:  # noqa: BLE001 - every waiting request learns of it
                 for _, future in batch:
                     if not future.done():

@@ -1,7 +1,7 @@
 """Drift of the service's recent requests: PSI per raw input and for the predicted score, for ``/metrics``.
 
-The service keeps the values of its last ``window`` records (one bounded
-deque per column, appended to on each request: a few microseconds) and
+The service keeps its last ``window`` records (one bounded deque of the
+validated records, extended on each request: under a microsecond) and
 computes the PSI of each column against the reference profile when
 Prometheus scrapes ``/metrics``, on the reference's own bins. Each worker
 process has its own window.
@@ -52,18 +52,18 @@ class LiveDrift:
                            if name in profile.get("raw", {})}
         prediction = profile.get("prediction", {}).get("prediction")
         self.score_reference = summary_from_dict(prediction) if prediction else None
-        self.values: dict[str, deque] = {name: deque(maxlen=window) for name in self.references}
+        self.records: deque[dict] = deque(maxlen=window)
         self.scores: deque = deque(maxlen=window)
 
     def observe(self, records: list[dict], scores: Any = None) -> None:
         """Add the records of one request (and their scores)."""
-        for name, values in self.values.items():
-            values.extend(r.get(name) for r in records)
+        if self.references:
+            self.records.extend(records)
         if scores is not None and self.score_reference is not None:
-            self.scores.extend(float(s) for s in scores)
+            self.scores.extend(scores)
 
     def __len__(self) -> int:
-        return max((len(v) for v in self.values.values()), default=0)
+        return len(self.records)
 
     def _psi(self, reference: Any, values: list) -> float | None:
         current = reference.empty_like()
@@ -78,8 +78,9 @@ class LiveDrift:
     def psi(self) -> dict[str, float]:
         """PSI per raw input (``raw:<name>``) and of the predicted score (``prediction``), on the window."""
         out = {}
+        records = list(self.records)
         for name, reference in self.references.items():
-            values = list(self.values[name])
+            values = [r.get(name) for r in records]
             value = self._psi(reference, values) if values else None
             if value is not None:
                 out[f"raw:{name}"] = value

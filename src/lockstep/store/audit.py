@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 else:  # Arrow's datasets (and pandas with them): imported by the first query of the log
     ds = lazy_module("pyarrow.dataset")
 
-__all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter", "audit_schema", "parse_segment", "record_row"]
+__all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter", "audit_schema", "encode_record", "parse_segment", "record_row"]
 
 #: The columns of an audit record, in order.
 AUDIT_FIELDS = ("request_id", "time", "endpoint", "status", "client", "model_name", "model_version",
@@ -102,6 +102,11 @@ def _owner_alive(folder_name: str) -> bool:
     return True
 
 
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One audit record as a line of a segment (compact JSON, values JSON cannot hold as text)."""
+    return json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
+
+
 class SegmentWriter:
     """Appends record batches to this process's segments, durably.
 
@@ -143,7 +148,10 @@ class SegmentWriter:
             the folder is read-only, ...). The segment is cut back to its
             last whole batch and closed; the next batch starts a new one.
         """
-        payload = b"".join(json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records)
+        self.write_lines(b"".join(encode_record(r) for r in records), len(records))
+
+    def write_lines(self, payload: bytes, count: int) -> None:
+        """Append ``count`` records already encoded by :func:`encode_record` (see :meth:`write`)."""
         try:
             if self._fd is None or self._count >= self.max_records:
                 self.close()
@@ -162,7 +170,7 @@ class SegmentWriter:
             self._abandon()
             raise FileSystemError.from_os_error(exc, "write the audit log in", self.folder) from exc
         self._size += len(payload)
-        self._count += len(records)
+        self._count += count
 
     def _abandon(self) -> None:
         """After a failed batch: cut the segment back to its last whole batch, close it, never append to it."""

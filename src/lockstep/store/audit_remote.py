@@ -19,7 +19,6 @@ objects not yet compacted.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import uuid
@@ -30,7 +29,7 @@ import pyarrow as pa
 
 from lockstep.core.errors import FileSystemError, ServiceError, UserError
 from lockstep.store import _delta, objects
-from lockstep.store.audit import AuditLog, audit_schema, parse_segment, record_row
+from lockstep.store.audit import AuditLog, audit_schema, encode_record, parse_segment, record_row
 from lockstep.store.location import RemotePath
 from lockstep.store.locks import remote_exclusive
 
@@ -60,7 +59,11 @@ class ObjectSegmentWriter:
         FileSystemError
             When the object could not be written (the store cannot be reached, refuses the write).
         """
-        payload = b"".join(json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records)
+        self.write_lines(b"".join(encode_record(r) for r in records), len(records))
+
+    def write_lines(self, payload: bytes, count: int) -> None:
+        """Write ``count`` records already encoded by :func:`~lockstep.store.audit.encode_record` (see
+        :meth:`write`)."""
         try:
             objects.put(self.folder / f"{self._seq:08d}.jsonl", payload)
         except ServiceError as exc:

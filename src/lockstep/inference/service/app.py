@@ -17,7 +17,7 @@ from lockstep.inference.service.middleware import ServiceMiddleware
 from lockstep.inference.service.openapi import service_openapi
 from lockstep.inference.service.routes import router
 from lockstep.inference.service.settings import ServeSettings
-from lockstep.inference.service.state import AuditUnavailable, ServiceState
+from lockstep.inference.service.state import AuditUnavailable, ServiceState, unaudited_answer
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -71,11 +71,8 @@ async def _lifespan(app: FastAPI, *, state: ServiceState, serving: ServingModel 
 
 
 async def _unaudited(request: Request, exc: AuditUnavailable) -> Response:
-    # the prediction was made but its record is not durable: it is not given out (Retry-After: the
-    # audit log is checked again by /ready and by the next request)
-    return JSONResponse({"detail": f"the prediction could not be recorded in the audit log, so it is not "
-                                   f"answered: {exc}", "request_id": _request_id(request)},
-                        status_code=503, headers={"Retry-After": "5"})
+    status, body, headers = unaudited_answer(_request_id(request), exc)
+    return JSONResponse(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
 
 async def _internal(request: Request, exc: Exception) -> Response:  # a bug, not the client's fault

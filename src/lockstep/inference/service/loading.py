@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,12 @@ class ServingModel:
     requests: RequestModel
     loaded_at: str
     live: LiveDrift | None = None  # the recent requests' drift, when the version has a reference profile
+    identity: dict = field(init=False)  # name, version and fingerprint: part of every answer
+    version_label: str = field(init=False)  # the version as the metrics label it
 
-    @property
-    def identity(self) -> dict:
-        return {"name": self.info.name, "version": self.info.version, "fingerprint": self.info.fingerprint}
+    def __post_init__(self) -> None:
+        self.identity = {"name": self.info.name, "version": self.info.version, "fingerprint": self.info.fingerprint}
+        self.version_label = str(self.info.version)
 
 
 def model_source(settings: ServeSettings) -> ModelSource:

@@ -32,6 +32,21 @@ class Metrics:
                             ["model_version"], registry=self.registry)
         self.feedback = Counter("lockstep_feedback_records_total", "Ground-truth labels received", ["model_version"],
                                 registry=self.registry)
+        self._per_request: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+
+    def request(self, endpoint: str, status: int, version: str, seconds: float) -> None:
+        """Count one answered request and its latency (the labelled series are looked up once, then kept)."""
+        key = (endpoint, status, version)
+        series = self._per_request.get(key)
+        if series is None:
+            labels = (endpoint, str(status), version)
+            series = (self.requests.labels(*labels), self.errors.labels(*labels) if status >= 400 else None,
+                      self.latency.labels(endpoint, version))
+            self._per_request[key] = series
+        series[0].inc()
+        if series[1] is not None:
+            series[1].inc()
+        series[2].observe(seconds)
 
     def update_drift(self, model: Any) -> None:
         """Set the PSI gauges from the model's window (called when /metrics is scraped)."""

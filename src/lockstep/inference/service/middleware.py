@@ -1,14 +1,20 @@
-"""Request ids, the body size limit, bearer-token authentication and metrics, as one ASGI layer."""
+"""Request ids, the body size limit, bearer-token authentication and metrics, as one ASGI layer.
+
+It also hands ``/predict`` to its endpoint directly (:mod:`.predict`), ahead of FastAPI's router.
+"""
 
 from __future__ import annotations
 
 import hmac
-import json
 import time
 import uuid
 from typing import Any
 
+from starlette.types import Message, Receive, Scope, Send
+
+from lockstep.inference.service.asgi import send_json
 from lockstep.inference.service.metrics import Metrics
+from lockstep.inference.service.predict import predict
 from lockstep.inference.service.settings import ServeSettings
 
 __all__ = ["ServiceMiddleware"]
@@ -18,7 +24,11 @@ _KNOWN = {"/predict", "/feedback", "/health", "/ready", "/model", "/metrics", "/
 
 
 class ServiceMiddleware:
-    """Request ids, body size limit, bearer-token authentication and metrics, as one ASGI layer."""
+    """Request ids, body size limit, bearer-token authentication and metrics, as one ASGI layer.
+
+    ``/predict`` is answered here by :func:`~lockstep.inference.service.predict.predict`; every other path
+    goes on to the app.
+    """
 
     def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics, state: Any) -> None:
         self.app = app
@@ -27,7 +37,7 @@ class ServiceMiddleware:
         self.state = state
         self.token = settings.token.encode() if settings.token else None
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -40,7 +50,7 @@ class ServiceMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = {"status": 500}
 
-        async def send_wrapper(message: dict) -> None:
+        async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", [])
@@ -51,8 +61,8 @@ class ServiceMiddleware:
             if self.token is not None and path != "/health":
                 auth = headers.get(b"authorization", b"")
                 if not (auth.startswith(b"Bearer ") and hmac.compare_digest(auth[7:], self.token)):
-                    await _json(send_wrapper, 401, {"detail": "missing or wrong bearer token"},
-                                [(b"www-authenticate", b"Bearer")])
+                    await send_json(send_wrapper, 401, {"detail": "missing or wrong bearer token"},
+                                    [(b"www-authenticate", b"Bearer")])
                     return
             length = headers.get(b"content-length")
             if length is not None:
@@ -61,23 +71,15 @@ class ServiceMiddleware:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await _json(send_wrapper, 413, {"detail": f"the body is larger than "
-                                                              f"{self.settings.max_body_bytes} bytes"})
+                    await send_json(send_wrapper, 413, {"detail": f"the body is larger than "
+                                                                  f"{self.settings.max_body_bytes} bytes"})
                     return
-            await self.app(scope, receive, send_wrapper)
+            if path == "/predict":
+                await predict(self.state, scope, receive, send_wrapper)
+            else:
+                await self.app(scope, receive, send_wrapper)
         finally:
             model = getattr(self.state, "model", None)
-            version = str(model.info.version) if model is not None else "none"
-            status = str(status_holder["status"])
-            self.metrics.requests.labels(endpoint, status, version).inc()
-            if status_holder["status"] >= 400:
-                self.metrics.errors.labels(endpoint, status, version).inc()
-            self.metrics.latency.labels(endpoint, version).observe(time.perf_counter() - start)
+            self.metrics.request(endpoint, status_holder["status"], model.version_label if model is not None
+                                 else "none", time.perf_counter() - start)
 
-
-async def _json(send: Any, status: int, payload: dict, headers: list | None = None) -> None:
-    body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})

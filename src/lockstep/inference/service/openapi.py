@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.openapi.utils import get_openapi
 
+from lockstep.inference.service import predict
 from lockstep.inference.service.feedback import feedback_schema
 from lockstep.inference.service.state import ServiceState
 
@@ -19,10 +20,15 @@ def _body(ref: str, required: bool) -> dict:
     return {"required": required, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
-def _predict_body(max_batch: int) -> dict:
+def _predict_operation(max_batch: int) -> dict:
+    """``POST /predict``, which is not on the router (:mod:`.predict`), described as FastAPI would."""
     record = {"$ref": "#/components/schemas/Record"}
-    return {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [record, {"type": "array", "items": record, "minItems": 1, "maxItems": max_batch}]}}}}
+    responses: dict[str, Any] = {str(code): {"description": text} for code, text in predict.RESPONSES.items()}
+    responses["200"]["content"] = {"application/json": {"schema": {}}}
+    return {"summary": "Predict", "description": predict.DESCRIPTION, "operationId": "predict_predict_post",
+            "responses": responses,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "oneOf": [record, {"type": "array", "items": record, "minItems": 1, "maxItems": max_batch}]}}}}}
 
 
 def service_openapi(app: Any, state: ServiceState) -> dict:
@@ -33,9 +39,8 @@ def service_openapi(app: Any, state: ServiceState) -> dict:
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    paths = schema.get("paths", {})
-    if "post" in paths.get("/predict", {}):
-        paths["/predict"]["post"]["requestBody"] = _predict_body(state.settings.max_batch)
+    paths = schema["paths"] = {"/predict": {"post": _predict_operation(state.settings.max_batch)},
+                               **schema.get("paths", {})}
     model = state.model
     if model is not None:
         record = model.requests.record.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -1,8 +1,10 @@
-"""The service's endpoints, on one ``APIRouter``; each reads the process's :class:`ServiceState` from the app."""
+"""The service's endpoints but ``/predict`` (:mod:`.predict`), on one ``APIRouter``.
+
+Each reads the process's :class:`ServiceState` from the app.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -12,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from lockstep.core.errors import FileSystemError
 from lockstep.inference.requests import BodyError, load_json
+from lockstep.inference.service.asgi import read_body
 from lockstep.inference.service.feedback import parse_feedback
+from lockstep.inference.service.predict import preview
 from lockstep.inference.service.state import ServiceState
-from lockstep.profiles.scores import answer_scores
 
 __all__ = ["router"]
 
@@ -26,59 +29,9 @@ def _state(request: Request) -> ServiceState:
     return request.app.state.lockstep
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, refused with 413 as soon as it grows past ``limit`` bytes."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(413, [{"field": None, "rule": "max_body_bytes",
-                                   "message": f"the body is larger than {limit} bytes"}])
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _refused(request: Request, exc: BodyError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail, "request_id": request.scope["state"]["request_id"]},
                         status_code=exc.status)
-
-
-def _preview(body: bytes) -> str | None:
-    return body.decode("utf-8", "replace")[:2000] or None
-
-
-@router.post("/predict", responses={200: {"description": "Predictions"},
-                                    413: {"description": "Body or batch too large"},
-                                    422: {"description": "Invalid records: each field and rule"}})
-async def predict(request: Request) -> Response:
-    """Predictions for one record (a JSON object) or a batch (a JSON array), sent once they are audited."""
-    started = time.perf_counter()
-    state = _state(request)
-    model = state.serving()
-    request_id = request.scope["state"]["request_id"]
-    body = b""
-    try:
-        body = await read_body(request, state.settings.max_body_bytes)
-        records, _ = model.requests.parse(body)
-    except BodyError as exc:
-        await state.record(request, model, exc.status, started=started, inputs=_preview(body), error=exc.detail)
-        return _refused(request, exc)
-    runtime = model.runtime
-    if runtime.blocking:
-        labels, probabilities = await run_in_threadpool(runtime.predict, records)
-    else:
-        labels, probabilities = runtime.predict(records)
-    payload: dict[str, Any] = {"request_id": request_id, "model": model.identity, "predictions": labels}
-    if probabilities is not None:
-        payload["probabilities"] = probabilities
-    payload["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    state.metrics.predictions.labels(str(model.info.version)).inc(len(records))
-    await state.record(request, model, 200, started=started, rows=len(records), inputs=records,
-                       outputs={"predictions": labels, "probabilities": probabilities})
-    state.recent.remember(request_id, model.info, len(records))
-    if model.live is not None:
-        model.live.observe(records, answer_scores(labels, probabilities, model.schema))
-    return Response(json.dumps(payload, default=str), media_type="application/json")
 
 
 @router.post("/feedback", responses={200: {"description": "The ground truth was recorded"},
@@ -96,10 +49,10 @@ async def feedback(request: Request) -> Response:
     model = state.serving()
     body = b""
     try:
-        body = await read_body(request, state.settings.max_body_bytes)
+        body = await read_body(request.receive, state.settings.max_body_bytes)
         target, labels = parse_feedback(body, model.schema)
     except BodyError as exc:
-        await state.record(request, model, exc.status, started=started, inputs=_preview(body), error=exc.detail,
+        await state.record(request.scope, model, exc.status, started=started, inputs=preview(body), error=exc.detail,
                            endpoint="/feedback")
         return _refused(request, exc)
     found = state.recent.get(target)
@@ -114,7 +67,7 @@ async def feedback(request: Request) -> Response:
         message = (f"request {target} predicted {rows} record(s): give one label"
                    + (" (not a list)" if rows == 1 else f" per record, a list of {rows}"))
         return await _feedback_refused(request, state, model, 422, "label", "length", message, given, started)
-    await state.record(request, model, 200, started=started, rows=rows, inputs=given, endpoint="/feedback",
+    await state.record(request.scope, model, 200, started=started, rows=rows, inputs=given, endpoint="/feedback",
                        identity=(name, version))
     state.metrics.feedback.labels(str(version)).inc(rows)
     return JSONResponse({"request_id": request.scope["state"]["request_id"], "recorded": target, "rows": rows,
@@ -124,7 +77,7 @@ async def feedback(request: Request) -> Response:
 async def _feedback_refused(request: Request, state: ServiceState, model: Any, status: int, field: str, rule: str,
                             message: str, given: dict, started: float) -> JSONResponse:
     detail = [{"field": field, "rule": rule, "message": message}]
-    await state.record(request, model, status, started=started, inputs=given, error=detail,
+    await state.record(request.scope, model, status, started=started, inputs=given, error=detail,
                        endpoint="/feedback")
     return JSONResponse({"detail": detail, "request_id": request.scope["state"]["request_id"]}, status_code=status)
 
@@ -188,7 +141,7 @@ async def metrics(request: Request) -> Response:
 async def admin_reload(request: Request) -> Response:
     """Switch to another version (default: the configured reference) without dropping a request."""
     try:
-        body = await read_body(request, 10_000)
+        body = await read_body(request.receive, 10_000)
         payload = load_json(body) if body.strip() else {}
     except BodyError as exc:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)

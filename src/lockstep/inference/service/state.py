@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.types import Scope
 
 from lockstep.core.errors import FileSystemError, LockstepError
 from lockstep.inference.audit import AuditRecorder
@@ -26,13 +26,22 @@ from lockstep.inference.service.metrics import Metrics
 from lockstep.inference.service.settings import ServeSettings
 from lockstep.store.audit import AuditLog
 
-__all__ = ["AuditUnavailable", "ServiceState"]
+__all__ = ["AuditUnavailable", "ServiceState", "unaudited_answer"]
 
 log = logging.getLogger("lockstep.serve")
 
 
 class AuditUnavailable(Exception):
     """A request's audit record could not be made durable: the request gets a 503, not its answer."""
+
+
+def unaudited_answer(request_id: str | None, exc: AuditUnavailable) -> tuple[int, dict, list]:
+    """The status, body and headers of a request whose prediction was made but could not be recorded.
+
+    It is not given out; ``Retry-After``: the audit log is checked again by ``/ready`` and by the next request.
+    """
+    return 503, {"detail": f"the prediction could not be recorded in the audit log, so it is not answered: {exc}",
+                 "request_id": request_id}, [(b"retry-after", b"5")]
 
 
 @dataclass
@@ -103,10 +112,10 @@ class ServiceState:
             except Exception:  # noqa: BLE001 - a bug here must not stop the current model from serving
                 log.exception("polling for a new model version failed")
 
-    async def record(self, request: Request, model: ServingModel | None, status: int, *, started: float,
+    async def record(self, scope: Scope, model: ServingModel | None, status: int, *, started: float,
                      rows: int = 0, inputs: Any = None, outputs: Any = None, error: Any = None,
                      endpoint: str = "/predict", identity: tuple[str, int] | None = None) -> None:
-        """Write a request's audit record and wait until it is durable.
+        """Write the audit record of the request of ASGI ``scope`` and wait until it is durable.
 
         Raises
         ------
@@ -117,11 +126,12 @@ class ServiceState:
             return
         name, version = identity if identity else ((model.info.name, model.info.version) if model else (None, None))
         same = model is not None and (name, version) == (model.info.name, model.info.version)
+        client = scope.get("client")
         record = {
-            "request_id": request.scope["state"]["request_id"],
+            "request_id": scope["state"]["request_id"],
             "time": datetime.now(UTC).isoformat(),
             "endpoint": endpoint, "status": status,
-            "client": request.client.host if request.client else None,
+            "client": client[0] if client else None,
             "model_name": name,
             "model_version": version,
             "model_fingerprint": model.info.fingerprint if same and model is not None else None,
