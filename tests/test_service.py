@@ -126,6 +126,27 @@ def test_unknown_fields_can_be_allowed(project: Project, records: list[dict]) ->
         assert c.post("/predict", json={**records[0], "surprise": 1}).status_code == 200
 
 
+def test_predict_keeps_the_router_s_contract_outside_the_router(client: TestClient, records: list[dict]) -> None:
+    """/predict is answered ahead of FastAPI's router (the hot path): methods, documentation and a bug's 500 are
+    as a routed endpoint's."""
+    wrong = client.get("/predict")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and wrong.headers["x-request-id"]
+    operation = client.get("/openapi.json").json()["paths"]["/predict"]["post"]
+    assert set(operation["responses"]) == {"200", "413", "422"}
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert body[0] == {"$ref": "#/components/schemas/Record"} and body[1]["items"] == body[0]
+    state = client.app.state.lockstep
+    runtime = state.model.runtime
+    state.model.runtime = None  # a bug in the service: the client gets a 500 naming no internals
+    try:
+        broken = TestClient(client.app, raise_server_exceptions=False).post("/predict", json=records[0])
+    finally:
+        state.model.runtime = runtime
+    assert broken.status_code == 500 and broken.json()["detail"] == "internal error: AttributeError"
+    assert len(broken.json()["request_id"]) == 32
+    assert client.post("/predict", json=records[0]).status_code == 200
+
+
 def test_health_ready_model_metrics_docs(client: TestClient, records: list[dict]) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json()["ready"] is True
