@@ -56,6 +56,35 @@ def test_predicts_a_csv_with_the_model_identity_on_every_row(project: Project, t
     assert any(r["run_id"] == result.run_id and r["input_fingerprint"] == result.input_fingerprint for r in runs)
 
 
+def test_a_run_log_written_by_an_older_lockstep_takes_new_runs(project: Project, tmp_path: Path) -> None:
+    """A store made before a field was added to the run records (``compute``) and one made after it was
+    dropped: ``predict`` appends to both, the older rows get nulls."""
+    import shutil
+
+    from lockstep.store import _delta
+
+    log = project.store.predictions.root / "_runs"
+    saved = tmp_path / "runs-before"
+    if log.exists():
+        shutil.copytree(log, saved)
+        shutil.rmtree(log)
+    try:
+        older = {"run_id": "old", "model": "churn-serve", "version": 1, "rows": 3, "seconds": 0.5,
+                 "time": "2026-01-01T00:00:00+00:00", "retired_field": "x"}
+        _delta.write_table(log, pa.Table.from_pylist([older]), {"kind": "batch-run"}, mode="append")
+        result = _predict(project, input_path=project.path / "data" / "wa_churn.csv",
+                          output=str(tmp_path / "p.parquet"))
+        runs = {r["run_id"]: r for r in project.store.predictions.runs().to_pylist()}
+        assert set(runs) == {"old", result.run_id}
+        assert runs["old"]["compute"] is None and runs["old"]["retired_field"] == "x"
+        assert json.loads(runs[result.run_id]["compute"])["backend"] == "local"
+        assert runs[result.run_id]["retired_field"] is None
+    finally:
+        shutil.rmtree(log, ignore_errors=True)
+        if saved.exists():
+            shutil.copytree(saved, log)
+
+
 def test_chunking_changes_nothing(project: Project, tmp_path: Path) -> None:
     source = project.path / "data" / "wa_churn.csv"
     whole = _predict(project, input_path=source, output=str(tmp_path / "a.parquet"))

@@ -178,9 +178,14 @@ class _CommitRace(StoreError):
 
 def _write_once(path: StorePath, data: pa.Table, metadata: dict[str, Any], mode: str) -> None:
     kwargs: dict[str, Any] = {}
+    exists = is_table(path)
     if mode == "overwrite":
         kwargs["schema_mode"] = "overwrite"
-    if not is_table(path):
+    elif exists:
+        # logs appended to across lockstep versions (batch runs, monitoring): a field added since the table was
+        # made becomes a column (null in the older rows), a field no longer written is null in the new rows
+        kwargs["schema_mode"] = "merge"
+    if not exists:
         kwargs["configuration"] = TABLE_CONFIGURATION
     if isinstance(path, RemotePath):
         kwargs["storage_options"] = _options(path)

@@ -11,6 +11,7 @@ to in a single commit. Every run, whatever its output, is recorded in
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -147,8 +148,7 @@ class PredictionStore:
 
     def record_run(self, run: dict[str, Any]) -> None:
         """Append one batch run's record to ``predictions/_runs``."""
-        row = {k: (v if not isinstance(v, (dict, list)) else __import__("json").dumps(v, default=str))
-               for k, v in run.items()}
+        row = {k: (v if not isinstance(v, (dict, list)) else json.dumps(v, default=str)) for k, v in run.items()}
         _delta.write_table(self.root / "_runs", pa.Table.from_pylist([row]), {"kind": "batch-run"}, mode="append")
 
     def runs(self) -> pa.Table:
