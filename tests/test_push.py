@@ -171,6 +171,22 @@ def test_pushing_again_copies_nothing_then_only_what_is_new(source: Path, pushed
     assert _without_copy_tags(theirs) == _without_copy_tags(mine)  # aliases moved with the source
 
 
+def test_a_check_recorded_at_the_destination_does_not_stop_the_next_push(source: Path, pushed: dict,
+                                                                          tmp_path: Path) -> None:
+    """A colleague runs parity on the shared copy (a record the source has not), then the source pushes again:
+    the copy is still the source's, and the colleague's record stays."""
+    destination = tmp_path / "store"
+    shutil.copytree(pushed["destination"], destination)
+    other = Project(_other(source, tmp_path / "other", destination))
+    info = other.registry.version(other.model_ref("telco-churn/1", "champion"))
+    assert "lockstep.parity" not in info.tags
+    other.registry.record_check(info, "parity", {"identical": True}, {"identical": True, "by": "a colleague"})
+    again = _here("store", "push", str(destination), "--json", "--project", str(source))
+    assert again.returncode == 0, again.stderr
+    kept = other.registry.version(other.model_ref("telco-churn/1", "champion"))
+    assert json.loads(kept.tags["lockstep.parity"])["by"] == "a colleague"
+
+
 def test_an_interrupted_push_goes_on(source: Path, pushed: dict, tmp_path: Path) -> None:
     destination = tmp_path / "store"
     shutil.copytree(pushed["destination"], destination)

@@ -353,10 +353,15 @@ def check_copy(source: Registry, destination: Registry) -> list[str]:
             if copy is None:
                 problems.append(f"{name}/{info.version} is missing from the copy")
                 continue
-            if _comparable(copy) != _comparable(info):
-                mine, theirs = _comparable(info), _comparable(copy)
+            mine, theirs = _comparable(info), _comparable(copy)
+            # tags the copy has and the source has not are the destination's own records (a verify or parity
+            # run there after an earlier push): not a difference of the copy
+            theirs["tags"] = {k: v for k, v in theirs["tags"].items() if k in mine["tags"]}
+            if mine != theirs:
                 keys = sorted(k for k in mine if mine[k] != theirs[k])
-                problems.append(f"{name}/{info.version}: the copy's {', '.join(keys)} differ")
+                tags = sorted(k for k in mine["tags"] if mine["tags"][k] != theirs["tags"].get(k))
+                problems.append(f"{name}/{info.version}: the copy's {', '.join(keys)} differ"
+                                + (f" ({', '.join(tags)})" if tags else ""))
             digest = destination.model_file_digest(copy)
             recorded = info.tags.get(f"{TAG}.model.file_digest")
             if recorded and digest != recorded:
