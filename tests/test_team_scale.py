@@ -91,7 +91,8 @@ def shared(s3, pg, tmp_path_factory):
     done = _here(["run", "--project", str(project), "--json"], env)
     assert done.returncode == 0, done.stderr
     local = _telco(root / "local")
-    done_local = _here(["run", "--project", str(local), "--json"], {**os.environ})
+    # the local twin is only compared and pushed: its proofs are those of every other test of a local store
+    done_local = _here(["run", "--no-verify", "--no-parity", "--project", str(local), "--json"], {**os.environ})
     assert done_local.returncode == 0, done_local.stderr
     return {"project": project, "local": local, "bucket": bucket, "database": database, "env": env,
             "report": json.loads(done.stdout), "local_report": json.loads(done_local.stdout)}
@@ -118,9 +119,10 @@ def test_fingerprints_are_the_same_on_s3_and_on_a_local_store(shared) -> None:
     remote, local = shared["report"], shared["local_report"]
 
     def steps(report: dict) -> dict:
-        return {s["name"]: (s.get("version"), s.get("fingerprint")) for s in report["steps"]}
+        return {s["name"]: (s.get("version"), s.get("fingerprint")) for s in report["steps"]
+                if s["name"] in ("ingest", "features", "train", "promote")}
 
-    assert steps(remote) == steps(local)
+    assert steps(remote) == steps(local) and len(steps(local)) == 4
     assert remote["reproduced"] and remote["identical"]
 
 
