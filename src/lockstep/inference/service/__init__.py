@@ -28,7 +28,8 @@ answered with a 500.
 The modules: :mod:`.settings` (what the service needs), :mod:`.loading`
 (the model to serve, from the registry or a bundle), :mod:`.state` (one
 process's model, audit recorder and metrics), :mod:`.routes` (the
-endpoints), :mod:`.middleware` (ids, limits, authentication, metrics),
+endpoints), :mod:`.predict` (``/predict``, answered ahead of the router),
+:mod:`.asgi`, :mod:`.middleware` (ids, limits, authentication, metrics),
 :mod:`.feedback`, :mod:`.metrics`, :mod:`.openapi` and :mod:`.app` (the
 factory).
 """
