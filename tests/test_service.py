@@ -159,11 +159,50 @@ def test_health_ready_model_metrics_docs(client: TestClient, records: list[dict]
     text = client.get("/metrics").text
     assert 'lockstep_requests_total{endpoint="/predict",model_version="1",status="200"}' in text
     assert 'lockstep_errors_total{endpoint="/predict",model_version="1",status="422"}' in text
-    assert "lockstep_request_latency_seconds_bucket" in text
+    assert "lockstep_request_duration_seconds_bucket" in text
     schema = client.get("/openapi.json").json()
     record_schema = schema["components"]["schemas"]["Record"]
     assert "contract" in record_schema["required"]
     assert client.get("/docs").status_code == 200
+
+
+def test_metrics_follow_prometheus_naming_and_stay_bounded(client: TestClient, records: list[dict]) -> None:
+    """The naming guide: a prefix, base units, _total on counters, _info on label-only gauges; and no label
+    whose values grow with traffic (request ids, clients, unknown paths)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def families() -> dict:
+        return {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+
+    client.post("/predict", json=records[0])
+    client.post("/predict", json={"bad": 0})
+    client.get("/no-such-path")
+    families()  # the scrape's own series
+    before = families()
+    for i in range(20):  # traffic that must not add series: new ids, unknown paths, bad bodies
+        client.post("/predict", json=records[i % len(records)], headers={"X-Request-ID": f"client-{i}"})
+        client.get(f"/no-such-path-{i}")
+        client.post("/predict", json={"bad": i})
+    after = families()
+    assert after.keys() == before.keys()
+    ours = {name: family for name, family in after.items() if name.startswith("lockstep_")}
+    assert set(after) - set(ours) <= {n for n in after if n.startswith(("process_", "python_"))}
+    assert {"lockstep_requests", "lockstep_request_duration_seconds", "lockstep_predicted_records",
+            "lockstep_model_info", "lockstep_drift_psi", "process_cpu_seconds"} <= set(after)
+    allowed = {"endpoint", "status", "model_version", "name", "version", "fingerprint", "column", "le"}
+    for name, family in ours.items():
+        samples = [s for s in family.samples if not s.name.endswith("_created")]
+        if family.type == "counter":
+            assert all(s.name == f"{name}_total" for s in samples), name
+        if family.type == "gauge" and all(s.value == 1 for s in samples) and "fingerprint" in str(samples):
+            assert name.endswith("_info"), name
+        assert not any(unit in name for unit in ("_ms", "milli", "latency", "_minutes")), name
+        assert all(set(s.labels) <= allowed for s in samples), (name, samples[:1])
+        endpoints = {s.labels.get("endpoint") for s in samples} - {None}
+        assert endpoints <= {"/predict", "/feedback", "/health", "/ready", "/model", "/metrics", "/admin/reload",
+                             "/docs", "/openapi.json", "other"}, endpoints
+    series = {name: len(f.samples) for name, f in ours.items()}
+    assert series == {name: len(f.samples) for name, f in before.items() if name.startswith("lockstep_")}
 
 
 def test_bearer_token(project: Project, records: list[dict]) -> None:

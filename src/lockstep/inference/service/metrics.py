@@ -1,10 +1,28 @@
-"""The service's Prometheus metrics, one set per worker process."""
+"""The service's Prometheus metrics, one set per worker process.
+
+Names follow Prometheus's naming guide: the ``lockstep_`` prefix, base units
+in the name (``_seconds``), ``_total`` on counters, ``_info`` on the gauge
+that only carries labels; labels take a bounded set of values (the known
+endpoints and ``other``, statuses, model versions, the model's raw input
+columns), never a request id or a client. The process's own
+(``process_*``, ``python_*``) come from prometheus_client's collectors.
+docs/inference.md lists them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 __all__ = ["Metrics"]
 
@@ -14,11 +32,14 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
         self.requests = Counter("lockstep_requests_total", "HTTP requests", ["endpoint", "status", "model_version"],
                                 registry=self.registry)
         self.errors = Counter("lockstep_errors_total", "HTTP responses with status 400 or more",
                               ["endpoint", "status", "model_version"], registry=self.registry)
-        self.latency = Histogram("lockstep_request_latency_seconds", "Request latency", ["endpoint", "model_version"],
+        self.latency = Histogram("lockstep_request_duration_seconds", "Time from a request's arrival to the end of its "
+                                 "answer", ["endpoint", "model_version"],
                                  buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                                  registry=self.registry)
         self.predictions = Counter("lockstep_predicted_records_total", "Records predicted", ["model_version"],
