@@ -21,10 +21,21 @@ from typing import Any
 import pyarrow as pa
 
 from lockstep.core.config import CONFIG_FILE, parse_config
-from lockstep.core.errors import ProjectError, SourceError
-from lockstep.data.infer import infer_draft
+from lockstep.core.errors import ConfigError, ProjectError, SchemaValidationError, SourceError
+from lockstep.core.sections import ColumnSchema
+from lockstep.data.contract import ContractSchema, load_contract, schema_from_contract
+from lockstep.data.infer import Draft, infer_draft
 from lockstep.data.leakage import duplicate_ids, repeated_inputs
-from lockstep.store import ReadOptions, atomic_write_text, display_path, ensure_line, read_file, sniff_delimiter
+from lockstep.data.schema import validate_table
+from lockstep.store import (
+    ReadOptions,
+    atomic_write_text,
+    display_path,
+    ensure_line,
+    read_file,
+    read_text,
+    sniff_delimiter,
+)
 
 __all__ = ["InitResult", "init_project", "render_config", "render_pipeline"]
 
@@ -78,7 +89,7 @@ def _toml_value(value: Any) -> str:
 
 
 def _inline(entry: dict[str, Any]) -> str:
-    order = ("dtype", "nullable", "min", "max", "allowed")
+    order = ("dtype", "nullable", "min", "max", "allowed", "description")
     parts = [f"{k} = {_toml_value(entry[k])}" for k in order if k in entry and not (k == "nullable" and not entry[k])]
     return "{ " + ", ".join(parts) + " }"
 
@@ -97,14 +108,17 @@ def _schema_line(name: str, entry: dict[str, Any], column: Any) -> str:
 def render_config(*, name: str, source: str, target: str, id_column: str | None, task: str,
                   schema: dict[str, dict[str, Any]], delimiter: str = ",", rows: int, origin: str,
                   columns: dict[str, Any] | None = None, inputs: list[str] | None = None,
-                  repeated: tuple[int, int] = (0, 0)) -> str:
-    """The text of a commented ``lockstep.toml`` that runs as it is."""
+                  repeated: tuple[int, int] = (0, 0), contract: str | None = None) -> str:
+    """The text of a commented ``lockstep.toml`` that runs as it is (``[data.schema]`` from ``contract`` if
+    given)."""
     columns = columns or {}
     today = datetime.now(UTC).date().isoformat()
     metric = "roc_auc" if task == "classification" else "rmse"
     lines = [
         f"# lockstep project, scaffolded by `lockstep init` on {today} from {origin} ({rows} rows).",
-        "# It runs as it is (`lockstep run`); review [data.schema], which was inferred from the data.",
+        ("# It runs as it is (`lockstep run`); review [data.schema], which was inferred from the data."
+         if contract is None else
+         f"# It runs as it is (`lockstep run`); [data.schema] is the data contract {contract} (ODCS)."),
         "# Every key is documented in lockstep's docs/configuration.md.",
         "",
         "[project]",
@@ -284,13 +298,69 @@ def model():
 '''
 
 
+def _roles(agreed: ContractSchema | None, contract: str | Path | None, target: str | None, id_column: str | None,
+           task: str | None) -> tuple[str, str | None, str | None]:
+    """Target, id and task: as given, else as the contract records them."""
+    if agreed is not None:
+        target, task = target or agreed.target, task or agreed.task
+        id_column = id_column if id_column is not None else agreed.id_column
+    if target is None:
+        raise ConfigError("no target: give --target" + (f" (the contract {contract} names none)" if contract else ""))
+    return target, id_column, task
+
+
+def _read_contract(path: str | Path) -> ContractSchema:
+    where = str(path)
+    return schema_from_contract(load_contract(read_text(path, what="data contract"), where), where)
+
+
+def _contract_draft(table: pa.Table, agreed: ContractSchema, where: str, shown: str, *, target: str,
+                    id_column: str | None, task: str | None) -> Draft:
+    """The draft with the contract's schema, inferred (roles, task, notes) from the data typed by the contract.
+
+    Raises
+    ------
+    ConfigError
+        If the contract's columns are not the data's, or a column's rules are not a valid schema entry.
+    SchemaValidationError
+        If rows of the data break the contract's rules.
+    """
+    missing = [c for c in agreed.columns if c not in table.column_names]
+    extra = [c for c in table.column_names if c not in agreed.columns]
+    if missing or extra:
+        raise ConfigError(f"the data {shown} and the contract {where} do not have the same columns: "
+                          + "; ".join(part for part in (
+                              f"not in the data: {', '.join(missing)}" if missing else "",
+                              f"not in the contract: {', '.join(extra)}" if extra else "") if part),
+                          hint="a contract describes every raw column; export one with `lockstep data contract`")
+    specs: dict[str, ColumnSchema] = {}
+    for column, entry in agreed.columns.items():
+        try:
+            specs[column] = ColumnSchema.model_validate(entry)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: column {column!r} cannot be a [data.schema] entry: "
+                              f"{' '.join(str(exc).split())[:300]}") from None
+    result = validate_table(table, specs, source=shown)
+    if not result.ok:
+        raise SchemaValidationError(shown, result.failures(lambda row: f"row {row + 1}"),
+                                    hint=f"the data breaks the contract {where}: fix the data or the contract")
+    draft = infer_draft(result.table, target=target, id_column=id_column, task=task)
+    draft.schema = {column: agreed.columns[column] for column in table.column_names}
+    draft.notes = [note for note in draft.notes if not note.startswith("the schema of")]
+    draft.notes.insert(0, f"[data.schema] is the contract {where} ({len(specs)} columns); the data keeps "
+                          f"its rules")
+    return draft
+
+
 def _project_name(directory: Path) -> str:
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", directory.resolve().name).strip("-")
     return name or "lockstep-project"
 
 
-def init_project(data_file: str | Path, *, target: str, id_column: str | None = None, task: str | None = None,
-                 directory: str | Path = ".", name: str | None = None, force: bool = False) -> InitResult:
+# long: the public entry point's numpydoc docstring is half of it; the body reads as the steps of `lockstep init`
+def init_project(data_file: str | Path, *, target: str | None, id_column: str | None = None,
+                 task: str | None = None, directory: str | Path = ".", name: str | None = None, force: bool = False,
+                 contract: str | Path | None = None) -> InitResult:
     """Scaffold a project in ``directory`` for ``data_file``.
 
     Parameters
@@ -310,6 +380,11 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
         The project's name (default: the folder's name).
     force : bool, default False
         Overwrite an existing ``lockstep.toml``.
+    contract : str or Path, optional
+        An ODCS v3 data contract (YAML) whose schema becomes ``[data.schema]``
+        instead of the inferred one; its primary key, target and task are the
+        defaults of ``id_column``, ``target`` and ``task``. The data must have
+        the contract's columns and keep its rules.
 
     Returns
     -------
@@ -321,6 +396,10 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
         If the data cannot be read or lacks the target or id column, or the id is not unique.
     ProjectError
         If the folder already has a ``lockstep.toml`` and ``force`` is false.
+    ConfigError
+        If the contract cannot be read, is not a valid ODCS document, or no target is given or recorded.
+    SchemaValidationError
+        If the data breaks the contract.
     """
     directory = Path(directory)
     data_path = Path(data_file)
@@ -328,9 +407,13 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
     if config_path.exists() and not force:
         raise ProjectError(f"{config_path} already exists",
                            hint="edit it, or pass --force to replace it with a new draft")
+    agreed = _read_contract(contract) if contract is not None else None
+    target, id_column, task = _roles(agreed, contract, target, id_column, task)
     table, delimiter = _read_data(data_path, target, id_column)
     columns = table.column_names
-    draft = infer_draft(table, target=target, id_column=id_column, task=task)
+    draft = (_contract_draft(table, agreed, str(contract), str(data_path), target=target, id_column=id_column,
+                             task=task) if agreed is not None
+             else infer_draft(table, target=target, id_column=id_column, task=task))
 
     project_name = name or _project_name(directory)
     roles = _input_roles(draft)
@@ -338,6 +421,7 @@ def init_project(data_file: str | Path, *, target: str, id_column: str | None = 
                                              + roles["dates"])]
     repeated = _repeated(table, inputs, draft.notes)
     text = _config_text(draft, config_path, data_path, name=project_name, target=target, id_column=id_column,
+                        contract=display_path(Path(contract), Path.cwd()) if contract is not None else None,
                         delimiter=delimiter, inputs=inputs, repeated=repeated)
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -361,13 +445,14 @@ def _repeated(table: pa.Table, inputs: list[str], notes: list[str]) -> tuple[int
 
 
 def _config_text(draft: Any, config_path: Path, data_path: Path, *, name: str, target: str, id_column: str | None,
+                 contract: str | None,
                  delimiter: str | None, inputs: list[str], repeated: tuple[int, int]) -> str:
     """The scaffolded ``lockstep.toml``, checked to be a valid configuration before anything is written."""
     source = os.path.relpath(data_path.resolve(), config_path.parent.resolve()).replace(os.sep, "/")
     text = render_config(name=name, source=source, target=target, id_column=id_column, task=draft.task,
                          schema=draft.schema, delimiter=delimiter or ",", rows=draft.rows,
                          origin=display_path(data_path, Path.cwd()), columns=draft.columns, inputs=inputs,
-                         repeated=repeated)
+                         repeated=repeated, contract=contract)
     parse_config(tomllib.loads(text), source=str(config_path))  # never write an invalid project
     return text
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["register"]
 
-data_app = typer.Typer(rich_markup_mode=None, help="Inspect raw snapshots: list, show, diff.", no_args_is_help=True)
+data_app = typer.Typer(rich_markup_mode=None, help="Inspect raw snapshots (list, show, diff) and export the raw "
+                       "schema as a data contract.", no_args_is_help=True)
 
 
 def ingest(
@@ -172,6 +173,44 @@ def data_diff(
     out = Output(json_mode)
     diff = open_catalog(project).diff(old, new).to_dict()
     out.result(diff, lambda console: render_diff(console, diff, "Snapshot"))
+
+
+@data_app.command("contract")
+@command
+def data_contract(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the contract to this file (default: print "
+                                              "it).")] = None,
+    version: Annotated[str, typer.Option("--version", help="The contract's own version.")] = "1.0.0",
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """The raw schema ([data]) as an Open Data Contract Standard (ODCS v3.2) document, validated against the
+    standard's JSON schema."""
+    from lockstep.core.errors import ConfigError
+    from lockstep.data.contract import API_VERSION, check_contract, contract_document, contract_yaml
+    from lockstep.store import atomic_write_text
+
+    output = Output(json_mode)
+    config = open_catalog(project).config
+    document = contract_document(config, version=version)
+    try:
+        check_contract(document, "the contract lockstep made")
+    except ConfigError as exc:  # lockstep's bug, not the user's: exit 1
+        raise RuntimeError(exc.message) from exc
+    text = contract_yaml(document)
+    if out is None and not json_mode:
+        typer.echo(text, nl=False)
+        return
+    if out is not None:
+        atomic_write_text(out, text)
+    columns = len(document["schema"][0]["properties"])
+    result = {"path": str(out) if out is not None else None, "api_version": API_VERSION, "id": document["id"],
+              "columns": columns, "contract": None if out is not None else document}
+
+    def render(console: Console) -> None:
+        console.print(f"Wrote {out}: ODCS {API_VERSION} data contract {document['id']!r}, {columns} columns")
+
+    output.result(result, render)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,8 @@ class Task(str, Enum):
 
 def init(
     data_file: Annotated[Path, typer.Argument(help="A CSV or Parquet file with the raw data.", show_default=False)],
-    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.", show_default=False)],
+    target: Annotated[str | None, typer.Option("--target", "-t", help="The column to predict (default: the "
+                                               "contract's, with --contract).", show_default=False)] = None,
     id: Annotated[str | None, typer.Option("--id", help="A column that identifies each row (unique). "
                                            "Without it, ids are derived from row content.")] = None,
     task: Annotated[Task | None, typer.Option("--task", help="Inferred from the target when not given.")] = None,
@@ -30,6 +31,8 @@ def init(
                                             show_default="current folder")] = Path("."),
     name: Annotated[str | None, typer.Option("--name", help="The project's name (default: the folder's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing lockstep.toml.")] = False,
+    contract: Annotated[Path | None, typer.Option("--contract", help="An ODCS v3 data contract (YAML): its schema "
+                                                  "becomes [data.schema] instead of the inferred one.")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Scaffold a project: infer a draft schema from DATA_FILE, write lockstep.toml and pipeline.py."""
@@ -37,7 +40,7 @@ def init(
 
     out = Output(json_mode)
     result = init_project(data_file, target=target, id_column=id, task=task.value if task else None,
-                          directory=directory, name=name, force=force)
+                          directory=directory, name=name, force=force, contract=contract)
 
     def render(console) -> None:
         written = "lockstep.toml" + (" and pipeline.py" if result.pipeline_path else "")

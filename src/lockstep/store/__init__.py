@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager
 from lockstep.core.config import Config
 from lockstep.core.errors import FileSystemError
 from lockstep.store import objects
-from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_line, write_generated_folder
+from lockstep.store._files import GENERATED_MARKER, atomic_write_text, ensure_line, read_text, write_generated_folder
 from lockstep.store.audit import AuditLog
 from lockstep.store.audit_remote import RemoteAuditLog
 from lockstep.store.features import FeatureInfo, FeatureTable
@@ -98,6 +98,7 @@ __all__ = [
     "locate_source",
     "read_file",
     "read_source",
+    "read_text",
     "sniff_delimiter",
     "store_path",
     "write_generated_folder",

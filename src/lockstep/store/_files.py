@@ -9,9 +9,31 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lockstep.core.errors import UserError
+from lockstep.core.errors import ConfigError, UserError
 
-__all__ = ["GENERATED_MARKER", "atomic_write_text", "ensure_line", "write_generated_folder"]
+__all__ = ["GENERATED_MARKER", "atomic_write_text", "ensure_line", "read_text", "write_generated_folder"]
+
+
+def read_text(path: str | Path, *, what: str) -> str:
+    """The UTF-8 text of a small file a user gave (``what`` names it in errors).
+
+    Raises
+    ------
+    ConfigError
+        If the file does not exist, cannot be read, or is not UTF-8 text.
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist", hint="check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder, not a file", hint="give the file's path") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})",
+                          hint="save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}", hint="check its permissions") from None
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
