@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from lockstep import Project
@@ -228,12 +229,24 @@ def test_docs_markdown_and_self_contained_html(trained: Project, tmp_path: Path)
     code, out, err = cli("docs", "--out", str(out_dir), "--project", str(trained.path), "--json")
     assert code == 0, err
     files = json.loads(out)["files"]
-    assert {"index.md", "index.html", "requirements.txt", "plots/roc_curve.png"} <= set(files)
+    assert {"README.md", "index.md", "index.html", "requirements.txt", "plots/roc_curve.png"} <= set(files)
     md = (out_dir / "index.md").read_text()
     for section in ("## Overview", "## Feature pipeline", "## Model pipeline", "## Data lineage", "## Metrics",
-                    "## Dependencies", "## Reproducibility", "## How to call it"):
+                    "## Dependencies", "## Limitations", "## Reproducibility", "## How to call it"):
         assert section in md
     info = trained.model_version("churn-serve@champion")
+    # the model card: Hugging Face's metadata in front of the same page, its numbers the registry's
+    card = (out_dir / "README.md").read_text()
+    front, body = card.removeprefix("---\n").split("\n---\n\n", 1)
+    meta = yaml.safe_load(front)
+    assert body == md and meta["library_name"] == "sklearn" and "tabular-classification" in meta["tags"]
+    result = meta["model-index"][0]["results"][0]
+    assert meta["model-index"][0]["name"] == "churn-serve" and result["dataset"]["split"] == "test"
+    values = {m["type"]: m["value"] for m in result["metrics"]}
+    summary = info.metric_summary("test")
+    assert set(values) == set(meta["metrics"]) == set(summary) and "roc_auc" in values
+    assert values["roc_auc"] == round(summary["roc_auc"]["mean"], 6)
+    assert meta["lockstep"]["fingerprint"] == info.fingerprint and meta["lockstep"]["verified"] is True
     assert info.fingerprint in md and "`features.countequal` | `CountEqual` | Count, row by row" in md
     assert "| `model.estimator` | `LogisticRegression` |" in md
     assert "Last verification" in md and "reproduced." in md

@@ -32,6 +32,7 @@ from lockstep.workflow import retrain_loop, run_system
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
+    import lockstep.docgen.card as card
     import lockstep.docgen.facts as docfacts
     import lockstep.docgen.render as render
     import lockstep.evaluation.promotion as promotion
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.training.train import TrainResult
 
 else:  # what one command uses (the docs, the service's image, monitoring, the proofs): imported by it
+    card = lazy_module("lockstep.docgen.card")
     docfacts = lazy_module("lockstep.docgen.facts")
     render = lazy_module("lockstep.docgen.render")
     promotion = lazy_module("lockstep.evaluation.promotion")
@@ -271,12 +273,14 @@ class Project:
         return info, context
 
     def docs(self, ref: str | None = None, *, out: str | Path):
-        """Write the documentation of a version (default: ``@champion``) to ``out``: ``index.md``,
-        ``index.html`` (self-contained), ``plots/`` and ``requirements.txt`` (see :mod:`lockstep.docgen`)."""
+        """Write the documentation of a version (default: ``@champion``) to ``out``: ``README.md`` (the model
+        card), ``index.md``, ``index.html`` (self-contained), ``plots/`` and ``requirements.txt`` (see
+        :mod:`lockstep.docgen`)."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         facts = docfacts.gather(self.config, self.store, self.registry, info)
         markdown = render.render_markdown(facts)
         files: dict[str, bytes | str] = {
+            "README.md": card.render_model_card(facts, markdown),
             "index.md": markdown,
             "index.html": render.render_html(markdown, facts.figures, f"{info.name} version {info.version}"),
             "requirements.txt": self.env_lock(f"{info.name}/{info.version}").text(),

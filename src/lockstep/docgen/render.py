@@ -102,6 +102,41 @@ def _metrics(facts: ModelFacts) -> list[str]:
     return lines
 
 
+def _limitations(facts: ModelFacts) -> list[str]:
+    """What the model's record says it cannot be trusted for."""
+    info, lineage = facts.info, facts.lineage
+    config, schema = lineage.config, facts.loaded.schema
+    sizes = facts.features.get("splits", {})
+    lines = ["## Limitations", "",
+             f"- **What it has seen**: {_num(sizes.get('train'))} training rows of raw snapshot "
+             f"{lineage.raw_version}. Rows unlike them are extrapolation: `lockstep monitor` and the service's "
+             "`lockstep_drift_psi` gauges compare new data with the training data."]
+    unbounded = [c for c in schema.inputs if schema.columns[c].dtype in ("int", "float", "datetime", "date")
+                 and schema.columns[c].min is None and schema.columns[c].max is None]
+    if unbounded:
+        lines.append(f"- **Inputs without bounds**: {_columns(unbounded)} accept any value of their type; add `min`/"
+                     "`max` to `[data.schema]` where a value is impossible, so that such rows are refused.")
+    primary = config.primary_metric
+    stats = info.metric_summary("test").get(primary, {})
+    if stats:
+        lines.append(f"- **How sure the evaluation is**: {primary} {_num(stats.get('mean'))} on "
+                     f"{_num(sizes.get('test'))} test rows, std {_num(stats.get('std'))} across "
+                     f"{len(facts.per_seed)} seed(s), 95% interval {_num(stats.get('ci_low'))} .. "
+                     f"{_num(stats.get('ci_high'))}. Differences smaller than that interval are noise.")
+    python = lineage.environment.get("python", {}).get("version")
+    lines.append(f"- **Bit-for-bit**: its predictions are reproduced exactly in the recorded environment (Python "
+                 f"{python}, the packages under Dependencies); on another platform or other versions the last bits "
+                 "may differ (`lockstep env diff` shows what changed).")
+    if info.tags.get("lockstep.thread_invariant") == "false":
+        lines.append(f"- **Threads**: the estimator's result depends on the thread count; it is fixed at "
+                     f"{lineage.threads}.")
+    if facts.verify is None or facts.parity is None:
+        lines.append("- **Not yet proved**: " + " and ".join(
+            what for what, report in (("`lockstep verify`", facts.verify), ("`lockstep parity`", facts.parity))
+            if report is None) + " has not been run on this version.")
+    return [*lines, ""]
+
+
 def _stages(report: dict | None, what: str, command: str) -> list[str]:
     if report is None:
         return [f"No {what} recorded yet: run `{command}`.", ""]
@@ -206,6 +241,7 @@ def render_markdown(facts: ModelFacts) -> str:
         out.append(f"| {name} | {packages.get(name, '-')} |")
     out += ["", "`requirements.txt` beside this page pins every package the model needs to the recorded versions "
             f"(`lockstep env lock {ref}`); `lockstep docker {ref}` builds a serving image from it.", "",
+            *_limitations(facts),
             "## Reproducibility", "",
             *_stages(facts.verify, "verification", f"lockstep verify {ref}"),
             *_stages(facts.parity, "parity check", f"lockstep parity {ref}"),
