@@ -23,6 +23,7 @@ from lockstep.cli import app
 from lockstep.core.sections import ColumnSchema
 from lockstep.reproducibility.check import feature_changes, schema_changes
 
+from .conftest import read_rows, write_rows
 from .serving import free_port, make_trained_project
 
 pytestmark = [pytest.mark.integration]
@@ -229,7 +230,8 @@ def test_docs_markdown_and_self_contained_html(trained: Project, tmp_path: Path)
     code, out, err = cli("docs", "--out", str(out_dir), "--project", str(trained.path), "--json")
     assert code == 0, err
     files = json.loads(out)["files"]
-    assert {"README.md", "index.md", "index.html", "requirements.txt", "plots/roc_curve.png"} <= set(files)
+    assert {"README.md", "index.md", "index.html", "requirements.txt", "plots/roc_curve.png", "plots/lineage.png",
+            "plots/lineage.svg"} <= set(files)
     md = (out_dir / "index.md").read_text()
     for section in ("## Overview", "## Feature pipeline", "## Model pipeline", "## Data lineage", "## Metrics",
                     "## Dependencies", "## Limitations", "## Reproducibility", "## How to call it"):
@@ -251,7 +253,8 @@ def test_docs_markdown_and_self_contained_html(trained: Project, tmp_path: Path)
     assert "| `model.estimator` | `LogisticRegression` |" in md
     assert "Last verification" in md and "reproduced." in md
     page = (out_dir / "index.html").read_text()
-    assert 'src="plots/' not in page and page.count("data:image/png;base64,") == 4
+    assert 'src="plots/' not in page and page.count("data:image/png;base64,") == 5  # 4 plots and the lineage
+    assert "![lineage](plots/lineage.png)" in md
     assert not re.search(r'(src|href)="https?://', page)  # nothing loaded from the network
     # the Python snippet runs and gives the golden output it shows
     snippet = md.split("```python\n")[1].split("```")[0]
@@ -268,6 +271,38 @@ def test_docs_markdown_and_self_contained_html(trained: Project, tmp_path: Path)
     (mine / "notes.txt").write_text("keep me")
     code, _, err = cli("docs", "--out", str(mine), "--project", str(trained.path))
     assert code == 2 and "not written by lockstep" in err and (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_lineage_draws_where_a_version_came_from_and_what_came_of_it(fresh: Project, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    info = fresh.model_version("churn-serve@champion")
+
+    def drawn(out: Path) -> dict:
+        code, stdout, err = cli("lineage", "--out", str(out), "--project", str(fresh.path), "--json")
+        assert code == 0, err
+        assert (out / "lineage.png").read_bytes().startswith(b"\x89PNG")
+        assert ET.parse(out / "lineage.svg").getroot().tag.endswith("svg")
+        assert json.loads((out / "lineage.json").read_text())["nodes"] == json.loads(stdout)["nodes"]
+        return {n["key"]: n for n in json.loads(stdout)["nodes"]}
+
+    before = drawn(tmp_path / "a")
+    assert before["raw"]["title"] == "raw snapshot 0" and "champion" in info.aliases
+    assert before["model"]["title"] == f"churn-serve/{info.version} @{', @'.join(info.aliases)}"
+    assert any(info.fingerprint[:12] in line for line in before["model"]["lines"])
+    assert before["verify"]["ok"] is None and "not run" in before["verify"]["title"]
+    assert "predictions" not in before and "onnx" not in before
+
+    assert cli("verify", "--project", str(fresh.path))[0] == 0
+    rows = tmp_path / "rows.csv"
+    header, data = read_rows(fresh.path / "data" / "wa_churn.csv")
+    write_rows(rows, header, data[:40])
+    assert cli("predict", "-i", str(rows), "-o", str(tmp_path / "p.parquet"), "--project", str(fresh.path))[0] == 0
+    after = drawn(tmp_path / "b")
+    assert after["verify"]["ok"] is True and after["verify"]["title"] == "verify: passed"
+    assert after["predictions"]["lines"][0] == "1 run(s), 40 rows"
+    assert ("model", "predictions") in {tuple(e) for e in json.loads((tmp_path / "b" / "lineage.json").read_text())
+                                        ["edges"]}
 
 
 # ---------------------------------------------------------------------------------------------- docker

@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import lockstep.docgen.card as card
     import lockstep.docgen.facts as docfacts
+    import lockstep.docgen.lineage_graph as lineage_graph
     import lockstep.docgen.render as render
     import lockstep.evaluation.promotion as promotion
     import lockstep.inference.batch as batch
@@ -61,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
 else:  # what one command uses (the docs, the service's image, monitoring, the proofs): imported by it
     card = lazy_module("lockstep.docgen.card")
     docfacts = lazy_module("lockstep.docgen.facts")
+    lineage_graph = lazy_module("lockstep.docgen.lineage_graph")
     render = lazy_module("lockstep.docgen.render")
     promotion = lazy_module("lockstep.evaluation.promotion")
     batch = lazy_module("lockstep.inference.batch")
@@ -278,16 +281,32 @@ class Project:
         :mod:`lockstep.docgen`)."""
         info = self.registry.version(self.model_ref(ref, default_alias="champion"))
         facts = docfacts.gather(self.config, self.store, self.registry, info)
+        pictures = lineage_graph.draw(lineage_graph.lineage_graph(self.store, self.registry, info, facts.lineage),
+                                      f"{info.name}/{info.version}")
+        facts.figures["lineage.png"] = pictures["png"]
         markdown = render.render_markdown(facts)
         files: dict[str, bytes | str] = {
             "README.md": card.render_model_card(facts, markdown),
             "index.md": markdown,
             "index.html": render.render_html(markdown, facts.figures, f"{info.name} version {info.version}"),
             "requirements.txt": self.env_lock(f"{info.name}/{info.version}").text(),
+            "plots/lineage.svg": pictures["svg"],
             **{f"plots/{name}": data for name, data in facts.figures.items()},
         }
         write_generated_folder(out, files, what=f"lockstep docs {info.name}/{info.version}")
         return info, sorted(files)
+
+    def lineage(self, ref: str | None = None, *, out: str | Path):
+        """Draw the lineage of a version (default: ``@champion``) to ``out``: ``lineage.svg``, ``lineage.png``
+        and ``lineage.json`` (see :mod:`lockstep.docgen.lineage_graph`)."""
+        info = self.registry.version(self.model_ref(ref, default_alias="champion"))
+        graph = lineage_graph.lineage_graph(self.store, self.registry, info, load_lineage(self.registry, info,
+                                                                                          self.path))
+        pictures = lineage_graph.draw(graph, f"{info.name}/{info.version}")
+        files: dict[str, bytes | str] = {"lineage.svg": pictures["svg"], "lineage.png": pictures["png"],
+                                         "lineage.json": json.dumps(graph.to_dict(), indent=1, default=str)}
+        write_generated_folder(out, files, what=f"lockstep lineage {info.name}/{info.version}")
+        return info, graph
 
     def run(self, *, candidates: bool = False, verify: bool = True, parity: bool = True,
             force_checks: bool = False, progress=None, compute: str | None = None):

@@ -319,21 +319,46 @@ def docs(
     project: ProjectOpt = Path("."),
     json_mode: JsonOpt = False,
 ) -> None:
-    """Write documentation of a model version: Markdown and a self-contained HTML page with its plots."""
+    """Write documentation of a model version: a model card (README.md), Markdown and a self-contained HTML page
+    with its plots and its lineage."""
     out = Output(json_mode)
     info, files = open_project(project).docs(ref, out=out_dir)
     payload = {"model": info.name, "version": info.version, "out": str(out_dir), "files": files}
 
     def render(console: Console) -> None:
         console.print(f"[green]Wrote[/] the documentation of {escape(info.name)}/{info.version} to "
-                      f"{escape(str(out_dir))}: index.md, index.html (self-contained, open it in a browser) and "
-                      f"{len(files) - 2} more file(s)")
+                      f"{escape(str(out_dir))}: README.md (the model card), index.md, index.html (self-contained, "
+                      f"open it in a browser) and {len(files) - 3} more file(s)")
+
+    out.result(payload, render)
+
+
+def lineage(
+    ref: RefArg = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The folder to write the picture to.")] = Path(
+        "lineage"),
+    project: ProjectOpt = Path("."),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Draw the lineage of a model version (raw snapshot, feature set, model, ONNX export, predictions,
+    monitoring, verify and parity with their dates) as lineage.svg and lineage.png, with lineage.json."""
+    out = Output(json_mode)
+    info, graph = open_project(project).lineage(ref, out=out_dir)
+    payload = {"model": info.name, "version": info.version, "out": str(out_dir), **graph.to_dict()}
+
+    def render(console: Console) -> None:
+        nodes = [n for column in graph.columns for n in column]
+        console.print(f"[green]Wrote[/] the lineage of {escape(info.name)}/{info.version} to "
+                      f"{escape(str(out_dir))}: lineage.svg, lineage.png, lineage.json")
+        for node in nodes:
+            console.print(f"  {escape(node.title)}: {escape('; '.join(node.lines))}", soft_wrap=True)
 
     out.result(payload, render)
 
 
 def register(app: typer.Typer) -> None:
     app.command("docs")(command(docs))
+    app.command("lineage")(command(lineage))
     app.command("docker")(command(docker))
     app.command("verify")(command(verify))
     app.command("parity")(command(parity))

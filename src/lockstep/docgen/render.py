@@ -97,7 +97,7 @@ def _metrics(facts: ModelFacts) -> list[str]:
                                          "different model: this estimator depends on the thread count, which is "
                                          "recorded and fixed."))
         lines.append("")
-    for name in sorted(facts.figures):
+    for name in sorted(n for n in facts.figures if n != "lineage.png"):
         lines += [f"![{name.removesuffix('.png').replace('_', ' ')}](plots/{name})", ""]
     return lines
 
@@ -222,6 +222,10 @@ def render_markdown(facts: ModelFacts) -> str:
     for relative, digest in sorted(lineage.code_files.items()):
         out.append(f"| code `{relative}` | - | `{digest[:16]}` | stored with the model |")
     tags = info.tags
+    if "lineage.png" in facts.figures:
+        out[out.index("## Data lineage") + 1:out.index("## Data lineage") + 1] = [
+            "", "![lineage](plots/lineage.png)", "", "(also as `plots/lineage.svg`; `lockstep lineage` draws it "
+            "alone)", ""]
     out += [f"| configuration | - | `{tags.get('lockstep.config.fingerprint', '')[:16]}` | the recorded "
             "`lockstep.toml` sections that shape the model |",
             f"| environment | - | `{tags.get('lockstep.environment.fingerprint', '')[:16]}` | Python, platform and "
