@@ -8,8 +8,9 @@ other read-only commands start in a fraction of a second;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -21,14 +22,18 @@ from lockstep.store import FeatureInfo, FeatureTable, SnapshotInfo, Store
 if TYPE_CHECKING:  # pragma: no cover
     import lockstep.data.diff as data_diff
     import lockstep.data.report as data_report
+    import lockstep.docgen.openlineage as openlineage
     import lockstep.features.report as feature_report
     from lockstep.data.diff import TableDiff
 else:  # describing and comparing versions is for the commands that show them, not for a skip decision
     data_diff = lazy_module("lockstep.data.diff")
     data_report = lazy_module("lockstep.data.report")
     feature_report = lazy_module("lockstep.features.report")
+    openlineage = lazy_module("lockstep.docgen.openlineage")  # with [lineage] on only
 
 __all__ = ["Catalog"]
+
+T = TypeVar("T")
 
 
 class Catalog:
@@ -43,6 +48,22 @@ class Catalog:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
+        self._lineage: openlineage.LineageEvents | None = None
+
+    def traced(self, step: str, work: Callable[[], T], **call: Any) -> T:
+        """Run one step of the pipelines: ``work()``, and with ``[lineage]`` on, as one OpenLineage run.
+
+        The run's START event is sent before the work, then COMPLETE with the
+        datasets read from its result (and ``call``, the arguments that named
+        its inputs), or FAIL with the error, which is raised again. A step
+        traced while another runs (the steps of ``run``, of the retraining
+        loop) names that one as its parent.
+        """
+        if not self.config.lineage.enabled:
+            return work()
+        if self._lineage is None:
+            self._lineage = openlineage.LineageEvents(self.config, self.store)
+        return self._lineage.traced(step, work, call)
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Catalog:

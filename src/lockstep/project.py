@@ -14,8 +14,9 @@ Examples
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lockstep.catalog import Catalog
 from lockstep.core.config import Config, load_config
@@ -81,6 +82,8 @@ else:  # what one command uses (the docs, the service's image, monitoring, the p
 
 __all__ = ["Project"]
 
+T = TypeVar("T")
+
 
 class Project:
     """A project folder holding ``lockstep.toml``.
@@ -110,11 +113,16 @@ class Project:
     def path(self) -> Path:
         return self.config.project_dir
 
+    def traced(self, step: str, work: Callable[[], T], **call: Any) -> T:
+        """``work()`` as one step, an OpenLineage run with ``[lineage]`` on (see :meth:`Catalog.traced`)."""
+        return self.catalog.traced(step, work, **call)
+
     def ingest(self, source: str | Path | None = None, *, quarantine: bool = False, force: bool = False,
                progress: Progress | None = None) -> IngestResult:
         """Validate the raw source and snapshot it if it changed (see :func:`lockstep.data.ingest`)."""
-        return ingest(self.config, self.store, source=Path(source) if source is not None else None,
-                      quarantine=quarantine, force=force, progress=progress)
+        return self.traced("ingest", lambda: ingest(
+            self.config, self.store, source=Path(source) if source is not None else None, quarantine=quarantine,
+            force=force, progress=progress))
 
     def snapshots(self) -> list[SnapshotInfo]:
         """Every raw snapshot, oldest first."""
@@ -142,8 +150,8 @@ class Project:
                        progress: Progress | None = None, compute: str | None = None) -> FeatureResult:
         """Compute the feature set from a raw snapshot, or find it up to date (see :mod:`lockstep.features.build`);
         ``compute`` (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
-        return build_features(self.config, self.store, raw_version=raw_version, force=force, progress=progress,
-                              compute=compute)
+        return self.traced("features", lambda: build_features(
+            self.config, self.store, raw_version=raw_version, force=force, progress=progress, compute=compute))
 
     def feature_versions(self) -> list[FeatureInfo]:
         """Every version of the project's feature set, oldest first."""
@@ -182,8 +190,9 @@ class Project:
         """Train, evaluate, track and register a model, or find it up to date (see :mod:`lockstep.training.train`);
         ``compute`` (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
         self.store.ensure()
-        return train(self.config, self.store, self.registry, features_version=features_version, candidate=candidate,
-                     force=force, progress=progress, compute=compute)
+        return self.traced("train", lambda: train(
+            self.config, self.store, self.registry, features_version=features_version, candidate=candidate,
+            force=force, progress=progress, compute=compute))
 
     def model_ref(self, text: str | None = None, default_alias: str | None = None):
         """Parse a model reference; the name defaults to the project's registered model."""
@@ -199,8 +208,8 @@ class Project:
 
     def promote(self, ref: str | None = None) -> PromotionResult:
         """Make a version (default: the project's ``@challenger``) the champion if the gates pass."""
-        return promotion.promote(self.config, self.store, self.registry,
-                                 self.model_ref(ref, default_alias="challenger"))
+        return self.traced("promote", lambda: promotion.promote(
+            self.config, self.store, self.registry, self.model_ref(ref, default_alias="challenger")))
 
     def load_model(self, ref: str | None = None) -> LoadedModel:
         """Load a registered model (default: ``@champion``), checked against its recorded fingerprint."""
@@ -215,10 +224,11 @@ class Project:
                 chunk_rows: int = 100_000, compute: str | None = None):
         """Batch predictions with a registered model (see :mod:`lockstep.inference.batch`); ``compute``
         (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
-        return batch.predict_batch(self.config, self.store, self.registry, self.model_ref(model, "champion"),
-                                   input_path=Path(input) if input is not None else None,
-                                   features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
-                                   chunk_rows=chunk_rows, compute=compute)
+        return self.traced("predict", lambda: batch.predict_batch(
+            self.config, self.store, self.registry, self.model_ref(model, "champion"),
+            input_path=Path(input) if input is not None else None, features_version=features_version, output=output,
+            fmt=fmt, quarantine=quarantine, chunk_rows=chunk_rows, compute=compute),
+            input=input, features_version=features_version)
 
     # ------------------------------------------------------------------ reproducibility
 
@@ -227,10 +237,10 @@ class Project:
                compute: str | None = None):
         """Rebuild a registered version (default: ``@champion``) from its lineage and compare every stage
         (see :mod:`lockstep.reproducibility.verify`); with ``full``, the search runs where ``compute`` says."""
-        return verification.verify(self.config, self.store, self.registry,
-                                   self.model_ref(ref, default_alias="champion"), recorded_code=recorded_code,
-                                   full=full, threads=threads, strict_env=strict_env, progress=progress,
-                                   compute=compute)
+        return self.traced("verify", lambda: verification.verify(
+            self.config, self.store, self.registry, self.model_ref(ref, default_alias="champion"),
+            recorded_code=recorded_code, full=full, threads=threads, strict_env=strict_env, progress=progress,
+            compute=compute))
 
     def parity(self, ref: str | None = None, *, rows: int | None = None, http: bool = True, batch: bool = True,
                progress: Progress | None = None):
@@ -313,8 +323,9 @@ class Project:
         """Ingest, features, train, promote, verify and parity, each skipped when its inputs are unchanged
         (see :mod:`lockstep.workflow`); features and training run where ``compute`` says (default:
         ``[compute] backend``)."""
-        return run_system(self, candidates=candidates, verify=verify, parity=parity,
-                          force_checks=force_checks, progress=progress, compute=compute)
+        return self.traced("run", lambda: run_system(
+            self, candidates=candidates, verify=verify, parity=parity, force_checks=force_checks, progress=progress,
+            compute=compute))
 
     # ------------------------------------------------------------------ monitoring
 
@@ -326,6 +337,13 @@ class Project:
         (see :mod:`lockstep.monitoring`). The run is recorded in the store's monitoring log. ``compute``
         (``"local"`` or ``"dask"``) overrides ``[compute] backend``."""
         self.store.check_writable("record the monitoring run in")  # before the work, not after it
+        return self.traced("monitor", lambda: self._monitor(ref, data=data, since=since, until=until, quality=quality,
+                                                            retrain=retrain, inputs_only=inputs_only, out=out,
+                                                            chunk_rows=chunk_rows, progress=progress, compute=compute),
+                           data=data)
+
+    def _monitor(self, ref: str | None, *, data: str | Path | None, since, until, quality: bool, retrain: bool,
+                 inputs_only: bool, out: str | Path | None, chunk_rows: int, progress, compute: str | None):
         registry = self.registry
         loaded = registry.load(self.model_ref(ref, default_alias="champion"))
         exact = self.model_ref(f"{loaded.info.name}/{loaded.info.version}")

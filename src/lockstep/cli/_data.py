@@ -39,8 +39,9 @@ def ingest(
     out = Output(json_mode)
     proj = open_catalog(project)  # the configuration and the store: all that ingest needs
     with out.progress("Ingesting") as step:
-        result = ingest_source(proj.config, proj.store, source=source.resolve() if source is not None else None,
-                               quarantine=quarantine, force=force, progress=step)
+        result = proj.traced("ingest", lambda: ingest_source(
+            proj.config, proj.store, source=source.resolve() if source is not None else None, quarantine=quarantine,
+            force=force, progress=step))
 
     def render(console: Console) -> None:
         snap = result.snapshot
@@ -65,7 +66,7 @@ def ingest(
                           f"test (allowed up to {proj.config.split.max_shared_fraction:.2%})")
         if shared is not None and shared.repeated_inputs:
             kept = ("each group is kept in one split" if proj.config.split.by == "content" else
-                    "[split] by = \"content\" would keep each group in one split")
+                    "\\[split] by = \"content\" would keep each group in one split")
             console.print(f"Rows with the same inputs as another row: {fmt_int(shared.repeated_inputs)} in "
                           f"{fmt_int(shared.input_groups)} groups; {kept}")
 

@@ -44,8 +44,8 @@ def features(
     out = Output(json_mode)
     proj = open_catalog(project)  # the configuration and the store: all that the feature pipeline needs
     with out.progress("Features") as step:
-        result = build_features(proj.config, proj.store, raw_version=raw_version, force=force, progress=step,
-                                compute=compute)
+        result = proj.traced("features", lambda: build_features(
+            proj.config, proj.store, raw_version=raw_version, force=force, progress=step, compute=compute))
 
     def render(console: Console) -> None:
         info = result.info

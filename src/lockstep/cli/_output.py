@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import traceback
@@ -84,6 +85,21 @@ def _report(exc: LockstepError, json_mode: bool) -> None:
         err.print(exc.hint, markup=False, soft_wrap=True)
 
 
+@contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """Print what lockstep logs as a warning (a lineage backend down, a Dask worker lost) on stderr while a command
+    runs, whatever the logging configuration of the process."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger = logging.getLogger("lockstep")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a CLI command: user errors exit 2 with their message, bugs exit 1.
 
@@ -95,7 +111,8 @@ def command(func: Callable[..., Any]) -> Callable[..., Any]:
         json_mode = bool(kwargs.get("json_mode", False))
         debug = os.environ.get("LOCKSTEP_DEBUG", "") not in ("", "0")
         try:
-            return func(*args, **kwargs)
+            with warnings_to_stderr():
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except LockstepError as exc:

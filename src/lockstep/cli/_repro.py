@@ -53,9 +53,9 @@ def verify(
     catalog, registry = open_models(project)
     exact = catalog.model_ref(ref, "champion")
     with out.progress("Verifying") as step:
-        report = verify_version(catalog.config, catalog.store, registry, exact, recorded_code=recorded_code,
-                                full=full, threads=threads, strict_env=strict_env, progress=step,
-                                compute=compute)
+        report = catalog.traced("verify", lambda: verify_version(
+            catalog.config, catalog.store, registry, exact, recorded_code=recorded_code, full=full, threads=threads,
+            strict_env=strict_env, progress=step, compute=compute))
 
     def render(console: Console) -> None:
         table = Table(title=f"lockstep verify {escape(report.model)}/{report.version} (fingerprint "

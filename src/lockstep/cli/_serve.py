@@ -59,17 +59,19 @@ def predict(
     ref = catalog.model_ref(model, "champion")
     path = input.resolve() if input is not None else None
     if json_mode or not out.err.is_terminal:
-        result = predict_batch(catalog.config, catalog.store, registry, ref, input_path=path,
-                               features_version=features_version, output=output, fmt=fmt, quarantine=quarantine,
-                               chunk_rows=chunk_rows, compute=compute)
+        result = catalog.traced("predict", lambda: predict_batch(
+            catalog.config, catalog.store, registry, ref, input_path=path, features_version=features_version,
+            output=output, fmt=fmt, quarantine=quarantine, chunk_rows=chunk_rows, compute=compute),
+            input=path, features_version=features_version)
     else:
         with Progress(TextColumn("Predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=out.err, transient=True) as bar:
             task = bar.add_task("rows", total=None)
-            result = predict_batch(catalog.config, catalog.store, registry, ref, input_path=path,
-                                   features_version=features_version, output=output, fmt=fmt,
-                                   quarantine=quarantine, chunk_rows=chunk_rows, compute=compute,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+            result = catalog.traced("predict", lambda: predict_batch(
+                catalog.config, catalog.store, registry, ref, input_path=path, features_version=features_version,
+                output=output, fmt=fmt, quarantine=quarantine, chunk_rows=chunk_rows, compute=compute,
+                progress=lambda done, total: bar.update(task, completed=done, total=total)),
+                input=path, features_version=features_version)
 
     def render(console: Console) -> None:
         console.print(f"[green]{fmt_int(result.rows)} predictions written[/] to {escape(result.output)} by "

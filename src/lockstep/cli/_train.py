@@ -52,8 +52,9 @@ def train(
     catalog, registry = open_models(project)
     with out.progress("Training") as step:
         catalog.store.ensure()
-        result = train_model(catalog.config, catalog.store, registry, features_version=features_version,
-                             candidate=candidate, force=force, progress=step, compute=compute)
+        result = catalog.traced("train", lambda: train_model(
+            catalog.config, catalog.store, registry, features_version=features_version, candidate=candidate,
+            force=force, progress=step, compute=compute))
 
     def render(console: Console) -> None:
         info = result.version
@@ -90,8 +91,8 @@ def promote(
     from lockstep.evaluation.promotion import promote as promote_version
     out = Output(json_mode)
     catalog, registry = open_models(project)
-    result = promote_version(catalog.config, catalog.store, registry,
-                             catalog.model_ref(ref, "challenger"))
+    result = catalog.traced("promote", lambda: promote_version(catalog.config, catalog.store, registry,
+                                                                catalog.model_ref(ref, "challenger")))
 
     def render(console: Console) -> None:
         report = result.report

@@ -44,6 +44,7 @@ from lockstep.core.sections import (
     ComputeConfig,
     DataConfig,
     FeaturesConfig,
+    LineageConfig,
     MonitorConfig,
     ProjectSection,
     RegistryConfig,
@@ -77,6 +78,7 @@ class Config(_Section):
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
     compute: ComputeConfig = ComputeConfig()
+    lineage: LineageConfig = LineageConfig()
 
     _project_dir: Path | None = PrivateAttr(default=None)
     #: The text of values that named environment variables (``${NAME}``), by key path, as the file has them.

@@ -27,8 +27,8 @@ from pydantic import (
 __all__ = [
     "Bound", "CLASSIFICATION_METRICS", "CandidateConfig", "Category", "ColumnSchema", "DEFAULT_PRIMARY",
     "ComputeConfig", "DataConfig", "DerivedId", "Distribution", "Dtype", "FeaturesConfig", "MonitorConfig", "Number",
-    "DATABASE_SCHEMES", "ProjectSection", "REF_PATTERN", "REGRESSION_METRICS", "RegistryConfig", "SERVER_SCHEMES",
-    "STORE_SCHEMES", "SearchConfig", "ServeConfig",
+    "DATABASE_SCHEMES", "LineageConfig", "ProjectSection", "REF_PATTERN", "REGRESSION_METRICS", "RegistryConfig",
+    "SERVER_SCHEMES", "STORE_SCHEMES", "SearchConfig", "ServeConfig",
     "SpaceValue", "SplitConfig", "TrainConfig", "suggest", "task_metrics", "uri_scheme",
 ]
 
@@ -548,6 +548,29 @@ class MonitorConfig(_Section):
         if self.psi_warning > self.psi:
             raise ValueError("monitor.psi_warning must not be above monitor.psi")
         return self
+
+
+class LineageConfig(_Section):
+    """``[lineage]``: OpenLineage run events for every step (off by default).
+
+    ``file`` (a path, relative to the project folder) appends one JSON
+    event per line; ``url`` (``http://HOST:PORT``, for example Marquez)
+    posts each event to ``endpoint`` there. Both may be set. ``namespace``
+    is the jobs' namespace; jobs are named ``<project>.<step>``. A lineage
+    backend that is down or slow never fails a step: a send gives up after
+    ``timeout`` seconds, is reported as a warning, and the backend is not
+    tried again by the same command.
+    """
+
+    file: StrictStr | None = Field(default=None, min_length=1)
+    url: StrictStr | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    endpoint: StrictStr = "api/v1/lineage"
+    namespace: StrictStr = Field(default="lockstep", min_length=1)
+    timeout: Number = Field(default=1.0, gt=0, le=60)
+
+    @property
+    def enabled(self) -> bool:
+        return self.file is not None or self.url is not None
 
 
 def suggest(name: str | None, candidates: list[str]) -> str:
