@@ -16,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import distributed
 import pytest
 
 from lockstep import Project
+from lockstep.compute import cluster
 from lockstep.core.config import load_config
 from lockstep.core.errors import ConfigError
 
@@ -82,26 +84,35 @@ def test_a_locally_trained_model_is_verified_with_its_search_on_dask(featured: P
     assert "the search chose the recorded parameters again" in model.detail
 
 
-def test_work_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path: Path) -> None:
+def test_work_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "false"}
     scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                   "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  start_new_session=True, env=env)
-    workers = subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
-                                "--local-directory", str(tmp_path)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    workers = None
     try:
         _with_compute(featured, f'backend = "dask"\naddress = "{address}"')
+        # a scheduler without workers is refused, not waited on for ever (nor recorded as "0 workers")
+        monkeypatch.setattr(cluster, "WORKER_TIMEOUT", 1.0)
         deadline = time.time() + 60
-        done = None
-        while time.time() < deadline:
-            done = lockstep_here("train", "--force", "--json", "--project", str(featured))
-            if done.returncode == 0 or "does not answer" not in done.stderr:
+        while True:
+            done = lockstep_here("train", "--force", "--project", str(featured))
+            if "does not answer" not in done.stderr or time.time() > deadline:
                 break
-            time.sleep(1)  # the scheduler is still starting
-        assert done is not None and done.returncode == 0, done.stderr
+            time.sleep(0.5)  # the scheduler is still starting
+        assert done.returncode == 2 and f"the Dask scheduler at {address} has no workers" in done.stderr, done.stderr
+        assert "dask worker" in done.stderr
+        monkeypatch.undo()
+        workers = subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
+                                    "--local-directory", str(tmp_path)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+        with distributed.Client(address, timeout="10s") as client:
+            client.wait_for_workers(2, timeout=60)  # both, so that the record below names two
+        done = lockstep_here("train", "--force", "--json", "--project", str(featured))
+        assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert result["compute"] == {"backend": "dask", "workers": "2"}
         _same_model(featured, result["version"])
@@ -122,8 +133,9 @@ def test_work_on_a_scheduler_and_workers_started_apart(featured: Path, tmp_path:
         toml = featured / "lockstep.toml"
         toml.write_text(toml.read_text().split("\n[compute]\n")[0])
         for process in (workers, scheduler):
-            os.killpg(process.pid, 15)
-            process.wait(timeout=30)
+            if process is not None:
+                os.killpg(process.pid, 15)
+                process.wait(timeout=30)
 
 
 def test_a_scheduler_that_does_not_answer_is_exit_2_naming_it_within_10_s(featured: Path, tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ __all__ = ["CONNECT_TIMEOUT", "Compute", "ProjectCode", "compute_session", "lost
 
 #: Seconds to wait for a scheduler at an address.
 CONNECT_TIMEOUT = 5
+#: Seconds a scheduler may take to have its first worker.
+WORKER_TIMEOUT = 30.0
 #: How many times work whose worker was lost is run.
 ATTEMPTS = 3
 
@@ -253,7 +255,16 @@ def _unanswered(address: str, exc: BaseException) -> ServiceError:
 
 
 def _connect(address: str) -> Any:
+    """A client of the scheduler at ``address`` once it has a worker: work sent to a scheduler without any would
+    wait for ever, and the record would say it ran on none."""
     try:
-        return distributed.Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+        client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT}s")
     except (OSError, TimeoutError) as exc:
         raise _unanswered(address, exc) from None
+    try:
+        client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+    except TimeoutError:
+        client.close()
+        raise ServiceError(f"the Dask scheduler at {address} has no workers (waited {WORKER_TIMEOUT:g} s)",
+                           hint=f"start workers with `dask worker {address}`, or use --compute local") from None
+    return client
