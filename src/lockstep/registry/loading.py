@@ -13,15 +13,13 @@ from lockstep.core.errors import IntegrityError, StoreError, UserError
 from lockstep.core.fingerprint import fingerprint_file
 from lockstep.core.lazy import lazy_module
 from lockstep.registry.signing import claims_of, verify_model
+from lockstep.registry.skops_import import skops_io
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, VersionInfo
 
-if TYPE_CHECKING:  # skops imports every scikit-learn module: only a command that loads a model pays for it
-    import skops.io as sio
-
+if TYPE_CHECKING:  # SciPy, which a fitted model's fingerprint reads: only a command that loads a model pays for it
     import lockstep.core.model_fingerprint as fitted
-else:  # nor for SciPy, which a fitted model's fingerprint reads
-    sio = lazy_module("skops.io")
+else:
     fitted = lazy_module("lockstep.core.model_fingerprint")
 
 __all__ = ["SKOPS_FILE", "file_digest", "load_checked", "stored_code"]
@@ -79,7 +77,7 @@ def stored_code(info: VersionInfo, model_dir: Path) -> StoredCode:
 def _load_skops(model_file: Path, trusted: list[str], code: StoredCode) -> Any:
     """Load a skops file, its classes imported from the recorded code only (see :mod:`.stored_code`)."""
     with code.importable():
-        return sio.load(model_file, trusted=trusted)
+        return skops_io().load(model_file, trusted=trusted)
 
 
 def file_digest(path: Path) -> str:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import skops.io as sio
 
 from lockstep._version import __version__
 from lockstep.core.environment import git_state
@@ -32,6 +31,7 @@ from lockstep.evaluation.metrics import Outputs, summarize_seeds
 from lockstep.evaluation.plots import classification_figures, confusion_table, regression_figures
 from lockstep.profiles.profile import reference_profile
 from lockstep.profiles.scores import model_scores
+from lockstep.registry.skops_import import skops_io
 from lockstep.registry.versions import TAG, TrainingRecord
 from lockstep.training.assembly import SeedResult, assemble_pipeline
 
@@ -303,6 +303,7 @@ def _figures(primary: SeedResult, positive: Any, task: str):
 
 def _trusted_types(model: Any, user_modules: list[str], extra: list[str]) -> list[str]:
     """The types skops will trust when loading: those of trusted packages and the project's modules."""
+    sio = skops_io()
     untrusted = sio.get_untrusted_types(data=sio.dumps(model))
     prefixes = TRUSTED_PREFIXES + tuple(f"{m}." for m in user_modules)
     trusted = [t for t in untrusted if t.startswith(prefixes) or t in TRUSTED_TYPES or t in extra]
