@@ -257,7 +257,7 @@ def test_modules_import_the_heavy_libraries_they_use_only_when_they_use_them() -
         "watched = ('skops.io', 'distributed', 'matplotlib', 'model_signing')\n"
         "print('BEFORE', [m for m in watched if m in sys.modules])\n"
         "from lockstep.registry import loading\n"
-        "assert callable(loading.sio.load)\n"
+        "assert callable(loading.skops_io().load)\n"
         "from lockstep.compute import cluster\n"
         "assert cluster.worker_setup.WorkerSetup.name == 'lockstep-worker-setup'\n"
         "record = environment.capture()\n"
