@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from lockstep.core.dtypes import arrow_type
 from lockstep.core.prediction import model_outputs
-from lockstep.inference.onnx import input_kind, microseconds
+from lockstep.inference.onnx.inputs import input_kind, microseconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.schema import ModelSchema

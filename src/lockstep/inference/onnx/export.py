@@ -11,7 +11,8 @@ import pyarrow as pa
 from lockstep.core.compare import compare_outputs, within_tolerance
 from lockstep.core.errors import UserError
 from lockstep.core.prediction import model_outputs
-from lockstep.inference.onnx import OnnxExportError, build_onnx, culprit, onnx_inputs
+from lockstep.inference.onnx.build import OnnxExportError, build_onnx, culprit
+from lockstep.inference.onnx.inputs import onnx_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.registry.mlflow_registry import Registry
