@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,14 @@ def test_installed_distributions_are_read_again_when_the_import_path_changes(tmp
     info.rmdir()  # and uninstalling it
     assert "lockstep-probe" not in environment._packages()
     assert environment.capture()["packages"] == first
+
+
+def test_packages_read_from_the_header_lines_are_those_of_the_parsed_metadata() -> None:
+    """The fast read of Name and Version gives what ``importlib.metadata`` gives, for every installed distribution."""
+    parsed: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            parsed.setdefault(name.lower().replace("_", "-"), dist.version)
+    packages = environment.capture()["packages"]
+    assert len(packages) > 50 and packages == dict(sorted(parsed.items()))
