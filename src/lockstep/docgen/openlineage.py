@@ -26,8 +26,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import attr
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
@@ -51,7 +52,7 @@ from lockstep.core.errors import LockstepError
 from lockstep.registry.lineage_sink import LineageSink
 from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.refs import ModelRef
-from lockstep.registry.versions import VersionInfo
+from lockstep.registry.versions import TAG, VersionInfo
 from lockstep.store import Store
 
 __all__ = ["FACETS_SCHEMA", "PRODUCER", "LineageEvents", "StepRun"]
@@ -139,10 +140,6 @@ class LineageEvents:
         Where the events go (default: the backends ``[lineage]`` names).
     """
 
-    #: Steps whose datasets :meth:`describe` knows.
-    STEPS: ClassVar[tuple[str, ...]] = ("ingest", "features", "train", "promote", "predict", "monitor", "verify",
-                                        "run")
-
     def __init__(self, config: Config, store: Store, sink: LineageSink | None = None) -> None:
         self.config = config
         self.store = store
@@ -204,9 +201,6 @@ class LineageEvents:
     def job_name(self, step: str) -> str:
         return f"{self.config.project.name}.{step}"
 
-    def close(self) -> None:
-        self.sink.close()
-
     # ------------------------------------------------------------------ datasets of each step
 
     def describe(self, step: str, result: Any, call: dict[str, Any]) -> Described:
@@ -239,14 +233,14 @@ class LineageEvents:
     def _train(self, result: Any, call: dict[str, Any]) -> Described:
         info: VersionInfo = result.version
         return Described(inputs=self._trained_on(info), outputs=[self.model_output(info)],
-                         code_fingerprint=info.tags.get("lockstep.code.fingerprint"), mlflow_run_id=info.run_id,
+                         code_fingerprint=_code(info), mlflow_run_id=info.run_id,
                          skipped=result.skipped, outcome={"model": info.name, "version": info.version})
 
     def _promote(self, result: Any, call: dict[str, Any]) -> Described:
         info: VersionInfo = result.version
         outputs = [self.model_output(info, aliases=["champion"])] if result.promoted else []
         return Described(inputs=[self.model_input(info)], outputs=outputs,
-                         code_fingerprint=info.tags.get("lockstep.code.fingerprint"), mlflow_run_id=info.run_id,
+                         code_fingerprint=_code(info), mlflow_run_id=info.run_id,
                          outcome={"promoted": result.promoted, "version": info.version,
                                   "previous_champion": result.previous.version if result.previous else None})
 
@@ -262,7 +256,7 @@ class LineageEvents:
             inputs.append(self.table_input(features.path, version, "features", None))
         output = self.file_output(result.output, "predictions", result.output_fingerprint, result.rows)
         return Described(inputs=inputs, outputs=[output],
-                         code_fingerprint=info.tags.get("lockstep.code.fingerprint") if info else None,
+                         code_fingerprint=_code(info),
                          outcome={"batch_run": result.run_id, "rows": result.rows, "quarantined": result.quarantined})
 
     def _monitor(self, result: Any, call: dict[str, Any]) -> Described:
@@ -273,9 +267,9 @@ class LineageEvents:
             inputs.append(self.file_input(Path(call["data"]), kind="monitoring window", rows=report.rows))
         else:
             inputs.append(self.table_input(self.store.audit.root, None, "audit log", None, rows=report.rows))
-        log = self.table_output(self.store.monitoring.root, None, "monitoring log", None, 1, None)
+        log = self.table_output(self.store.monitoring.root, None, "monitoring log", None, 1, None)  # one row added
         return Described(inputs=inputs, outputs=[log],
-                         code_fingerprint=info.tags.get("lockstep.code.fingerprint") if info else None,
+                         code_fingerprint=_code(info),
                          mlflow_run_id=payload.get("mlflow_run"),
                          outcome={"window": report.window, "data_drift": report.data_drift,
                                   "degraded": report.degraded, "actions": [a.get("action") for a in report.actions]})
@@ -284,7 +278,7 @@ class LineageEvents:
         info = self._version(result.model, result.version)
         inputs = [self.model_input(info), *self._trained_on(info)] if info is not None else []
         return Described(inputs=inputs, outputs=[],
-                         code_fingerprint=info.tags.get("lockstep.code.fingerprint") if info else None,
+                         code_fingerprint=_code(info),
                          outcome={"reproduced": result.reproduced, "cause": result.cause,
                                   "stages": {s.name: s.status for s in result.stages}})
 
@@ -296,31 +290,31 @@ class LineageEvents:
 
     def _trained_on(self, info: VersionInfo) -> list[InputDataset]:
         tags = info.tags
-        name = tags.get("lockstep.features.name", self.config.features.name)
-        features = self.store.features(name)
-        out = [self.table_input(features.path, _int(tags.get("lockstep.features.version")), "features",
-                                tags.get("lockstep.features.fingerprint"))]
-        if "lockstep.raw.version" in tags:
-            out.append(self.table_input(self.store.snapshots.path, _int(tags["lockstep.raw.version"]), "raw",
-                                        tags.get("lockstep.raw.fingerprint")))
+        features = self.store.features(tags.get(f"{TAG}.features.name", self.config.features.name))
+        out = [self.table_input(features.path, _int(tags.get(f"{TAG}.features.version")), "features",
+                                tags.get(f"{TAG}.features.fingerprint"))]
+        if f"{TAG}.raw.version" in tags:
+            out.append(self.table_input(self.store.snapshots.path, _int(tags[f"{TAG}.raw.version"]), "raw",
+                                        tags.get(f"{TAG}.raw.fingerprint")))
         return out
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry.of(self.config)
 
     def _version(self, name: str, version: int) -> VersionInfo | None:
         try:
-            return Registry.of(self.config).version(ModelRef(name=name, version=version))
+            return self.registry.version(ModelRef(name=name, version=version))
         except LockstepError:
             return None
 
-    def model_namespace(self) -> str:
-        return Registry.of(self.config).location
-
     def model_input(self, info: VersionInfo) -> InputDataset:
-        return InputDataset(namespace=self.model_namespace(), name=f"models/{info.name}",
+        return InputDataset(namespace=self.registry.location, name=f"models/{info.name}",
                             facets=self._model_facets(info))
 
     def model_output(self, info: VersionInfo, aliases: list[str] | None = None) -> OutputDataset:
-        facets = self._model_facets(info, aliases)
-        return OutputDataset(namespace=self.model_namespace(), name=f"models/{info.name}", facets=facets)
+        return OutputDataset(namespace=self.registry.location, name=f"models/{info.name}",
+                             facets=self._model_facets(info, aliases))
 
     def _model_facets(self, info: VersionInfo, aliases: list[str] | None = None) -> dict[str, DatasetFacet]:
         return {
@@ -332,11 +326,8 @@ class LineageEvents:
     def table_input(self, path: Any, version: int | None, kind: str, fingerprint: str | None, *,
                     rows: int | None = None) -> InputDataset:
         namespace, name = dataset_name(path)
-        facets = _table_facets(version, kind, fingerprint, None)
-        input_facets = ({"inputStatistics": input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
-            rowCount=rows)} if rows is not None else {})
-        return InputDataset(namespace=namespace, name=name, facets=facets,
-                            inputFacets=input_facets)  # type: ignore[arg-type]
+        return InputDataset(namespace=namespace, name=name, facets=_table_facets(version, kind, fingerprint, None),
+                            inputFacets=_input_rows(rows))
 
     def table_output(self, path: Any, version: int | None, kind: str, fingerprint: str | None, rows: int | None,
                      schema: dict[str, str] | None) -> OutputDataset:
@@ -348,19 +339,13 @@ class LineageEvents:
     def file_input(self, path: Path, *, kind: str, fingerprint: str | None = None,
                    rows: int | None = None) -> InputDataset:
         namespace, name = dataset_name(path)
-        input_facets = ({"inputStatistics": input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
-            rowCount=rows)} if rows is not None else {})
-        return InputDataset(namespace=namespace, name=name, facets={
-            "datasetType": dataset_type_dataset.DatasetTypeDatasetFacet(datasetType="FILE"),
-            "lockstep": LockstepDatasetFacet(kind=kind, fingerprint=fingerprint)},
-            inputFacets=input_facets)  # type: ignore[arg-type]
+        return InputDataset(namespace=namespace, name=name, facets=_file_facets(kind, fingerprint),
+                            inputFacets=_input_rows(rows))
 
     def file_output(self, where: str, kind: str, fingerprint: str | None, rows: int) -> OutputDataset:
         namespace, name = dataset_name(where)  # a path as the command was given it (or the store's table)
-        return OutputDataset(namespace=namespace, name=name, facets={
-            "datasetType": dataset_type_dataset.DatasetTypeDatasetFacet(datasetType="FILE"),
-            "lockstep": LockstepDatasetFacet(kind=kind, fingerprint=fingerprint)},
-            outputFacets=_output_rows(rows))
+        return OutputDataset(namespace=namespace, name=name, facets=_file_facets(kind, fingerprint),
+                             outputFacets=_output_rows(rows))
 
 
 def dataset_name(location: Any) -> tuple[str, str]:
@@ -389,10 +374,26 @@ def _table_facets(version: int | None, kind: str, fingerprint: str | None,
     return facets
 
 
+def _file_facets(kind: str, fingerprint: str | None) -> dict[str, DatasetFacet]:
+    return {"datasetType": dataset_type_dataset.DatasetTypeDatasetFacet(datasetType="FILE"),
+            "lockstep": LockstepDatasetFacet(kind=kind, fingerprint=fingerprint)}
+
+
+def _input_rows(rows: int | None) -> dict[str, Any]:
+    if rows is None:
+        return {}
+    return {"inputStatistics": input_statistics_input_dataset.InputStatisticsInputDatasetFacet(rowCount=rows)}
+
+
 def _output_rows(rows: int | None) -> dict[str, Any]:
     if rows is None:
         return {}
     return {"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)}
+
+
+def _code(info: VersionInfo | None) -> str | None:
+    """The fingerprint of the code a model version was trained with."""
+    return info.tags.get(f"{TAG}.code.fingerprint") if info is not None else None
 
 
 def _int(value: str | None) -> int | None:

@@ -42,25 +42,23 @@ class LineageSink:
 
     Attributes
     ----------
-    sent : int
-        Events delivered to every backend still in use.
     failed : dict
-        Backend (``file`` or ``url``) to the reason it was given up.
+        Backend (``file PATH`` or ``url URL``) to the reason it was given up.
     """
 
     def __init__(self, settings: LineageConfig, project_dir: Path) -> None:
         self.targets: dict[str, OpenLineageClient] = {}
         self.failed: dict[str, str] = {}
-        self.sent = 0
+        self.file: Path | None = None
         if settings.file is not None:
             path = Path(settings.file).expanduser()
-            path = path if path.is_absolute() else project_dir / path
-            self.targets[f"file {path}"] = _client(FileTransport(FileConfig(log_file_path=str(path), append=True)))
+            self.file = path if path.is_absolute() else project_dir / path
+            self.targets[f"file {self.file}"] = _client(FileTransport(FileConfig(log_file_path=str(self.file),
+                                                                                 append=True)))
         if settings.url is not None:
             config = HttpConfig(url=settings.url, endpoint=settings.endpoint, timeout=float(settings.timeout),
                                 retry=dict(_NO_RETRY))
             self.targets[f"url {settings.url}"] = _client(HttpTransport(config))
-        self.timeout = float(settings.timeout)
 
     def emit(self, event: Any) -> None:
         """Send one event to every backend that has not failed; a failure is a warning, never an error."""
@@ -69,8 +67,8 @@ class LineageSink:
                 continue
             began = time.perf_counter()
             try:
-                if name.startswith("file "):
-                    Path(name[5:]).parent.mkdir(parents=True, exist_ok=True)
+                if self.file is not None and name.startswith("file "):
+                    self.file.parent.mkdir(parents=True, exist_ok=True)
                 client.emit(event)
             except Exception as exc:  # noqa: BLE001 - any failure of a lineage backend is only reported
                 reason = _reason(exc)
@@ -78,12 +76,6 @@ class LineageSink:
                 log.warning("lineage: could not send the %s event of %s to the %s (%s, after %.1f s); the step "
                             "goes on without it, and this command sends no more events there",
                             _event_type(event), event.job.name, name, reason, time.perf_counter() - began)
-            else:
-                self.sent += 1
-
-    def close(self) -> None:
-        for client in self.targets.values():
-            client.close(self.timeout)
 
 
 def _client(transport: Transport) -> OpenLineageClient:

@@ -64,13 +64,11 @@ def skops_io() -> ModuleType:
 def cache_file() -> Path | None:
     """The cache file for the installed scikit-learn and skops (None when they cannot be located)."""
     try:
-        sklearn_dir = Path(importlib.import_module("sklearn").__file__ or "").parent
-        skops = importlib.import_module("skops")
+        sklearn, skops = importlib.import_module("sklearn"), importlib.import_module("skops")
     except ImportError:
         return None
-    sklearn = sys.modules["sklearn"]
-    key = json.dumps([sklearn.__version__, str(sklearn_dir), skops.__version__, str(Path(skops.__file__ or "").parent),
-                      sys.version])
+    key = json.dumps([sklearn.__version__, str(Path(sklearn.__file__ or "").parent), skops.__version__,
+                      str(Path(skops.__file__ or "").parent), sys.version])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return _cache_dir() / f"skops-sklearn-estimators-{digest}.json"
 
