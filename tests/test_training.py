@@ -213,6 +213,45 @@ def test_the_run_reports_a_thread_dependent_estimator_truthfully(tmp_path: Path)
         assert registry._artifact_path(result.version.run_id, artifact).stat().st_size > 0
 
 
+KNN_MODEL = """
+
+def knn_model():
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    preprocess = ColumnTransformer([("numeric", StandardScaler(), NUMBERS),
+                                    ("text", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL + CODES)])
+    return Pipeline([("preprocess", preprocess), ("estimator", KNeighborsRegressor(15, weights="distance"))])
+"""
+
+
+def test_a_model_whose_predictions_depend_on_the_thread_count_is_registered_and_parity_says_so(
+        tmp_path: Path) -> None:
+    """k nearest neighbours by distance on wages (CPS 1985): its predictions at one BLAS thread (the training's)
+    and at the machine's count can pick other neighbours. The end-to-end check compares like with like and
+    registers it; parity then names the training run's stored outputs as the path that differs."""
+    from .conftest import lockstep_here
+    from .corpus import INIT_CORPUS
+
+    csv = INIT_CORPUS["cps1985"].write_csv(tmp_path / "cps.csv")
+    folder = tmp_path / "wages"
+    made = lockstep_here("init", str(csv), "--target", "wage", "--id", "row_id", "--project", str(folder))
+    assert made.returncode == 0, made.stderr
+    (folder / "pipeline.py").write_text((folder / "pipeline.py").read_text() + KNN_MODEL)
+    config = folder / "lockstep.toml"
+    config.write_text(config.read_text().replace('model = "pipeline:model"', 'model = "pipeline:knn_model"'))
+    project = Project(folder)
+    project.ingest()
+    project.build_features()
+    result = project.train()  # refused before: "does not reproduce, on raw rows, the predictions evaluated"
+    assert result.version.tags["lockstep.model.ref"] == "pipeline:knn_model"
+    project.promote()
+    report = project.parity(http=False)
+    paths = {p.name: p.status for p in report.paths}
+    assert paths["registry"] == paths["predict"] == "PASS"
+    assert report.identical == (paths["training-run"] == "PASS")  # the only path that may differ is named
+
+
 def test_promotion_gates(project: Project) -> None:
     first = project.train()
     promoted = project.promote()
