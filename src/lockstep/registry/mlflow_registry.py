@@ -47,7 +47,7 @@ from lockstep.core.errors import (
     UserError,
 )
 from lockstep.core.fingerprint import fingerprint_bytes
-from lockstep.core.lazy import lazy_module
+from lockstep.core.lazy import lazy_module, loaded
 from lockstep.core.schema import ModelSchema
 from lockstep.core.sections import SERVER_SCHEMES, uri_scheme
 from lockstep.registry.loading import SKOPS_FILE, file_digest, load_checked, stored_code
@@ -65,13 +65,17 @@ if TYPE_CHECKING:
     import mlflow
     import mlflow.artifacts as mlflow_artifacts
     import mlflow.models as mlflow_models
+    import mlflow.models.utils as mlflow_model_utils
     import mlflow.sklearn as mlflow_sklearn
     import mlflow.types.schema as mlflow_schema
+    import mlflow.utils.environment as mlflow_environment
     import sqlalchemy
     import sqlalchemy.pool as sqlalchemy_pool
 else:  # MLflow takes a second to import and open: reads of the embedded registry do without it (sqlite_index)
     mlflow = lazy_module("mlflow")
     mlflow_artifacts = lazy_module("mlflow.artifacts")
+    mlflow_environment = lazy_module("mlflow.utils.environment")
+    mlflow_model_utils = lazy_module("mlflow.models.utils")
     mlflow_sklearn = lazy_module("mlflow.sklearn")
     mlflow_schema = lazy_module("mlflow.types.schema")
     mlflow_models = lazy_module("mlflow.models")
@@ -81,6 +85,8 @@ else:  # MLflow takes a second to import and open: reads of the embedded registr
 __all__ = ["Registry"]
 
 _ARTIFACTS_DIR = "/mlartifacts/"
+#: MLflow's checks in ``log_model`` that only warn (:func:`_without_discarded_checks`).
+_DISCARDED_CHECKS = ("warn_dependency_requirement_mismatches", "_validate_serving_input")
 #: Store folders whose registry was checked for a move in this process.
 _RELOCATED: set[str] = set()
 #: Shared registries reached once in this process.
@@ -314,7 +320,7 @@ class Registry:
                 mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if _finite(v)})
                 mlflow.set_tags(record.tags)
                 _log_artifacts(mlflow, record)
-                with _quiet():
+                with _quiet(), _without_discarded_checks():
                     info = mlflow_sklearn.log_model(
                         record.model,
                         name="model",
@@ -710,6 +716,33 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
+
+
+@contextmanager
+def _without_discarded_checks() -> Iterator[None]:
+    """``log_model`` without two of MLflow's checks whose only outcome is a warning, which :func:`_quiet` drops.
+
+    One checks that the installed packages satisfy the requirements given: it lists every file of every installed
+    distribution (0.3 s), and lockstep's requirements are the installed versions, read from the same metadata. The
+    other loads the saved model back to predict its input example; lockstep has checked the registered pipeline end
+    to end on raw rows, and every load checks the model file against its digest. An MLflow without these functions
+    is left as it is.
+    """
+    saved = []
+    for module in (loaded(mlflow_environment), loaded(mlflow_model_utils)):
+        for name in _DISCARDED_CHECKS:
+            if hasattr(module, name):
+                saved.append((module, name, getattr(module, name)))
+                setattr(module, name, _no_check)
+    try:
+        yield
+    finally:
+        for module, name, check in saved:
+            setattr(module, name, check)
+
+
+def _no_check(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def _log_artifacts(mlflow: Any, record: TrainingRecord) -> None:
