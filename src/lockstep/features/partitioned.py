@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -99,15 +100,23 @@ def feature_partition(config: Config, snapshots: SnapshotTable, table: FeatureTa
         frame, features = transform_raw(config, raw, factory, ref)
         ids = raw.column(snapshot.id_column).to_numpy(zero_copy_only=False)
         rows = sample_rows(frame, check_rows)
-        parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
         output, _, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
+        # The data file is written by a thread while the stateless check runs here: Arrow writes without the GIL,
+        # so the two overlap. A failed check waits for the write, and the caller removes the file.
+        with ThreadPoolExecutor(1, thread_name_prefix="lockstep-write") as writer:
+            written = writer.submit(table.write_part, output, name)
+            try:
+                parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
+            finally:
+                wait([written])
+            part = written.result()
     except PipelineError as exc:  # positions in a message are the partition's: say which rows they are
         exc.message = f"{exc.message} ({where}; positions counted from the first of them)"
         raise
     missing = frozenset(c for c in output.column_names if output.num_rows and output.column(c).null_count
                         == output.num_rows)
     counts = tuple(int((codes == i).sum()) for i in range(len(SPLIT_VALUES)))
-    return _Done(table.write_part(output, name), output.schema, missing, counts, parity.rows_checked)
+    return _Done(part, output.schema, missing, counts, parity.rows_checked)
 
 
 def _feature_task(item: tuple[Partition, int, str], config: Config, snapshots: SnapshotTable, table: FeatureTable,

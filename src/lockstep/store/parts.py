@@ -184,7 +184,8 @@ def read_part(path: StorePath, part: PartFile) -> pa.Table:
 
 def discard_parts(path: StorePath, names: list[str]) -> None:
     """Remove data files that no version holds (a failed or abandoned write); missing ones are fine. A local
-    folder left empty (the table did not exist before) goes too."""
+    folder left empty (the table did not exist before) goes too, and so does the folder of its kind
+    (``features/``) when this was its first table."""
     filesystem = _delta._filesystem(path)
     for name in names:
         try:
@@ -195,6 +196,7 @@ def discard_parts(path: StorePath, names: list[str]) -> None:
     if not isinstance(path, RemotePath):
         with contextlib.suppress(OSError):
             path.rmdir()  # only when empty
+            path.parent.rmdir()
 
 
 def commit_parts(path: StorePath, parts: list[PartFile], schema: pa.Schema, metadata: dict[str, Any], *,
