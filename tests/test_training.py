@@ -233,9 +233,9 @@ def knn_model():
 
 
 def test_a_model_whose_predictions_depend_on_the_thread_count_is_registered(tmp_path: Path) -> None:
-    """k nearest neighbours by distance on wages (CPS 1985): its predictions at one BLAS thread (the training's)
-    and at the machine's count can pick other neighbours. The end-to-end check compares like with like, so the
-    model is registered (it was refused, blaming the feature dtypes), and it is rebuilt bit for bit."""
+    """k nearest neighbours by distance on wages (CPS 1985): its predictions at one OpenMP thread (the training's)
+    and at the machine's count can pick other neighbours. Every path now predicts on one thread, so the model is
+    registered (it was refused, blaming the feature dtypes), rebuilt bit for bit, and every path agrees."""
     from .conftest import lockstep_here
     from .corpus import INIT_CORPUS
 
@@ -251,8 +251,11 @@ def test_a_model_whose_predictions_depend_on_the_thread_count_is_registered(tmp_
     project.build_features()
     result = project.train()  # refused before: "does not reproduce, on raw rows, the predictions evaluated"
     assert result.version.tags["lockstep.model.ref"] == "pipeline:knn_model"
-    verified = project.verify(f"{result.version.name}/{result.version.version}")
+    ref = f"{result.version.name}/{result.version.version}"
+    verified = project.verify(ref)
     assert verified.reproduced, verified.cause
+    report = project.parity(ref)  # every path predicts on one BLAS and one OpenMP thread: all agree
+    assert report.identical and all(p.status == "PASS" for p in report.paths if p.name != "onnx"), report.paths
 
 
 def test_promotion_gates(project: Project) -> None:

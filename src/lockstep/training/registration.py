@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
 
 from lockstep._version import __version__
 from lockstep.core.environment import git_state
@@ -154,8 +153,7 @@ def _registered_pipeline(config: Config, store: Store, feature: FeatureInfo, fra
     raw_X = raw_frame(raw, config.data.columns, config.feature_inputs)
     feature_factory = load_object(config.features.pipeline, config.project_dir) if config.features.pipeline else None
     full = assemble_pipeline(feature_factory, config.features.pipeline, raw_X[masks["train"]], primary.model)
-    with threadpool_limits(limits=config.training.threads):  # the threads the evaluated outputs were computed with
-        _check_end_to_end(full, raw_X[masks["test"]], primary.outputs["test"], config.data.task)
+    _check_end_to_end(full, raw_X[masks["test"]], primary.outputs["test"], config.data.task)
     return full, raw, raw_X
 
 
