@@ -214,3 +214,39 @@ def test_outputs_do_not_depend_on_the_openmp_threads() -> None:
     with threadpool_limits(2):
         two, _ = prediction.model_outputs(model, test, "regression")
     assert _bits(one) == _bits(two)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_histogram_boosting_keeps_its_cores_in_row_blocks_with_the_bits_of_one_call(monkeypatch, task) -> None:
+    """Held to one OpenMP thread, histogram gradient boosting would predict a large input on one core; its rows
+    are predicted on their own, so lockstep splits them into as many blocks as the process allows threads, and the
+    outputs are those of one call on one thread (a categorical feature and missing values included)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
+
+    from lockstep.core import prediction
+
+    rng = np.random.default_rng(0)
+    n = 60_000
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+                      "c": pd.Categorical(rng.choice(["x", "y", "z"], size=n))})
+    target = X["a"] + (X["c"] == "x") + rng.normal(size=n)
+    if task == "classification":
+        model = HistGradientBoostingClassifier(max_iter=30, categorical_features="from_dtype", random_state=0)
+        model.fit(X, np.where(target > 0.5, "yes", "no"))
+    else:
+        model = HistGradientBoostingRegressor(max_iter=30, categorical_features="from_dtype", random_state=0)
+        model.fit(X, target)
+    with threadpool_limits(1):
+        labels = model.predict(X)
+        proba = model.predict_proba(X) if task == "classification" else None
+    blocks = []
+    split = prediction._row_block_outputs
+    monkeypatch.setattr(prediction, "_row_block_outputs", lambda *a: blocks.append(a[-1]) or split(*a))
+    with threadpool_limits(2):
+        got_labels, got_proba = model_outputs(model, X, task)
+    assert blocks == [2]
+    if task == "classification":
+        assert list(got_labels) == list(labels) and _bits(got_proba) == _bits(proba)
+    else:
+        assert _bits(got_labels) == _bits(labels) and got_proba is None
