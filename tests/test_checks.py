@@ -343,11 +343,13 @@ def test_docker_context_pins_the_recorded_environment_and_serves(trained: Projec
         model = json.loads(urllib.request.urlopen(url + "/model", timeout=10).read())
         assert model["fingerprint"] == info.fingerprint and model["version"] == info.version
         golden = pq.read_table(trained.registry._artifact_path(info.run_id, "golden/inputs.parquet"))
-        records = golden.select(model["inputs"]).slice(0, 10).to_pylist()
+        # the golden sample's own batch: a row's last bit can depend on the rows it is predicted with (on this
+        # machine's CPU, row 10 of a batch of 10 differed from the same row in the batch of 100)
+        records = golden.select(model["inputs"]).to_pylist()
         request = urllib.request.Request(url + "/predict", data=json.dumps(records).encode(),
                                          headers={"content-type": "application/json"})
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
-        expected = pq.read_table(trained.registry._artifact_path(info.run_id, "golden/outputs.parquet")).slice(0, 10)
+        expected = pq.read_table(trained.registry._artifact_path(info.run_id, "golden/outputs.parquet"))
         assert answer["predictions"] == expected.column("prediction").to_pylist()
         assert [p["Yes"] for p in answer["probabilities"]] == expected.column("proba_Yes").to_pylist()
     finally:
