@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -178,11 +178,10 @@ ROW_BLOCK_MIN = 20_000
 
 def _forest_threads(estimator: Any, rows: int) -> int:
     """How many row blocks to predict a forest in at once: its effective ``n_jobs``, for large inputs."""
-    if not isinstance(estimator, _forests()) or rows < ROW_BLOCK_MIN or getattr(estimator, "n_outputs_", 1) != 1:
+    if not isinstance(estimator, _forests()) or getattr(estimator, "n_outputs_", 1) != 1:
         return 1
     n_jobs = getattr(estimator, "n_jobs", None) or 1  # effective_n_jobs answers 1 under the sequential backend
-    wanted = n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs)
-    return max(1, min(wanted, rows // (ROW_BLOCK_MIN // 2)))
+    return _block_threads(rows, n_jobs if n_jobs > 0 else max(1, joblib.cpu_count() + 1 + n_jobs))
 
 
 def _openmp_threads() -> int:
@@ -191,30 +190,28 @@ def _openmp_threads() -> int:
 
 
 def _block_threads(rows: int, threads: int) -> int:
-    """How many row blocks to predict at once: ``threads``, for large inputs."""
+    """How many row blocks to predict at once: up to ``threads``, for large inputs."""
     return 1 if rows < ROW_BLOCK_MIN else max(1, min(threads, rows // (ROW_BLOCK_MIN // 2)))
 
 
-def _rows(X: Any, start: int, stop: int) -> Any:
-    return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
+def _in_blocks(work: Callable[[Any], Any], X: Any, threads: int) -> list[Any]:
+    """``work`` on ``threads`` consecutive blocks of the rows of ``X`` at once (in threads when more than one), each
+    under :func:`serial_prediction`; the results in row order."""
+    def block(bounds: tuple[int, int]) -> Any:
+        with serial_prediction():  # each thread sets the backend for itself
+            return work(X.iloc[bounds[0]:bounds[1]] if hasattr(X, "iloc") else X[bounds[0]:bounds[1]])
+
+    edges = np.linspace(0, X.shape[0], threads + 1).astype(int)
+    if threads == 1:
+        return [block((0, X.shape[0]))]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(block, zip(edges[:-1], edges[1:])))
 
 
 def _forest_outputs(estimator: Any, X: Any, task: str, threads: int) -> tuple[Any, Any]:
     """A forest's outputs, rows in ``threads`` blocks at once, each block's trees summed in tree order."""
-    method = estimator.predict_proba if task == "classification" else estimator.predict
-
-    def block(bounds: tuple[int, int]) -> Any:
-        with serial_prediction():  # each thread sets the backend for itself
-            return method(_rows(X, *bounds))
-
-    n = X.shape[0]
-    edges = np.linspace(0, n, threads + 1).astype(int)
-    if threads > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(block, zip(edges[:-1], edges[1:])))
-    else:
-        parts = [block((0, n))]
-    values = np.concatenate(parts)
+    values = np.concatenate(_in_blocks(estimator.predict_proba if task == "classification" else estimator.predict,
+                                       X, threads))
     if task != "classification":
         return values, None
     return estimator.classes_.take(np.argmax(values, axis=1), axis=0), values
@@ -223,16 +220,12 @@ def _forest_outputs(estimator: Any, X: Any, task: str, threads: int) -> tuple[An
 def _row_block_outputs(estimator: Any, X: Any, task: str, threads: int) -> tuple[Any, Any]:
     """``predict`` and ``predict_proba`` on ``threads`` blocks of rows at once: the outputs of one call each, since
     every row is predicted on its own."""
-    def block(bounds: tuple[int, int]) -> tuple[Any, Any]:
-        with serial_prediction():  # each thread sets the backend for itself
-            rows = _rows(X, *bounds)
-            proba = estimator.predict_proba(rows) if task == "classification" and hasattr(
-                estimator, "predict_proba") else None
-            return estimator.predict(rows), proba
+    def both(rows: Any) -> tuple[Any, Any]:
+        proba = estimator.predict_proba(rows) if task == "classification" and hasattr(
+            estimator, "predict_proba") else None
+        return estimator.predict(rows), proba
 
-    edges = np.linspace(0, X.shape[0], threads + 1).astype(int)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(block, zip(edges[:-1], edges[1:])))
+    parts = _in_blocks(both, X, threads)
     labels = np.concatenate([labels for labels, _ in parts])
     return labels, None if parts[0][1] is None else np.concatenate([proba for _, proba in parts])
 
@@ -261,12 +254,13 @@ def model_outputs(model: Any, X: Any, task: str) -> tuple[Any, Any]:
         Class probabilities in the order of ``classes_``; None for a
         regressor and for a classifier without ``predict_proba``.
     """
-    openmp = _openmp_threads()  # what the process allows, before serial_prediction holds it to one
+    # what the process allows a row-wise estimator, read before serial_prediction holds OpenMP to one
+    openmp = _openmp_threads() if isinstance(final_estimator(model), _row_wise()) else 1
     with serial_prediction():
         estimator, features = _transform_steps(model, X)
         if isinstance(estimator, _forests()) and getattr(estimator, "n_outputs_", 1) == 1:
             return _forest_outputs(estimator, features, task, _forest_threads(estimator, features.shape[0]))
-        threads = _block_threads(features.shape[0], openmp) if isinstance(estimator, _row_wise()) else 1
+        threads = _block_threads(features.shape[0], openmp)
         if threads > 1:
             return _row_block_outputs(estimator, features, task, threads)
         labels = estimator.predict(features)

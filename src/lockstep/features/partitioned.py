@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -102,14 +102,12 @@ def feature_partition(config: Config, snapshots: SnapshotTable, table: FeatureTa
         rows = sample_rows(frame, check_rows)
         output, _, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
         # The data file is written by a thread while the stateless check runs here: Arrow writes without the GIL,
-        # so the two overlap. A failed check waits for the write, and the caller removes the file.
+        # so the two overlap. Leaving the block waits for the write, also when the check fails; the caller then
+        # removes the file.
         with ThreadPoolExecutor(1, thread_name_prefix="lockstep-write") as writer:
             written = writer.submit(table.write_part, output, name)
-            try:
-                parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
-            finally:
-                wait([written])
-            part = written.result()
+            parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
+        part = written.result()
     except PipelineError as exc:  # positions in a message are the partition's: say which rows they are
         exc.message = f"{exc.message} ({where}; positions counted from the first of them)"
         raise

@@ -85,8 +85,10 @@ else:  # MLflow takes a second to import and open: reads of the embedded registr
 __all__ = ["Registry"]
 
 _ARTIFACTS_DIR = "/mlartifacts/"
-#: MLflow's checks in ``log_model`` that only warn (:func:`_without_discarded_checks`).
-_DISCARDED_CHECKS = ("warn_dependency_requirement_mismatches", "_validate_serving_input")
+#: MLflow's checks in ``log_model`` that only warn, and the modules they are looked up in when it runs
+#: (:func:`_without_discarded_checks`).
+_DISCARDED_CHECKS = ((mlflow_environment, "warn_dependency_requirement_mismatches"),
+                     (mlflow_model_utils, "_validate_serving_input"))
 #: Store folders whose registry was checked for a move in this process.
 _RELOCATED: set[str] = set()
 #: Shared registries reached once in this process.
@@ -729,11 +731,11 @@ def _without_discarded_checks() -> Iterator[None]:
     is left as it is.
     """
     saved = []
-    for module in (loaded(mlflow_environment), loaded(mlflow_model_utils)):
-        for name in _DISCARDED_CHECKS:
-            if hasattr(module, name):
-                saved.append((module, name, getattr(module, name)))
-                setattr(module, name, _no_check)
+    for lazy, name in _DISCARDED_CHECKS:
+        module = loaded(lazy)  # the module itself: an attribute set on the stand-in would stay there
+        if hasattr(module, name):
+            saved.append((module, name, getattr(module, name)))
+            setattr(module, name, _no_check)
     try:
         yield
     finally:

@@ -58,34 +58,22 @@ def skops_io() -> ModuleType:
         return sys.modules["skops.io"]
     path = cache_file()
     cached = _read(path) if path is not None else None
-    if cached is None:
-        return _import_and_keep(path)
     utils: Any = importlib.import_module("sklearn.utils")
     walk: Callable[..., Any] = utils.all_estimators
-    utils.all_estimators = lambda *args, **kwargs: [(n.rpartition(".")[2], _named(n)) for n in cached["sklearn"]]
-    finder = _PublicNames(cached["public"])
+    if cached is not None:
+        utils.all_estimators = lambda *args, **kwargs: [(n.rpartition(".")[2], _named(n)) for n in cached["sklearn"]]
+    finder = _PublicNames(cached["public"] if cached is not None else {})
     sys.meta_path.insert(0, finder)
     try:
         module = importlib.import_module("skops.io")
     finally:
         utils.all_estimators = walk
         finder.remove()
-    if finder.computed and path is not None:  # skops asked for a list the file lacks: keep it too
-        _write(path, {"sklearn": cached["sklearn"], "public": {**cached["public"], **finder.computed}})
-    return module
-
-
-def _import_and_keep(path: Path | None) -> ModuleType:
-    """skops imported as usual (its walks), and the lists it built written to ``path``."""
-    finder = _PublicNames({})
-    sys.meta_path.insert(0, finder)
-    try:
-        module = importlib.import_module("skops.io")
-    finally:
-        finder.remove()
-    if path is not None:
-        estimators = list(importlib.import_module("skops.io._trusted_types").SKLEARN_ESTIMATOR_TYPE_NAMES)
-        _write(path, {"sklearn": estimators, "public": finder.computed})
+    if path is not None and (cached is None or finder.computed):  # what skops had to build: kept for next time
+        estimators = (cached["sklearn"] if cached is not None
+                      else list(importlib.import_module("skops.io._trusted_types").SKLEARN_ESTIMATOR_TYPE_NAMES))
+        public = {**(cached["public"] if cached is not None else {}), **finder.computed}
+        _write(path, {"sklearn": estimators, "public": public})
     return module
 
 
