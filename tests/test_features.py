@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from lockstep.cli import app
 from lockstep.core.errors import CodeError, LeakageError, NotFoundError, PipelineError
 from lockstep.core.fingerprint import fingerprint_table
 from lockstep.core.frames import feature_frame, raw_frame
+from lockstep.core.usercode import load_object
 
 from .conftest import read_rows, write_rows
 
@@ -87,6 +90,24 @@ def test_editing_a_helper_invalidates_the_cache(project: Project) -> None:
     diff = Project(project.path).diff_features(0, 1)
     assert diff["lineage"]["code_changed"] and diff["lineage"]["code_files_changed"] == ["pipeline.py"]
     assert diff["identical"]
+
+
+def test_a_module_edited_within_the_second_at_the_same_size_runs_its_new_code(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python trusts a ``.pyc`` whose source has the same size and whole-second mtime: the project's modules are
+    compiled from their source instead, so the code that runs is the code that was fingerprinted."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as on a user's machine
+    package = tmp_path / "helpers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "values.py").write_text("VALUE = 1\n")
+    (tmp_path / "code.py").write_text("from helpers.values import VALUE\n\ndef get():\n    return VALUE\n")
+    assert load_object("code:get", tmp_path)() == 1
+    stat = (package / "values.py").stat()
+    (package / "values.py").write_text("VALUE = 2\n")
+    os.utime(package / "values.py", ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same second, the same size
+    assert load_object("code:get", tmp_path)() == 2
+    assert not list(tmp_path.rglob("*.pyc"))
 
 
 def test_a_local_helper_module_is_part_of_the_code_fingerprint(telco_project: Path) -> None:

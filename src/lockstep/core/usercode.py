@@ -15,7 +15,11 @@ project folder, or whose source changed on disk since it was imported, is
 forgotten and imported again, so that two projects with a ``pipeline.py`` in
 one process never see each other's code. A module already imported from
 this project with the same source is reused, so that classes keep their
-identity within one operation.
+identity within one operation. The project's modules are compiled from their
+source at each import, never from ``__pycache__``: Python trusts a cached
+``.pyc`` whose source has the same size and the same whole-second mtime, so a
+file edited within a second of its last import would otherwise run its old
+code under its new fingerprint.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib
+import importlib.machinery
+import importlib.util
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -245,6 +251,39 @@ def _forget(project_dir: Path, module_name: str) -> None:
         sys.modules.pop(name, None)
 
 
+class _SourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles a module from its source file at every import: no ``.pyc`` is read or written."""
+
+    def get_code(self, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
+class _ProjectSource:
+    """A meta path finder for the imports made while a project's code loads: its modules come from source.
+
+    Anything else (builtins, installed packages, modules of other folders) is
+    left to the finders after it, as are the project's modules that are not
+    plain source files.
+    """
+
+    def __init__(self, project_dir: Path) -> None:
+        self.project_dir = project_dir
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name in sys.builtin_module_names or importlib.machinery.FrozenImporter.find_spec(name) is not None:
+            return None
+        entries = [str(self.project_dir)] if path is None else [p for p in path if self._inside(p)]
+        spec = importlib.machinery.PathFinder.find_spec(name, entries) if entries else None
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader) or not spec.origin:
+            return None
+        return importlib.util.spec_from_file_location(name, spec.origin, loader=_SourceLoader(name, spec.origin),
+                                                      submodule_search_locations=spec.submodule_search_locations)
+
+    def _inside(self, entry: str) -> bool:
+        return Path(entry).resolve().is_relative_to(self.project_dir)
+
+
 def load_object(ref: str, project_dir: Path) -> Any:
     """Import ``module`` fresh from ``project_dir`` and return its attribute ``callable``.
 
@@ -262,7 +301,9 @@ def load_object(ref: str, project_dir: Path) -> Any:
         return _attribute(sys.modules[module_name], module_name, attr, ref)
     _forget(project_dir, module_name)
     before = set(sys.modules)
+    finder = _ProjectSource(project_dir)
     sys.path.insert(0, str(project_dir))
+    sys.meta_path.insert(0, finder)
     try:
         module = importlib.import_module(module_name)
     except CodeError:
@@ -275,6 +316,7 @@ def load_object(ref: str, project_dir: Path) -> Any:
                         hint="run `python -c 'import " + module_name + "'` in the project folder to see the "
                         "traceback") from exc
     finally:
+        sys.meta_path.remove(finder)
         sys.path.remove(str(project_dir))
         for name in set(sys.modules) - before:
             file = getattr(sys.modules.get(name), "__file__", None)
