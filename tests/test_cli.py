@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lockstep.cli import app
+from lockstep.cli import app, app_for
 
 from .conftest import TELCO_CSV, read_rows, write_rows
 
@@ -174,6 +174,32 @@ def test_help_is_fast_and_imports_no_heavy_library(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
     assert "ingest" in result.stdout
+
+
+def _every_command_line() -> list[list[str]]:
+    """Each command and group of the app, and each command of each group."""
+    lines = [[info.name] for info in app.registered_commands]
+    for group in app.registered_groups:
+        lines.append([group.name])
+        lines += [[group.name, info.name] for info in group.typer_instance.registered_commands]
+    return lines
+
+
+@pytest.mark.parametrize("suffix", [["--help"], ["--no-such-option"]], ids=["help", "usage-error"])
+def test_a_command_runs_in_an_app_of_its_own_with_the_same_help_and_errors(suffix: list[str]) -> None:
+    """``main`` builds only the command it runs (typer converts every command's signature before parsing); the help,
+    usage lines and usage errors are those of the whole app, and anything that names no command gets the whole app."""
+    lines = _every_command_line()
+    assert len(lines) > 30
+    for line in lines:
+        args = [*line, *suffix]
+        one = app_for(args)
+        assert one is not app and len(one.registered_commands) + len(one.registered_groups) == 1, line
+        alone, whole = CliRunner().invoke(one, args), CliRunner().invoke(app, args)
+        assert (alone.exit_code, alone.stdout, alone.stderr) == (whole.exit_code, whole.stdout, whole.stderr), line
+        assert alone.exit_code == (0 if suffix == ["--help"] else 2), line
+    for args in ([], ["--help"], ["--version", "ingest"], ["-h", "ingest"], ["ingets"]):
+        assert app_for(args) is app
 
 
 def test_console_script_runs(tmp_path: Path) -> None:

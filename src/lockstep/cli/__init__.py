@@ -9,12 +9,16 @@ shows the traceback).
 
 from __future__ import annotations
 
+import copy
+import sys
+from collections.abc import Sequence
+
 import typer
 
 from lockstep._version import __version__
 from lockstep.cli import _data, _features, _init, _monitor, _repro, _run, _serve, _store, _train
 
-__all__ = ["app", "main"]
+__all__ = ["app", "app_for", "main"]
 
 app = typer.Typer(
     name="lockstep",
@@ -53,6 +57,35 @@ _monitor.register(app)
 _store.register(app)
 
 
+def app_for(args: Sequence[str]) -> typer.Typer:
+    """The app to run ``args`` with: the root and the one command ``args`` names first, or the whole app.
+
+    Typer turns the signature of every command into click parameters before it
+    parses anything (about 40 ms for lockstep's commands), and a command needs
+    only its own. The root's callback and options stay, so usage lines, help
+    and errors are the same; no command, a root option first or a name that is
+    no command get the whole app, and with it the list of commands.
+
+    Parameters
+    ----------
+    args : sequence of str
+        The command line without the program's name.
+
+    Returns
+    -------
+    typer.Typer
+    """
+    name = args[0] if args else None
+    commands = [info for info in app.registered_commands if info.name == name]
+    groups = [info for info in app.registered_groups if info.name == name]
+    if not commands and not groups:
+        return app
+    one = copy.copy(app)
+    one.registered_commands, one.registered_groups = commands, groups
+    return one
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, 2 for user errors, 1 for internal errors."""
-    app(args=argv, prog_name="lockstep")
+    args = sys.argv[1:] if argv is None else argv
+    app_for(args)(args=args, prog_name="lockstep")
