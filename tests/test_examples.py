@@ -57,7 +57,8 @@ def test_a_second_run_skips_every_step(example) -> None:
 
 def test_a_run_with_nothing_to_do_imports_neither_the_model_code_nor_mlflow(example) -> None:
     """Deciding that every step is up to date reads fingerprints and the registry's database: no MLflow,
-    no scikit-learn, no skops and none of the project's modules are imported (``-X importtime`` lists them)."""
+    no scikit-learn, no skops, no table library (Arrow, NumPy, pandas) and none of the project's modules are
+    imported (``-X importtime`` lists them)."""
     folder, _ = example
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockstep", "run", "--project", str(folder),
                            "--json"], capture_output=True, text=True, timeout=300)
@@ -65,7 +66,7 @@ def test_a_run_with_nothing_to_do_imports_neither_the_model_code_nor_mlflow(exam
     assert {s["status"] for s in json.loads(done.stdout)["steps"]} == {"skipped"}
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert "lockstep.cli" in imported  # the listing is there
-    heavy = {"mlflow", "sklearn", "skops.io", "scipy", "pipeline"}
+    heavy = {"mlflow", "sklearn", "skops.io", "scipy", "pipeline", "pyarrow", "numpy", "pandas"}
     assert not imported & heavy, imported & heavy
 
 

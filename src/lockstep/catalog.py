@@ -12,20 +12,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
-
 from lockstep.core.config import Config, load_config
 from lockstep.core.lazy import lazy_module
 from lockstep.registry.refs import ModelRef, parse_model_ref
 from lockstep.store import FeatureInfo, FeatureTable, SnapshotInfo, Store
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
     import lockstep.data.diff as data_diff
     import lockstep.data.report as data_report
     import lockstep.docgen.openlineage as openlineage
     import lockstep.features.report as feature_report
     from lockstep.data.diff import TableDiff
 else:  # describing and comparing versions is for the commands that show them, not for a skip decision
+    pa = lazy_module("pyarrow")
     data_diff = lazy_module("lockstep.data.diff")
     data_report = lazy_module("lockstep.data.report")
     feature_report = lazy_module("lockstep.features.report")

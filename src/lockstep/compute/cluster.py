@@ -17,7 +17,6 @@ address within :data:`CONNECT_TIMEOUT` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import logging
@@ -36,10 +35,13 @@ from lockstep.core.lazy import lazy_module
 from lockstep.core.sections import ComputeConfig
 
 if TYPE_CHECKING:  # Dask's distributed, imported by the first session that uses it (a local one never does)
+    import asyncio
+
     import distributed
 
     from lockstep.compute import worker_setup
 else:
+    asyncio = lazy_module("asyncio")
     distributed = lazy_module("distributed")
     worker_setup = lazy_module("lockstep.compute.worker_setup")
 

@@ -85,15 +85,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import blake3
-import pyarrow as pa
 
 from lockstep.core.lazy import lazy_module
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
-else:  # a skip decision fingerprints files and JSON only: tables (and NumPy) are for the commands that do work
+else:  # a skip decision fingerprints files and JSON only: tables (Arrow, NumPy) are for the commands that do work
     np = lazy_module("numpy")
+    pa = lazy_module("pyarrow")
     pc = lazy_module("pyarrow.compute")
 
 __all__ = [

@@ -34,7 +34,9 @@ class _LazyModule(ModuleType):
         self.__dict__["_lockstep_target"] = name
 
     def __getattr__(self, attribute: str) -> Any:
-        module = importlib.import_module(self.__dict__["_lockstep_target"])
+        module = self.__dict__.get("_lockstep_module")
+        if module is None:  # the first use: the import, kept (a use in a loop then costs one getattr)
+            module = self.__dict__["_lockstep_module"] = importlib.import_module(self.__dict__["_lockstep_target"])
         return getattr(module, attribute)
 
     def __repr__(self) -> str:

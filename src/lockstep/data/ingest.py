@@ -23,23 +23,32 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from lockstep._version import __version__
 from lockstep.core.errors import SchemaFailure, SchemaValidationError, SourceError
 from lockstep.core.fingerprint import fingerprint_json, fingerprint_table
+from lockstep.core.lazy import lazy_module
 from lockstep.core.sections import DerivedId
-from lockstep.data.leakage import check_declared_features, check_shared_rows, duplicate_ids, shared_rows
-from lockstep.data.quarantine import set_aside
-from lockstep.data.rows import derive_row_ids
-from lockstep.data.schema import RowFailure, ValidationResult, validate_table
-from lockstep.data.splits import assign_splits
 from lockstep.store import QuarantineRecord, SnapshotInfo, hash_source_files, locate_source, read_source
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
     from lockstep.core.config import Config
+    from lockstep.data import leakage
+    from lockstep.data import quarantine as quarantine_rows
+    from lockstep.data import rows as row_ids
+    from lockstep.data import schema as schema_rules
+    from lockstep.data import splits as split_keys
     from lockstep.data.leakage import SharedRows
+    from lockstep.data.schema import RowFailure, ValidationResult
     from lockstep.store import SourceData, Store
+else:  # the checks (Arrow, pandas, pandera): imported when the data changed, not to find that it did not
+    pa = lazy_module("pyarrow")
+    leakage = lazy_module("lockstep.data.leakage")
+    quarantine_rows = lazy_module("lockstep.data.quarantine")
+    row_ids = lazy_module("lockstep.data.rows")
+    schema_rules = lazy_module("lockstep.data.schema")
+    split_keys = lazy_module("lockstep.data.splits")
 
 __all__ = ["IngestResult", "ingest"]
 
@@ -117,7 +126,7 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     """
     step = progress or (lambda _name: None)
     data = config.data
-    check_declared_features(config)
+    leakage.check_declared_features(config)
 
     location = locate_source(data, config.project_dir, override=source)
     files, inputs, cached = _source_inputs(config, store, location, quarantine, force, step)
@@ -130,12 +139,12 @@ def ingest(config: Config, store: Store, *, source: Path | None = None, quaranti
     table, records, quarantine_failures = _valid_rows(src, config, quarantine, step)
     if data.id is None:
         step("deriving row ids")
-        table = table.add_column(0, DerivedId, derive_row_ids(table))
+        table = table.add_column(0, DerivedId, row_ids.derive_row_ids(table))
 
     step("checking for leakage")
-    splits = assign_splits(table, data.id_column, config.split, config.feature_inputs)
-    shared = shared_rows(table, data.id_column, splits, config.feature_inputs)
-    check_shared_rows(shared, config.split.max_shared_fraction)
+    splits = split_keys.assign_splits(table, data.id_column, config.split, config.feature_inputs)
+    shared = leakage.shared_rows(table, data.id_column, splits, config.feature_inputs)
+    leakage.check_shared_rows(shared, config.split.max_shared_fraction)
 
     step("fingerprinting")
     fingerprint = fingerprint_table(table)
@@ -178,7 +187,7 @@ def _valid_rows(src: SourceData, config: Config, quarantine: bool, step: Progres
     if not quarantine:
         raise SchemaValidationError(src.description, result.failures(src.locate))
     step("setting failing rows aside")
-    table, records = set_aside(result, partial(_raw_rows, src), src.part_of, config.data.id)
+    table, records = quarantine_rows.set_aside(result, partial(_raw_rows, src), src.part_of, config.data.id)
     failures = result.failures(src.locate)
     if table.num_rows == 0:
         raise SchemaValidationError(src.description, failures,
@@ -247,27 +256,28 @@ def _validate(src: SourceData, config: Config) -> ValidationResult:
     column_failures: list[SchemaFailure] = []
     row_failures: list[RowFailure] = []
     for part in src.parts:
-        result = validate_table(part.table, data, source=part.name)
+        result = schema_rules.validate_table(part.table, data, source=part.name)
         column_failures += result.column_failures
         for f in result.row_failures:
             f.rows = [r + part.row_offset for r in f.rows]
             row_failures.append(f)
         typed_parts.append(result.table)
     if column_failures:
-        return ValidationResult(table=pa.table({}), column_failures=column_failures, row_failures=row_failures)
+        return schema_rules.ValidationResult(table=pa.table({}), column_failures=column_failures,
+                                             row_failures=row_failures)
     try:
         table = pa.concat_tables(typed_parts) if len(typed_parts) > 1 else typed_parts[0]
     except pa.ArrowInvalid as exc:
         raise SourceError(f"the files of {src.description} do not share one schema: {exc}",
                           hint="a datetime column may have a time zone in some files but not in others") from None
     if data.id is not None:
-        dupes = duplicate_ids(table.column(data.id))
+        dupes = leakage.duplicate_ids(table.column(data.id))
         if dupes:
             rows = sorted(r for positions in dupes.values() for r in positions)
             values = table.column(data.id).take(pa.array(rows)).to_pylist()
-            row_failures.append(RowFailure(column=data.id, rule=f"unique id ({len(dupes)} id(s) occur more than once)",
-                                           rows=rows, values=values))
-    return ValidationResult(table=table, row_failures=row_failures)
+            rule = f"unique id ({len(dupes)} id(s) occur more than once)"
+            row_failures.append(schema_rules.RowFailure(column=data.id, rule=rule, rows=rows, values=values))
+    return schema_rules.ValidationResult(table=table, row_failures=row_failures)
 
 
 def _raw_rows(src: SourceData, rows: list[int]) -> list[dict[str, Any]]:

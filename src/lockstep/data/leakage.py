@@ -16,15 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from lockstep.core.errors import LeakageError
-from lockstep.data.rows import row_hashes
+from lockstep.core.lazy import lazy_module
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from lockstep.core.config import Config
+    from lockstep.data import rows as row_keys
+else:  # the configuration's check needs none of them: an ingest that finds its inputs unchanged runs only that one
+    np = lazy_module("numpy")
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
+    row_keys = lazy_module("lockstep.data.rows")
 
 __all__ = ["SharedRows", "check_declared_features", "check_shared_rows", "duplicate_ids", "repeated_inputs",
            "shared_rows"]
@@ -101,7 +107,7 @@ def repeated_inputs(table: pa.Table, inputs: list[str]) -> tuple[int, int]:
     """Rows whose values in ``inputs`` repeat another row's, and the number of groups they form."""
     if not inputs:
         return 0, 0
-    _keys, counts = np.unique(row_hashes(table, list(inputs)), return_counts=True)
+    _keys, counts = np.unique(row_keys.row_hashes(table, list(inputs)), return_counts=True)
     return int(counts[counts > 1].sum()), int((counts > 1).sum())
 
 
@@ -111,7 +117,7 @@ def shared_rows(table: pa.Table, id_column: str, splits: np.ndarray, inputs: lis
     repeated, groups = repeated_inputs(table, inputs or [])
 
     columns = [c for c in table.column_names if c != id_column]
-    hashes = row_hashes(table, columns)
+    hashes = row_keys.row_hashes(table, columns)
     train = splits == "train"
     train_hashes = hashes[train]
     counts = {}

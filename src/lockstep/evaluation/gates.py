@@ -27,9 +27,10 @@ Every rule reports its numbers, passed or not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lockstep.evaluation.paired import PairedComparison
+if TYPE_CHECKING:  # pragma: no cover
+    from lockstep.evaluation.paired import PairedComparison
 
 __all__ = ["GateReport", "GateRule", "check_gates"]
 

@@ -5,25 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-
 from lockstep.core.errors import LockstepError, NotFoundError
-from lockstep.core.prediction import model_outputs
+from lockstep.core.lazy import lazy_module
 from lockstep.core.sections import task_metrics
 from lockstep.evaluation.gates import check_gates
-from lockstep.evaluation.metrics import Outputs
-from lockstep.evaluation.paired import paired_bootstrap
 from lockstep.registry.refs import ModelRef as Ref
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+    from lockstep.core import prediction
     from lockstep.core.config import Config
+    from lockstep.evaluation import metrics
+    from lockstep.evaluation import paired as bootstrap
     from lockstep.evaluation.gates import GateReport
     from lockstep.evaluation.paired import PairedComparison
     from lockstep.registry.mlflow_registry import Registry
     from lockstep.registry.refs import ModelRef
     from lockstep.registry.versions import VersionInfo
     from lockstep.store import Store
+else:  # the paired comparison's machinery: a promotion that finds the version already champion needs none of it
+    np = lazy_module("numpy")
+    pa = lazy_module("pyarrow")
+    prediction = lazy_module("lockstep.core.prediction")
+    metrics = lazy_module("lockstep.evaluation.metrics")
+    bootstrap = lazy_module("lockstep.evaluation.paired")
 
 __all__ = ["PromotionResult", "paired_on_test_rows", "promote"]
 
@@ -82,16 +89,16 @@ def paired_on_test_rows(config: Config, store: Store, registry: Registry, challe
         outputs = []
         for info in (challenger, champion):
             loaded = registry.load(Ref(info.name, version=info.version))
-            predicted, proba = model_outputs(loaded.model, loaded.schema.frame(raw), task)
+            predicted, proba = prediction.model_outputs(loaded.model, loaded.schema.frame(raw), task)
             classes = list(loaded.model.classes_) if task == "classification" else None
-            outputs.append(Outputs(y_true=y_true, y_pred=predicted, proba=proba, classes=classes))
+            outputs.append(metrics.Outputs(y_true=y_true, y_pred=predicted, proba=proba, classes=classes))
     except (LockstepError, KeyError, ValueError, TypeError) as exc:
         message = exc.message if isinstance(exc, LockstepError) else f"{type(exc).__name__}: {exc}"
         return None, f"the champion could not predict the challenger's test rows ({message})"
     if task == "classification" and outputs[0].classes != outputs[1].classes:
         return None, f"the two versions have different classes ({outputs[1].classes} and {outputs[0].classes})"
-    comparison = paired_bootstrap(task, config.primary_metric, outputs[0], outputs[1],
-                                  positive=config.train.positive_class if config.train else None)
+    comparison = bootstrap.paired_bootstrap(task, config.primary_metric, outputs[0], outputs[1],
+                                            positive=config.train.positive_class if config.train else None)
     return comparison, None
 
 

@@ -34,9 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from lockstep.core.config import Config
 from lockstep.core.errors import (
     FileSystemError,
@@ -69,6 +66,8 @@ if TYPE_CHECKING:
     import mlflow.sklearn as mlflow_sklearn
     import mlflow.types.schema as mlflow_schema
     import mlflow.utils.environment as mlflow_environment
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     import sqlalchemy
     import sqlalchemy.pool as sqlalchemy_pool
 else:  # MLflow takes a second to import and open: reads of the embedded registry do without it (sqlite_index)
@@ -78,6 +77,8 @@ else:  # MLflow takes a second to import and open: reads of the embedded registr
     mlflow_model_utils = lazy_module("mlflow.models.utils")
     mlflow_sklearn = lazy_module("mlflow.sklearn")
     mlflow_schema = lazy_module("mlflow.types.schema")
+    pa = lazy_module("pyarrow")
+    pq = lazy_module("pyarrow.parquet")
     mlflow_models = lazy_module("mlflow.models")
     sqlalchemy = lazy_module("sqlalchemy")
     sqlalchemy_pool = lazy_module("sqlalchemy.pool")

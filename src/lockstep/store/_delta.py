@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.fs as fs
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
@@ -30,8 +28,12 @@ from lockstep.core.lazy import lazy_module
 from lockstep.store.location import RemotePath, StorePath, service_error
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pyarrow.dataset as ds
+    import pyarrow.fs as fs
 else:  # Arrow's datasets (and pandas with them): imported by the first read that needs them
+    pa = lazy_module("pyarrow")
+    fs = lazy_module("pyarrow.fs")
     ds = lazy_module("pyarrow.dataset")
 
 __all__ = ["METADATA_KEY", "TABLE_CONFIGURATION", "commit_metadata", "dataset", "is_table", "open_table",

@@ -38,16 +38,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from lockstep.core.errors import FileSystemError, StoreError
 from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta
 from lockstep.store.audit_index import AuditIndex, SegmentCache
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pyarrow.dataset as ds
 else:  # Arrow's datasets (and pandas with them): imported by the first query of the log
+    pa = lazy_module("pyarrow")
     ds = lazy_module("pyarrow.dataset")
 
 __all__ = ["AUDIT_FIELDS", "AuditLog", "SegmentWriter", "audit_schema", "encode_record", "parse_segment", "record_row"]

@@ -23,15 +23,19 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from lockstep.core.errors import FileSystemError, ServiceError, UserError
+from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta, objects
 from lockstep.store.audit import AuditLog, audit_schema, encode_record, parse_segment, record_row
 from lockstep.store.location import RemotePath
 from lockstep.store.locks import remote_exclusive
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    pa = lazy_module("pyarrow")
 
 __all__ = ["ObjectSegmentWriter", "RemoteAuditLog"]
 

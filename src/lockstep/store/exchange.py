@@ -10,10 +10,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from lockstep.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    pa = lazy_module("pyarrow")
+    pq = lazy_module("pyarrow.parquet")
+
 
 __all__ = ["FileExchange", "file_exchange", "scratch_file"]
 

@@ -14,13 +14,18 @@ from __future__ import annotations
 import glob
 from dataclasses import dataclass
 from pathlib import Path
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from lockstep.core.errors import SourceError
+from lockstep.core.lazy import lazy_module
 from lockstep.store import parts
 from lockstep.store.location import StorePath
 from lockstep.store.parts import Partition
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    pa = lazy_module("pyarrow")
 
 __all__ = ["InputPiece", "PartitionedInput", "is_parquet_input", "parquet_input", "read_piece", "table_input"]
 

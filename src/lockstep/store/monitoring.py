@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
+from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta
 from lockstep.store.location import StorePath, as_store_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    pa = lazy_module("pyarrow")
 
 __all__ = ["MonitorLog"]
 

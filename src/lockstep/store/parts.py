@@ -24,19 +24,26 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.fs as fs
-import pyarrow.parquet as pq
 from deltalake import CommitProperties
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from lockstep.core.errors import FileSystemError, StoreError
+from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta
 from lockstep.store.location import RemotePath, StorePath
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.fs as fs
+    import pyarrow.parquet as pq
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    pa = lazy_module("pyarrow")
+    fs = lazy_module("pyarrow.fs")
+    pq = lazy_module("pyarrow.parquet")
 
 __all__ = ["Partition", "PartFile", "Segment", "commit_parts", "delta_schema", "discard_parts", "file_partitions",
            "partitions", "read_partition", "write_part"]

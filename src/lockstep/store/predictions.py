@@ -17,16 +17,22 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from lockstep.core.errors import UserError
+from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta, parts
 from lockstep.store.location import StorePath, as_store_path
 from lockstep.store.parts import PartFile
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    pa = lazy_module("pyarrow")
+    pacsv = lazy_module("pyarrow.csv")
+    pq = lazy_module("pyarrow.parquet")
 
 #: A table name: it becomes a folder of the store, so never a path.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

@@ -22,19 +22,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-
 from lockstep.core.errors import FileSystemError, SourceError
 from lockstep.core.fingerprint import fingerprint_file, fingerprint_json
 from lockstep.core.lazy import lazy_module
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
     from lockstep.core.sections import DataConfig
 else:  # DuckDB, imported by the first SQL source read
+    pa = lazy_module("pyarrow")
+    pacsv = lazy_module("pyarrow.csv")
+    pq = lazy_module("pyarrow.parquet")
     duckdb = lazy_module("duckdb")
 
 __all__ = ["ReadOptions", "SourceData", "SourceFile", "SourceLocation", "SourcePart", "count_rows", "display_path",

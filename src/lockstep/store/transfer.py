@@ -20,12 +20,17 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import pyarrow.fs as fs
+from typing import TYPE_CHECKING
 
 from lockstep.core.errors import StoreError, UserError
+from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta
 from lockstep.store.location import RemotePath, StorePath
+
+if TYPE_CHECKING:
+    import pyarrow.fs as fs
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    fs = lazy_module("pyarrow.fs")
 
 __all__ = ["TableCopy", "copy_tables", "plan_tables", "store_tables"]
 

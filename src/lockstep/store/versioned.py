@@ -8,14 +8,18 @@ listing the versions reads only that metadata, never the rows.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Generic, Protocol, Self, TypeVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 from lockstep.core.errors import NotFoundError
+from lockstep.core.lazy import lazy_module
 from lockstep.store import _delta, parts
 from lockstep.store.location import StorePath, as_store_path
 from lockstep.store.parts import PartFile, Partition
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # Arrow (and NumPy with it): imported by the first call that reads or writes data, not by a skip
+    pa = lazy_module("pyarrow")
 
 __all__ = ["VersionMetadata", "VersionedTable"]
 
