@@ -131,12 +131,16 @@ class Compute:
 
     def map(self, work: Callable[..., T], items: Iterable[Any], *args: Any, name: str = "lockstep") -> list[T]:
         """``work(item, *args)`` for every item: here one after the other, or all at once on the workers; the
-        results in the items' order."""
+        results in the items' order.
+
+        On the workers, an error is raised once every task has ended: a task that fails does not leave the
+        others running (Dask cannot stop a running task), so whatever they wrote is there to be removed."""
         if not self.distributed:
             return [work(item, *args) for item in items]
         futures = [self.client.submit(work, item, *args, key=f"{name}-{uuid.uuid4().hex}-{number}")
                    for number, item in enumerate(items)]
         try:
+            distributed.wait(futures)
             return list(self.client.gather(futures))
         except BaseException:
             self.client.cancel(futures)
