@@ -36,9 +36,9 @@ from lockstep.core.fingerprint import TableHasher
 from lockstep.core.usercode import load_object, parse_ref
 from lockstep.data.splits import SPLIT_VALUES
 from lockstep.features.pipeline import check_stateless, make_transformer, sample_rows
-from lockstep.features.table import IDENTITY, feature_table, transform_raw
+from lockstep.features.table import IDENTITY, feature_table, first_missing_rows, transform_raw
 from lockstep.store import FeatureTable, SnapshotInfo, SnapshotTable
-from lockstep.store.parts import PartFile, Partition
+from lockstep.store.parts import PartFile, Partition, delta_schema
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.compute import Compute
@@ -58,6 +58,7 @@ class _Done:
     all_missing: frozenset[str]
     splits: tuple[int, ...]
     checked: int
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,10 @@ class PartitionedFeatures:
 
 
 def feature_partition(config: Config, snapshots: SnapshotTable, table: FeatureTable, snapshot: SnapshotInfo,
-                      partition: Partition, schema: pa.Schema, check_rows: int, name: str) -> _Done:
-    """Run on a worker: one partition of the raw snapshot to a data file of feature rows."""
+                      partition: Partition, schema: pa.Schema, check_rows: int, name: str, *,
+                      whole: bool = False) -> _Done:
+    """Run on a worker: one partition of the raw snapshot to a data file of feature rows; with ``whole`` (the
+    partition is the whole snapshot) also the feature set's fingerprint, of the rows as written."""
     raw = snapshots.read_partition(partition, schema, text_as_dictionary=True)
     ref = config.features.pipeline or IDENTITY
     factory = _factory(config)
@@ -99,28 +102,42 @@ def feature_partition(config: Config, snapshots: SnapshotTable, table: FeatureTa
     try:
         frame, features = transform_raw(config, raw, factory, ref)
         ids = raw.column(snapshot.id_column).to_numpy(zero_copy_only=False)
-        rows = sample_rows(frame, check_rows)
-        output, _, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref)
+        rows = sample_rows(len(frame), first_missing_rows(raw, list(frame.columns)), check_rows)
+        output, _, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref,
+                                         decoded=False)
         # The data file is written by a thread while the stateless check runs here: Arrow writes without the GIL,
         # so the two overlap. Leaving the block waits for the write, also when the check fails; the caller then
         # removes the file.
         with ThreadPoolExecutor(1, thread_name_prefix="lockstep-write") as writer:
-            written = writer.submit(table.write_part, output, name)
+            written = writer.submit(_write, table, output, name, whole)
             parity = check_stateless(lambda: make_transformer(factory, ref), frame, features, rows, ref, ids)
-        part = written.result()
+        part, fingerprint = written.result()
     except PipelineError as exc:  # positions in a message are the partition's: say which rows they are
         exc.message = f"{exc.message} ({where}; positions counted from the first of them)"
         raise
     missing = frozenset(c for c in output.column_names if output.num_rows and output.column(c).null_count
                         == output.num_rows)
     counts = tuple(int((codes == i).sum()) for i in range(len(SPLIT_VALUES)))
-    return _Done(part, output.schema, missing, counts, parity.rows_checked)
+    return _Done(part, delta_schema(output.schema), missing, counts, parity.rows_checked, fingerprint)
 
 
-def _feature_task(item: tuple[Partition, int, str], config: Config, snapshots: SnapshotTable, table: FeatureTable,
-                  snapshot: SnapshotInfo, schema: pa.Schema) -> _Done:
-    partition, check_rows, name = item
-    return feature_partition(config, snapshots, table, snapshot, partition, schema, check_rows, name)
+def _write(table: FeatureTable, output: pa.Table, name: str, whole: bool) -> tuple[PartFile, str | None]:
+    """In the writer thread, Arrow's work (it runs without the GIL): the data file (text written from its
+    dictionaries), and with ``whole`` the rows' fingerprint. A fingerprint reads values by their logical types,
+    encoded or not, and Parquet keeps them: the fingerprint of the file read back, as a larger snapshot's
+    partitions are."""
+    part = table.write_part(output, name)
+    if not whole:
+        return part, None
+    hasher = TableHasher()
+    hasher.update(output)
+    return part, hasher.hexdigest()
+
+
+def _feature_task(item: tuple[Partition, int, str, bool], config: Config, snapshots: SnapshotTable,
+                  table: FeatureTable, snapshot: SnapshotInfo, schema: pa.Schema) -> _Done:
+    partition, check_rows, name, whole = item
+    return feature_partition(config, snapshots, table, snapshot, partition, schema, check_rows, name, whole=whole)
 
 
 def _factory(config: Config) -> Callable[[], object] | None:
@@ -163,9 +180,11 @@ def build_partitioned(config: Config, snapshots: SnapshotTable, table: FeatureTa
 def _run(config: Config, snapshots: SnapshotTable, table: FeatureTable, snapshot: SnapshotInfo,
          partitions: list[Partition], schema: pa.Schema, names: list[str], shares: list[int], compute: Compute,
          step: Progress) -> PartitionedFeatures:
-    work = [(p, shares[p.index], names[p.index]) for p in partitions]
+    work = [(p, shares[p.index], names[p.index], len(partitions) == 1) for p in partitions]
     done = compute.map(_feature_task, work, config, snapshots, table, snapshot, schema, name="lockstep-features")
     target = _unified(done)
+    if len(done) == 1 and done[0].fingerprint is not None:  # the whole snapshot in one: fingerprinted as written
+        return _features(done, target, snapshot, [done[0].part], done[0].fingerprint, done[0].part.rows)
     step(f"fingerprinting the {len(done)} partition(s)")
     hasher, parts = TableHasher(), []
     for outcome in done:
@@ -178,10 +197,15 @@ def _run(config: Config, snapshots: SnapshotTable, table: FeatureTable, snapshot
             rows = table.read_part(part)
         hasher.update(rows)
         parts.append(part)
+    return _features(done, target, snapshot, parts, hasher.hexdigest(), hasher.rows)
+
+
+def _features(done: list[_Done], target: pa.Schema, snapshot: SnapshotInfo, parts: list[PartFile],
+              fingerprint: str, rows: int) -> PartitionedFeatures:
     splits = [sum(o.splits[i] for o in done) for i in range(len(SPLIT_VALUES))]
     features = [f for f in target if f.name not in (snapshot.id_column, snapshot.target, "split")]
     return PartitionedFeatures(
-        parts=parts, schema=target, fingerprint=hasher.hexdigest(), rows=hasher.rows,
+        parts=parts, schema=target, fingerprint=fingerprint, rows=rows,
         dtypes={f.name: dtype_of(f.type) for f in features},
         splits={name: splits[i] for i, name in enumerate(SPLIT_VALUES) if i < 3 or splits[i]},
         parity={"rows_checked": sum(o.checked for o in done), "identical": True})

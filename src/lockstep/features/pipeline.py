@@ -78,6 +78,24 @@ def run_pipeline(transformer: Any, frame: pd.DataFrame, ref: str) -> pd.DataFram
 
 def check_output(out: Any, frame: pd.DataFrame, ref: str) -> pd.DataFrame:
     """The output must be a DataFrame with the input's rows, in order, and plain column types."""
+    _check_rows(out, frame, ref)
+    names = [str(c) for c in out.columns]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise PipelineError(f"the feature pipeline {ref!r} returned duplicate column names: {dupes}")
+    for name in out.columns:
+        dtype = out[name].dtype
+        if not _plain_dtype(out[name]):
+            raise PipelineError(
+                f"the feature pipeline {ref!r} returned column {name!r} of dtype {dtype}; features must be "
+                "numbers, booleans or text",
+                hint="turn datetimes into numbers (DateTimeParts), categories into text (astype(object))",
+            )
+    return out
+
+
+def _check_rows(out: Any, frame: pd.DataFrame, ref: str) -> pd.DataFrame:
+    """The output must be a DataFrame with the input's rows, in order."""
     if not isinstance(out, pd.DataFrame):
         raise PipelineError(
             f"the feature pipeline {ref!r} returned a {type(out).__name__}, not a pandas DataFrame",
@@ -95,18 +113,6 @@ def check_output(out: Any, frame: pd.DataFrame, ref: str) -> pd.DataFrame:
             f"{out.index[position]!r} where the input has {frame.index[position]!r}",
             hint="keep the input's index and row order (do not sort, shuffle or reset_index)",
         )
-    names = [str(c) for c in out.columns]
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise PipelineError(f"the feature pipeline {ref!r} returned duplicate column names: {dupes}")
-    for name in out.columns:
-        dtype = out[name].dtype
-        if not _plain_dtype(out[name]):
-            raise PipelineError(
-                f"the feature pipeline {ref!r} returned column {name!r} of dtype {dtype}; features must be "
-                "numbers, booleans or text",
-                hint="turn datetimes into numbers (DateTimeParts), categories into text (astype(object))",
-            )
     return out
 
 
@@ -122,17 +128,26 @@ def _plain_dtype(series: pd.Series) -> bool:
     return False
 
 
-def sample_rows(frame: pd.DataFrame, n: int, seed: int = 0) -> list[int]:
-    """Row positions for the stateless check: the first row, one row with each column missing, then random rows."""
-    total = len(frame)
+def sample_rows(total: int, first_missing: list[int | None], n: int, seed: int = 0) -> list[int]:
+    """Row positions for the stateless check: the first row, one row with each column missing, then random rows.
+
+    Parameters
+    ----------
+    total : int
+        The number of rows.
+    first_missing : list of int or None
+        For each input column in order, the first row where it is missing (None when it never is), as
+        :func:`lockstep.features.table.first_missing_rows` finds them.
+    n : int
+        How many rows to check.
+    seed : int, default 0
+    """
     if total == 0 or n <= 0:
         return []
     chosen: dict[int, None] = {0: None}
-    missing = frame.isna().to_numpy()
-    for j in range(missing.shape[1]):
-        hits = np.flatnonzero(missing[:, j])
-        if hits.size and len(chosen) < n:
-            chosen[int(hits[0])] = None
+    for row in first_missing:
+        if row is not None and len(chosen) < n:
+            chosen[row] = None
     rng = np.random.default_rng(seed)
     for i in rng.permutation(total):
         if len(chosen) >= min(n, total):
@@ -188,18 +203,24 @@ class ParityReport:
 
 
 def check_stateless(factory: Callable[[], Any], frame: pd.DataFrame, whole: pd.DataFrame, rows: list[int],
-                    ref: str, ids: np.ndarray | None = None) -> ParityReport:
+                    ref: str, ids: Any | None = None) -> ParityReport:
     """Give each sampled row alone to a new pipeline; it must equal its row in ``whole`` bit for bit.
+
+    ``whole`` has passed :func:`check_output`. A row's output must have its columns and dtypes and, value by
+    value, equal it as :func:`first_difference` compares; the sampled rows of ``whole`` are taken column by
+    column once, not as a one-row frame each time (which copies a frame of many blocks into one).
 
     Raises
     ------
     PipelineError
         Naming the first differing column and row, and where such a step belongs.
     """
-    for position in rows:
+    names, dtypes = list(whole.columns), list(whole.dtypes)
+    expected = [[_python(v) for v in whole[name].iloc[rows].tolist()] for name in names]
+    for i, position in enumerate(rows):
         single = frame.iloc[[position]]
         try:
-            alone = check_output(factory().fit_transform(single), single, ref)
+            alone = _check_rows(factory().fit_transform(single), single, ref)
         except PipelineError:
             raise
         except Exception as exc:
@@ -208,7 +229,9 @@ def check_stateless(factory: Callable[[], Any], frame: pd.DataFrame, whole: pd.D
                 hint="a feature pipeline must work on one row at a time, as it will when serving; steps that "
                 "need many rows (fitting statistics) belong in the model pipeline",
             ) from exc
-        difference = first_difference(alone, whole.iloc[[position]])
+        same = list(alone.columns) == names and list(alone.dtypes) == dtypes and all(
+            _same(_python(a), b) for a, b in zip(alone.iloc[0].tolist(), (column[i] for column in expected)))
+        difference = None if same else first_difference(alone, whole.iloc[[position]])
         if difference is not None:
             column, what, got_alone, got_whole = difference
             who = f"row {position}" + (f" (id {shown(ids[position])})" if ids is not None else "")

@@ -165,13 +165,23 @@ def delta_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def write_part(path: StorePath, table: pa.Table, name: str) -> PartFile:
-    """Write ``table`` as the data file ``name`` in the table's folder (part of no version yet)."""
+    """Write ``table`` as the data file ``name`` in the table's folder (part of no version yet).
+
+    Columns are cast to the types the Delta table holds. Dictionary-encoded text is written as it is, without
+    decoding it first (Parquet keeps text in dictionaries anyway): the file then carries no Arrow schema, so
+    that it reads back as plain text, as Delta's readers see it.
+    """
     if not isinstance(path, RemotePath):
         path.mkdir(parents=True, exist_ok=True)
     filesystem = _delta._filesystem(path)
-    table = table.cast(delta_schema(table.schema))
+    encoded = [pa.types.is_dictionary(f.type) for f in table.schema]
+    target = delta_schema(table.schema)
+    if any(encoded):
+        target = pa.schema([f.with_type(pa.dictionary(t.type.index_type, f.type)) if is_encoded else f
+                            for f, t, is_encoded in zip(target, table.schema, encoded)])
+    table = table.cast(target)
     try:
-        pq.write_table(table, name, filesystem=filesystem)
+        pq.write_table(table, name, filesystem=filesystem, store_schema=not any(encoded))
         size = filesystem.get_file_info(name).size
     except OSError as exc:
         full = FileSystemError.of(exc, "write the data file", path)  # a full disk, no permission: the user's
