@@ -1,9 +1,10 @@
-"""Plots of a model's predictions, as matplotlib figures (the registry saves them as PNG).
+"""What a model's plots show, computed from its outputs: the data that :mod:`lockstep.evaluation.drawing` draws.
 
 Classification: confusion matrix, ROC curve, precision-recall curve,
 calibration (reliability) curve. Regression: residuals against predictions,
-predicted against actual. Figures are drawn with the non-interactive Agg
-backend and closed by the caller after saving.
+predicted against actual. The curves and counts come from scikit-learn's
+metrics; drawing them needs only matplotlib, so that a helper process can
+(:mod:`lockstep.evaluation.render`).
 """
 
 from __future__ import annotations
@@ -13,29 +14,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay, confusion_matrix
+from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_auc_score, roc_curve
 
 from lockstep.core.errors import shown
-from lockstep.core.lazy import lazy_module
 from lockstep.evaluation.metrics import positive_index
 
 if TYPE_CHECKING:  # pragma: no cover
-    import matplotlib.figure as mpl_figure
-    from matplotlib.figure import Figure
-
     from lockstep.evaluation.metrics import Outputs
 
-else:  # matplotlib, imported by the first plot drawn
-    mpl_figure = lazy_module("matplotlib.figure")
-
-__all__ = ["classification_figures", "confusion_table", "regression_figures"]
-
-
-def _figure(title: str) -> tuple[Figure, Any]:
-    fig = mpl_figure.Figure(figsize=(5.5, 4.5), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    return fig, ax
+__all__ = ["confusion_table", "plot_data"]
 
 
 def confusion_table(out: Outputs):
@@ -46,50 +33,44 @@ def confusion_table(out: Outputs):
                         columns=[f"predicted {c}" for c in classes]).reset_index(names="")
 
 
-def classification_figures(out: Outputs, positive: Any, split: str) -> dict[str, Figure]:
-    """Confusion matrix, ROC, precision-recall and calibration figures."""
-    figures: dict[str, Figure] = {}
-    fig, ax = _figure(f"Confusion matrix ({split})")
-    ConfusionMatrixDisplay.from_predictions(out.y_true, out.y_pred, labels=out.classes, ax=ax, colorbar=False)
-    figures["confusion_matrix"] = fig
-    if out.proba is None:
-        return figures
+def plot_data(out: Outputs, positive: Any, task: str, split: str = "test") -> dict[str, dict[str, Any]]:
+    """What each plot of ``out`` shows, as plain data: ``{NAME: {"kind": ..., "title": ..., ...}}``.
+
+    Parameters
+    ----------
+    out : Outputs
+    positive : object
+        The positive class of a binary classifier (``[train] positive_class``); for more classes the last.
+    task : {"classification", "regression"}
+    split : str, default "test"
+        Named in the titles.
+    """
+    if task != "classification":
+        actual, predicted = np.asarray(out.y_true, dtype=float), np.asarray(out.y_pred, dtype=float)
+        return {"residuals": {"kind": "residuals", "title": f"Residuals ({split})", "actual": actual,
+                              "predicted": predicted},
+                "predicted_vs_actual": {"kind": "predicted_vs_actual", "title": f"Predicted vs actual ({split})",
+                                        "actual": actual, "predicted": predicted}}
     classes = list(out.classes or [])
+    data: dict[str, dict[str, Any]] = {"confusion_matrix": {
+        "kind": "confusion", "title": f"Confusion matrix ({split})", "labels": classes,
+        "matrix": confusion_matrix(out.y_true, out.y_pred, labels=classes)}}
+    if out.proba is None:
+        return data
     pos = positive_index(classes, positive) if len(classes) == 2 else len(classes) - 1
     truth = np.asarray(out.y_true) == classes[pos]
     score = out.proba[:, pos]
-    fig, ax = _figure(f"ROC curve ({split}), positive class {shown(classes[pos])}")
-    RocCurveDisplay.from_predictions(truth, score, ax=ax, plot_chance_level=True)
-    figures["roc_curve"] = fig
-    fig, ax = _figure(f"Precision-recall ({split}), positive class {shown(classes[pos])}")
-    PrecisionRecallDisplay.from_predictions(truth, score, ax=ax)
-    figures["precision_recall"] = fig
-    fig, ax = _figure(f"Calibration ({split})")
+    label = shown(classes[pos])
+    fpr, tpr, _ = roc_curve(truth, score)
+    precision, recall, _ = precision_recall_curve(truth, score)
     observed, predicted = calibration_curve(truth, score, n_bins=10, strategy="quantile")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    ax.plot(predicted, observed, marker="o", label="model")
-    ax.set_xlabel(f"mean predicted probability of {shown(classes[pos])}")
-    ax.set_ylabel("observed frequency")
-    ax.legend(loc="upper left")
-    figures["calibration"] = fig
-    return figures
+    data["roc_curve"] = {"kind": "roc", "title": f"ROC curve ({split}), positive class {label}", "fpr": fpr,
+                         "tpr": tpr, "auc": float(roc_auc_score(truth, score)), "positive": label}
+    data["precision_recall"] = {"kind": "precision_recall", "positive": label,
+                                "title": f"Precision-recall ({split}), positive class {label}",
+                                "precision": precision, "recall": recall,
+                                "ap": float(average_precision_score(truth, score))}
+    data["calibration"] = {"kind": "calibration", "title": f"Calibration ({split})", "observed": observed,
+                           "predicted": predicted, "positive": label}
+    return data
 
-
-def regression_figures(out: Outputs, split: str) -> dict[str, Figure]:
-    """Residuals against predictions, and predicted against actual values."""
-    y, p = np.asarray(out.y_true, dtype=float), np.asarray(out.y_pred, dtype=float)
-    figures: dict[str, Figure] = {}
-    fig, ax = _figure(f"Residuals ({split})")
-    ax.scatter(p, y - p, s=6, alpha=0.5)
-    ax.axhline(0, color="grey", linestyle="--")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual - predicted")
-    figures["residuals"] = fig
-    fig, ax = _figure(f"Predicted vs actual ({split})")
-    ax.scatter(y, p, s=6, alpha=0.5)
-    low, high = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
-    ax.plot([low, high], [low, high], color="grey", linestyle="--")
-    ax.set_xlabel("actual")
-    ax.set_ylabel("predicted")
-    figures["predicted_vs_actual"] = fig
-    return figures

@@ -334,6 +334,7 @@ class Registry:
                         signature=_signature(record.signature),
                         input_example=record.input_example,
                     )
+                _log_images(mlflow, record)
                 model_dir = self._model_dir(client, info.model_id)
                 digest = file_digest(model_dir / SKOPS_FILE)
                 tags = {**record.version_tags, f"{TAG}.model.file_digest": digest,
@@ -749,7 +750,7 @@ def _no_check(*args: Any, **kwargs: Any) -> None:
 
 
 def _log_artifacts(mlflow: Any, record: TrainingRecord) -> None:
-    """Log a training record's JSON documents, tables (Parquet or CSV) and figures to the active run."""
+    """Log a training record's JSON documents and tables (Parquet or CSV) to the active run."""
     with tempfile.TemporaryDirectory() as tmp:
         for path, obj in record.json_artifacts.items():
             mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
@@ -762,8 +763,18 @@ def _log_artifacts(mlflow: Any, record: TrainingRecord) -> None:
             else:
                 frame.to_csv(local, index=False)
             mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
-    for path, figure in record.figures.items():
-        mlflow.log_figure(figure, path)
+
+
+def _log_images(mlflow: Any, record: TrainingRecord) -> None:
+    """Log a training record's PNG images to the active run: asked for last, after the model is saved, so that
+    whatever draws them (a helper process) has had the longest."""
+    if record.images is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, image in record.images().items():
+            local = Path(tmp) / Path(path).name
+            local.write_bytes(image)
+            mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
 
 
 def _signature(spec: dict[str, Any]) -> mlflow_models.ModelSignature:

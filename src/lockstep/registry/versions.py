@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ class TrainingRecord:
     signature: dict[str, Any]
     json_artifacts: dict[str, Any] = field(default_factory=dict)
     table_artifacts: dict[str, Any] = field(default_factory=dict)
-    figures: dict[str, Any] = field(default_factory=dict)
+    #: ``{"plots/NAME.png": PNG bytes}`` when called; logged after the model, so that it may still be drawing
+    images: Callable[[], dict[str, bytes]] | None = None
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.core.prediction import model_outputs, outputs_table
 from lockstep.core.schema import ModelSchema
 from lockstep.core.usercode import load_object
+from lockstep.evaluation import render
 from lockstep.evaluation.metrics import Outputs, summarize_seeds
-from lockstep.evaluation.plots import classification_figures, confusion_table, regression_figures
+from lockstep.evaluation.plots import confusion_table, plot_data
 from lockstep.profiles.profile import reference_profile
 from lockstep.profiles.scores import model_scores
 from lockstep.registry.skops_import import skops_io
@@ -66,7 +67,22 @@ def register(config: Config, store: Store, registry: Registry, feature: FeatureI
     summaries = {name: summarize_seeds([s.metrics[name] for s in per_seed]) for name in primary.metrics}
 
     step("evaluating: predictions, plots, reference profile")
-    figures, tables = _figures(primary, config.training.positive_class, config.data.task)
+    plots = render.start(plot_data(primary.outputs["test"], config.training.positive_class, config.data.task))
+    try:
+        return _logged(config, registry, feature, fingerprints, model_ref, candidate, search, frame, masks,
+                       result, (full, raw, raw_X, fingerprint, summaries), plots, step)
+    finally:
+        plots.close()  # a helper still drawing when something failed
+
+
+def _logged(config: Config, registry: Registry, feature: FeatureInfo, fingerprints: dict, model_ref: str,
+            candidate: str | None, search: SearchConfig | None, frame, masks, result: dict[str, Any],
+            built: tuple, plots: render.Rendering, step: Progress) -> tuple[VersionInfo, dict]:
+    """The training record of the registered pipeline ``built``, logged with the plots being drawn."""
+    full, raw, raw_X, fingerprint, summaries = built
+    per_seed: list[SeedResult] = result["per_seed"]
+    primary = per_seed[0]
+    tables = _tables(primary, config.data.task)
     train_features = frame.loc[masks["train"], feature.columns]
     profile = reference_profile(raw_X[masks["train"]], train_features,
                                 _score(primary.model, train_features, config.data.task))
@@ -105,14 +121,10 @@ def register(config: Config, store: Store, registry: Registry, feature: FeatureI
                         "config.json": _config_record(config, model_ref, candidate, search_record),
                         "lineage.json": {"features": feature.to_dict(), "code_files": files}},
         table_artifacts=tables,
-        figures=figures,
+        images=plots.images,
     )
     step("logging to MLflow and registering the model")
-    try:
-        version = registry.log_training(record)
-    finally:
-        for figure in figures.values():
-            figure.clear()
+    version = registry.log_training(record)
     return version, {"thread_invariant": result["thread_invariant"]}
 
 
@@ -290,15 +302,11 @@ def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):
     return table
 
 
-def _figures(primary: SeedResult, positive: Any, task: str):
-    out = primary.outputs["test"]
-    tables = {}
+def _tables(primary: SeedResult, task: str) -> dict[str, Any]:
+    """The test split's tables that go with its plots: a classifier's confusion matrix."""
     if task == "classification":
-        figures = classification_figures(out, positive, "test")
-        tables["confusion_matrix.csv"] = confusion_table(out)
-    else:
-        figures = regression_figures(out, "test")
-    return {f"plots/{name}.png": fig for name, fig in figures.items()}, tables
+        return {"confusion_matrix.csv": confusion_table(primary.outputs["test"])}
+    return {}
 
 
 def _trusted_types(model: Any, user_modules: list[str], extra: list[str]) -> list[str]:
