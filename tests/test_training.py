@@ -91,6 +91,11 @@ def test_train_registers_a_challenger_with_everything_recorded(project: Project,
         assert key in tags
     assert info.metrics["test_roc_auc_seed0"] == info.metrics["test_roc_auc_seed1"]  # logistic: no randomness
     registry = Project(project.path).registry
+    with registry._mlflow() as mlflow:  # the metrics are the logged model's too (MLflow 3's model page)
+        logged = registry._client(mlflow).get_run(info.run_id)
+        model_id = logged.outputs.model_outputs[0].model_id
+        linked = {m.key: m.value for m in registry._client(mlflow).get_logged_model(model_id).metrics}
+    assert linked and linked == dict(logged.data.metrics)
     for artifact in ("plots/roc_curve.png", "plots/confusion_matrix.png", "plots/precision_recall.png",
                      "plots/calibration.png", "predictions.parquet", "confusion_matrix.csv",
                      "search/results.csv", "environment.json", "reference_profile.json", "training.json"):

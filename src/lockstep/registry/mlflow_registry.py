@@ -320,7 +320,6 @@ class Registry:
             with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
                 run_id = run.info.run_id
                 mlflow.log_params({k: _param(v) for k, v in record.params.items()})
-                mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if _finite(v)})
                 mlflow.set_tags(record.tags)
                 _log_artifacts(mlflow, record)
                 with _quiet(), _without_discarded_checks():
@@ -334,6 +333,10 @@ class Registry:
                         signature=_signature(record.signature),
                         input_example=record.input_example,
                     )
+                # after the model, naming it: log_model would otherwise link each metric logged before it to the
+                # model by reading its history back, one query per metric, and logging it again
+                mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if _finite(v)},
+                                   model_id=info.model_id)
                 _log_images(mlflow, record)
                 model_dir = self._model_dir(client, info.model_id)
                 digest = file_digest(model_dir / SKOPS_FILE)
