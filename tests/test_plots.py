@@ -65,6 +65,18 @@ def test_plots_are_drawn_here_when_the_helper_cannot_start_or_fails(monkeypatch:
     failing.close()
 
 
+def test_a_helper_that_hangs_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = plot_data(_outputs("regression", []), None, "regression")
+    monkeypatch.setattr(render, "HELPER_SECONDS", 1.0)
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+    rendering = render.Rendering(data, stuck)
+    images = rendering.images()
+    assert stuck.returncode is not None and stuck.returncode != 0  # killed, not waited for a minute
+    assert set(images) == {f"plots/{name}.png" for name in REGRESSION}
+    rendering.close()
+
+
 def test_the_helper_imports_neither_scikit_learn_nor_pandas() -> None:
     probe = ("import sys\nimport lockstep.evaluation.render\n"
              "print([m for m in ('sklearn', 'pandas', 'pydantic', 'pyarrow', 'scipy') if m in sys.modules])\n")

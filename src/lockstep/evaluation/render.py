@@ -23,7 +23,10 @@ from typing import Any
 
 from lockstep.evaluation.drawing import draw
 
-__all__ = ["Rendering", "start"]
+__all__ = ["HELPER_SECONDS", "Rendering", "start"]
+
+#: Seconds the helper may take from the moment its images are asked for; then they are drawn here.
+HELPER_SECONDS = 300.0
 
 
 @dataclass
@@ -44,16 +47,20 @@ class Rendering:
     def _answer(self) -> dict[str, bytes] | None:
         if self.process is None:
             return None
-        if self._writer is not None:
-            self._writer.join()  # the job is written and the helper's stdin closed
         assert self.process.stdout is not None
+        killer = threading.Timer(HELPER_SECONDS, self.process.kill)  # a helper that hangs is given up on
+        killer.start()
         try:
+            if self._writer is not None:
+                self._writer.join()  # the data is written and the helper's stdin closed
             out = self.process.stdout.read()
             if self.process.wait() != 0:
                 return None
             answer = pickle.loads(out)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError):
             return None
+        finally:
+            killer.cancel()
         return answer if isinstance(answer, dict) else None
 
     def close(self) -> None:
@@ -63,8 +70,11 @@ class Rendering:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        if self._writer is not None:
+            self._writer.join(timeout=5)  # the helper is gone: its pipe refuses the rest at once
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
 
 def start(data: dict[str, dict[str, Any]]) -> Rendering:
@@ -92,7 +102,7 @@ def _send(process: subprocess.Popen[bytes], payload: bytes) -> None:
     try:
         process.stdin.write(payload)
         process.stdin.close()
-    except OSError:  # the helper died: images() draws the plots here
+    except (OSError, ValueError):  # the helper died, or was stopped: images() draws the plots here
         pass
 
 
