@@ -106,7 +106,9 @@ def cmd_test(args: list[str]) -> None:
     # adds compete for the same two cores). A test file's tests share a worker, so module fixtures are built once.
     # Files are handed out in the order tests/conftest.py gives them (longest first), not xdist's (most tests
     # first), so that no long file starts last. Later arguments win: `python3 dev.py test -n 0` runs in one process.
-    _run([py, "-m", "pytest", "-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder", *args], cwd=ROOT)
+    # The slowest tests are listed at the end, for whoever keeps the suite under ten minutes.
+    _run([py, "-m", "pytest", "-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder", "--durations=15", *args],
+         cwd=ROOT)
 
 
 def cmd_demo(args: list[str]) -> None:
