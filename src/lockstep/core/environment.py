@@ -91,7 +91,7 @@ def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str | No
 def _version(name: str) -> str | None:
     """The installed version of ``name``, read from its metadata alone (None when it is not installed)."""
     try:
-        return metadata.version(name)
+        return _name_and_version(metadata.distribution(name))[1]  # the header line, not the parsed message
     except metadata.PackageNotFoundError:
         return None
 
