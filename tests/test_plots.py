@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -38,7 +39,7 @@ def _outputs(task: str, classes: list, rows: int = 300) -> Outputs:
 ], ids=["binary-text", "three-classes", "booleans", "regression"])
 def test_the_helper_draws_every_plot_as_the_process_itself_would(task: str, classes: list, names: set) -> None:
     data = plot_data(_outputs(task, classes), classes[-1] if classes else None, task)
-    rendering = render.start(data)
+    rendering = render.start(data, helper=True)
     try:
         assert rendering.process is not None
         images = rendering.images()
@@ -54,7 +55,7 @@ def test_the_helper_draws_every_plot_as_the_process_itself_would(task: str, clas
 def test_plots_are_drawn_here_when_the_helper_cannot_start_or_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     data = plot_data(_outputs("classification", ["a", "b"]), "b", "classification")
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
-    rendering = render.start(data)
+    rendering = render.start(data, helper=True)
     assert rendering.process is None
     assert set(rendering.images()) == {f"plots/{name}.png" for name in CLASSIFICATION}
     monkeypatch.undo()
@@ -63,6 +64,20 @@ def test_plots_are_drawn_here_when_the_helper_cannot_start_or_fails(monkeypatch:
     failing.process.stdin.close()  # type: ignore[union-attr]
     assert set(failing.images()) == {f"plots/{name}.png" for name in CLASSIFICATION}
     failing.close()
+
+
+def test_the_helper_starts_only_with_a_core_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = plot_data(_outputs("regression", []), None, "regression")
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
+    busy = render.start(data)
+    assert busy.process is None and set(busy.images()) == {f"plots/{name}.png" for name in REGRESSION}
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    quiet = render.start(data)
+    try:
+        assert quiet.process is not None and set(quiet.images()) == {f"plots/{name}.png" for name in REGRESSION}
+    finally:
+        quiet.close()
 
 
 def test_a_helper_that_hangs_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:

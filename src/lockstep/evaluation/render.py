@@ -9,11 +9,14 @@ computed here) to ``python -m lockstep.evaluation.render`` through a pipe;
 :meth:`Rendering.images` waits for its PNG images. The helper imports only
 NumPy and matplotlib (:mod:`lockstep.evaluation.drawing`). If it cannot start
 or fails, the same code draws the plots in this process instead: the images
-are the same either way, and nothing depends on their bytes.
+are the same either way, and nothing depends on their bytes. On a machine
+with no core to spare (a loaded CI runner, parallel trainings), the plots
+are drawn in this process from the start.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from typing import Any
 
 from lockstep.evaluation.drawing import draw
 
-__all__ = ["HELPER_SECONDS", "Rendering", "start"]
+__all__ = ["HELPER_SECONDS", "Rendering", "spare_core", "start"]
 
 #: Seconds the helper may take from the moment its images are asked for; then they are drawn here.
 HELPER_SECONDS = 300.0
@@ -77,14 +80,23 @@ class Rendering:
                 pipe.close()
 
 
-def start(data: dict[str, dict[str, Any]]) -> Rendering:
+def start(data: dict[str, dict[str, Any]], *, helper: bool | None = None) -> Rendering:
     """Start drawing the plots of ``data`` (:func:`lockstep.evaluation.plots.plot_data`) in a helper process.
+
+    Parameters
+    ----------
+    data : dict
+    helper : bool, optional
+        Whether to start the helper. By default, when the machine has a core to spare (:func:`spare_core`): on a
+        busy one, the helper would take the time it saves from other work, and pay its imports every time.
 
     Returns
     -------
     Rendering
         Whose :meth:`~Rendering.images` gives the PNG images, and :meth:`~Rendering.close` stops the helper.
     """
+    if not (spare_core() if helper is None else helper):
+        return Rendering(data)
     try:
         payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
         process = subprocess.Popen([sys.executable, "-m", "lockstep.evaluation.render"], stdin=subprocess.PIPE,
@@ -95,6 +107,15 @@ def start(data: dict[str, dict[str, Any]]) -> Rendering:
     writer = threading.Thread(target=_send, args=(process, payload), name="lockstep-plots", daemon=True)
     writer.start()
     return Rendering(data, process, writer)
+
+
+def spare_core() -> bool:
+    """Whether a core is idle: the load average of the last minute is below the cores less half a core (True
+    where the system does not say)."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 0.5
+    except (OSError, AttributeError):
+        return True
 
 
 def _send(process: subprocess.Popen[bytes], payload: bytes) -> None:
