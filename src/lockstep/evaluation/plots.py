@@ -25,10 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["confusion_table", "plot_data"]
 
 
-def confusion_table(out: Outputs):
-    """The confusion matrix as a DataFrame: rows are true classes, columns predicted ones."""
-    classes = list(out.classes or [])
-    matrix = confusion_matrix(out.y_true, out.y_pred, labels=classes)
+def confusion_table(plot: dict[str, Any]):
+    """The confusion matrix of a ``plot_data`` entry as a DataFrame: rows are true classes, columns predicted ones."""
+    classes, matrix = plot["labels"], plot["matrix"]
     return pd.DataFrame(matrix, index=[f"true {c}" for c in classes],
                         columns=[f"predicted {c}" for c in classes]).reset_index(names="")
 

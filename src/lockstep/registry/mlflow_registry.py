@@ -27,9 +27,10 @@ import urllib.error
 import urllib.request
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -754,30 +755,30 @@ def _no_check(*args: Any, **kwargs: Any) -> None:
 
 def _log_artifacts(mlflow: Any, record: TrainingRecord) -> None:
     """Log a training record's JSON documents and tables (Parquet or CSV) to the active run."""
-    with tempfile.TemporaryDirectory() as tmp:
-        for path, obj in record.json_artifacts.items():
-            mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
-        for path, frame in record.table_artifacts.items():
-            local = Path(tmp) / Path(path).name
-            if path.endswith(".parquet") and not hasattr(frame, "to_parquet"):
-                pq.write_table(frame, local)
-            elif path.endswith(".parquet"):
-                frame.to_parquet(local, index=False)
-            else:
-                frame.to_csv(local, index=False)
-            mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
+    for path, obj in record.json_artifacts.items():
+        mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
+    for path, frame in record.table_artifacts.items():
+        if path.endswith(".parquet") and not hasattr(frame, "to_parquet"):
+            _log_file(mlflow, path, partial(pq.write_table, frame))
+        elif path.endswith(".parquet"):
+            _log_file(mlflow, path, partial(frame.to_parquet, index=False))
+        else:
+            _log_file(mlflow, path, partial(frame.to_csv, index=False))
 
 
 def _log_images(mlflow: Any, record: TrainingRecord) -> None:
     """Log a training record's PNG images to the active run: asked for last, after the model is saved, so that
     whatever draws them (a helper process) has had the longest."""
-    if record.images is None:
-        return
+    for path, image in (record.images() if record.images is not None else {}).items():
+        _log_file(mlflow, path, partial(Path.write_bytes, data=image))
+
+
+def _log_file(mlflow: Any, path: str, write: Callable[[Path], Any]) -> None:
+    """Log the artifact ``path`` (``"plots/roc_curve.png"``) that ``write`` writes to a local file."""
     with tempfile.TemporaryDirectory() as tmp:
-        for path, image in record.images().items():
-            local = Path(tmp) / Path(path).name
-            local.write_bytes(image)
-            mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
+        local = Path(tmp) / Path(path).name
+        write(local)
+        mlflow.log_artifact(str(local), str(Path(path).parent) if "/" in path else None)
 
 
 def _signature(spec: dict[str, Any]) -> mlflow_models.ModelSignature:

@@ -82,7 +82,8 @@ def _logged(config: Config, registry: Registry, feature: FeatureInfo, fingerprin
     full, raw, raw_X, fingerprint, summaries = built
     per_seed: list[SeedResult] = result["per_seed"]
     primary = per_seed[0]
-    tables = _tables(primary, config.data.task)
+    confusion = plots.data.get("confusion_matrix")  # the table of the plot's counts, computed once
+    tables = {"confusion_matrix.csv": confusion_table(confusion)} if confusion else {}
     train_features = frame.loc[masks["train"], feature.columns]
     profile = reference_profile(raw_X[masks["train"]], train_features,
                                 _score(primary.model, train_features, config.data.task))
@@ -300,13 +301,6 @@ def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):
         if table[column].dtype == object:
             table[column] = table[column].astype(str)
     return table
-
-
-def _tables(primary: SeedResult, task: str) -> dict[str, Any]:
-    """The test split's tables that go with its plots: a classifier's confusion matrix."""
-    if task == "classification":
-        return {"confusion_matrix.csv": confusion_table(primary.outputs["test"])}
-    return {}
 
 
 def _trusted_types(model: Any, user_modules: list[str], extra: list[str]) -> list[str]:
