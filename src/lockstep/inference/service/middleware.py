@@ -1,6 +1,8 @@
 """Request ids, the body size limit, bearer-token authentication and metrics, as one ASGI layer.
 
-It also hands ``/predict`` to its endpoint directly (:mod:`.predict`), ahead of FastAPI's router.
+It is the app's outermost layer (:class:`~lockstep.inference.service.app.ServiceApp`): it hands ``/predict``
+to its endpoint directly (:mod:`.predict`), ahead of FastAPI's middleware and router, and answers a bug there
+with the 500 FastAPI would give.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from lockstep.inference.service.asgi import send_json
 from lockstep.inference.service.metrics import Metrics
 from lockstep.inference.service.predict import predict
 from lockstep.inference.service.settings import ServeSettings
+from lockstep.inference.service.state import internal_answer
 
 __all__ = ["ServiceMiddleware"]
 
@@ -48,11 +51,11 @@ class ServiceMiddleware:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        status_holder = {"status": 500}
+        status_holder = {"status": 500, "started": False}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
+                status_holder.update(status=message["status"], started=True)
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
             await send(message)
@@ -75,7 +78,7 @@ class ServiceMiddleware:
                                                                   f"{self.settings.max_body_bytes} bytes"})
                     return
             if path == "/predict":
-                await predict(self.state, scope, receive, send_wrapper)
+                await self._predict(scope, receive, send_wrapper, status_holder)
             else:
                 await self.app(scope, receive, send_wrapper)
         finally:
@@ -83,3 +86,13 @@ class ServiceMiddleware:
             self.metrics.request(endpoint, status_holder["status"], model.version_label if model is not None
                                  else "none", time.perf_counter() - start)
 
+    async def _predict(self, scope: Scope, receive: Receive, send: Send, answered: dict) -> None:
+        """``/predict``; a bug there gets the 500 of the app's handler of internal errors, then reaches the server's
+        log (as Starlette's error middleware does)."""
+        try:
+            await predict(self.state, scope, receive, send)
+        except Exception as exc:
+            if not answered["started"]:
+                status, body = internal_answer(scope["state"]["request_id"], exc)
+                await send_json(send, status, body)
+            raise

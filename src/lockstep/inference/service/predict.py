@@ -1,14 +1,15 @@
-"""``POST /predict``, the hot path: a plain ASGI endpoint that the service's middleware calls directly.
+"""``POST /predict``, the hot path: a plain ASGI endpoint that the service's outermost layer calls directly.
 
-Every other endpoint goes through FastAPI's router (:mod:`.routes`); this
-one does not need what the router adds per request (matching, dependency
-solving, a request object, an exit stack, exception wrapping): about 0.1 ms
-of the service's time per request, as much as the model itself
-(docs/benchmarks.md). Its contract is the same: the request id, the
-authentication, the size limit and the metrics come from the middleware,
-the body is validated by the model's request model, the answer is sent only
-once its audit record is durable (503 otherwise), and a bug still reaches
-the app's handler of internal errors. :mod:`.openapi` documents it.
+Every other endpoint goes through FastAPI (its middleware, then its router,
+:mod:`.routes`); this one does not need what they add per request (error
+and telemetry wrappers, a body limit, route matching, dependency solving, a
+request object, an exit stack, exception wrapping): about 0.15 ms of the
+service's time per request, more than the model itself (docs/benchmarks.md).
+Its contract is the same: the request id, the authentication, the size limit
+and the metrics come from that layer (:mod:`.middleware`), the body is
+validated by the model's request model, the answer is sent only once its
+audit record is durable (503 otherwise), and a bug gets the 500 of the app's
+handler of internal errors. :mod:`.openapi` documents it.
 """
 
 from __future__ import annotations

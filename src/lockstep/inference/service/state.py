@@ -26,7 +26,7 @@ from lockstep.inference.service.metrics import Metrics
 from lockstep.inference.service.settings import ServeSettings
 from lockstep.store.audit import AuditLog
 
-__all__ = ["AuditUnavailable", "ServiceState", "unaudited_answer"]
+__all__ = ["AuditUnavailable", "ServiceState", "internal_answer", "unaudited_answer"]
 
 log = logging.getLogger("lockstep.serve")
 
@@ -42,6 +42,11 @@ def unaudited_answer(request_id: str | None, exc: AuditUnavailable) -> tuple[int
     """
     return 503, {"detail": f"the prediction could not be recorded in the audit log, so it is not answered: {exc}",
                  "request_id": request_id}, [(b"retry-after", b"5")]
+
+
+def internal_answer(request_id: str | None, exc: Exception) -> tuple[int, dict]:
+    """The status and body of a request that met a bug in the service: its type, none of its internals."""
+    return 500, {"detail": f"internal error: {type(exc).__name__}", "request_id": request_id}
 
 
 @dataclass
