@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.schema import ModelSchema
     from lockstep.registry.versions import LoadedModel
 
-__all__ = ["OnnxRuntime", "SklearnRuntime", "records_table"]
+__all__ = ["OnnxRuntime", "SklearnRuntime", "input_groups", "record_feeds", "records_table"]
 
 
 def records_table(records: list[dict], schema: ModelSchema) -> pa.Table:
@@ -38,6 +38,41 @@ def records_table(records: list[dict], schema: ModelSchema) -> pa.Table:
                       for v in values]
         columns[name] = pa.array(values, arrow_type(spec.dtype))
     return pa.table(columns)
+
+
+def input_groups(schema: ModelSchema) -> dict[str, list[tuple[str, str]]]:
+    """The graph's inputs by kind (:func:`~lockstep.inference.onnx.inputs.input_kind`): (column, tensor) pairs,
+    in the schema's order."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name in schema.inputs:
+        groups.setdefault(input_kind(schema.columns[name]), []).append((name, f"in_{name}"))
+    return groups
+
+
+def record_feeds(records: list[dict], groups: dict[str, list[tuple[str, str]]]) -> dict[str, np.ndarray]:
+    """The graph's input tensors, of shape (rows, 1), for validated records: the tensors
+    :func:`~lockstep.inference.onnx.inputs.onnx_inputs` builds from the same rows as a table.
+
+    The columns of a kind are built as one array, whose rows are the tensors (a request's cost is per array).
+    """
+    feeds: dict[str, np.ndarray] = {}
+    n = len(records)
+    for kind, columns in groups.items():
+        if kind == "datetime":
+            for name, tensor in columns:
+                feeds[tensor] = microseconds([r.get(name) for r in records]).reshape(n, 1)
+            continue
+        if kind == "int64":
+            block = np.array([[r.get(name) for r in records] for name, _ in columns], dtype=np.int64)
+        elif kind == "double":
+            block = np.array([[np.nan if (v := r.get(name)) is None else float(v) for r in records]
+                              for name, _ in columns], dtype=np.float64)
+        else:
+            block = np.array([["" if (v := r.get(name)) is None else v for r in records] for name, _ in columns],
+                             dtype=object)
+        for row, (_, tensor) in enumerate(columns):
+            feeds[tensor] = block[row].reshape(n, 1)
+    return feeds
 
 
 class SklearnRuntime:
@@ -84,25 +119,11 @@ class OnnxRuntime:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.outputs = [o for o in (parity["outputs"]["label"], parity["outputs"]["scores"]) if o]
-        self.kinds = [(name, f"in_{name}", input_kind(self.schema.columns[name])) for name in self.schema.inputs]
-        self.microseconds = microseconds
+        self.groups = input_groups(self.schema)
         self.classes = list(loaded.model.classes_) if self.schema.task == "classification" else None
 
     def feeds(self, records: list[dict]) -> dict:
-        feeds: dict[str, np.ndarray] = {}
-        n = len(records)
-        for name, tensor, kind in self.kinds:
-            values = [r.get(name) for r in records]
-            if kind == "int64":
-                feeds[tensor] = np.array(values, dtype=np.int64).reshape(n, 1)
-            elif kind == "datetime":
-                feeds[tensor] = self.microseconds(values).reshape(n, 1)
-            elif kind == "double":
-                feeds[tensor] = np.array([np.nan if v is None else float(v) for v in values],
-                                         dtype=np.float64).reshape(n, 1)
-            else:
-                feeds[tensor] = np.array(["" if v is None else v for v in values], dtype=object).reshape(n, 1)
-        return feeds
+        return record_feeds(records, self.groups)
 
     def predict(self, records: list[dict]) -> tuple[list, list[dict] | None]:
         results = self.session.run(self.outputs, self.feeds(records))

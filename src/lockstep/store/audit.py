@@ -102,9 +102,13 @@ def _owner_alive(folder_name: str) -> bool:
     return True
 
 
+#: ``json.dumps(..., separators=(",", ":"), default=str)``, built once (the service encodes a record a request).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def encode_record(record: dict[str, Any]) -> bytes:
     """One audit record as a line of a segment (compact JSON, values JSON cannot hold as text)."""
-    return json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
+    return _COMPACT.encode(record).encode() + b"\n"
 
 
 class SegmentWriter:

@@ -10,7 +10,10 @@ from starlette.types import Receive, Scope, Send
 
 from lockstep.inference.requests import BodyError
 
-__all__ = ["ClientDisconnect", "Receive", "Scope", "Send", "read_body", "send_json"]
+__all__ = ["ANSWER", "ClientDisconnect", "Receive", "Scope", "Send", "read_body", "send_json"]
+
+#: How answers are encoded (``json.dumps(payload, default=str)``, built once rather than at every call).
+ANSWER = json.JSONEncoder(default=str)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -40,7 +43,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 async def send_json(send: Send, status: int, payload: Any, headers: list | None = None) -> None:
     """Send ``payload`` (a JSON-able value, or bytes already encoded) as the whole answer."""
-    body = payload if isinstance(payload, bytes) else json.dumps(payload, default=str).encode()
+    body = payload if isinstance(payload, bytes) else ANSWER.encode(payload).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *(headers or [])]})

@@ -54,6 +54,7 @@ class Metrics:
         self.feedback = Counter("lockstep_feedback_records_total", "Ground-truth labels received", ["model_version"],
                                 registry=self.registry)
         self._per_request: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+        self._predicted: dict[str, Any] = {}
 
     def request(self, endpoint: str, status: int, version: str, seconds: float) -> None:
         """Count one answered request and its latency (the labelled series are looked up once, then kept)."""
@@ -68,6 +69,13 @@ class Metrics:
         if series[1] is not None:
             series[1].inc()
         series[2].observe(seconds)
+
+    def predicted(self, version: str, records: int) -> None:
+        """Count ``records`` predicted by model ``version`` (its series looked up once, then kept)."""
+        series = self._predicted.get(version)
+        if series is None:
+            series = self._predicted[version] = self.predictions.labels(version)
+        series.inc(records)
 
     def update_drift(self, model: Any) -> None:
         """Set the PSI gauges from the model's window (called when /metrics is scraped)."""

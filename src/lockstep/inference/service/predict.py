@@ -14,14 +14,13 @@ handler of internal errors. :mod:`.openapi` documents it.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from lockstep.inference.requests import BodyError
-from lockstep.inference.service.asgi import ClientDisconnect, Receive, Scope, Send, read_body, send_json
+from lockstep.inference.service.asgi import ANSWER, ClientDisconnect, Receive, Scope, Send, read_body, send_json
 from lockstep.inference.service.state import AuditUnavailable, ServiceState, unaudited_answer
 from lockstep.profiles.scores import answer_scores
 
@@ -74,10 +73,10 @@ async def _answer(state: ServiceState, model: Any, scope: Scope, records: list[d
     if probabilities is not None:
         payload["probabilities"] = probabilities
     payload["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    state.metrics.predictions.labels(model.version_label).inc(len(records))
+    state.metrics.predicted(model.version_label, len(records))
     await state.record(scope, model, 200, started=started, rows=len(records), inputs=records,
                        outputs={"predictions": labels, "probabilities": probabilities})
     state.recent.remember(payload["request_id"], model.info, len(records))
     if model.live is not None:
         model.live.observe(records, answer_scores(labels, probabilities, model.schema))
-    return json.dumps(payload, default=str).encode()
+    return ANSWER.encode(payload).encode()
