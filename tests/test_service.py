@@ -147,6 +147,37 @@ def test_predict_keeps_the_router_s_contract_outside_the_router(client: TestClie
     assert client.post("/predict", json=records[0]).status_code == 200
 
 
+def test_predict_is_answered_outside_fastapi_s_stack_and_the_rest_within_it(project: Project,
+                                                                          records: list[dict]) -> None:
+    """The service's layer is the app's entry point: /predict never enters FastAPI's middleware, other paths do,
+    and both get the layer's request id and metrics."""
+    app = create_app(settings(project))
+    seen: list[str] = []
+
+    class Counting:  # an ASGI middleware inside FastAPI's stack
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send) -> None:
+            if scope["type"] == "http":
+                seen.append(scope["path"])
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Counting)
+    with TestClient(app) as c:
+        answered = c.post("/predict", json=records[0])
+        health = c.get("/health")
+        missing = c.get("/nowhere")
+        text = c.get("/metrics").text
+    assert answered.status_code == 200 and answered.headers["x-request-id"] == answered.json()["request_id"]
+    assert health.status_code == 200 and health.headers["x-request-id"]
+    assert missing.status_code == 404 and missing.headers["x-request-id"]
+    assert seen == ["/health", "/nowhere", "/metrics"]
+    version = project.model_version("churn-serve@champion").version
+    assert f'lockstep_requests_total{{endpoint="/predict",model_version="{version}",status="200"}} 1.0' in text
+    assert f'lockstep_requests_total{{endpoint="other",model_version="{version}",status="404"}} 1.0' in text
+
+
 def test_health_ready_model_metrics_docs(client: TestClient, records: list[dict]) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json()["ready"] is True
