@@ -122,11 +122,8 @@ class OnnxRuntime:
         self.groups = input_groups(self.schema)
         self.classes = list(loaded.model.classes_) if self.schema.task == "classification" else None
 
-    def feeds(self, records: list[dict]) -> dict:
-        return record_feeds(records, self.groups)
-
     def predict(self, records: list[dict]) -> tuple[list, list[dict] | None]:
-        results = self.session.run(self.outputs, self.feeds(records))
+        results = self.session.run(self.outputs, record_feeds(records, self.groups))
         if self.classes is not None:
             proba = results[1] if len(results) > 1 else None
             return _outputs(results[0].ravel(), proba, self.classes)
