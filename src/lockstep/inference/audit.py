@@ -49,8 +49,6 @@ class AuditRecorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[tuple[bytes, asyncio.Future]] = []  # encoded records and their requests
         self._writing = False  # a batch is in the writer thread, or about to be taken
-        self._idle = asyncio.Event()  # nothing waiting and nothing being written (for close)
-        self._idle.set()
         self._tasks: list[asyncio.Task] = []
         self.written = 0
         self.batches = 0
@@ -75,7 +73,6 @@ class AuditRecorder:
             # one turn of the event loop first: the requests that are ready to run add their records and share
             # this batch's fsync (measured: 4.8 records a batch instead of 4.0, 3% more requests/s)
             self._writing = True
-            self._idle.clear()
             loop.call_soon(self._write_batch)
         await future
 
@@ -111,7 +108,6 @@ class AuditRecorder:
             self._loop.call_soon(self._write_batch)
         else:
             self._writing = False
-            self._idle.set()
 
     async def probe(self) -> None:
         """Check that the audit log can be written now (see :meth:`SegmentWriter.probe`).
@@ -133,7 +129,8 @@ class AuditRecorder:
 
     async def close(self) -> None:
         """Write what is queued, stop, and compact this process's segments."""
-        await self._idle.wait()
+        while self._writing:
+            await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

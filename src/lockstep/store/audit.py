@@ -102,7 +102,8 @@ def _owner_alive(folder_name: str) -> bool:
     return True
 
 
-#: ``json.dumps(..., separators=(",", ":"), default=str)``, built once (the service encodes a record a request).
+#: ``json.dumps(..., separators=(",", ":"), default=str)``, built once: records as segment lines, and their parts
+#: as the table's text columns (the service encodes a record a request).
 _COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
@@ -458,5 +459,5 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
         row["time"] = datetime.fromisoformat(row["time"])
     for name in ("inputs", "outputs", "error"):
         if row[name] is not None and not isinstance(row[name], str):
-            row[name] = json.dumps(row[name], separators=(",", ":"), default=str)
+            row[name] = _COMPACT.encode(row[name])
     return row
