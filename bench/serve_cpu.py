@@ -10,7 +10,9 @@ lockstep's layer, the request model, the ONNX runtime, the answer and the
 audit record (a real, fsynced audit log in the example's store), without
 uvicorn's HTTP parsing and the sockets. Each figure is the process's CPU
 time (and wall time) divided by the requests, in a fresh process, and the
-two configurations alternate. The telco-churn example must have been
+two configurations alternate. The garbage collector's pauses during the
+measured requests are timed too (``gc.callbacks``): a pause stops every
+request in flight. The telco-churn example must have been
 exported to ONNX (``bench/serve.py`` does it, or ``lockstep export onnx``).
 """
 
@@ -24,7 +26,7 @@ import sys
 from _common import ROOT, run_python
 
 CODE = r"""
-import asyncio, json, sys, time
+import asyncio, gc, json, sys, time
 from pathlib import Path
 import uvloop
 from lockstep.inference.service import ServeSettings, create_app
@@ -74,12 +76,23 @@ async def main():
             await one()
 
     await asyncio.gather(*(client(200) for _ in range(8)))  # warm up
+    pauses, began = [], [0.0]
+
+    def collecting(phase, info):  # the garbage collector's pauses, which stop every request
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(collecting)
     wall, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client(requests // 8) for _ in range(8)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    gc.callbacks.remove(collecting)
     stop.set()
     await lifespan
-    print(json.dumps({"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6}))
+    print(json.dumps({"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6,
+                      "gc_us": sum(pauses) / requests * 1e6, "gc_max_ms": max(pauses, default=0) * 1e3}))
 
 
 uvloop.run(main())
@@ -104,8 +117,10 @@ def main() -> None:
     for label, runs in figures.items():
         cpu = sorted(r["cpu_us"] for r in runs)
         wall = sorted(r["wall_us"] for r in runs)
+        gc_us = sorted(r["gc_us"] for r in runs)
         print(f"{label:14s} CPU {cpu[len(cpu) // 2]:6.1f} us a request (runs: {', '.join(f'{c:.0f}' for c in cpu)}), "
-              f"wall {wall[len(wall) // 2]:6.1f} us")
+              f"wall {wall[len(wall) // 2]:6.1f} us; garbage collection {gc_us[len(gc_us) // 2]:4.1f} us a request, "
+              f"longest pause {max(r['gc_max_ms'] for r in runs):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import json
 import signal
 import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 
 import httpx
@@ -266,9 +268,22 @@ def test_every_answered_request_is_in_the_audit_log(project: Project, records: l
     assert by_id[bad.json()["request_id"]]["status"] == 422
 
 
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
 def test_reload_switches_models_without_failing_requests(project: Project, records: list[dict]) -> None:
     with TestClient(create_app(settings(project))) as c:
         before = c.get("/model").json()["version"]
+        # the heap is frozen once the model is loaded; the replaced model is unfrozen, collected, and then the
+        # heap is frozen again. A reference cycle that only the model holds, frozen with it, tells.
+        assert gc.get_freeze_count() > 0
+        cycle = _Cycle()
+        c.app.state.lockstep.model.__dict__["_probe"] = cycle
+        replaced = weakref.ref(cycle)
+        del cycle
+        gc.freeze()
         project.train(force=True)
         project.registry.set_alias("churn-serve", "champion", before + 1)
         results: list[int] = []
@@ -292,6 +307,11 @@ def test_reload_switches_models_without_failing_requests(project: Project, recor
         assert results and set(results) == {200}
         failed = c.post("/admin/reload", json={"model": "churn-serve/99"})
         assert failed.status_code == 409 and c.get("/model").json()["version"] == before + 1
+        deadline = time.time() + 20
+        while (replaced() is not None or not gc.get_freeze_count()) and time.time() < deadline:
+            time.sleep(0.1)
+        assert replaced() is None and gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0  # the lifespan's end unfreezes
     project.registry.set_alias("churn-serve", "champion", before)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -18,7 +19,13 @@ from lockstep.inference.service.middleware import ServiceMiddleware
 from lockstep.inference.service.openapi import service_openapi
 from lockstep.inference.service.routes import router
 from lockstep.inference.service.settings import ServeSettings
-from lockstep.inference.service.state import AuditUnavailable, ServiceState, internal_answer, unaudited_answer
+from lockstep.inference.service.state import (
+    AuditUnavailable,
+    ServiceState,
+    freeze_heap,
+    internal_answer,
+    unaudited_answer,
+)
 
 __all__ = ["ServiceApp", "create_app", "create_app_from_env"]
 
@@ -78,9 +85,11 @@ async def _lifespan(app: FastAPI, *, state: ServiceState, serving: ServingModel 
         await state.recorder.start()
     if settings.poll_seconds > 0 and not settings.bundle:
         tasks.append(asyncio.create_task(state.poll()))
+    freeze_heap()  # what is loaded now lives as long as the service: out of the garbage collector's way
     try:
         yield
     finally:
+        gc.unfreeze()
         for task in tasks:
             task.cancel()
         if state.recorder is not None:
