@@ -136,7 +136,7 @@ def _assemble(raw: pa.Table, features: pd.DataFrame, id_column: str, label: str,
         try:
             array = _text_array(series) if textual else None
             array = pa.array(series, from_pandas=True) if array is None else decoded(array)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:  # overflow: an int beyond 64 bits
             raise PipelineError(f"feature {name!r} of {ref!r} mixes types that cannot be stored: {exc}",
                                 hint="give every feature one type: numbers, booleans or text") from None
         if pa.types.is_null(array.type):

@@ -180,8 +180,12 @@ def write_part(path: StorePath, table: pa.Table, name: str) -> PartFile:
         target = pa.schema([f.with_type(pa.dictionary(t.type.index_type, f.type)) if is_encoded else f
                             for f, t, is_encoded in zip(target, table.schema, encoded)])
     table = table.cast(target)
+    # Column statistics (min, max, nulls) for every column but dictionary-encoded text, whose min and max cost 0.09 s
+    # a million rows (a fifth of the write) and prune nothing: text features are categories, and Delta's add actions
+    # carry no column statistics for readers to skip files by
+    statistics = [f.name for f, is_encoded in zip(table.schema, encoded) if not is_encoded]
     try:
-        pq.write_table(table, name, filesystem=filesystem, store_schema=not any(encoded))
+        pq.write_table(table, name, filesystem=filesystem, store_schema=not any(encoded), write_statistics=statistics)
         size = filesystem.get_file_info(name).size
     except OSError as exc:
         full = FileSystemError.of(exc, "write the data file", path)  # a full disk, no permission: the user's
