@@ -227,9 +227,15 @@ def _expect(project_dir: Path, error: type, message: str) -> None:
          def features():
              return FunctionTransformer(lambda X: X.assign(churn=1))
          """, "custom:features", LeakageError, "outputs a column named like the target 'churn'"),
+        ("""
+         from sklearn.preprocessing import FunctionTransformer
+         def features():
+             return FunctionTransformer(lambda X: X.assign(big=2**70))
+         """, "custom:features", PipelineError, "feature 'big' of 'custom:features' mixes types that cannot be "
+         "stored: Python int too large"),
     ],
     ids=["no-attribute", "import-error", "syntax-error", "not-a-transformer", "not-callable", "ndarray",
-         "drops-rows", "reorders-rows", "datetime-column", "target-column"],
+         "drops-rows", "reorders-rows", "datetime-column", "target-column", "int-beyond-64-bits"],
 )
 def test_bad_pipelines_are_user_errors_and_write_nothing(project: Project, body, ref, error, message) -> None:
     use_pipeline(project.path, body, ref)
@@ -416,3 +422,4 @@ def test_a_single_partition_is_fingerprinted_as_written_and_many_as_read_back_al
     assert fingerprint_table(Project(tmp_path).read_features(whole.version)) == whole.fingerprint
     stored = [Project(tmp_path).read_features(v) for v in (whole.version, pieces.version)]
     assert stored[0].equals(stored[1])
+
