@@ -9,7 +9,8 @@ generator, under ``bench/out/``).
 
 Each figure comes from a fresh process, so that neither side benefits from
 the other's warm caches; scikit-learn and pandas are imported before the
-clock starts on both sides.
+clock starts on both sides. The two sides alternate, ``--repeat`` times;
+the ratio is given of the best of each and run by run.
 
 * baseline: build the pipeline's input DataFrame (not timed), then time one
   ``features().fit_transform(X)``;
@@ -20,7 +21,9 @@ clock starts on both sides.
   inputs are unchanged (process start-up included).
 
 Peak memory is the process's maximum resident set size, next to the size of
-the raw snapshot and of the feature table in Arrow.
+the raw snapshot and of the feature table in Arrow; and that of the child
+forked to assemble and write the table, when there is one (its pages shared
+with the parent included).
 """
 
 from __future__ import annotations
@@ -67,8 +70,9 @@ marks.append(("end", start + seconds))
 steps = {a: round(tb - ta, 3) for (a, ta), (_, tb) in zip(marks, marks[1:])}
 table = p.read_features(result.info.version)
 peak = hwm()
+child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # a forked child's, shared pages included
 print(json.dumps({"seconds": seconds, "steps": steps, "peak_mb": peak, "features_mb": table.nbytes / 1e6,
-                  "rows": result.info.rows}))
+                  "rows": result.info.rows, "child_mb": child_mb}))
 """
 
 
@@ -97,8 +101,11 @@ def main() -> None:
     args = parser.parse_args()
     project = prepare(args.rows)
 
-    baseline = min((run_python(BASELINE, project) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-    lockstep = min((run_python(LOCKSTEP, project) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+    # the two alternate, so that both meet the machine in the same state (its speed drifts by 30% within minutes)
+    pairs = [(run_python(BASELINE, project), run_python(LOCKSTEP, project)) for _ in range(args.repeat)]
+    baseline = min((b for b, _ in pairs), key=lambda r: r["seconds"])
+    lockstep = min((run for _, run in pairs), key=lambda r: r["seconds"])
+    ratios = sorted(run["seconds"] / base["seconds"] for base, run in pairs)
     cached = []
     for _ in range(args.repeat):
         start = time.perf_counter()
@@ -111,10 +118,13 @@ def main() -> None:
           f"{lockstep['features_mb']:.0f} MB in Arrow")
     print(f"baseline, features().fit_transform(X) on the in-memory DataFrame: {baseline['seconds']:.2f} s "
           f"(peak RSS {baseline['peak_mb']:.0f} MB)")
+    child = f", a forked child's {lockstep['child_mb']:.0f} MB" if lockstep["child_mb"] > 100 else ""
     print(f"lockstep features (read, run, stateless check, write): {lockstep['seconds']:.2f} s "
-          f"(peak RSS {lockstep['peak_mb']:.0f} MB)")
+          f"(peak RSS {lockstep['peak_mb']:.0f} MB{child})")
     print(f"  steps: {', '.join(f'{k} {v:.2f}s' for k, v in lockstep['steps'].items())}")
-    print(f"ratio lockstep / baseline: {lockstep['seconds'] / baseline['seconds']:.2f}x   target <= 1.3x")
+    print(f"ratio lockstep / baseline: {lockstep['seconds'] / baseline['seconds']:.2f}x (best of each); run by run "
+          f"{', '.join(f'{r:.2f}x' for r in ratios)}, median {ratios[len(ratios) // 2]:.2f}x   target <= 2x "
+          f"(issue 17; issue 3's was 1.3x)")
     print(f"cached re-run, whole command: {min(cached):.2f} s   target < 1 s")
 
 

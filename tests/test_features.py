@@ -423,3 +423,75 @@ def test_a_single_partition_is_fingerprinted_as_written_and_many_as_read_back_al
     stored = [Project(tmp_path).read_features(v) for v in (whole.version, pieces.version)]
     assert stored[0].equals(stored[1])
 
+
+def _fork_every_partition(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """From now on, every partition's table is assembled and written by a forked child, however small the
+    partition and the machine; the children's pids."""
+    from lockstep.compute import fork as forked
+    from lockstep.features import partitioned
+
+    monkeypatch.setattr(partitioned, "FORK_ROWS", 0)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    pids: list[int | None] = []
+    start = forked.start
+
+    def recorded(work):
+        child = start(work)
+        pids.append(child.pid)
+        return child
+
+    monkeypatch.setattr(forked, "start", recorded)
+    return pids
+
+
+@pytest.mark.parametrize("key", ["credit", "hotels", "titanic", "attrition"])
+def test_a_table_written_by_a_forked_child_is_the_table_written_here(key: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature table assembled, written and fingerprinted in a forked child while the pipeline is checked
+    here: the same version, byte for byte in its values, as when this process does it all."""
+    from dataclasses import replace
+
+    from .corpus import INIT_CORPUS
+
+    data = replace(INIT_CORPUS[key], rows=1500) if key == "hotels" else INIT_CORPUS[key]
+    csv = data.write_csv(tmp_path / "data" / f"{key}.csv")
+    result = CliRunner().invoke(app, ["init", str(csv), "--target", data.target, "--id", "row_id",
+                                      "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    Project(tmp_path).ingest()
+    here = Project(tmp_path).build_features().info
+    pids = _fork_every_partition(monkeypatch)
+    forked = Project(tmp_path).build_features(force=True).info
+    assert pids and all(pid is not None for pid in pids)  # a child did it
+    assert forked.version == here.version + 1 and forked.fingerprint == here.fingerprint
+    assert forked.parity == here.parity and forked.splits == here.splits and forked.dtypes == here.dtypes
+    stored = [Project(tmp_path).read_features(v) for v in (here.version, forked.version)]
+    assert stored[0].equals(stored[1])
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("""
+     from sklearn.compose import ColumnTransformer
+     from sklearn.preprocessing import StandardScaler
+     def features():
+         return ColumnTransformer([("scaled", StandardScaler(), ["monthly_charges"])],
+                                  verbose_feature_names_out=False)
+     """, "is not stateless"),
+    ("""
+     from sklearn.preprocessing import FunctionTransformer
+     def features():
+         return FunctionTransformer(lambda X: X.assign(big=[2**70 if i % 2 else 1 for i in range(len(X))]))
+     """, "feature 'big' of 'custom:features' mixes types that cannot be stored"),  # and is not stateless: the
+    # table's error comes first
+], ids=["check", "table-and-check"])
+def test_errors_are_the_same_with_a_forked_child(project: Project, body: str, message: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    use_pipeline(project.path, body)
+    with pytest.raises(PipelineError) as here:
+        Project(project.path).build_features()
+    pids = _fork_every_partition(monkeypatch)
+    with pytest.raises(PipelineError) as forked:
+        Project(project.path).build_features()
+    assert pids and all(pid is not None for pid in pids)
+    assert message in str(here.value) and str(forked.value) == str(here.value)
+    assert not (project.path / ".lockstep" / "features").exists()  # the child's file removed, as this process's
