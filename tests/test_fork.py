@@ -17,6 +17,7 @@ from lockstep.core.errors import PipelineError
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forking needs a core to spare: these tests say there is one, whatever the machine running them."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
 
 
 def _exited(pid: int) -> bool:
@@ -97,8 +98,12 @@ def test_cancel_stops_the_child() -> None:
     child.cancel()  # twice is harmless
 
 
-def test_without_a_core_to_spare_the_work_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+@pytest.mark.parametrize("why", ["one-core", "busy"])
+def test_without_a_core_to_spare_the_work_runs_here(why: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if why == "one-core":
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    else:  # both cores busy over the last minute
+        monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
     assert not forked.available()
     child = forked.start(os.getpid)
     assert child.pid is None and child.result(timeout=1) == os.getpid()

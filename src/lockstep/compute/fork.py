@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from lockstep.core.errors import LockstepError
+from lockstep.core.machine import spare_core
 
 __all__ = ["Forked", "available", "start"]
 
@@ -35,8 +36,9 @@ T = TypeVar("T")
 
 def available() -> bool:
     """Whether work can be forked here: on Linux (elsewhere a forked child of a threaded process is unsafe, or
-    there is no fork), with a core to spare."""
-    return sys.platform == "linux" and hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
+    there is no fork), with a second core for this process, idle now (:func:`~lockstep.core.machine.spare_core`:
+    on a busy machine the child would only take its time from other work)."""
+    return sys.platform == "linux" and hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1 and spare_core()
 
 
 class Forked(Generic[T]):

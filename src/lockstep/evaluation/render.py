@@ -16,7 +16,6 @@ are drawn in this process from the start.
 
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import sys
@@ -24,9 +23,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from lockstep.core.machine import spare_core
 from lockstep.evaluation.drawing import draw
 
-__all__ = ["HELPER_SECONDS", "Rendering", "spare_core", "start"]
+__all__ = ["HELPER_SECONDS", "Rendering", "start"]
 
 #: Seconds the helper may take from the moment its images are asked for; then they are drawn here.
 HELPER_SECONDS = 300.0
@@ -107,15 +107,6 @@ def start(data: dict[str, dict[str, Any]], *, helper: bool | None = None) -> Ren
     writer = threading.Thread(target=_send, args=(process, payload), name="lockstep-plots", daemon=True)
     writer.start()
     return Rendering(data, process, writer)
-
-
-def spare_core() -> bool:
-    """Whether a core is idle: the load average of the last minute is below the cores less half a core (True
-    where the system does not say)."""
-    try:
-        return os.getloadavg()[0] < (os.cpu_count() or 1) - 0.5
-    except (OSError, AttributeError):
-        return True
 
 
 def _send(process: subprocess.Popen[bytes], payload: bytes) -> None:
