@@ -176,6 +176,25 @@ def test_help_is_fast_and_imports_no_heavy_library(tmp_path: Path) -> None:
     assert "ingest" in result.stdout
 
 
+def test_at_exit_the_heap_is_frozen_after_the_other_exit_handlers_and_finalizers_still_run(tmp_path: Path) -> None:
+    """The interpreter's last collections skip what is alive at exit (``gc.freeze``, registered by ``main``): the
+    exit handlers registered before it still run, after it, and so do the finalizers registered to run at exit."""
+    marker = tmp_path / "finalized"
+    probe = (
+        "import atexit, gc, pathlib, weakref\n"
+        "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0, flush=True))\n"
+        "class Kept:\n    pass\n"
+        "kept = Kept()\n"
+        f"weakref.finalize(kept, pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "from lockstep.cli import main\n"
+        "main(['--version'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "FROZEN True" in result.stdout and "lockstep" in result.stdout
+    assert marker.read_text() == "yes"
+
+
 def _every_command_line() -> list[list[str]]:
     """Each command and group of the app, and each command of each group."""
     lines = [[info.name] for info in app.registered_commands]

@@ -9,7 +9,9 @@ shows the traceback).
 
 from __future__ import annotations
 
+import atexit
 import copy
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -88,4 +90,10 @@ def app_for(args: Sequence[str]) -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, 2 for user errors, 1 for internal errors."""
     args = sys.argv[1:] if argv is None else argv
+    # At exit, the objects still alive are frozen: the interpreter's last garbage collections then skip them, which
+    # took about 45 ms of a command that finds its step up to date (0.31 s). The threads are joined before, and the
+    # exit handlers and finalizers registered to run at exit still run; only reference cycles still alive at exit
+    # are left to the OS, whose finalizers Python does not promise to run anyway.
+    atexit.unregister(gc.freeze)  # once, however often main is called in one process
+    atexit.register(gc.freeze)
     app_for(args)(args=args, prog_name="lockstep")
