@@ -4,6 +4,7 @@ does not deliver (it dies, hangs, or its result does not travel)."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 import warnings
 
@@ -107,3 +108,25 @@ def test_without_a_core_to_spare_the_work_runs_here(why: str, monkeypatch: pytes
     assert not forked.available()
     child = forked.start(os.getpid)
     assert child.pid is None and child.result(timeout=1) == os.getpid()
+
+
+def test_an_interrupted_wait_stops_the_child_instead_of_waiting_for_it() -> None:
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    child = forked.start(lambda: time.sleep(3600))
+    pid = child.pid
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # Ctrl-C, as far as the wait can tell
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            child.result(timeout=600)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 30
+    assert pid is not None and _exited(pid)

@@ -95,11 +95,13 @@ class Forked(Generic[T]):
                 if not chunk:  # the child is done (or died): its pipe is closed
                     break
                 data += chunk
-            else:
+            else:  # no answer in time: stopped, and the work is done here
                 self.cancel()
                 return None
-        finally:
-            self._reap()
+        except BaseException:  # interrupted here (Ctrl-C): the child is stopped, not waited for
+            self.cancel()
+            raise
+        self._reap()
         try:
             outcome = pickle.loads(bytes(data))
         except Exception:  # noqa: BLE001 - the child died before it answered, or its answer did not unpickle

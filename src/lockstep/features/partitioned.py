@@ -55,7 +55,7 @@ __all__ = ["PartitionedFeatures", "build_partitioned"]
 Progress = Callable[[str], None]
 
 #: Rows of a partition from which its table is assembled and written by a forked child during the check: below,
-#: forking (about 20 ms for a process holding 1M rows) costs more than the overlap gains.
+#: forking (about 10 ms for a process holding 1M rows) and the child's start cost more than the overlap gains.
 FORK_ROWS = 100_000
 
 
@@ -153,7 +153,6 @@ def _assemble_and_write(config: Config, raw: pa.Table, features: pd.DataFrame, s
     for the write, also when the check fails; the caller then removes the file."""
     output, _, codes = feature_table(config, raw, features, snapshot.id_column, snapshot.target, ref,
                                      decoded=False)
-    checked = 0
     with ThreadPoolExecutor(1, thread_name_prefix="lockstep-write") as writer:
         written = writer.submit(table.write_part, output, name)
         checked = check() if check is not None else 0
