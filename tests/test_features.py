@@ -394,10 +394,8 @@ def test_the_stateless_checks_rows_with_missing_values_are_found_in_arrow_as_pan
     assert first_missing_rows(raw, list(frame.columns)) == expected
 
 
-@pytest.mark.parametrize("key", ["credit", "hotels", "titanic"])
-def test_a_single_partition_is_fingerprinted_as_written_and_many_as_read_back_alike(key: str, tmp_path: Path) -> None:
-    """The whole snapshot in one partition is fingerprinted in memory, in the thread that writes it; partitions
-    of a larger one are read back in order. Both give the fingerprint of the same stored rows."""
+def _ingested_corpus_project(key: str, tmp_path: Path) -> Project:
+    """``lockstep init`` on the corpus data set ``key`` (hotels cut to 1,500 rows) in ``tmp_path``, then ingested."""
     from dataclasses import replace
 
     from .corpus import INIT_CORPUS
@@ -407,7 +405,16 @@ def test_a_single_partition_is_fingerprinted_as_written_and_many_as_read_back_al
     result = CliRunner().invoke(app, ["init", str(csv), "--target", data.target, "--id", "row_id",
                                       "--project", str(tmp_path)])
     assert result.exit_code == 0, result.stdout + result.stderr
-    Project(tmp_path).ingest()
+    project = Project(tmp_path)
+    project.ingest()
+    return project
+
+
+@pytest.mark.parametrize("key", ["credit", "hotels", "titanic"])
+def test_a_single_partition_is_fingerprinted_as_written_and_many_as_read_back_alike(key: str, tmp_path: Path) -> None:
+    """The whole snapshot in one partition is fingerprinted in memory, in the thread that writes it; partitions
+    of a larger one are read back in order. Both give the fingerprint of the same stored rows."""
+    _ingested_corpus_project(key, tmp_path)
     steps: list[str] = []
     whole = Project(tmp_path).build_features(progress=steps.append).info
     assert not [s for s in steps if s.endswith("partition(s)") and s.startswith("fingerprinting")], steps
@@ -450,16 +457,7 @@ def test_a_table_written_by_a_forked_child_is_the_table_written_here(key: str, t
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The feature table assembled, written and fingerprinted in a forked child while the pipeline is checked
     here: the same version, byte for byte in its values, as when this process does it all."""
-    from dataclasses import replace
-
-    from .corpus import INIT_CORPUS
-
-    data = replace(INIT_CORPUS[key], rows=1500) if key == "hotels" else INIT_CORPUS[key]
-    csv = data.write_csv(tmp_path / "data" / f"{key}.csv")
-    result = CliRunner().invoke(app, ["init", str(csv), "--target", data.target, "--id", "row_id",
-                                      "--project", str(tmp_path)])
-    assert result.exit_code == 0, result.stdout + result.stderr
-    Project(tmp_path).ingest()
+    _ingested_corpus_project(key, tmp_path)
     here = Project(tmp_path).build_features().info
     pids = _fork_every_partition(monkeypatch)
     forked = Project(tmp_path).build_features(force=True).info
