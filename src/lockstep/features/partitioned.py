@@ -129,21 +129,26 @@ def feature_partition(config: Config, snapshots: SnapshotTable, table: FeatureTa
 
         if not (fork and partition.rows >= FORK_ROWS and forked.available()):
             return _assemble_and_write(config, raw, features, snapshot, ref, table, name, whole, check=check)
-        child = forked.start(write)
         timeout = max(60.0, 4 * (time.perf_counter() - started))  # a child that hangs is stopped, its work done here
-        try:
-            try:
-                checked = check()
-            except PipelineError:
-                child.result(timeout)  # the table's own error comes first, as it does without the child
-                raise
-            done = child.result(timeout)
-        finally:
-            child.cancel()  # the check or the wait was interrupted (once the child has answered, nothing to stop)
+        checked, done = _check_beside(forked.start(write), check, timeout)
     except PipelineError as exc:  # positions in a message are the partition's: say which rows they are
         exc.message = f"{exc.message} ({where}; positions counted from the first of them)"
         raise
     return dataclasses.replace(done, checked=checked)
+
+
+def _check_beside(child: forked.Forked[_Done], check: Callable[[], int], timeout: float) -> tuple[int, _Done]:
+    """The rows checked here, and what ``child`` made meanwhile. An error of the table's own comes first, as it
+    does without the child; a check or a wait that is interrupted stops the child."""
+    try:
+        try:
+            checked = check()
+        except PipelineError:
+            child.result(timeout)
+            raise
+        return checked, child.result(timeout)
+    finally:
+        child.cancel()  # nothing to stop once the child has answered
 
 
 def _assemble_and_write(config: Config, raw: pa.Table, features: pd.DataFrame, snapshot: SnapshotInfo, ref: str,

@@ -55,8 +55,8 @@ def freeze_heap() -> None:
     """Collect, then put every object alive now out of the cyclic garbage collector's reach (``gc.freeze``).
 
     What a service process holds for its life (the libraries, the model and its runtime: about 180,000
-    objects for the telco example) was traversed by every full collection: a pause of about 150 ms in
-    which no request was answered, and about 20 us of CPU a request on average (docs/benchmarks.md).
+    objects for the telco example) was traversed by every full collection: a pause of about 140 ms in
+    which no request was answered, and about 6 us of CPU a request on average (docs/benchmarks.md).
     Frozen objects are still freed by reference counting; only their reference cycles are not collected,
     which is why a model that is replaced is unfrozen first (:meth:`ServiceState.install`).
     """
