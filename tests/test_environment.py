@@ -37,3 +37,15 @@ def test_packages_read_from_the_header_lines_are_those_of_the_parsed_metadata() 
             parsed.setdefault(name.lower().replace("_", "-"), dist.version)
     packages = environment.capture()["packages"]
     assert len(packages) > 50 and packages == dict(sorted(parsed.items()))
+
+
+def test_the_thread_pools_are_recorded_in_the_same_order_whatever_order_they_were_loaded_in(monkeypatch) -> None:
+    pools = [{"user_api": "openmp", "internal_api": "openmp", "prefix": "libgomp", "num_threads": 2},
+             {"user_api": "blas", "internal_api": "openblas", "prefix": "libscipy_openblas", "num_threads": 2},
+             {"user_api": "blas", "internal_api": "openblas", "prefix": "libopenblas", "num_threads": 2}]
+    keys = ("user_api", "internal_api", "prefix", "num_threads")
+    seen = []
+    for order in (pools, pools[::-1], pools[1:] + pools[:1]):
+        monkeypatch.setattr(environment, "threadpool_info", lambda order=order: [dict(p) for p in order])
+        seen.append(environment.threadpool_summary(keys))
+    assert seen[0] == seen[1] == seen[2] and len(seen[0]) == 3

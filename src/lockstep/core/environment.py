@@ -9,6 +9,7 @@ upgrading NumPy does.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -22,7 +23,7 @@ from threadpoolctl import threadpool_info
 from lockstep.core.fingerprint import fingerprint_json
 from lockstep.core.lazy import lazy_module, loaded
 
-__all__ = ["CORE_PACKAGES", "capture", "core", "core_fingerprint", "git_state"]
+__all__ = ["CORE_PACKAGES", "capture", "core", "core_fingerprint", "git_state", "threadpool_summary"]
 
 #: Packages whose version can change the numbers lockstep computes.
 CORE_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "deltalake", "lockstep")
@@ -97,12 +98,19 @@ def _version(name: str) -> str | None:
 
 
 def _threadpools() -> list[dict[str, Any]]:
-    """The BLAS and OpenMP libraries of NumPy, SciPy and scikit-learn, loaded first so that the list is
-    the same whatever the process imported before."""
-    keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
+    """The BLAS and OpenMP libraries of NumPy, SciPy and scikit-learn, loaded first, in a fixed order: the list is
+    the same whatever the process imported before, and in whatever order the libraries were loaded."""
     for module in _NUMERICAL:
         loaded(module)
-    return [{k: info.get(k) for k in keys if k in info} for info in threadpool_info()]
+    return threadpool_summary(("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer",
+                               "architecture"))
+
+
+def threadpool_summary(keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The thread pools (BLAS, OpenMP) loaded in this process, ``keys`` of each, in an order of their own (not
+    the order the libraries happened to be loaded in)."""
+    pools = [{k: info.get(k) for k in keys if k in info} for info in threadpool_info()]
+    return sorted(pools, key=lambda pool: json.dumps(pool, sort_keys=True, default=str))
 
 
 def capture() -> dict[str, Any]:

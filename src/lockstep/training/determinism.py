@@ -23,7 +23,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
+
+from lockstep.core.environment import threadpool_summary
 
 __all__ = ["deterministic", "seed_estimator", "seeded_parameters"]
 
@@ -53,8 +55,5 @@ def deterministic(seed: int, threads: int) -> Iterator[dict[str, Any]]:
         "pythonhashseed": os.environ.get("PYTHONHASHSEED"),
     }
     with threadpool_limits(limits=threads):
-        record["threadpools"] = [
-            {k: info.get(k) for k in ("user_api", "internal_api", "version", "num_threads")}
-            for info in threadpool_info()
-        ]
+        record["threadpools"] = threadpool_summary(("user_api", "internal_api", "version", "num_threads"))
         yield record
