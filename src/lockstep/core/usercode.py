@@ -33,14 +33,15 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from lockstep.core.errors import CodeError, InternalError, LockstepError
 from lockstep.core.fingerprint import fingerprint_bytes, fingerprint_json
 from lockstep.core.sections import REF_PATTERN
 
-__all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "defines", "describe_exception", "load_object",
-           "parse_ref", "user_location"]
+__all__ = ["CodeIdentity", "REF_PATTERN", "code_identity", "defines", "describe_exception", "load_module",
+           "load_object", "parse_ref", "user_location"]
 
 #: The folder of the installed lockstep package.
 LOCKSTEP_ROOT = Path(__file__).resolve().parents[1]
@@ -297,22 +298,37 @@ def load_object(ref: str, project_dir: Path) -> Any:
     project_dir = project_dir.resolve()
     if _module_file(project_dir, module_name) is None:
         code_identity(ref, project_dir)  # raises the detailed "no module" error
+    return _attribute(load_module(module_name, project_dir, ref), module_name, attr, ref)
+
+
+def load_module(module_name: str, project_dir: Path, ref: str | None = None) -> ModuleType:
+    """The module ``module_name`` of ``project_dir``, imported fresh from its source (again only when its file,
+    or that of another module imported from the folder, changed since).
+
+    Raises
+    ------
+    CodeError
+        If the module cannot be imported; the message names the file and the exception (and ``ref``, the
+        reference it was imported for).
+    """
+    project_dir = project_dir.resolve()
     if _current(module_name, project_dir):
-        return _attribute(sys.modules[module_name], module_name, attr, ref)
+        return sys.modules[module_name]
     _forget(project_dir, module_name)
     before = set(sys.modules)
     finder = _ProjectSource(project_dir)
     sys.path.insert(0, str(project_dir))
     sys.meta_path.insert(0, finder)
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except CodeError:
         raise
     except SyntaxError as exc:
         where = Path(exc.filename or module_name).name
         raise CodeError(f"{where} line {exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:
-        raise CodeError(f"importing '{module_name}' (for {ref!r}) failed: {describe_exception(exc)}",
+        purpose = f" (for {ref!r})" if ref else ""
+        raise CodeError(f"importing '{module_name}'{purpose} failed: {describe_exception(exc)}",
                         hint="run `python -c 'import " + module_name + "'` in the project folder to see the "
                         "traceback") from exc
     finally:
@@ -322,7 +338,6 @@ def load_object(ref: str, project_dir: Path) -> Any:
             file = getattr(sys.modules.get(name), "__file__", None)
             if file and Path(file).resolve().is_relative_to(project_dir):
                 _FROM_PROJECTS[name] = (project_dir, fingerprint_bytes(Path(file).read_bytes()))
-    return _attribute(module, module_name, attr, ref)
 
 
 def defines(ref: str, project_dir: Path) -> bool:
