@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import warnings
+from functools import partial
 
 import pytest
 
@@ -125,6 +126,118 @@ def test_an_interrupted_wait_stops_the_child_instead_of_waiting_for_it() -> None
     try:
         with pytest.raises(Interrupted):
             child.result(timeout=600)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 30
+    assert pid is not None and _exited(pid)
+
+
+# ---------------------------------------------------------------------- a helper: ready ahead, work sent later
+
+_PREPARED: list[int] = []
+
+
+def _prepare() -> None:
+    _PREPARED.append(os.getpid())  # in the child's memory only
+
+
+def _prepared_by() -> tuple[int, list[int]]:
+    return os.getpid(), list(_PREPARED)
+
+
+def _fail() -> None:
+    raise PipelineError(f"broken in {os.getpid()}", hint="fix it")
+
+
+def _warn_and_answer(value: int) -> int:
+    warnings.warn("careful", UserWarning, stacklevel=1)
+    return value
+
+
+def test_a_helper_gets_ready_first_then_runs_the_work_it_is_sent() -> None:
+    here = os.getpid()
+    with forked.helper(_prepare) as helper:
+        pid = helper.pid
+        assert helper.forked and pid is not None and pid != here
+        big = "é" * 3_000_000  # work larger than a pipe's buffer, made after the fork
+        worker, prepared = helper.run(_prepared_by)
+        assert helper.run(partial(len, big)) == len(big)  # a helper is used once: then the work is done here
+    assert worker == pid and prepared == [pid]  # prepared in the child, before the work
+    assert _PREPARED == [] and _exited(pid)
+
+
+def test_a_lockstep_error_and_the_warnings_of_the_helpers_work_are_given_here() -> None:
+    helper = forked.helper(_prepare)
+    pid = helper.pid
+    with pytest.raises(PipelineError) as info:
+        helper.run(_fail)
+    assert info.value.message == f"broken in {pid}" and info.value.hint == "fix it"
+    with pytest.warns(UserWarning, match="careful"):
+        assert forked.helper(_prepare).run(partial(_warn_and_answer, 7)) == 7
+
+
+def _slow_prepare() -> None:
+    time.sleep(3600)
+
+
+def _dying_prepare() -> None:
+    os._exit(3)
+
+
+def _dies_at_work() -> int:
+    os._exit(3)
+
+
+def _other_error_at_work() -> int:
+    raise ValueError("only over there")
+
+
+@pytest.mark.parametrize("how", ["not-ready-in-time", "dies-getting-ready", "dies-working", "other-error",
+                                 "work-does-not-pickle"])
+def test_work_a_helper_cannot_take_or_finish_is_done_here(how: str) -> None:
+    here = os.getpid()
+    prepare = {"not-ready-in-time": _slow_prepare, "dies-getting-ready": _dying_prepare}.get(how, _prepare)
+    work = {"dies-working": _dies_at_work, "other-error": _other_error_at_work,
+            "work-does-not-pickle": lambda: os.getpid()}.get(how, os.getpid)
+    helper = forked.helper(prepare)
+    pid = helper.pid
+    started = time.monotonic()
+    assert helper.run(work, here=os.getpid, timeout=2) == here
+    assert time.monotonic() - started < 30
+    assert pid is not None and _exited(pid)
+
+
+def test_a_helper_given_no_work_is_stopped_at_the_end_of_its_block() -> None:
+    with forked.helper(_slow_prepare) as helper:
+        pid = helper.pid
+        assert pid is not None and not _exited(pid)
+    assert _exited(pid)
+    helper.cancel()  # twice is harmless
+
+
+def test_without_a_core_to_spare_a_helper_has_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    helper = forked.helper(_prepare)
+    assert not helper.forked and helper.run(os.getpid) == os.getpid()
+
+
+@pytest.mark.parametrize("waiting_for", ["ready", "answer"])
+def test_an_interrupted_wait_for_a_helper_stops_it(waiting_for: str) -> None:
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    helper = forked.helper(_slow_prepare if waiting_for == "ready" else _prepare)
+    pid = helper.pid
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # Ctrl-C, as far as the wait can tell
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            helper.run(partial(time.sleep, 3600), timeout=600)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
