@@ -15,6 +15,7 @@ the loaded model's fingerprint is the recorded one.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -22,6 +23,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -52,6 +54,7 @@ from lockstep.registry.loading import SKOPS_FILE, file_digest, load_checked, sto
 from lockstep.registry.refs import ModelRef
 from lockstep.registry.relocation import relocate
 from lockstep.registry.signing import CLAIMS_FILE, SIGNATURE_FILE, claims_of, private_key, sign_model
+from lockstep.registry.skops_import import skops_io
 from lockstep.registry.sqlite_index import RegistryIndex, RunRecord, VersionRecord, open_index
 from lockstep.registry.stored_code import StoredCode
 from lockstep.registry.versions import TAG, LoadedModel, TrainingRecord, VersionInfo
@@ -97,6 +100,11 @@ _RELOCATED: set[str] = set()
 _REACHED: set[str] = set()
 #: Seconds to wait for a shared registry to answer.
 CONNECT_TIMEOUT = 5
+#: What logging a training imports besides MLflow and skops (:meth:`Registry.warm`): MLflow's model flavour, what
+#: ``log_model`` and ``start_run`` import when called (GitPython among them), and, for a database, its stores.
+#: These are MLflow's own module names: one a later MLflow no longer has is skipped (it only costs the time).
+_WRITING_MODULES = ("mlflow.sklearn", "mlflow.pyfunc", "mlflow.tracing.processor.otel", "git", "pyarrow.parquet")
+_DATABASE_MODULES = ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
 
 
 class Registry:
@@ -177,6 +185,24 @@ class Registry:
         """Reach the registry (the database or server), or raise a :class:`StoreError` that names it."""
         with self._mlflow() as mlflow:
             self._client(mlflow).search_experiments(max_results=1)
+
+    def warm(self) -> None:
+        """Import what :meth:`log_training` needs (MLflow, its model flavour, this registry's stores, skops), and
+        nothing else: the registry is neither read nor written. Training has a forked helper do this while the
+        model fits, and then log there (:mod:`lockstep.training.train`)."""
+        skops_io()
+        for name in self._writing_modules():
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+
+    def writing_imported(self) -> bool:
+        """Whether what :meth:`warm` imports is imported in this process already (a notebook's second training)."""
+        return "mlflow" in sys.modules and "skops.io" in sys.modules and all(
+            name in sys.modules for name in self._writing_modules())
+
+    def _writing_modules(self) -> tuple[str, ...]:
+        server = self.tracking_uri is not None and uri_scheme(self.tracking_uri) in SERVER_SCHEMES
+        return _WRITING_MODULES if server else _WRITING_MODULES + _DATABASE_MODULES
 
     def relocate(self) -> list[str]:
         """Point the registry's recorded artifact locations at this store's folder, if it was moved or copied

@@ -5,14 +5,19 @@ Given the fitted seeds, :func:`register` builds the registered pipeline
 raw rows what was evaluated on stored features, makes the run's artifacts
 (predictions, plots, reference profile, golden sample, input schema) and
 its tags (every input's fingerprint), and logs it all as one MLflow run
-with its registered version.
+with its registered version: through a forked helper that has imported
+MLflow meanwhile, when training started one (:func:`_log`), else here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,13 +25,14 @@ import pandas as pd
 import pyarrow as pa
 
 from lockstep._version import __version__
+from lockstep.compute import fork
 from lockstep.core.environment import git_state
-from lockstep.core.errors import PipelineError
+from lockstep.core.errors import LockstepError, PipelineError
 from lockstep.core.frames import raw_frame
 from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.core.prediction import model_outputs, outputs_table
 from lockstep.core.schema import ModelSchema
-from lockstep.core.usercode import load_object
+from lockstep.core.usercode import load_module, load_object
 from lockstep.evaluation import render
 from lockstep.evaluation.metrics import Outputs, summarize_seeds
 from lockstep.evaluation.plots import confusion_table, plot_data
@@ -57,8 +63,9 @@ REQUIRED_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "pyarrow", "sko
 
 def register(config: Config, store: Store, registry: Registry, feature: FeatureInfo, fingerprints: dict,
               model_ref: str, candidate: str | None, search: SearchConfig | None, frame, masks,
-              result: dict[str, Any], step: Progress) -> tuple[VersionInfo, dict]:
-    """Assemble the registered pipeline, make its artifacts and register it with its lineage."""
+              result: dict[str, Any], step: Progress, writer: fork.Helper | None = None) -> tuple[VersionInfo, dict]:
+    """Assemble the registered pipeline, make its artifacts and register it with its lineage (logged by
+    ``writer``, a helper made ready for it, if there is one)."""
     per_seed: list[SeedResult] = result["per_seed"]
     primary = per_seed[0]
     step("building the registered pipeline (features + model)")
@@ -70,14 +77,14 @@ def register(config: Config, store: Store, registry: Registry, feature: FeatureI
     plots = render.start(plot_data(primary.outputs["test"], config.training.positive_class, config.data.task))
     try:
         return _logged(config, registry, feature, fingerprints, model_ref, candidate, search, frame, masks,
-                       result, (full, raw, raw_X, fingerprint, summaries), plots, step)
+                       result, (full, raw, raw_X, fingerprint, summaries), plots, step, writer or fork.Helper.here())
     finally:
         plots.close()  # a helper still drawing when something failed
 
 
 def _logged(config: Config, registry: Registry, feature: FeatureInfo, fingerprints: dict, model_ref: str,
             candidate: str | None, search: SearchConfig | None, frame, masks, result: dict[str, Any],
-            built: tuple, plots: render.Rendering, step: Progress) -> tuple[VersionInfo, dict]:
+            built: tuple, plots: render.Rendering, step: Progress, writer: fork.Helper) -> tuple[VersionInfo, dict]:
     """The training record of the registered pipeline ``built``, logged with the plots being drawn."""
     full, raw, raw_X, fingerprint, summaries = built
     per_seed: list[SeedResult] = result["per_seed"]
@@ -125,8 +132,48 @@ def _logged(config: Config, registry: Registry, feature: FeatureInfo, fingerprin
         images=plots.images,
     )
     step("logging to MLflow and registering the model")
-    version = registry.log_training(record)
+    version = _log(registry, record, writer, (config.project_dir, user_modules))
     return version, {"thread_invariant": result["thread_invariant"]}
+
+
+def _log(registry: Registry, record: TrainingRecord, writer: fork.Helper, project: tuple[Path, list[str]],
+         ) -> VersionInfo:
+    """Log ``record``: by ``writer``'s child, which has imported MLflow while the model fitted, else here.
+
+    The record goes to the child pickled, and its plots after it, when they are drawn (the child logs them
+    last). Its model refers to classes and functions of the project's modules (``project``: the folder and
+    the modules' names), which the child imports the way this process did before it unpickles the record
+    (MLflow's skops check imports them by name too). Whatever keeps the child from logging it (see
+    :meth:`lockstep.compute.fork.Helper.run`) means that it is logged here.
+    """
+    if not writer.forked:
+        return registry.log_training(record)
+    images = functools.cache(record.images or dict)  # drawn once, whoever logs them
+    here = dataclasses.replace(record, images=images)
+    try:
+        # in the child, the plots are what this process sends last (typing: sent_later gives what it was sent)
+        travelling = dataclasses.replace(record, images=fork.sent_later)  # type: ignore[arg-type]
+        pickled = pickle.dumps(travelling, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - it cannot travel: logged here
+        writer.cancel()
+        return registry.log_training(here)
+    work = functools.partial(_log_pickled, registry, project, pickled)
+    return writer.run(work, here=functools.partial(registry.log_training, here), later=images)
+
+
+def _log_pickled(registry: Registry, project: tuple[Path, list[str]], pickled: bytes) -> VersionInfo:
+    """In the helper: the project's modules imported, the record unpickled and checked to hold the very model
+    trained (its fingerprint), then logged."""
+    folder, modules = project
+    try:
+        for name in modules:
+            load_module(name, folder)
+    except LockstepError as exc:  # imported in the parent: not the user's to fix, and logged there instead
+        raise RuntimeError(f"the helper could not import {exc}") from exc
+    record = pickle.loads(pickled)  # noqa: S301 - this process's own record, sent by its parent
+    if model_fingerprint(record.model) != record.tags[f"{TAG}.model.fingerprint"]:
+        raise RuntimeError("the model changed on its way to the helper")  # not lockstep's error: logged here
+    return registry.log_training(record)
 
 
 def _training_record(per_seed: list[SeedResult], summaries: dict[str, Any], result: dict[str, Any],

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lockstep._version import __version__
-from lockstep.compute import Compute, ProjectCode, compute_session, reach
+from lockstep.compute import Compute, ProjectCode, compute_session, fork, reach
 from lockstep.core.environment import capture, core_fingerprint
 from lockstep.core.errors import ConfigError, PipelineError
 from lockstep.core.fingerprint import fingerprint_json
-from lockstep.core.lazy import lazy_module
+from lockstep.core.lazy import lazy_module, loaded
 from lockstep.core.usercode import code_identity
 from lockstep.registry.refs import ModelRef
 
@@ -196,18 +196,29 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
         if hit is not None:
             return TrainResult(version=registry.version(ModelRef(hit["name"], version=hit["version"])), skipped=True)
 
-    step("importing the model code")
-    factory = fitting.checked_factory(config, model_ref, search, candidate)
-    step(f"reading feature set version {feature.version}")
-    frame = frames.feature_frame(feature_table.read(feature.version))
-    X, y, masks = fitting.split(frame, feature, config.data.task)
+    with _writer(registry) as writer:
+        step("importing the model code")
+        factory = fitting.checked_factory(config, model_ref, search, candidate)
+        step(f"reading feature set version {feature.version}")
+        frame = frames.feature_frame(feature_table.read(feature.version))
+        X, y, masks = fitting.split(frame, feature, config.data.task)
 
-    with _session(config, compute, fingerprints["files"]) as session:
-        result = fitting.fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step, session)
-    recorded = {**fingerprints, "environment": capture()}  # the whole environment, kept with the model
-    registered, details = registration.register(config, store, registry, feature, recorded, model_ref, candidate,
-                                                search, frame, masks, result, step)
+        with _session(config, compute, fingerprints["files"]) as session:
+            result = fitting.fit_and_evaluate(config, factory, model_ref, search, X, y, masks, step, session)
+        recorded = {**fingerprints, "environment": capture()}  # the whole environment, kept with the model
+        registered, details = registration.register(config, store, registry, feature, recorded, model_ref,
+                                                    candidate, search, frame, masks, result, step, writer)
     return TrainResult(version=registered, skipped=False, details=details)
+
+
+def _writer(registry: Registry) -> fork.Helper:
+    """Who will log the run: a forked helper importing MLflow and its store (a second or more) while the model
+    fits here, on the other core; this process itself when it has them imported already, or has no core to
+    spare. The training's own libraries are imported first, for the helper to start with them."""
+    if registry.writing_imported():
+        return fork.Helper.here()
+    loaded(registration)  # pandas, Arrow, scikit-learn and lockstep's evaluation
+    return fork.helper(registry.warm)
 
 
 def _session(config: Config, compute: str | None, files: dict[str, str]) -> AbstractContextManager[Compute]:
