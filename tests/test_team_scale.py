@@ -578,6 +578,7 @@ def test_a_run_logged_by_the_trainings_helper_lands_on_the_shared_services(s3, p
     there; another machine reads the version and proves it."""
     from lockstep.compute import fork
     from lockstep.registry.mlflow_registry import Registry
+    from lockstep.training import train as train_module
 
     folders, env = _two_machines(s3, pg, tmp_path)
     for step in ("ingest", "features"):
@@ -588,6 +589,7 @@ def test_a_run_logged_by_the_trainings_helper_lands_on_the_shared_services(s3, p
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})  # forked whatever runs the tests
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.setattr(Registry, "writing_imported", lambda self: False)
+    monkeypatch.setattr(train_module, "_helped", False)  # as in a new process
     monkeypatch.setattr(fork, "helper", lambda prepare: helpers.append((h := helper(prepare)).pid) or h)
     logged_here: list[int] = []  # a helper's calls stay in its own memory
     log_training = Registry.log_training

@@ -20,6 +20,7 @@ from lockstep.core.errors import CodeError, ConfigError
 from lockstep.core.model_fingerprint import model_fingerprint
 from lockstep.registry.mlflow_registry import Registry
 from lockstep.registry.versions import VersionInfo
+from lockstep.training import train as train_module
 
 from .corpus import CORPUS
 from .model_matrix import CLASSIFIERS, REGRESSORS, matrix_project
@@ -60,6 +61,7 @@ def helper_logs(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int | None]]:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.setattr(Registry, "writing_imported", lambda self: False)
+    monkeypatch.setattr(train_module, "_helped", False)  # as in a new process
     log_training, helper = Registry.log_training, fork.helper
 
     def logged_here(self, record):
@@ -200,3 +202,13 @@ def test_a_project_module_the_helper_cannot_import_means_the_run_is_logged_here(
     assert helper_logs["helpers"][-1] is not None and helper_logs["logged_here"] == [os.getpid()]
     assert version.aliases == ["challenger"] and [v.version for v in telco.model_versions()] == [version.version]
     assert telco.load_model(f"{version.name}/{version.version}").info.fingerprint == version.fingerprint
+
+
+def test_after_a_helper_the_trainings_of_the_same_process_are_logged_here(telco: Project, helper_logs: dict) -> None:
+    """A loop of trainings (a notebook's) imports MLflow once, here, rather than in a helper every time."""
+    first = telco.train().version
+    helper = helper_logs["helpers"][0]
+    assert helper is not None and helper_logs["helpers"] == [helper] and helper_logs["logged_here"] == []
+    second = telco.train(force=True).version
+    assert helper_logs["helpers"] == [helper] and helper_logs["logged_here"] == [os.getpid()]
+    assert second.version == first.version + 1 and second.fingerprint == first.fingerprint

@@ -316,18 +316,22 @@ def _child(work: Callable[[], object], read: int, write: int) -> None:  # pragma
 
 def _serve(prepare: Callable[[], object], answer: int, request: int,
            parents: tuple[int, int]) -> None:  # pragma: no cover - runs in the child
-    """In a helper child: get ready, say so, read the work until its pipe closes, run it and send its outcome."""
+    """In a helper child: get ready, say so, read the work, run it and send its outcome."""
     try:
         for end in parents:
             os.close(end)
-        gc.disable()  # as in :func:`_child`
+        # the parent's objects are never collected here (see :func:`_child`), the helper's own garbage is: it
+        # imports and writes much more than a forked child of :func:`start`
+        gc.freeze()
         _own_streams()
         prepare()
         _write_all(answer, _READY)
         work = pickle.loads(_receive_message(request))
         global _LATER
         _LATER = request
-        _write_all(answer, _outcome(work))
+        outcome = _outcome(work)
+        del work  # what it made is released now (a temporary folder's finalizer): os._exit runs none
+        _write_all(answer, outcome)
     except BaseException:  # noqa: BLE001, S110 - the parent sees a closed pipe and does the work itself
         pass
 

@@ -211,14 +211,23 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
     return TrainResult(version=registered, skipped=False, details=details)
 
 
+#: Whether a helper logged a training's run in this process already: the trainings that follow are logged here
+#: (MLflow imported once), not by a helper importing it each time (a notebook's loop over candidates).
+_helped = False
+
+
 def _writer(registry: Registry) -> fork.Helper:
     """Who will log the run: a forked helper importing MLflow and its store (a second or more) while the model
-    fits here, on the other core; this process itself when it has them imported already, or has no core to
-    spare. The training's own libraries are imported first, for the helper to start with them."""
-    if registry.writing_imported():
+    fits here, on the other core; this process itself when it has them imported already, when a helper did
+    it before, or when there is no core to spare. The training's own libraries are imported first, for the
+    helper to start with them."""
+    global _helped
+    if _helped or registry.writing_imported():
         return fork.Helper.here()
     loaded(registration)  # pandas, Arrow, scikit-learn and lockstep's evaluation
-    return fork.helper(registry.warm)
+    helper = fork.helper(registry.warm)
+    _helped = helper.forked
+    return helper
 
 
 def _session(config: Config, compute: str | None, files: dict[str, str]) -> AbstractContextManager[Compute]:
