@@ -112,25 +112,31 @@ def test_without_a_core_to_spare_the_work_runs_here(why: str, monkeypatch: pytes
 
 
 def test_an_interrupted_wait_stops_the_child_instead_of_waiting_for_it() -> None:
-    class Interrupted(Exception):
-        pass
-
-    def interrupt(signum, frame):
-        raise Interrupted
-
     child = forked.start(lambda: time.sleep(3600))
     pid = child.pid
+    _interrupted(lambda: child.result(timeout=600))
+    assert pid is not None and _exited(pid)
+
+
+class _Interrupted(Exception):
+    """A Ctrl-C, as far as a wait can tell."""
+
+
+def _interrupted(wait) -> None:
+    """Run ``wait``, interrupted after half a second: it must give up at once, with the interrupt."""
+    def interrupt(signum, frame):
+        raise _Interrupted
+
     previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 0.5)  # Ctrl-C, as far as the wait can tell
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
     started = time.monotonic()
     try:
-        with pytest.raises(Interrupted):
-            child.result(timeout=600)
+        with pytest.raises(_Interrupted):
+            wait()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert time.monotonic() - started < 30
-    assert pid is not None and _exited(pid)
 
 
 # ---------------------------------------------------------------------- a helper: ready ahead, work sent later
@@ -224,22 +230,7 @@ def test_without_a_core_to_spare_a_helper_has_no_child(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("waiting_for", ["ready", "answer"])
 def test_an_interrupted_wait_for_a_helper_stops_it(waiting_for: str) -> None:
-    class Interrupted(Exception):
-        pass
-
-    def interrupt(signum, frame):
-        raise Interrupted
-
     helper = forked.helper(_slow_prepare if waiting_for == "ready" else _prepare)
     pid = helper.pid
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 0.5)  # Ctrl-C, as far as the wait can tell
-    started = time.monotonic()
-    try:
-        with pytest.raises(Interrupted):
-            helper.run(partial(time.sleep, 3600), timeout=600)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    assert time.monotonic() - started < 30
+    _interrupted(lambda: helper.run(partial(time.sleep, 3600), timeout=600))
     assert pid is not None and _exited(pid)
