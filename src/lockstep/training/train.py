@@ -185,12 +185,7 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
 
     step("fingerprinting the inputs")
     fingerprints = training_inputs(config, feature, model_ref, search, candidate)
-    feature_code = fingerprints["feature_code"]
-    if (feature_code.fingerprint if feature_code else None) != (feature.code.get("fingerprint")
-                                                                if feature.code.get("ref") else None):
-        raise PipelineError(
-            f"the feature code changed since feature set version {feature.version} was built",
-            hint="run `lockstep features` first, so that the model is trained on features made by the current code")
+    _check_feature_code(fingerprints["feature_code"], feature)
     if not force:
         hit = registry.find_run(fingerprints["inputs"])
         if hit is not None:
@@ -209,6 +204,15 @@ def _train(config: Config, store: Store, registry: Registry, *, features_version
         registered, details = registration.register(config, store, registry, feature, recorded, model_ref,
                                                     candidate, search, frame, masks, result, step, writer)
     return TrainResult(version=registered, skipped=False, details=details)
+
+
+def _check_feature_code(feature_code: Any, feature: FeatureInfo) -> None:
+    """The feature code now (its identity, or None) must be the code that built the feature set ``feature``."""
+    if (feature_code.fingerprint if feature_code else None) != (feature.code.get("fingerprint")
+                                                                if feature.code.get("ref") else None):
+        raise PipelineError(
+            f"the feature code changed since feature set version {feature.version} was built",
+            hint="run `lockstep features` first, so that the model is trained on features made by the current code")
 
 
 #: Whether a helper logged a training's run in this process already: the trainings that follow are logged here
