@@ -212,3 +212,16 @@ def test_after_a_helper_the_trainings_of_the_same_process_are_logged_here(telco:
     second = telco.train(force=True).version
     assert helper_logs["helpers"] == [helper] and helper_logs["logged_here"] == [os.getpid()]
     assert second.version == first.version + 1 and second.fingerprint == first.fingerprint
+
+
+def test_a_record_too_large_to_copy_is_logged_here(telco: Project, monkeypatch: pytest.MonkeyPatch,
+                                                   helper_logs: dict) -> None:
+    from lockstep.training import registration
+
+    monkeypatch.setattr(registration, "HELPER_BYTES", 1_000)  # any record is larger
+    version = telco.train().version
+    helper = helper_logs["helpers"][-1]
+    assert helper is not None and helper_logs["logged_here"] == [os.getpid()]
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper, os.WNOHANG)  # stopped and reaped, not left waiting
+    assert version.aliases == ["challenger"] and [v.version for v in telco.model_versions()] == [version.version]

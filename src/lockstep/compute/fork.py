@@ -192,6 +192,7 @@ class Helper(Generic[T]):
         except BaseException:  # interrupted here (Ctrl-C): the child is stopped, not waited for
             self.cancel()
             raise
+        del payload  # the child's now: not kept here while it works
         if not handed_over:
             self.cancel()
             return fallback()

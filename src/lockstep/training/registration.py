@@ -59,6 +59,9 @@ TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lockstep.", "builtins.", "c
 TRUSTED_TYPES = ("functools.partial",)
 #: Packages pinned in a registered model's requirements.
 REQUIRED_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "pyarrow", "skops", "mlflow", "lockstep")
+#: A training record larger than this (pickled) is logged here: copies of it in two processes would cost more
+#: memory than the second or so the helper saves is worth, next to a training that made that much.
+HELPER_BYTES = 256 * 2**20
 
 
 def register(config: Config, store: Store, registry: Registry, feature: FeatureInfo, fingerprints: dict,
@@ -143,8 +146,9 @@ def _log(registry: Registry, record: TrainingRecord, writer: fork.Helper, projec
     The record goes to the child pickled, and its plots after it, when they are drawn (the child logs them
     last). Its model refers to classes and functions of the project's modules (``project``: the folder and
     the modules' names), which the child imports the way this process did before it unpickles the record
-    (MLflow's skops check imports them by name too). Whatever keeps the child from logging it (see
-    :meth:`lockstep.compute.fork.Helper.run`) means that it is logged here.
+    (MLflow's skops check imports them by name too). A record of more than :data:`HELPER_BYTES`, and
+    whatever keeps the child from logging it (see :meth:`lockstep.compute.fork.Helper.run`), mean that it is
+    logged here.
     """
     if not writer.forked:
         return registry.log_training(record)
@@ -155,6 +159,8 @@ def _log(registry: Registry, record: TrainingRecord, writer: fork.Helper, projec
         travelling = dataclasses.replace(record, images=fork.sent_later)  # type: ignore[arg-type]
         pickled = pickle.dumps(travelling, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - it cannot travel: logged here
+        pickled = None
+    if pickled is None or len(pickled) > HELPER_BYTES:
         writer.cancel()
         return registry.log_training(here)
     work = functools.partial(_log_pickled, registry, project, pickled)
