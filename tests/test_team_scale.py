@@ -572,33 +572,20 @@ def test_a_project_on_an_mlflow_tracking_server_is_proved_from_a_second_folder(s
         assert any(k.startswith("mlflow-server/") and k.endswith("model.skops") for k in s3.keys(bucket))
 
 
-def test_a_run_logged_by_the_trainings_helper_lands_on_the_shared_services(s3, pg, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_logged_by_the_trainings_helper_lands_on_the_shared_services(s3, pg, tmp_path: Path) -> None:
     """Training's forked helper opens its own connections (PostgreSQL, and S3 through boto3) and writes the run
-    there; another machine reads the version and proves it."""
-    from lockstep.compute import fork
-    from lockstep.registry.mlflow_registry import Registry
-    from lockstep.training import train as train_module
+    there; another machine reads the version and proves it. Forced: the look-up of a finished run with the same
+    inputs goes through MLflow on a shared registry, and a process that imported MLflow forks no helper."""
+    from .test_training_helper import helped
 
     folders, env = _two_machines(s3, pg, tmp_path)
     for step in ("ingest", "features"):
         done = _here([step, "--project", str(folders[0])], env)
         assert done.returncode == 0, done.stderr
-    helpers: list[int | None] = []
-    helper = fork.helper
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})  # forked whatever runs the tests
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    monkeypatch.setattr(Registry, "writing_imported", lambda self: False)
-    monkeypatch.setattr(train_module, "_helped", False)  # as in a new process
-    monkeypatch.setattr(fork, "helper", lambda prepare: helpers.append((h := helper(prepare)).pid) or h)
-    logged_here: list[int] = []  # a helper's calls stay in its own memory
-    log_training = Registry.log_training
-    monkeypatch.setattr(Registry, "log_training",
-                        lambda self, record: logged_here.append(os.getpid()) or log_training(self, record))
-    trained = _json(_here(["train", "--json", "--project", str(folders[0])], env))
-    assert helpers and helpers[-1] is not None and not trained["skipped"]
-    assert logged_here == []  # the helper logged the run
-    ref = f"{trained['model']}/{trained['version']}"
+    report = helped(folders[0], [{"force": True}], env=env)
+    assert report["helpers"][0] is not None and report["logged_here"] == []  # the helper logged the run
+    ref = report["versions"][0]
+    trained = _json(_run(["models", "show", ref, "--json"], env, cwd=folders[0]))
     shown = _json(_run(["models", "show", ref, "--json"], env, cwd=folders[1]))
     assert shown["fingerprint"] == trained["fingerprint"] and "challenger" in shown["aliases"]
     verified = _json(_run(["verify", ref, "--json"], env, cwd=folders[1]))

@@ -195,10 +195,12 @@ class Registry:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
 
-    def writing_imported(self) -> bool:
-        """Whether what :meth:`warm` imports is imported in this process already (a notebook's second training)."""
-        return "mlflow" in sys.modules and "skops.io" in sys.modules and all(
-            name in sys.modules for name in self._writing_modules())
+    @staticmethod
+    def forkable() -> bool:
+        """Whether a forked copy of this process may write to a registry: MLflow was never imported here, so no
+        store, connection pool or client of MLflow's open here would be shared with the copy (a database
+        connection used by two processes breaks: SQLite's files, PostgreSQL's prepared statements)."""
+        return "mlflow" not in sys.modules
 
     def _writing_modules(self) -> tuple[str, ...]:
         server = self.tracking_uri is not None and uri_scheme(self.tracking_uri) in SERVER_SCHEMES

@@ -222,11 +222,11 @@ _helped = False
 
 def _writer(registry: Registry) -> fork.Helper:
     """Who will log the run: a forked helper importing MLflow and its store (a second or more) while the model
-    fits here, on the other core; this process itself when it has them imported already, when a helper did
-    it before, or when there is no core to spare. The training's own libraries are imported first, for the
-    helper to start with them."""
+    fits here, on the other core; this process itself when it has imported MLflow already (whose connections
+    must not be shared with a child), when a helper did it before, or when there is no core to spare. The
+    training's own libraries are imported first, for the helper to start with them."""
     global _helped
-    if _helped or registry.writing_imported():
+    if _helped or not registry.forkable():
         return fork.Helper.here()
     loaded(registration)  # pandas, Arrow, scikit-learn and lockstep's evaluation
     helper = fork.helper(registry.warm)
