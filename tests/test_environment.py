@@ -49,3 +49,7 @@ def test_the_thread_pools_are_recorded_in_the_same_order_whatever_order_they_wer
         monkeypatch.setattr(environment, "threadpool_info", lambda order=order: [dict(p) for p in order])
         seen.append(environment.threadpool_summary(keys))
     assert seen[0] == seen[1] == seen[2] and len(seen[0]) == 3
+    limited = [{**pool, "num_threads": 1 if pool["prefix"] == "libscipy_openblas" else 2} for pool in pools]
+    monkeypatch.setattr(environment, "threadpool_info", lambda: [dict(p) for p in limited])
+    order = [pool["prefix"] for pool in environment.threadpool_summary(keys)]
+    assert order == [pool["prefix"] for pool in seen[0]]  # the same order whatever the sizes

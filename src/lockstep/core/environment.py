@@ -110,7 +110,9 @@ def threadpool_summary(keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """The thread pools (BLAS, OpenMP) loaded in this process, ``keys`` of each, in an order of their own (not
     the order the libraries happened to be loaded in)."""
     pools = [{k: info.get(k) for k in keys if k in info} for info in threadpool_info()]
-    return sorted(pools, key=lambda pool: json.dumps(pool, sort_keys=True, default=str))
+    # by what the library is, then by its size: a process that limited its threads lists them in the same order
+    return sorted(pools, key=lambda pool: (json.dumps({k: v for k, v in pool.items() if k != "num_threads"},
+                                                      sort_keys=True, default=str), str(pool.get("num_threads"))))
 
 
 def capture() -> dict[str, Any]:
