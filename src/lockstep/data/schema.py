@@ -32,6 +32,7 @@ from lockstep.core.dtypes import arrow_type
 from lockstep.core.errors import SchemaFailure, shown
 from lockstep.core.lazy import lazy_module
 from lockstep.core.values import plain
+from lockstep.data.rules import rules_hold
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandera.pandas as pandera
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 else:  # pandera, imported by the first validation (an up-to-date ingest validates nothing)
     pandera = lazy_module("pandera.pandas")
 
-__all__ = ["INT_LIMIT", "ValidationResult", "convert_table", "pandera_schema", "to_pandas",
+__all__ = ["INT_LIMIT", "ValidationResult", "convert_table", "pandera_failures", "pandera_schema", "to_pandas",
            "validate_table"]
 
 _MAX_EXAMPLES = 5
@@ -387,8 +388,16 @@ def _checks(spec: ColumnSchema, tz_aware: bool) -> list[tuple[Any, str]]:
 
 def _check_rules(typed: pa.Table, declared: dict[str, ColumnSchema],
                  converted_failed: set[tuple[str, int]]) -> list[RowFailure]:
-    if typed.num_columns == 0:
-        return []
+    """The rows that break a rule: none when Arrow vouches for every row (:func:`rules_hold`), else pandera's."""
+    if typed.num_columns == 0 or rules_hold(typed, declared):
+        return []  # pandera, and the table in pandas, only to name the rows that break a rule
+    return pandera_failures(typed, declared, converted_failed)
+
+
+def pandera_failures(typed: pa.Table, declared: dict[str, ColumnSchema],
+                     converted_failed: set[tuple[str, int]]) -> list[RowFailure]:
+    """The rows of ``typed`` that break a rule, found by pandera on the table in pandas (conversion failures,
+    ``converted_failed``, are not reported again as missing values)."""
     frame = to_pandas(typed)
     rules: dict[tuple[str, int | None], str] = {}
     columns = {}
