@@ -174,3 +174,29 @@ def test_a_large_input_in_chunks_has_bounded_memory(project: Project, tmp_path: 
     first = out.column("proba_Yes").to_numpy()[:600]
     again = out.column("proba_Yes").to_numpy()[600:1200]
     assert first.tobytes() == again.tobytes()  # the same rows repeated give the same bits
+
+
+@pytest.mark.parametrize("labels", [
+    np.array(["Yes", "No", "No"], dtype=object), np.array(["a", "bb", "ccc"]), np.array([3, -1, 3], np.int32),
+    np.array([0, 255, 7], np.uint8), np.array([2**63 + 1, 0], np.uint64), np.array([True, False]),
+    np.array([0.5, -0.0, np.nan], np.float32), np.array([1.5, np.inf]), np.array(["a", b"x"], dtype=object),
+    np.array([1, "one", None], dtype=object), np.array([np.int64(4), np.int64(5)], dtype=object),
+    np.array([True, 1], dtype=object), np.array([], dtype=object)], ids=repr)
+def test_labels_converted_whole_are_the_values_and_type_of_one_at_a_time(labels: np.ndarray) -> None:
+    """Predicted labels become Arrow values as a whole array where that gives what converting each label's Python
+    value (``.item()``) gives: the same values, bits and type, whatever the NumPy kind; and where one at a time
+    fails (mixed types Arrow cannot hold in one column), the same failure."""
+    from lockstep.core.prediction import label_array
+
+    try:
+        one_at_a_time = pa.array([v.item() if hasattr(v, "item") else v for v in labels])
+    except (pa.ArrowException, OverflowError) as error:
+        with pytest.raises(type(error)):
+            label_array(labels)
+        return
+    whole = label_array(labels)
+    assert whole.type == one_at_a_time.type
+    if pa.types.is_floating(whole.type):
+        assert whole.to_numpy().tobytes() == one_at_a_time.to_numpy().tobytes()  # NaN and -0.0 too
+    else:
+        assert whole.equals(one_at_a_time)
