@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -577,3 +578,83 @@ def test_a_probability_metric_needs_a_classifier_with_probabilities(tmp_path: Pa
     metrics = result.version.metric_summary("test")
     assert 0.5 < metrics["accuracy"]["mean"] <= 1.0
     assert "roc_auc" not in metrics and "brier_score" not in metrics  # not defined: not logged
+
+
+def _module_level(x):
+    return x
+
+
+def _closure():
+    def inner(x):
+        return x
+    return inner
+
+
+def _local_estimator():
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class Local(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            return X
+    return Local()
+
+
+@pytest.mark.parametrize(("build", "parameter", "described"), [
+    (lambda ft, p: p([("odd", ft(lambda x: x))]), "odd__func", "a lambda"),
+    (lambda ft, p: p([("odd", ft(_closure()))]), "odd__func", "a function defined inside a function"),
+    (lambda ft, p: p([("odd", ft(func=_module_level, inverse_func=functools.partial(lambda x, k: x, k=1)))]),
+     "odd__inverse_func", "a lambda"),
+    (lambda ft, p: p([("odd", _local_estimator())]), "odd", "an estimator of a class defined inside a function"),
+    (lambda ft, p: p([("cols", __import__("sklearn.compose", fromlist=["x"]).ColumnTransformer(
+        [("a", ft(lambda x: x), [0])]))]), "cols__a__func", "a lambda"),
+])
+def test_a_model_skops_could_not_load_back_is_named_by_its_parameter(build, parameter: str, described: str) -> None:
+    """A lambda, a closure or a class defined in a function would be saved and fail to load: found among the
+    parameters (nested ones too) before anything is logged, by the parameter that holds it."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from lockstep.training.saveable import unreachable_parts
+
+    found = unreachable_parts(build(FunctionTransformer, Pipeline))
+    assert [name for name, _ in found] == [parameter]
+    assert found[0][1].startswith(described), found
+
+
+def test_functions_skops_loads_back_by_name_are_not_refused() -> None:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from lockstep.training.saveable import unreachable_parts
+
+    model = Pipeline([("log", FunctionTransformer(np.log1p, inverse_func=np.expm1)),
+                      ("same", FunctionTransformer(functools.partial(_module_level))),
+                      ("estimator", TransformedTargetRegressor(Ridge(), func=np.log1p, inverse_func=np.expm1))])
+    assert unreachable_parts(model) == []
+
+
+def test_a_lambda_in_the_model_is_refused_before_anything_is_logged(project: Project) -> None:
+    (project.path / "lambdamodel.py").write_text('''
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+import pipeline
+
+def model():
+    return Pipeline([("keep", FunctionTransformer(lambda X: X[pipeline.NUMERIC_FEATURES].fillna(0))),
+                     ("estimator", LogisticRegression(max_iter=5000))])
+''')
+    text = (project.path / "lockstep.toml").read_text().replace('model = "pipeline:model"',
+                                                                'model = "lambdamodel:model"')
+    text = text.replace('search = { kind = "grid", cv = 3, space = { "estimator__C" = [0.3, 1.0] } }\n', "", 1)
+    (project.path / "lockstep.toml").write_text(text)
+    code, _, err = run("train", "--project", str(project.path))
+    assert code == 2 and "Traceback" not in err, err
+    assert "'model__keep__func' holds a lambda (lambdamodel.model.<locals>.<lambda>)" in err, err
+    assert "at the top level of a module" in err
+    assert Project(project.path).model_versions() == []

@@ -41,6 +41,7 @@ from lockstep.profiles.scores import model_scores
 from lockstep.registry.skops_import import skops_io
 from lockstep.registry.versions import TAG, TrainingRecord
 from lockstep.training.assembly import SeedResult, assemble_pipeline
+from lockstep.training.saveable import unreachable_parts
 
 if TYPE_CHECKING:  # pragma: no cover
 
@@ -357,7 +358,14 @@ def _predictions_table(frame, feature, masks, primary: SeedResult, task: str):
 
 
 def _trusted_types(model: Any, user_modules: list[str], extra: list[str]) -> list[str]:
-    """The types skops will trust when loading: those of trusted packages and the project's modules."""
+    """The types skops will trust when loading: those of trusted packages and the project's modules. A function or
+    class skops could not load back by its name (a lambda, a closure) is refused first."""
+    unreachable = unreachable_parts(model)
+    if unreachable:
+        listed = "; ".join(f"'{name}' holds {what}" for name, what in unreachable[:3])
+        raise PipelineError(f"the model cannot be saved to be loaded again: {listed}",
+                            hint="skops saves a function or class by its module and name: define it with def "
+                                 "(or class) at the top level of a module of the project, and use it by name")
     sio = skops_io()
     untrusted = sio.get_untrusted_types(data=sio.dumps(model))
     prefixes = TRUSTED_PREFIXES + tuple(f"{m}." for m in user_modules)
