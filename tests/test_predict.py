@@ -200,3 +200,33 @@ def test_labels_converted_whole_are_the_values_and_type_of_one_at_a_time(labels:
         assert whole.to_numpy().tobytes() == one_at_a_time.to_numpy().tobytes()  # NaN and -0.0 too
     else:
         assert whole.equals(one_at_a_time)
+
+
+def test_a_parquet_input_is_checked_and_quarantined_as_the_same_rows_in_csv(project: Project, tmp_path: Path) -> None:
+    """A Parquet input's text is read dictionary-encoded and validated that way (its distinct values checked and
+    converted once): the rows refused, their reasons and values, the predictions and both fingerprints are those
+    of the same rows read from CSV."""
+    header, rows = read_rows(project.path / "data" / "wa_churn.csv")
+    rows[7][header.index("contract")] = "Weekly"
+    rows[400][header.index("tenure")] = "-2"
+    rows[12][header.index("payment_method")] = ""
+    bad = write_rows(tmp_path / "bad.csv", header, rows)
+    pq.write_table(pacsv.read_csv(bad, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)),
+                   tmp_path / "bad.parquet")
+    assert pa.types.is_dictionary(pq.read_table(tmp_path / "bad.parquet", read_dictionary=["contract"])
+                                  .schema.field("contract").type)
+    results, reasons = [], []
+    for name in ("bad.csv", "bad.parquet"):
+        with pytest.raises(SchemaValidationError) as info:
+            _predict(project, input_path=tmp_path / name, output=str(tmp_path / "never.parquet"))
+        assert 'row 8 ("Weekly")' in str(info.value)
+        results.append(_predict(project, input_path=tmp_path / name, output=str(tmp_path / f"{name}.out.parquet"),
+                                quarantine=True))
+        reasons.append(sorted((r["row"], tuple(r["reasons"])) for r in project.store.quarantine.read().to_pylist()
+                              if r["source"].endswith(name)))
+    assert results[0].rows == results[1].rows == 597 and results[1].quarantined == 3
+    assert results[0].input_fingerprint == results[1].input_fingerprint
+    assert results[0].output_fingerprint == results[1].output_fingerprint
+    assert reasons[0] == reasons[1] and [row for row, _ in reasons[1]] == [8, 13, 401]
+    written = [pq.read_table(tmp_path / f"{name}.out.parquet") for name in ("bad.csv", "bad.parquet")]
+    assert written[0].schema == written[1].schema

@@ -112,7 +112,7 @@ class ValidationResult:
 
 
 def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], *, source: str = "the data",
-                   extra_columns: str = "error") -> ValidationResult:
+                   extra_columns: str = "error", keep_dictionary: bool = False) -> ValidationResult:
     """Convert ``table`` to the declared schema and check every rule.
 
     Parameters
@@ -126,6 +126,9 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
         How to name the data in messages.
     extra_columns : {"error", "ignore"}
         What to do with columns the schema does not declare.
+    keep_dictionary : bool, default False
+        Leave dictionary-encoded text encoded in the converted table (the same values; a Parquet input's text
+        columns are read that way, and checking and converting their distinct values is cheaper).
 
     Returns
     -------
@@ -147,7 +150,7 @@ def validate_table(table: pa.Table, data: DataConfig | dict[str, ColumnSchema], 
                 column=name, rule=f"in {source} but not declared in [data.schema] "
                                   "(declare it, or select columns with [data] sql)", rows=0))
 
-    typed, row_failures = convert_table(table, declared)
+    typed, row_failures = convert_table(table, declared, keep_dictionary=keep_dictionary)
     converted_failed = {(f.column, r) for f in row_failures for r in f.rows}
     row_failures += _check_rules(typed, declared, converted_failed)
     return ValidationResult(table=typed, column_failures=column_failures, row_failures=row_failures)
@@ -397,8 +400,9 @@ def _check_rules(typed: pa.Table, declared: dict[str, ColumnSchema],
 def pandera_failures(typed: pa.Table, declared: dict[str, ColumnSchema],
                      converted_failed: set[tuple[str, int]]) -> list[RowFailure]:
     """The rows of ``typed`` that break a rule, found by pandera on the table in pandas (conversion failures,
-    ``converted_failed``, are not reported again as missing values)."""
-    frame = to_pandas(typed)
+    ``converted_failed``, are not reported again as missing values). Dictionary-encoded text is decoded first:
+    pandera sees plain text, as it always has."""
+    frame = to_pandas(_decoded(typed))
     rules: dict[tuple[str, int | None], str] = {}
     columns = {}
     for name in typed.column_names:
@@ -440,6 +444,14 @@ def pandera_failures(typed: pa.Table, declared: dict[str, ColumnSchema],
     return out
 
 
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary-encoded columns as their plain values."""
+    for number, field_ in enumerate(table.schema):
+        if pa.types.is_dictionary(field_.type):
+            table = table.set_column(number, field_.name, pc.cast(table.column(number), field_.type.value_type))
+    return table
 
 
 def bad_row_mask(n: int, rows: list[int]) -> np.ndarray:

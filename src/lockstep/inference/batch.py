@@ -183,7 +183,8 @@ def _valid_rows(loaded: LoadedModel, chunk: pa.Table, source: str, offset: int,
                 quarantine: bool) -> tuple[pa.Table, list[QuarantineRecord]]:
     """The chunk's rows that pass the model's input schema; the others refused, or set aside."""
     schema = loaded.schema
-    result = validate_table(chunk, schema.columns, source=source, extra_columns="ignore")
+    # text stays dictionary-encoded, as read: its distinct values are checked and converted once
+    result = validate_table(chunk, schema.columns, source=source, extra_columns="ignore", keep_dictionary=True)
     locate = partial(_located, source, offset)
     if result.column_failures:
         raise SchemaValidationError(source, result.failures(locate),
@@ -204,6 +205,8 @@ def _predict(loaded: LoadedModel, table: pa.Table) -> tuple[pa.Table, pa.Table]:
     model_inputs = table.select(schema.inputs)
     if schema.id_column:
         ids = table.column(schema.id_column)
+        if pa.types.is_dictionary(ids.type):  # the output's ids are plain values, however the input stored them
+            ids = ids.cast(ids.type.value_type)
     else:
         ids = pa.array([f"{int(h):016x}" for h in row_hashes(model_inputs)], pa.string())
     predicted = predict_table(loaded, table)
