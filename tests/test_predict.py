@@ -210,23 +210,23 @@ def test_a_parquet_input_is_checked_and_quarantined_as_the_same_rows_in_csv(proj
     rows[7][header.index("contract")] = "Weekly"
     rows[400][header.index("tenure")] = "-2"
     rows[12][header.index("payment_method")] = ""
-    bad = write_rows(tmp_path / "bad.csv", header, rows)
+    bad = write_rows(tmp_path / "both.csv", header, rows)  # a name no other test of the module quarantines
     pq.write_table(pacsv.read_csv(bad, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)),
-                   tmp_path / "bad.parquet")
-    assert pa.types.is_dictionary(pq.read_table(tmp_path / "bad.parquet", read_dictionary=["contract"])
+                   tmp_path / "both.parquet")
+    assert pa.types.is_dictionary(pq.read_table(tmp_path / "both.parquet", read_dictionary=["contract"])
                                   .schema.field("contract").type)
     results, reasons = [], []
-    for name in ("bad.csv", "bad.parquet"):
+    for name in ("both.csv", "both.parquet"):
         with pytest.raises(SchemaValidationError) as info:
             _predict(project, input_path=tmp_path / name, output=str(tmp_path / "never.parquet"))
         assert 'row 8 ("Weekly")' in str(info.value)
         results.append(_predict(project, input_path=tmp_path / name, output=str(tmp_path / f"{name}.out.parquet"),
                                 quarantine=True))
-        reasons.append(sorted((r["row"], tuple(r["reasons"])) for r in project.store.quarantine.read().to_pylist()
+        reasons.append(sorted((r["row"], r["reasons"]) for r in project.store.quarantine.read().to_pylist()
                               if r["source"].endswith(name)))
     assert results[0].rows == results[1].rows == 597 and results[1].quarantined == 3
     assert results[0].input_fingerprint == results[1].input_fingerprint
     assert results[0].output_fingerprint == results[1].output_fingerprint
     assert reasons[0] == reasons[1] and [row for row, _ in reasons[1]] == [8, 13, 401]
-    written = [pq.read_table(tmp_path / f"{name}.out.parquet") for name in ("bad.csv", "bad.parquet")]
+    written = [pq.read_table(tmp_path / f"{name}.out.parquet") for name in ("both.csv", "both.parquet")]
     assert written[0].schema == written[1].schema
