@@ -73,18 +73,19 @@ from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from threadpoolctl import ThreadpoolController
 
 from lockstep.core.lazy import lazy_module
 
 if TYPE_CHECKING:
+    import pandas as pd
     import sklearn.ensemble as ensemble
     import sklearn.pipeline as pipeline
-else:  # a model to predict with has imported scikit-learn already; code that only reads metrics does not
+else:  # a model to predict with has imported scikit-learn (and pandas) already; code that only reads metrics does not
     ensemble = lazy_module("sklearn.ensemble")
     pipeline = lazy_module("sklearn.pipeline")
+    pd = lazy_module("pandas")
 
 __all__ = ["final_estimator", "has_probabilities", "label_array", "model_outputs", "outputs_table", "serial_prediction"]
 

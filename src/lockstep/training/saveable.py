@@ -70,7 +70,7 @@ def _unreachable(value: Any) -> str | None:
         kind, holder = ("a class" if isinstance(value, type) else "a function"), value
     elif isinstance(value, types.MethodType):
         return _unreachable(value.__func__)
-    elif hasattr(value, "get_params") and not isinstance(value, type):  # an estimator is saved by its class
+    elif hasattr(value, "get_params"):  # an estimator is saved by its class
         kind, holder = "an estimator of a class", type(value)
     else:
         return None
