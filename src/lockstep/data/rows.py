@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from lockstep.data.xxh3 import xxh3_64
+
 __all__ = ["derive_row_ids", "row_hashes", "splitmix64"]
 
 _MISSING = 0x9E3779B97F4A7C15
@@ -57,8 +59,7 @@ def _value_bits(column: pa.ChunkedArray) -> tuple[np.ndarray, str]:
     else:
         text = pc.cast(column, pa.large_string()) if not pa.types.is_large_string(t) else column
         encoded = pc.dictionary_encode(text).combine_chunks()
-        uniques = encoded.dictionary.to_pylist()
-        table = np.array([xxhash.xxh3_64_intdigest(u.encode("utf-8")) for u in uniques] or [0], dtype=np.uint64)
+        table = xxh3_64(encoded.dictionary) if len(encoded.dictionary) else np.zeros(1, np.uint64)
         indices = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
         bits, kind = table[indices], "str"
     bits[missing] = np.uint64(_MISSING)

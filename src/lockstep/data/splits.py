@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 
 from lockstep.data.rows import row_hashes
+from lockstep.data.xxh3 import xxh3_64
 
 if TYPE_CHECKING:  # pragma: no cover
     from lockstep.core.sections import SplitConfig
@@ -62,9 +62,7 @@ def split_unit(ids, salt: str) -> np.ndarray:
     if not isinstance(ids, (pa.Array, pa.ChunkedArray)):
         ids = pa.array([str(i) for i in ids], pa.string())
     keys = pc.binary_join_element_wise(pa.scalar(f"{salt}\x1f"), pc.cast(ids, pa.string()), "")
-    hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, pc.cast(keys, pa.binary()).to_pylist()),
-                         dtype=np.uint64, count=len(keys))
-    return hashes / float(2**64)
+    return xxh3_64(keys) / float(2**64)
 
 
 def assign_splits(table: pa.Table, id_column: str, split: SplitConfig,
