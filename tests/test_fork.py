@@ -8,6 +8,7 @@ import signal
 import time
 import warnings
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +235,31 @@ def test_an_interrupted_wait_for_a_helper_stops_it(waiting_for: str) -> None:
     pid = helper.pid
     _interrupted(lambda: helper.run(partial(time.sleep, 3600), timeout=600))
     assert pid is not None and _exited(pid)
+
+
+def _ends_what_it_started(marker: Path, *, stubborn: bool) -> None:
+    """Work that, interrupted, writes down that it ended (a run marked failed); ``stubborn`` then goes on."""
+    try:
+        time.sleep(3600)
+    except KeyboardInterrupt:
+        marker.write_text("ended")
+        if stubborn:
+            time.sleep(3600)
+        raise
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_an_interrupted_helper_ends_what_it_started_within_its_grace(stubborn: bool, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted here, a helper with its work is interrupted too, and waited for up to GRACE_SECONDS: the
+    interrupt is raised here once it has ended, or once it has been killed."""
+    monkeypatch.setattr(forked, "GRACE_SECONDS", 2.0)
+    marker = tmp_path / "ended"
+    helper = forked.helper(_prepare)
+    pid = helper.pid
+    started = time.monotonic()
+    _interrupted(lambda: helper.run(partial(_ends_what_it_started, marker, stubborn=stubborn), timeout=600))
+    waited = time.monotonic() - started
+    assert pid is not None and _exited(pid)
+    assert marker.read_text() == "ended"
+    assert (waited >= 2.0) if stubborn else (waited < 2.0)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,34 @@ if mode == "import-fails":
     registration.load_module = only_here
 if mode == "too-large":
     registration.HELPER_BYTES = 1_000
+if mode.startswith("interrupted"):  # Ctrl-C while the helper logs: "interrupted:<who gets it>:<when>"
+    import contextlib, signal, time
+    from lockstep.registry import mlflow_registry
+    _, who, when = mode.split(":")
+
+    def interrupt():
+        if os.getpid() == parent:
+            return
+        os.kill(parent, signal.SIGINT)
+        if who == "terminal":  # a terminal's Ctrl-C reaches the whole process group
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)  # interrupted here by its own Ctrl-C, or by its parent's
+
+    if when == "logging":
+        log_images = mlflow_registry._log_images
+        mlflow_registry._log_images = lambda mlflow, record: interrupt() or log_images(mlflow, record)
+    else:  # once the version is registered: the end of the second quiet block (the first is the model's)
+        quiet, calls = mlflow_registry._quiet, []
+
+        @contextlib.contextmanager
+        def counted_quiet():
+            with quiet():
+                yield
+            calls.append(1)
+            if len(calls) == 2:
+                interrupt()
+
+        mlflow_registry._quiet = counted_quiet
 assert "mlflow" not in sys.modules
 out = {"pid": parent, "versions": []}
 try:
@@ -98,6 +128,8 @@ try:
         out["versions"].append(f"{version.name}/{version.version}")
 except LockstepError as exc:
     out["error"] = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+except KeyboardInterrupt:
+    out["error"] = "interrupted"
 out["reaped"] = []
 for pid in helpers:
     try:
@@ -233,6 +265,20 @@ def test_an_error_in_the_helper_is_raised_here_and_nothing_is_registered(telco: 
                                "hint": here.value.hint}
     assert "LOCKSTEP_SIGNING_KEY" in report["error"]["message"]
     assert Project(telco.path).model_versions() == []
+
+
+@pytest.mark.parametrize(("who", "when"), [("terminal", "registered"), ("parent", "logging")])
+def test_a_ctrl_c_while_the_helper_logs_leaves_a_failed_run_and_no_version(telco: Project, who: str,
+                                                                          when: str) -> None:
+    """As when the run is logged here: the helper is interrupted too (by the terminal, or by this process), and
+    ends what it started before it is stopped, whether the version was registered yet or not."""
+    report = helped(telco.path, [{}], mode=f"interrupted:{who}:{when}")  # and the helper reaped
+    assert report["error"] == "interrupted" and report["helpers"][0] is not None and report["logged_here"] == []
+    assert telco.model_versions() == []
+    (database,) = telco.path.rglob("mlflow.db")
+    with closing(sqlite3.connect(database)) as db:
+        statuses = [status for (status,) in db.execute("SELECT status FROM runs")]
+    assert statuses == ["FAILED"]
 
 
 def test_a_project_module_the_helper_cannot_import_means_the_run_is_logged_here(telco: Project) -> None:

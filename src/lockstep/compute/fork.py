@@ -35,10 +35,12 @@ from typing import Generic, TypeVar
 from lockstep.core.errors import LockstepError
 from lockstep.core.machine import spare_core
 
-__all__ = ["READY_SECONDS", "Forked", "Helper", "available", "helper", "sent_later", "start"]
+__all__ = ["GRACE_SECONDS", "READY_SECONDS", "Forked", "Helper", "available", "helper", "sent_later", "start"]
 
 #: Seconds a :class:`Helper` may still take to be ready once its work is sent; then the work is done here.
 READY_SECONDS = 120.0
+#: Seconds a :class:`Helper` that has its work is given to wind it down when this process is interrupted.
+GRACE_SECONDS = 10.0
 
 T = TypeVar("T")
 
@@ -59,12 +61,16 @@ class Forked(Generic[T]):
         What the child runs; run here instead if the child does not deliver.
     pid, pipe : int
         The child and the read end of its pipe; None when it could not be started.
+    grace : float
+        Seconds the child is given to wind its work down when the wait for it is interrupted (:meth:`stop`);
+        0 stops it at once.
     """
 
-    def __init__(self, work: Callable[[], T], pid: int | None, pipe: int | None) -> None:
+    def __init__(self, work: Callable[[], T], pid: int | None, pipe: int | None, *, grace: float = 0.0) -> None:
         self.work = work
         self.pid = pid
         self.pipe = pipe
+        self.grace = grace
 
     def result(self, timeout: float | None) -> T:
         """The function's result, or its error raised here (a lockstep error, as the child raised it); with
@@ -92,6 +98,21 @@ class Forked(Generic[T]):
                 os.kill(self.pid, signal.SIGKILL)
         self._reap()
 
+    def stop(self) -> None:
+        """Stop the child after an interrupt here: with a ``grace``, it is interrupted too (Ctrl-C, once, which
+        a terminal sends it anyway) and given that long to end what it started (a run it was logging is marked
+        failed, a version registered removed, as they would be here); then, or at a second interrupt, killed."""
+        if self.pid is not None and self.grace > 0:
+            with contextlib.suppress(BaseException):  # gone already, or interrupted again: killed at once, below
+                os.kill(self.pid, signal.SIGINT)
+                deadline = time.monotonic() + self.grace
+                while time.monotonic() < deadline:
+                    if os.waitpid(self.pid, os.WNOHANG) != (0, 0):
+                        self.pid = None  # it has ended, and is reaped
+                        break
+                    time.sleep(0.02)
+        self.cancel()
+
     def _receive(self, timeout: float | None) -> tuple | None:
         if self.pid is None or self.pipe is None:
             return None
@@ -109,7 +130,7 @@ class Forked(Generic[T]):
                 self.cancel()
                 return None
         except BaseException:  # interrupted here (Ctrl-C): the child is stopped, not waited for
-            self.cancel()
+            self.stop()
             raise
         self._reap()
         try:
@@ -169,7 +190,9 @@ class Helper(Generic[T]):
         work: there is no child, ``work`` does not pickle, the child is not ready within ``timeout`` seconds,
         or it is gone. Once it has the work, the child is waited for as long as it runs, as this process would
         be; if it then dies, or fails with an error that is not lockstep's, ``here`` is run as well (for the
-        real error, or the result). Work handed to a helper must therefore be safe to do again.
+        real error, or the result). Work handed to a helper must therefore be safe to do again. Interrupted
+        (Ctrl-C) once the child has the work, this process interrupts it too and gives it :data:`GRACE_SECONDS`
+        to end what it started, as the work would here, before the interrupt is raised here (:meth:`Forked.stop`).
 
         ``later`` is computed here once the work is handed over, and its value sent after it: the work asks for
         it with :func:`sent_later` (which waits for it), so that the child can start before it is known.
@@ -196,7 +219,7 @@ class Helper(Generic[T]):
         if not handed_over:
             self.cancel()
             return fallback()
-        handed = Forked(fallback, self.pid, self.answers)
+        handed = Forked(fallback, self.pid, self.answers, grace=GRACE_SECONDS)
         self.pid = self.answers = None  # the child is the hand-over's to wait for, and to stop
         try:
             if later is not None:
@@ -204,7 +227,7 @@ class Helper(Generic[T]):
         except Exception:  # noqa: BLE001, S110 - no value: the work, waiting for it, fails, and is done here
             pass
         except BaseException:
-            handed.cancel()
+            handed.stop()
             raise
         finally:
             self._close()  # the end of what the child is sent
@@ -328,6 +351,7 @@ def _serve(prepare: Callable[[], object], answer: int, request: int,
         prepare()
         _write_all(answer, _READY)
         work = pickle.loads(_receive_message(request))
+        _interruptible_once()
         global _LATER
         _LATER = request
         outcome = _outcome(work)
@@ -335,6 +359,17 @@ def _serve(prepare: Callable[[], object], answer: int, request: int,
         _write_all(answer, outcome)
     except BaseException:  # noqa: BLE001, S110 - the parent sees a closed pipe and does the work itself
         pass
+
+
+def _interruptible_once() -> None:  # pragma: no cover - runs in the child
+    """The helper's work stops at the first Ctrl-C (its own from the terminal, or its parent's), and its cleanup
+    (a run marked failed) is not cut short by the second."""
+    def interrupted(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # forked from another thread than the main one: Python's own handler
+        signal.signal(signal.SIGINT, interrupted)
 
 
 def _outcome(work: Callable[[], object]) -> bytes:  # pragma: no cover - runs in the child

@@ -372,9 +372,10 @@ class Registry:
                 tags = {**record.version_tags, f"{TAG}.model.file_digest": digest,
                         f"{TAG}.model.trusted_types": json.dumps(sorted(record.trusted_types)),
                         f"{TAG}.run_id": run_id}
-                with _quiet():  # the version and all its tags in one transaction
-                    version = int(mlflow.register_model(info.model_uri, record.model_name, tags=tags).version)
+                version = None
                 try:
+                    with _quiet():  # the version and all its tags in one transaction
+                        version = int(mlflow.register_model(info.model_uri, record.model_name, tags=tags).version)
                     if signing_key is not None and self.public_key is not None:
                         all_tags = {**record.tags, **tags}
                         sign_model(model_dir, claims_of(record.model_name, version, all_tags), signing_key,
@@ -386,8 +387,9 @@ class Registry:
                     mlflow.set_tags({f"{TAG}.registered.name": record.model_name,
                                      f"{TAG}.registered.version": str(version),
                                      f"{TAG}.model.file_digest": digest})
-                except Exception:
-                    client.delete_model_version(record.model_name, str(version))
+                except BaseException:  # an interrupt too: no version of a failed run is left behind
+                    if version is not None:
+                        client.delete_model_version(record.model_name, str(version))
                     raise
         return self.version(ModelRef(record.model_name, version=version))
 
