@@ -92,14 +92,16 @@ if mode == "import-fails":
     registration.load_module = only_here
 if mode == "too-large":
     registration.HELPER_BYTES = 1_000
-if mode.startswith("interrupted"):  # Ctrl-C while the helper logs: "interrupted:<who gets it>:<when>"
-    import contextlib, signal, time
+if mode.startswith(("interrupted", "dies")):  # Ctrl-C while the helper logs, "interrupted:<who gets it>:<when>";
+    import signal, time  # or the helper killed, "dies:<when>"
     from lockstep.registry import mlflow_registry
-    _, who, when = mode.split(":")
+    kind, who, when = mode.split(":") if mode.count(":") == 2 else (*mode.split(":")[:1], "", mode.split(":")[1])
 
     def interrupt():
         if os.getpid() == parent:
             return
+        if kind == "dies":
+            os.kill(os.getpid(), signal.SIGKILL)
         os.kill(parent, signal.SIGINT)
         if who == "terminal":  # a terminal's Ctrl-C reaches the whole process group
             os.kill(os.getpid(), signal.SIGINT)
@@ -108,18 +110,19 @@ if mode.startswith("interrupted"):  # Ctrl-C while the helper logs: "interrupted
     if when == "logging":
         log_images = mlflow_registry._log_images
         mlflow_registry._log_images = lambda mlflow, record: interrupt() or log_images(mlflow, record)
-    else:  # once the version is registered: the end of the second quiet block (the first is the model's)
-        quiet, calls = mlflow_registry._quiet, []
+    elif when == "registered":  # just after MLflow registered the version, in the helper (which imports MLflow)
+        warm = Registry.warm
 
-        @contextlib.contextmanager
-        def counted_quiet():
-            with quiet():
-                yield
-            calls.append(1)
-            if len(calls) == 2:
-                interrupt()
+        def warm_and_watch(self):
+            warm(self)
+            import mlflow
+            register = mlflow.register_model
+            mlflow.register_model = lambda *args, **kwargs: (lambda mv: interrupt() or mv)(register(*args, **kwargs))
 
-        mlflow_registry._quiet = counted_quiet
+        Registry.warm = warm_and_watch
+    else:  # "finished": the run ended, the version registered, before the helper answers
+        version = Registry.version
+        Registry.version = lambda self, ref: interrupt() or version(self, ref)
 assert "mlflow" not in sys.modules
 out = {"pid": parent, "versions": []}
 try:
@@ -189,13 +192,16 @@ def _registered(project: Project, info: VersionInfo) -> dict:
     # the model file's digest covers its members' names and times
     assert info.tags["lockstep.registered.version"] == str(info.version)
     tags = {k: v for k, v in info.tags.items()
-            if k not in ("lockstep.run_id", "lockstep.model.file_digest", "lockstep.registered.version")}
+            if k not in ("lockstep.run_id", "lockstep.model.file_digest", "lockstep.registered.version",
+                         "lockstep.logged_by_helper")}
     return {"tags": tags, "metrics": info.metrics, "params": info.params, "artifacts": artifacts}
 
 
 def _same_registration(project: Project, here: VersionInfo, helped: VersionInfo) -> None:
     assert helped.version == here.version + 1 and helped.run_id != here.run_id
     assert helped.aliases == ["challenger"]
+    # the only difference: a helper's run is tagged with an id of its own (what it left is found if it dies)
+    assert "lockstep.logged_by_helper" not in here.tags and len(helped.tags["lockstep.logged_by_helper"]) == 32
     a, b = _registered(project, here), _registered(project, helped)
     assert sorted(a["artifacts"]) == sorted(b["artifacts"])
     assert any(name.endswith("model.skops") for name in a["artifacts"])
@@ -279,6 +285,23 @@ def test_a_ctrl_c_while_the_helper_logs_leaves_a_failed_run_and_no_version(telco
     with closing(sqlite3.connect(database)) as db:
         statuses = [status for (status,) in db.execute("SELECT status FROM runs")]
     assert statuses == ["FAILED"]
+
+
+@pytest.mark.parametrize("when", ["registered", "finished"])
+def test_a_helper_that_dies_while_logging_leaves_one_version_and_no_unfinished_run(telco: Project,
+                                                                                   when: str) -> None:
+    """Killed before it answers, the helper leaves a run behind: unfinished, it is marked FAILED and any version of
+    it removed before the training is logged here; finished, its version is the training's."""
+    report = helped(telco.path, [{}], mode=f"dies:{when}")
+    assert "error" not in report and report["helpers"][0] is not None
+    assert report["logged_here"] == ([] if when == "finished" else [report["pid"]])
+    (version,) = telco.model_versions()
+    assert report["versions"] == [f"{version.name}/{version.version}"] and version.aliases == ["challenger"]
+    assert telco.load_model(report["versions"][0]).info.fingerprint == version.fingerprint
+    (database,) = telco.path.rglob("mlflow.db")
+    with closing(sqlite3.connect(database)) as db:
+        statuses = sorted(status for (status,) in db.execute("SELECT status FROM runs"))
+    assert statuses == (["FINISHED"] if when == "finished" else ["FAILED", "FINISHED"])
 
 
 def test_a_project_module_the_helper_cannot_import_means_the_run_is_logged_here(telco: Project) -> None:

@@ -372,7 +372,6 @@ class Registry:
                 tags = {**record.version_tags, f"{TAG}.model.file_digest": digest,
                         f"{TAG}.model.trusted_types": json.dumps(sorted(record.trusted_types)),
                         f"{TAG}.run_id": run_id}
-                version = None
                 try:
                     with _quiet():  # the version and all its tags in one transaction
                         version = int(mlflow.register_model(info.model_uri, record.model_name, tags=tags).version)
@@ -387,11 +386,29 @@ class Registry:
                     mlflow.set_tags({f"{TAG}.registered.name": record.model_name,
                                      f"{TAG}.registered.version": str(version),
                                      f"{TAG}.model.file_digest": digest})
-                except BaseException:  # an interrupt too: no version of a failed run is left behind
-                    if version is not None:
-                        client.delete_model_version(record.model_name, str(version))
+                except BaseException:  # an interrupt too, even one inside MLflow's call: no version of a failed run
+                    _remove_versions(client, run_id)
                     raise
         return self.version(ModelRef(record.model_name, version=version))
+
+    def recover_training(self, key: str, value: str) -> VersionInfo | None:
+        """What a logger that died left of a training whose run it tagged ``key`` = ``value``: its version, if it
+        finished the run; else None, once its unfinished runs are marked FAILED and any version registered for
+        them removed, so that the training can be logged again without a version left behind."""
+        with self._mlflow() as mlflow:
+            client = self._client(mlflow)
+            experiment = client.get_experiment_by_name(self.experiment)
+            runs = [] if experiment is None else client.search_runs(
+                [experiment.experiment_id], filter_string=f"tags.`{key}` = '{value}'")
+            for run in runs:
+                name, version = (run.data.tags.get(f"{TAG}.registered.{k}") for k in ("name", "version"))
+                if run.info.status == "FINISHED" and name and version:
+                    return self.version(ModelRef(name, version=int(version)))
+            for run in runs:
+                _remove_versions(client, run.info.run_id)
+                if run.info.status == "RUNNING":
+                    client.set_terminated(run.info.run_id, status="FAILED")
+        return None
 
     # ------------------------------------------------------------------ versions
 
@@ -746,6 +763,13 @@ def _missing(ref: ModelRef, names: list[str], versions: list[int], aliases: list
     return NotFoundError(f"model '{ref.name}' has no {wanted} (versions: {', '.join(map(str, sorted(versions)))}; "
                          f"aliases: {', '.join(sorted(aliases)) or 'none'})",
                          hint="`lockstep models show` lists versions and aliases")
+
+
+
+def _remove_versions(client: Any, run_id: str) -> None:
+    """Remove every version registered from run ``run_id`` (a run that failed, or whose logger died)."""
+    for mv in client.search_model_versions(f"run_id = '{run_id}'"):
+        client.delete_model_version(mv.name, str(mv.version))
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import pickle
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +64,8 @@ REQUIRED_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "pyarrow", "sko
 #: A training record larger than this (pickled) is logged here: copies of it in two processes would cost more
 #: memory than the second or so the helper saves is worth, next to a training that made that much.
 HELPER_BYTES = 256 * 2**20
+#: The tag of a run logged by a helper: an id of its own for each training.
+HELPER_TAG = f"{TAG}.logged_by_helper"
 
 
 def register(config: Config, store: Store, registry: Registry, feature: FeatureInfo, fingerprints: dict,
@@ -155,9 +158,11 @@ def _log(registry: Registry, record: TrainingRecord, writer: fork.Helper, projec
         return registry.log_training(record)
     images = functools.cache(record.images or dict)  # drawn once, whoever logs them
     here = dataclasses.replace(record, images=images)
+    logged_by = uuid.uuid4().hex  # the helper's run says so: if it dies while logging, what it left is found
     try:
         # in the child, the plots are what this process sends last (typing: sent_later gives what it was sent)
-        travelling = dataclasses.replace(record, images=fork.sent_later)  # type: ignore[arg-type]
+        travelling = dataclasses.replace(record, images=fork.sent_later,  # type: ignore[arg-type]
+                                         tags={**record.tags, HELPER_TAG: logged_by})
         pickled = pickle.dumps(travelling, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - it cannot travel: logged here
         pickled = None
@@ -165,7 +170,14 @@ def _log(registry: Registry, record: TrainingRecord, writer: fork.Helper, projec
         writer.cancel()
         return registry.log_training(here)
     work = functools.partial(_log_pickled, registry, project, pickled)
-    return writer.run(work, here=functools.partial(registry.log_training, here), later=images)
+    return writer.run(work, here=functools.partial(_log_here, registry, here, logged_by), later=images)
+
+
+def _log_here(registry: Registry, record: TrainingRecord, logged_by: str) -> VersionInfo:
+    """Log ``record`` here, when the helper could not: if it died after it had started, the version it registered
+    for a run it finished is the result; a run it left unfinished is marked FAILED, its version removed."""
+    recovered = registry.recover_training(HELPER_TAG, logged_by)
+    return recovered if recovered is not None else registry.log_training(record)
 
 
 def _log_pickled(registry: Registry, project: tuple[Path, list[str]], pickled: bytes) -> VersionInfo:
