@@ -92,10 +92,10 @@ if mode == "import-fails":
     registration.load_module = only_here
 if mode == "too-large":
     registration.HELPER_BYTES = 1_000
-if mode.startswith(("interrupted", "dies")):  # Ctrl-C while the helper logs, "interrupted:<who gets it>:<when>";
-    import signal, time  # or the helper killed, "dies:<when>"
+if mode.startswith(("interrupted", "dies")):  # "<interrupted or dies>:<who gets the Ctrl-C>:<when>"
+    import signal, time
     from lockstep.registry import mlflow_registry
-    kind, who, when = mode.split(":") if mode.count(":") == 2 else (*mode.split(":")[:1], "", mode.split(":")[1])
+    kind, who, when = mode.split(":")
 
     def interrupt():
         if os.getpid() == parent:
@@ -292,7 +292,7 @@ def test_a_helper_that_dies_while_logging_leaves_one_version_and_no_unfinished_r
                                                                                    when: str) -> None:
     """Killed before it answers, the helper leaves a run behind: unfinished, it is marked FAILED and any version of
     it removed before the training is logged here; finished, its version is the training's."""
-    report = helped(telco.path, [{}], mode=f"dies:{when}")
+    report = helped(telco.path, [{}], mode=f"dies::{when}")
     assert "error" not in report and report["helpers"][0] is not None
     assert report["logged_here"] == ([] if when == "finished" else [report["pid"]])
     (version,) = telco.model_versions()

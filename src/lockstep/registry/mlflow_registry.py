@@ -765,7 +765,6 @@ def _missing(ref: ModelRef, names: list[str], versions: list[int], aliases: list
                          hint="`lockstep models show` lists versions and aliases")
 
 
-
 def _remove_versions(client: Any, run_id: str) -> None:
     """Remove every version registered from run ``run_id`` (a run that failed, or whose logger died)."""
     for mv in client.search_model_versions(f"run_id = '{run_id}'"):
