@@ -143,6 +143,18 @@ def test_schema_errors_in_json_mode_list_failures(telco_project: Path) -> None:
                        "examples": [{"location": "data/wa_churn.csv row 4", "value": -9}]}
 
 
+def test_an_interrupted_command_says_so_and_exits_130(telco_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # what Python raises on a Ctrl-C
+
+    monkeypatch.setattr("lockstep.data.ingest.ingest", interrupted)
+    code, out, err = run("ingest", "--project", str(telco_project))
+    assert code == 130 and out == ""
+    assert "interrupted: the command stopped before it finished" in err and "run the same command again" in err
+    code, out, _ = run("ingest", "--project", str(telco_project), "--json")
+    assert code == 130 and json.loads(out)["error"] == "Interrupted"
+
+
 def test_missing_project_is_a_user_error(tmp_path: Path) -> None:
     code, _, err = run("ingest", "--project", str(tmp_path))
     assert code == 2 and "no lockstep.toml" in err

@@ -85,6 +85,22 @@ def _report(exc: LockstepError, json_mode: bool) -> None:
         err.print(exc.hint, markup=False, soft_wrap=True)
 
 
+#: What an interrupted command says (exit code 130, as a shell reports a Ctrl-C): lockstep's writes are atomic (a
+#: Delta commit, a file renamed into place, a registry version removed when its run fails), so what was not finished
+#: left nothing behind.
+INTERRUPTED = {"error": "Interrupted", "message": "interrupted: the command stopped before it finished; nothing "
+               "half-done was kept", "hint": "run the same command again to do the rest"}
+
+
+def _interrupted(json_mode: bool) -> None:
+    if json_mode:
+        print_json(INTERRUPTED)
+    err = Console(stderr=True, highlight=False)
+    err.print(f"[bold yellow]{INTERRUPTED['message']}[/]", soft_wrap=True)
+    err.print("[yellow]hint:[/] ", end="")
+    err.print(INTERRUPTED["hint"], markup=False, soft_wrap=True)
+
+
 @contextmanager
 def warnings_to_stderr() -> Iterator[None]:
     """Print what lockstep logs as a warning (a lineage backend down, a Dask worker lost) on stderr while a command
@@ -121,6 +137,7 @@ def command(func: Callable[..., Any]) -> Callable[..., Any]:
             _report(exc, json_mode)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
+            _interrupted(json_mode)
             raise typer.Exit(130) from None
         except BaseException as exc:  # a bug (or a Rust panic, a BaseException): say so plainly, never hide it
             if isinstance(exc, (SystemExit, GeneratorExit)):
