@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -485,7 +486,8 @@ def test_ui_serves_the_store_on_localhost(project: Project) -> None:
         port = sock.getsockname()[1]
     exe = str(Path(sys.executable).with_name("lockstep"))
     proc = subprocess.Popen([exe, "ui", "--port", str(port), "--project", str(project.path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     try:
         deadline = time.time() + 60
         while True:
@@ -500,9 +502,16 @@ def test_ui_serves_the_store_on_localhost(project: Project) -> None:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/registered-models/search",
                                       timeout=5).read().decode()
         assert "churn-test" in body
+        # Ctrl-C, or `kill -INT` of this process alone: the UI's server and its workers stop too
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)  # the workers' ends of the pipes closed as well
+        assert proc.returncode == 0 and "Stopped" in err.decode(), err.decode()
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def test_metrics_match_sklearn() -> None:

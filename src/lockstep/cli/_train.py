@@ -207,7 +207,6 @@ def ui(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Open the MLflow UI on this project's store (127.0.0.1 only)."""
-    import subprocess
     import sys
 
     proj, registry = open_models(project)
@@ -215,7 +214,43 @@ def ui(
     mlflow_exe = Path(sys.executable).with_name("mlflow")
     cmd = [str(mlflow_exe), "ui", "--backend-store-uri", registry.uri, "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
-    raise typer.Exit(subprocess.call(cmd))
+    raise typer.Exit(_until_stopped(cmd))
+
+
+class _Stop(Exception):
+    """SIGTERM arrived while the UI's server ran."""
+
+
+def _until_stopped(cmd: list[str]) -> int:
+    """Run a server and return its exit code; on Ctrl-C or SIGTERM stop it and every process it started.
+
+    The server runs in a process group of its own, so a terminal's Ctrl-C reaches only this process (MLflow's
+    server would print a traceback per worker): this process then sends SIGTERM to the whole group, whose
+    servers shut down quietly, waits up to 10 s, kills what is left, and exits 0. The workers are never left
+    running, also when only this process is signalled (``kill -INT``, ``kill -TERM``).
+    """
+    import os
+    import signal
+    import subprocess
+
+    def stop(_sig: int, _frame: object) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    server = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        return server.wait()
+    except (KeyboardInterrupt, _Stop):
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        typer.echo("Stopped: the UI's server and its workers have exited", err=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:
