@@ -78,3 +78,17 @@ def test_a_project_restored_from_an_archive_works(trained: Path, tmp_path: Path)
     restored = tmp_path / "ci-runner"
     shutil.unpack_archive(archive, restored)
     _works(restored / trained.name)
+
+
+def test_two_copies_opened_in_one_process_each_keep_their_own_artifacts(trained: Path, tmp_path: Path) -> None:
+    """MLflow caches where a run's artifacts are by the run's id alone, and a copy's runs have the original's ids."""
+    before = sorted(p.relative_to(trained) for p in (trained / ".lockstep").rglob("*") if p.is_file())
+    copies = [tmp_path / "first", tmp_path / "second"]
+    for folder in copies:
+        shutil.copytree(trained, folder)
+    for folder in [*copies, copies[0]]:
+        export = Project(folder).export_onnx()
+        assert Path(export.path).resolve().is_relative_to(folder.resolve()), export.path
+    for folder in copies:
+        assert len(list((folder / ".lockstep").rglob("model.onnx"))) == 1
+    assert sorted(p.relative_to(trained) for p in (trained / ".lockstep").rglob("*") if p.is_file()) == before

@@ -98,6 +98,9 @@ _DISCARDED_CHECKS = ((mlflow_environment, "warn_dependency_requirement_mismatche
 _RELOCATED: set[str] = set()
 #: Shared registries reached once in this process.
 _REACHED: set[str] = set()
+#: The registry whose runs' artifact locations MLflow's process-wide cache holds (``[uri]``; see
+#: :func:`_artifact_locations_for`).
+_CACHED_FOR: list[str] = []
 #: Seconds to wait for a shared registry to answer.
 CONNECT_TIMEOUT = 5
 #: What logging a training imports besides MLflow and skops (:meth:`Registry.warm`): MLflow's model flavour, what
@@ -253,6 +256,7 @@ class Registry:
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
         previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        _artifact_locations_for(self.uri)
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         try:
@@ -730,6 +734,24 @@ class Registry:
                              "lockstep?); retrain it") from None
         return ModelSchema.from_dict(json.loads(path.read_text()))
 
+
+
+def _artifact_locations_for(uri: str) -> None:
+    """Forget the artifact locations MLflow keeps for another registry's runs, before this one's are used.
+
+    MLflow caches each run's artifact repository in a process-wide dictionary keyed by the run's id alone. Two
+    copies of a project (a folder copied, or moved and relocated) hold runs with the same ids in different
+    folders: without this, a process that opened one and then the other would write the second one's ONNX
+    export, checks and monitoring reports into the first one's folder.
+    """
+    if _CACHED_FOR == [uri]:
+        return
+    from mlflow.tracking._tracking_service import utils  # private: a later MLflow without it caches nothing here
+
+    cache = getattr(utils, "_artifact_repos_cache", None)
+    if cache is not None:
+        cache.clear()
+    _CACHED_FOR[:] = [uri]
 
 def _registered(runs: list[dict[str, str]]) -> dict[str, Any] | None:
     """The first of these runs (their ids and tags, newest first) that registered a version."""
