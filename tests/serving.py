@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -27,8 +29,26 @@ model = "churn-serve"
 '''
 
 
+#: The projects :func:`make_trained_project` built in this test process, by number of rows: built once, copied after.
+_BUILT: dict[int, Path] = {}
+
+
 def make_trained_project(folder: Path, rows: int = 600) -> Project:
-    """The telco example on ``rows`` rows, ingested, featurized, trained and promoted."""
+    """The telco example on ``rows`` rows, ingested, featurized, trained and promoted, in ``folder``.
+
+    Built once per test process and number of rows, then copied: a project folder can be copied and keeps
+    working (``tests/test_relocation.py``), and each test still gets a folder, a store and a registry of its own.
+    """
+    if rows not in _BUILT:
+        built = Path(tempfile.mkdtemp(prefix="lockstep-trained-")) / "telco"
+        atexit.register(shutil.rmtree, built.parent, ignore_errors=True)
+        _build_trained_project(built, rows)
+        _BUILT[rows] = built
+    shutil.copytree(_BUILT[rows], folder)
+    return Project(folder)
+
+
+def _build_trained_project(folder: Path, rows: int) -> None:
     shutil.copytree(EXAMPLES / "telco-churn", folder, ignore=shutil.ignore_patterns(".lockstep", "data"))
     header, data = read_rows(TELCO_CSV)
     write_rows(folder / "data" / "wa_churn.csv", header, data[:rows])
@@ -41,7 +61,6 @@ def make_trained_project(folder: Path, rows: int = 600) -> Project:
     project.build_features()
     project.train()
     project.promote()
-    return project
 
 
 def record(row: dict) -> dict:
