@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from lockstep import Project
 from lockstep.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +59,10 @@ def _terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def telco_project(tmp_path: Path) -> Path:
     """A copy of the telco-churn example, with the first 600 rows of its data."""
-    project = tmp_path / "telco"
+    return _telco_sample(tmp_path / "telco")
+
+
+def _telco_sample(project: Path) -> Path:
     shutil.copytree(EXAMPLES / "telco-churn", project, ignore=shutil.ignore_patterns(".lockstep", "data"))
     header, rows = read_rows(TELCO_CSV)
     write_rows(project / "data" / "wa_churn.csv", header, rows[:600])
@@ -63,6 +70,35 @@ def telco_project(tmp_path: Path) -> Path:
     text = (project / "lockstep.toml").read_text()
     (project / "lockstep.toml").write_text(text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 0.05"))
     return project
+
+
+#: Projects built once in this test process, by name, then copied for each test (a copy keeps working:
+#: tests/test_relocation.py).
+_BUILT: dict[str, Path] = {}
+
+
+def copy_of_built(name: str, folder: Path, build: Callable[[Path], None]) -> Path:
+    """``folder``, a copy of the project ``build(path)`` makes, built once in this test process under ``name``."""
+    if name not in _BUILT:
+        built = Path(tempfile.mkdtemp(prefix=f"lockstep-{name}-")) / "project"
+        atexit.register(shutil.rmtree, built.parent, ignore_errors=True)
+        build(built)
+        _BUILT[name] = built
+    shutil.copytree(_BUILT[name], folder)
+    return folder
+
+
+def _telco_featured(folder: Path) -> None:
+    project = Project(_telco_sample(folder))
+    project.ingest()
+    project.build_features()
+
+
+@pytest.fixture
+def telco_featured(tmp_path: Path) -> Path:
+    """:func:`telco_project`, ingested and featurized (its ``[train]`` section may be rewritten: the features
+    stay up to date)."""
+    return copy_of_built("telco-featured", tmp_path / "telco", _telco_featured)
 
 
 @pytest.fixture

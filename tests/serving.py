@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import atexit
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from lockstep import Project
 
-from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .conftest import EXAMPLES, TELCO_CSV, copy_of_built, read_rows, write_rows
 
 TRAIN = '''
 [train]
@@ -29,23 +28,14 @@ model = "churn-serve"
 '''
 
 
-#: The projects :func:`make_trained_project` built in this test process, by number of rows: built once, copied after.
-_BUILT: dict[int, Path] = {}
-
-
 def make_trained_project(folder: Path, rows: int = 600) -> Project:
     """The telco example on ``rows`` rows, ingested, featurized, trained and promoted, in ``folder``.
 
-    Built once per test process and number of rows, then copied: a project folder can be copied and keeps
-    working (``tests/test_relocation.py``), and each test still gets a folder, a store and a registry of its own.
+    Built once per test process and number of rows, then copied: each test still gets a folder, a store and a
+    registry of its own.
     """
-    if rows not in _BUILT:
-        built = Path(tempfile.mkdtemp(prefix="lockstep-trained-")) / "telco"
-        atexit.register(shutil.rmtree, built.parent, ignore_errors=True)
-        _build_trained_project(built, rows)
-        _BUILT[rows] = built
-    shutil.copytree(_BUILT[rows], folder)
-    return Project(folder)
+    return Project(copy_of_built(f"telco-trained-{rows}", folder, functools.partial(_build_trained_project,
+                                                                                    rows=rows)))
 
 
 def _build_trained_project(folder: Path, rows: int) -> None:

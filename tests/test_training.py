@@ -52,15 +52,11 @@ def run(*args: str):
 
 
 @pytest.fixture
-def project(telco_project: Path) -> Project:
+def project(telco_featured: Path) -> Project:
     """The telco sample with features built and a fast [train] section."""
-    text = (telco_project / "lockstep.toml").read_text()
-    text = text[: text.index("# Training:")] + FAST_TRAIN
-    (telco_project / "lockstep.toml").write_text(text)
-    p = Project(telco_project)
-    p.ingest()
-    p.build_features()
-    return p
+    text = (telco_featured / "lockstep.toml").read_text()
+    (telco_featured / "lockstep.toml").write_text(text[: text.index("# Training:")] + FAST_TRAIN)
+    return Project(telco_featured)
 
 
 def test_train_registers_a_challenger_with_everything_recorded(project: Project, monkeypatch, tmp_path) -> None:

@@ -215,14 +215,11 @@ def _same_registration(project: Project, here: VersionInfo, helped: VersionInfo)
 
 
 @pytest.fixture
-def telco(telco_project: Path) -> Project:
+def telco(telco_featured: Path) -> Project:
     """The telco sample, whose feature pipeline has a transformer class of the project's own ``pipeline.py``."""
-    text = (telco_project / "lockstep.toml").read_text()
-    (telco_project / "lockstep.toml").write_text(text[: text.index("# Training:")] + FAST_TRAIN)
-    project = Project(telco_project)
-    project.ingest()
-    project.build_features()
-    return project
+    text = (telco_featured / "lockstep.toml").read_text()
+    (telco_featured / "lockstep.toml").write_text(text[: text.index("# Training:")] + FAST_TRAIN)
+    return Project(telco_featured)
 
 
 def test_the_helper_registers_what_this_process_would_have_with_the_projects_own_classes(telco: Project) -> None:
