@@ -11,6 +11,8 @@ init DATA --target T --id row_id`` and ``lockstep run`` as processes, then
 * the champion's test metric against a default ``HistGradientBoosting*``
   fitted on the same training rows (ratio: higher is better for the
   scaffolded model; the target is at least 0.95);
+* ``lockstep run`` again: every step must be skipped, without importing
+  MLflow, scikit-learn or a table library (issue 17);
 * ``lockstep monitor`` on 2,000 random training rows (must exit 0: no drift);
 * a copy and a move of the project: ``predict`` and ``verify`` in each.
 
@@ -63,8 +65,8 @@ def main() -> None:
             print("   ", record["error"], flush=True)
     print()
     print("| data set | rows | task | init | run | verify | parity | metric | scaffolded | default HGB | ratio "
-          "| monitor on training rows | copied | moved | run time |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| monitor on training rows | second run skipped | copied | moved | run time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         def fmt(v):
             return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
@@ -72,7 +74,7 @@ def main() -> None:
         print(f"| {r['data']} | {r['rows']:,} | {r['task']} | {r['init']} | {r.get('run', '-')} | "
               f"{yes[r.get('reproduced')]} | {yes[r.get('identical')]} | {r.get('metric') or '-'} | "
               f"{fmt(r.get('value'))} | {fmt(r.get('baseline'))} | {fmt(r.get('ratio'))} | "
-              f"exit {fmt(r.get('monitor'))} | {yes[r.get('copied')]} | {yes[r.get('moved')]} | "
+              f"exit {fmt(r.get('monitor'))} | {yes[r.get('second_run_skipped')]} | {yes[r.get('copied')]} | {yes[r.get('moved')]} | "
               f"{fmt(r.get('run_seconds'))} s |")
 
 

@@ -7,6 +7,8 @@ data as a CSV, run ``lockstep init DATA --target T --id row_id`` and
 * compares the champion's test metric with a default histogram gradient
   boosting model fitted on the same training rows (the project's own
   features, text as ordinal codes);
+* runs ``lockstep run`` again, which must skip every step without importing
+  MLflow, scikit-learn or a table library (:func:`skipped_run`);
 * monitors a random sample of the training rows (this must never be drift);
 * copies the project and moves it, and predicts and verifies in both.
 
@@ -26,7 +28,7 @@ from typing import Any
 
 from .corpus import Dataset
 
-__all__ = ["check_dataset"]
+__all__ = ["HEAVY", "check_dataset", "skipped_run"]
 
 LOCKSTEP = str(Path(sys.executable).with_name("lockstep"))
 
@@ -34,6 +36,23 @@ LOCKSTEP = str(Path(sys.executable).with_name("lockstep"))
 def _run(*args: str, timeout: float = 1800) -> tuple[int, str, str]:
     done = subprocess.run([LOCKSTEP, *args], capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout, done.stderr
+
+
+#: What deciding that every step is up to date must not import: it reads fingerprints and the registry's database.
+HEAVY = frozenset({"mlflow", "sklearn", "skops.io", "scipy", "pipeline", "pyarrow", "numpy", "pandas"})
+
+
+def skipped_run(folder: Path) -> tuple[dict[str, str], list[str]]:
+    """``lockstep run`` in ``folder``, a process of its own: each step's status, and what of :data:`HEAVY` (MLflow,
+    scikit-learn, skops, a table library, the project's ``pipeline`` module) it imported (``-X importtime``)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockstep", "run", "--project", str(folder),
+                           "--json"], capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise AssertionError(f"lockstep run exited {done.returncode}: {done.stderr[-2000:]}")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    if "lockstep.cli" not in imported:
+        raise AssertionError("-X importtime listed no import")
+    return {s["name"]: s["status"] for s in json.loads(done.stdout)["steps"]}, sorted(imported & HEAVY)
 
 
 def _json(*args: str) -> tuple[int, Any, str]:
@@ -119,6 +138,8 @@ def check_dataset(data: Dataset, folder: Path, *, relocate: bool = True) -> dict
     champion = report["champion"] or {}
     record["metric"], record["value"] = champion.get("metric"), champion.get("mean")
     _metric, record["baseline"] = baseline_metric(project)
+    steps, record["heavy_imports_of_a_second_run"] = skipped_run(project)
+    record["second_run_skipped"] = set(steps.values()) == {"skipped"}
 
     code, payload = _monitor_training_sample(project, project / "training-sample.csv")
     record["monitor"] = code

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from typer.testing import CliRunner
 from lockstep.cli import app
 
 from .conftest import EXAMPLES
+from .scaffold_check import skipped_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -60,14 +59,8 @@ def test_a_run_with_nothing_to_do_imports_neither_the_model_code_nor_mlflow(exam
     no scikit-learn, no skops, no table library (Arrow, NumPy, pandas) and none of the project's modules are
     imported (``-X importtime`` lists them)."""
     folder, _ = example
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockstep", "run", "--project", str(folder),
-                           "--json"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert {s["status"] for s in json.loads(done.stdout)["steps"]} == {"skipped"}
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
-    assert "lockstep.cli" in imported  # the listing is there
-    heavy = {"mlflow", "sklearn", "skops.io", "scipy", "pipeline", "pyarrow", "numpy", "pandas"}
-    assert not imported & heavy, imported & heavy
+    steps, heavy = skipped_run(folder)
+    assert set(steps.values()) == {"skipped"} and heavy == [], (steps, heavy)
 
 
 def test_check_passes_on_the_example(example) -> None:
