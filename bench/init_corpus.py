@@ -74,7 +74,8 @@ def main() -> None:
         print(f"| {r['data']} | {r['rows']:,} | {r['task']} | {r['init']} | {r.get('run', '-')} | "
               f"{yes[r.get('reproduced')]} | {yes[r.get('identical')]} | {r.get('metric') or '-'} | "
               f"{fmt(r.get('value'))} | {fmt(r.get('baseline'))} | {fmt(r.get('ratio'))} | "
-              f"exit {fmt(r.get('monitor'))} | {yes[r.get('second_run_skipped')]} | {yes[r.get('copied')]} | {yes[r.get('moved')]} | "
+              f"exit {fmt(r.get('monitor'))} | {yes[r.get('second_run_skipped')]} | {yes[r.get('copied')]} | "
+              f"{yes[r.get('moved')]} | "
               f"{fmt(r.get('run_seconds'))} s |")
 
 
