@@ -14,6 +14,11 @@ included), the median of ``--repeat`` runs:
 The baseline is a bare interpreter in the same run (``python -c pass``),
 the floor any command has. Targets (issue 17): ``--help`` under 0.2 s,
 ``features`` up to date under 0.3 s, ``run`` unchanged under 1 s.
+
+``--corpus KEY ...`` times the same commands on projects that ``lockstep
+init`` scaffolded, with no edits, from data sets of
+``tests/corpus.py::INIT_CORPUS`` (``titanic``, ``hotels``, ``diamonds``, ...)
+instead of the example: one line per data set.
 """
 
 from __future__ import annotations
@@ -45,7 +50,11 @@ def _seconds(command: list[str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--corpus", nargs="*", metavar="KEY", help="scaffolded projects of these data sets")
     args = parser.parse_args()
+    if args.corpus:
+        _corpus(args.corpus, args.repeat)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         project = telco_project(Path(tmp) / "telco", rows=7043)
         subprocess.run([LOCKSTEP, "run"], cwd=project, check=True, capture_output=True)
@@ -66,6 +75,27 @@ def main() -> None:
             floor = median if floor is None else floor
             target = f" (target < {TARGETS[name]} s)" if name in TARGETS else ""
             print(f"{name:15s} {median:6.2f} s  {median / floor:6.1f}x a bare interpreter{target}", flush=True)
+
+
+def _corpus(keys: list[str], repeat: int) -> None:
+    """The up-to-date commands on a scaffolded project per data set: init, run, then each timed."""
+    from tests.corpus import INIT_CORPUS
+
+    commands = {"python -c pass": [sys.executable, "-c", "pass"], "features": [LOCKSTEP, "features"],
+                "train": [LOCKSTEP, "train"], "run": [LOCKSTEP, "run"]}
+    print(f"{'data set':12s} {'rows':>7s}  " + "  ".join(f"{name:>14s}" for name in commands))
+    for key in keys:
+        data = INIT_CORPUS[key]
+        with tempfile.TemporaryDirectory() as tmp:
+            project = Path(tmp) / key
+            csv = data.write_csv(project / "data" / f"{key}.csv")
+            subprocess.run([LOCKSTEP, "init", str(csv), "--target", data.target, "--id", "row_id"], cwd=project,
+                           check=True, capture_output=True)
+            subprocess.run([LOCKSTEP, "run"], cwd=project, check=True, capture_output=True)
+            rows = sum(1 for _ in csv.open()) - 1
+            medians = [statistics.median(_seconds(command, project) for _ in range(repeat))
+                       for command in commands.values()]
+        print(f"{key:12s} {rows:7,d}  " + "  ".join(f"{m:12.2f} s" for m in medians), flush=True)
 
 
 if __name__ == "__main__":
