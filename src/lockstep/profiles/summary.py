@@ -223,8 +223,9 @@ class NumericSummary:
         if self.moments:
             _add(self.sums, "total", values)
             _add(self.sums, "total_sq", values * values)
-        self.minimum = min(self.minimum, float(values.min()))
-        self.maximum = max(self.maximum, float(values.max()))
+        # + 0.0 makes -0.0 a 0.0: the two compare equal, so which one min() kept depended on where the cuts were
+        self.minimum = min(self.minimum, float(values.min()) + 0.0)
+        self.maximum = max(self.maximum, float(values.max()) + 0.0)
         below = values < self.low
         above = values > self.high
         n_below, n_above = int(below.sum()), int(above.sum())
