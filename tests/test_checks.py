@@ -187,7 +187,7 @@ def test_env_show_diff_and_lock(trained: Project, tmp_path: Path) -> None:
     assert code == 0 and env["packages"]["numpy"] == metadata.version("numpy")
     assert any(p["user_api"] == "blas" for p in env["threadpools"])
     code, out, _ = cli("env", "diff", "--project", str(trained.path), "--json")
-    assert code == 0 and json.loads(out)["identical"] is True
+    assert code == 0 and json.loads(out)["identical"] is True, out
     target = tmp_path / "requirements.txt"
     code, out, _ = cli("env", "lock", "--output", str(target), "--project", str(trained.path), "--json")
     assert code == 0

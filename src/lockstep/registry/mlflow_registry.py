@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     import mlflow.models as mlflow_models
     import mlflow.models.utils as mlflow_model_utils
     import mlflow.sklearn as mlflow_sklearn
+    import mlflow.tracking._tracking_service.utils as mlflow_tracking_utils
     import mlflow.types.schema as mlflow_schema
     import mlflow.utils.environment as mlflow_environment
     import pyarrow as pa
@@ -80,6 +81,7 @@ else:  # MLflow takes a second to import and open: reads of the embedded registr
     mlflow_environment = lazy_module("mlflow.utils.environment")
     mlflow_model_utils = lazy_module("mlflow.models.utils")
     mlflow_sklearn = lazy_module("mlflow.sklearn")
+    mlflow_tracking_utils = lazy_module("mlflow.tracking._tracking_service.utils")  # private (see below)
     mlflow_schema = lazy_module("mlflow.types.schema")
     pa = lazy_module("pyarrow")
     pq = lazy_module("pyarrow.parquet")
@@ -746,9 +748,10 @@ def _artifact_locations_for(uri: str) -> None:
     """
     if _CACHED_FOR == [uri]:
         return
-    from mlflow.tracking._tracking_service import utils  # private: a later MLflow without it caches nothing here
-
-    cache = getattr(utils, "_artifact_repos_cache", None)
+    try:  # MLflow's private module: a later MLflow without it (or without the cache) has nothing to forget here
+        cache = getattr(mlflow_tracking_utils, "_artifact_repos_cache", None)
+    except ImportError:
+        cache = None
     if cache is not None:
         cache.clear()
     _CACHED_FOR[:] = [uri]
