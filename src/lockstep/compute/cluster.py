@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import socket
 import sys
 import uuid
@@ -37,11 +38,13 @@ from lockstep.core.sections import ComputeConfig
 if TYPE_CHECKING:  # Dask's distributed, imported by the first session that uses it (a local one never does)
     import asyncio
 
+    import dask
     import distributed
 
     from lockstep.compute import worker_setup
 else:
     asyncio = lazy_module("asyncio")
+    dask = lazy_module("dask")
     distributed = lazy_module("distributed")
     worker_setup = lazy_module("lockstep.compute.worker_setup")
 
@@ -202,12 +205,14 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
                  "distributed.scheduler", "distributed.comm", "distributed.batched"):
         logging.getLogger(name).setLevel(logging.ERROR)
     cluster = None
+    environment = dict(os.environ)
     if settings.address is not None:
         client = _connect(settings.address)
     else:
         cluster = distributed.LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
                                            host="127.0.0.1", silence_logs=logging.CRITICAL,
                                            dashboard_address=":0")  # a free port: no clash with another cluster
+        _put_back(environment)
         client = distributed.Client(cluster)
     try:
         client.register_plugin(worker_setup.WorkerSetup(threads))
@@ -223,6 +228,21 @@ def compute_session(settings: ComputeConfig, backend: str | None = None, *, thre
         client.close()
         if cluster is not None:
             cluster.close()
+            _put_back(environment)  # a worker restarted during the session set them again
+
+
+def _put_back(environment: dict[str, str]) -> None:
+    """Put back this process's variables that Dask sets for the workers it spawns (``PYTHONHASHSEED``, the thread
+    counts of ``distributed.nanny.pre-spawn-environ``, its parent's id): left set, the next training here would
+    record a hash seed and thread counts this process never had, and the processes it starts would inherit them."""
+    config = dask.config.get("distributed.nanny", default={}) or {}
+    names = {"PYTHONHASHSEED", *(config.get("pre-spawn-environ") or {}), *(config.get("environ") or {}),
+             *(name for name in os.environ if name.startswith("__DASK"))}
+    for name in names:
+        if name in environment:
+            os.environ[name] = environment[name]
+        else:
+            os.environ.pop(name, None)
 
 
 def _forget_modules(names: list[str]) -> None:
