@@ -66,7 +66,12 @@ def _same_model(project: Path, version: int) -> None:
 
 
 def test_training_on_a_local_cluster_gives_the_local_model(featured: Path) -> None:
+    environment = dict(os.environ)
     result = Project(featured).train(force=True, compute="dask")
+    # the cluster's workers got Dask's hash seed and thread counts (the fits record theirs); this process did not
+    assert dict(os.environ) == environment
+    recorded = Project(featured).registry.run_json(result.version, "environment.json")["variables"]
+    assert recorded == {name: environment.get(name) for name in recorded}
     assert not result.skipped
     tags = result.version.tags
     assert tags["lockstep.compute.backend"] == "dask" and tags["lockstep.compute.workers"] == "2"

@@ -100,6 +100,10 @@ _DISCARDED_CHECKS = ((mlflow_environment, "warn_dependency_requirement_mismatche
 _RELOCATED: set[str] = set()
 #: Shared registries reached once in this process.
 _REACHED: set[str] = set()
+#: The variables set while MLflow is used (MLflow's quiet settings; the URIs, which ``mlflow.set_tracking_uri`` and
+#: ``set_registry_uri`` set for its subprocesses), put back afterwards.
+_SET_VARIABLES = ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+                  "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 #: The registry whose runs' artifact locations MLflow's process-wide cache holds (``[uri]``; see
 #: :func:`_artifact_locations_for`).
 _CACHED_FOR: list[str] = []
@@ -242,31 +246,30 @@ class Registry:
     @contextmanager
     def _mlflow(self) -> Iterator[Any]:
         """MLflow, pointed at this registry for the duration of the block (restored afterwards)."""
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # stdout is lockstep's (--json)
-        self._relocate_once()
-        if not self.exists():
-            self._create()
+        with _mlflow_variables():
+            self._relocate_once()
+            if not self.exists():
+                self._create()
 
-        for name in ("mlflow", "alembic", "mlflow.store", "mlflow.tracking"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        if self.tracking_uri is not None and self.tracking_uri not in _REACHED:
-            reach(self.tracking_uri)  # MLflow itself retries a dead database for 100 s and a server for minutes
-            if uri_scheme(self.tracking_uri).startswith("postgresql"):
-                _create_schema(self.tracking_uri)
-            _REACHED.add(self.tracking_uri)
-        if self.root is not None:
-            self.root.mkdir(parents=True, exist_ok=True)
-        previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-        _artifact_locations_for(self.uri)
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
-        try:
-            with self._users_errors(), self._s3_environment():
-                yield mlflow
-        finally:
-            mlflow.set_tracking_uri(previous[0])
-            mlflow.set_registry_uri(previous[1])
+            for name in ("mlflow", "alembic", "mlflow.store", "mlflow.tracking"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+            if self.tracking_uri is not None and self.tracking_uri not in _REACHED:
+                reach(self.tracking_uri)  # MLflow itself retries a dead database for 100 s and a server for minutes
+                if uri_scheme(self.tracking_uri).startswith("postgresql"):
+                    _create_schema(self.tracking_uri)
+                _REACHED.add(self.tracking_uri)
+            if self.root is not None:
+                self.root.mkdir(parents=True, exist_ok=True)
+            previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+            _artifact_locations_for(self.uri)
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_registry_uri(self.uri)
+            try:
+                with self._users_errors(), self._s3_environment():
+                    yield mlflow
+            finally:
+                mlflow.set_tracking_uri(previous[0])
+                mlflow.set_registry_uri(previous[1])
 
     @contextmanager
     def _users_errors(self) -> Iterator[None]:
@@ -534,7 +537,7 @@ class Registry:
         target = Path(tempfile.mkdtemp(dir=self._downloads))
         source = f"{uri.rstrip('/')}/{path}" if path else uri
         try:
-            with self._s3_environment(), _quiet():
+            with self._s3_environment(), _mlflow_variables(), _quiet():
                 return Path(mlflow_artifacts.download_artifacts(artifact_uri=source, dst_path=str(target),
                                                                tracking_uri=self.uri))
         except Exception as exc:
@@ -802,6 +805,24 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
+
+
+@contextmanager
+def _mlflow_variables() -> Iterator[None]:
+    """MLflow's quiet settings for the block (no progress bar, no run URL on stdout: stdout is lockstep's, for
+    ``--json``); afterwards this process's environment as it was, also the URIs that ``mlflow.set_tracking_uri``
+    writes there for its subprocesses."""
+    saved = {name: os.environ.get(name) for name in _SET_VARIABLES}
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
