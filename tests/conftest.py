@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import atexit
 import csv
+import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,18 @@ def lockstep_here(*args: str, env: dict[str, str] | None = None) -> subprocess.C
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Iterator[None]:
+    """Each test leaves ``os.environ`` as it found it: a Dask cluster a test starts itself writes its workers'
+    settings there (``PYTHONHASHSEED``, thread counts), which a later test's environment record would show.
+    lockstep's own clusters put them back (tests/test_compute.py)."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(autouse=True)
