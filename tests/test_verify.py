@@ -348,6 +348,20 @@ def test_lockstep_run_does_not_skip_verify_when_the_model_file_changed(trained: 
         model_file.write_bytes(original)
 
 
+def test_a_verification_with_other_options_does_not_make_run_verify_again(trained: Project) -> None:
+    """`lockstep verify` by hand (the current code, two threads) records its result too; the next `lockstep run`
+    still finds its own (the recorded code, the training's threads) and skips."""
+    first = trained.run(parity=False)
+    assert {s.name: s.status for s in first.steps}["verify"] == "done"
+    code, payload = verify_cli(trained.path, "--threads", "2")
+    assert code == 0 and payload["options"]["threads"] == 2
+    info = trained.model_version("churn-serve@champion")
+    assert json.loads(info.tags["lockstep.verify"])["time"] == payload["time"]  # the latest, as models show says
+    again = trained.run(parity=False)
+    assert {s.name: s.status for s in again.steps}["verify"] == "skipped"
+    assert trained.registry.check_result(info, "verify")["key"] == payload["key"]
+
+
 def test_run_after_a_code_edit_verifies_the_champion_against_its_own_code(trained: Project) -> None:
     """The champion stays (the edited model fails a gate); `lockstep run` verifies it with the code it was
     trained with and says the project's code moved on, instead of failing to reproduce it."""

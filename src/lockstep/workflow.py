@@ -266,10 +266,9 @@ def _verify_step(work: Steps, champion: VersionInfo, force: bool, report: RunRep
     registry = work.registry
     lineage = load_lineage(registry, champion, work.config.project_dir)
     options = {"recorded_code": True, "full": False, "threads": lineage.threads, "strict_env": False}
-    previous = registry.check_result(champion, "verify")
-    if (not force and previous and previous.get("reproduced")
-            and previous.get("key") == verification_key(work.config, lineage, options,
-                                                        registry.model_file_digest(champion))):
+    key = verification_key(work.config, lineage, options, registry.model_file_digest(champion))
+    previous = registry.check_result(champion, "verify", key)
+    if not force and previous and previous.get("reproduced") and previous.get("key") == key:
         report.reproduced = True
         return RunStep("verify", "skipped", f"reproduced before ({previous.get('time')}) with the same "
                        "code and environment", champion.version, champion.fingerprint)
@@ -288,9 +287,9 @@ def _verify_step(work: Steps, champion: VersionInfo, force: bool, report: RunRep
 
 def _parity_step(work: Steps, champion: VersionInfo, force: bool, report: RunReport) -> RunStep:
     """Compare the champion's prediction paths, unless they were identical before for the same inputs."""
-    previous = work.registry.check_result(champion, "parity")
-    if (not force and previous and previous.get("identical")
-            and previous.get("key") == parity_key(champion, None, True, True)):
+    key = parity_key(champion, None, True, True)
+    previous = work.registry.check_result(champion, "parity", key)
+    if not force and previous and previous.get("identical") and previous.get("key") == key:
         report.identical = True
         return RunStep("parity", "skipped", f"identical before ({previous.get('time')})", champion.version,
                        champion.fingerprint)

@@ -623,19 +623,26 @@ class Registry:
         The whole report goes to the run as ``checks/<kind>.json``, and
         ``summary`` to the version's tag ``lockstep.<kind>`` (the latest result
         of that check, shown by ``models show`` and in generated documentation).
+        A report with a ``key`` (what the check depended on: options, code,
+        environment) is also kept as ``checks/<kind>/<key>.json``, so that a
+        check with other options (``lockstep verify`` by hand) does not hide
+        the result ``lockstep run`` looks for.
         """
         text = json.dumps(report, indent=2, sort_keys=True, default=str)
         tag = json.dumps(summary, sort_keys=True, default=str)
+        paths = [f"checks/{kind}.json"] + ([f"checks/{kind}/{report['key']}.json"] if report.get("key") else [])
         index = self._index()
         run = index.run(info.run_id) if index is not None else None
         if index is not None and run is not None and urlparse(run.artifact_uri).scheme in ("", "file"):
             with self._users_errors():  # the report next to the run's other files, then the tag saying so
-                atomic_write_text(self._local(run.artifact_uri, f"checks/{kind}.json"), text)
+                for path in paths:
+                    atomic_write_text(self._local(run.artifact_uri, path), text)
                 if index.set_version_tag(info.name, info.version, f"{TAG}.{kind}", tag):
                     return
         with self._mlflow() as mlflow:
             client = self._client(mlflow)
-            client.log_text(info.run_id, text, f"checks/{kind}.json")
+            for path in paths:
+                client.log_text(info.run_id, text, path)
             client.set_model_version_tag(info.name, str(info.version), f"{TAG}.{kind}", tag)
 
     def log_monitor(self, report: dict[str, Any], files: dict[str, bytes | str]) -> str:
@@ -667,15 +674,18 @@ class Registry:
             client.set_terminated(run_id)
         return str(run_id)
 
-    def check_result(self, info: VersionInfo, kind: str) -> dict[str, Any] | None:
-        """The latest recorded report of a check for a version, if any."""
+    def check_result(self, info: VersionInfo, kind: str, key: str | None = None) -> dict[str, Any] | None:
+        """The recorded report of a check for a version, if any: the one made with ``key`` when given (else, or
+        for a report older than keyed reports, the latest)."""
         if f"{TAG}.{kind}" not in info.tags:
             return None
-        try:
-            found: dict[str, Any] = json.loads(self._artifact_path(info.run_id, f"checks/{kind}.json").read_text())
-            return found
-        except NotFoundError:
-            return None
+        for path in ([f"checks/{kind}/{key}.json"] if key else []) + [f"checks/{kind}.json"]:
+            try:
+                found: dict[str, Any] = json.loads(self._artifact_path(info.run_id, path).read_text())
+                return found
+            except NotFoundError:
+                continue
+        return None
 
     def model_file_digest(self, info: VersionInfo) -> str | None:
         """The fingerprint of a version's stored model file as it is now (None when the file is missing)."""
