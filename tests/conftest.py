@@ -163,11 +163,11 @@ max_shared_fraction = 0.0
 
 #: The test files, longest first (seconds of one worker, measured with ``--durations=0``): with ``pytest -n auto
 #: --dist loadfile`` a long file scheduled last keeps one worker busy alone at the end.
-LONGEST_FIRST = ("test_team_scale.py", "test_compute_data.py", "test_training.py", "test_matrix_classifiers.py",
-                 "test_scaffold_corpus.py", "test_monitor.py", "test_verify.py", "test_compute.py",
-                 "test_reliability.py", "test_matrix_regressors.py", "test_checks.py", "test_onnx.py",
-                 "test_service.py", "test_push.py", "test_examples.py", "test_parallel_prediction.py",
-                 "test_features.py", "test_service_fuzz.py")
+LONGEST_FIRST = ("test_team_scale.py", "test_compute_data.py", "test_training.py", "test_training_helper.py",
+                 "test_matrix_classifiers.py", "test_monitor.py", "test_compute.py", "test_scaffold_corpus.py",
+                 "test_matrix_regressors.py", "test_service.py", "test_reliability.py", "test_onnx.py",
+                 "test_push.py", "test_verify.py", "test_examples.py", "test_parallel_prediction.py",
+                 "test_checks.py", "test_features.py", "test_skops_import.py", "test_service_fuzz.py")
 
 
 def pytest_collection_modifyitems(config, items: list) -> None:
