@@ -72,13 +72,14 @@ def _terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def telco_project(tmp_path: Path) -> Path:
     """A copy of the telco-churn example, with the first 600 rows of its data."""
-    return _telco_sample(tmp_path / "telco")
+    return telco_sample(tmp_path / "telco")
 
 
-def _telco_sample(project: Path) -> Path:
+def telco_sample(project: Path, rows: int = 600) -> Path:
+    """The telco-churn example copied to ``project``, with the first ``rows`` rows of its data."""
     shutil.copytree(EXAMPLES / "telco-churn", project, ignore=shutil.ignore_patterns(".lockstep", "data"))
-    header, rows = read_rows(TELCO_CSV)
-    write_rows(project / "data" / "wa_churn.csv", header, rows[:600])
+    header, data = read_rows(TELCO_CSV)
+    write_rows(project / "data" / "wa_churn.csv", header, data[:rows])
     # The sample may hold a few more look-alike customers than the full data.
     text = (project / "lockstep.toml").read_text()
     (project / "lockstep.toml").write_text(text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 0.05"))
@@ -102,7 +103,7 @@ def copy_of_built(name: str, folder: Path, build: Callable[[Path], None]) -> Pat
 
 
 def _telco_featured(folder: Path) -> None:
-    project = Project(_telco_sample(folder))
+    project = Project(telco_sample(folder))
     project.ingest()
     project.build_features()
 

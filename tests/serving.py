@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from lockstep import Project
 
-from .conftest import EXAMPLES, TELCO_CSV, copy_of_built, read_rows, write_rows
+from .conftest import copy_of_built, telco_sample
 
 TRAIN = '''
 [train]
@@ -39,13 +38,9 @@ def make_trained_project(folder: Path, rows: int = 600) -> Project:
 
 
 def _build_trained_project(folder: Path, rows: int) -> None:
-    shutil.copytree(EXAMPLES / "telco-churn", folder, ignore=shutil.ignore_patterns(".lockstep", "data"))
-    header, data = read_rows(TELCO_CSV)
-    write_rows(folder / "data" / "wa_churn.csv", header, data[:rows])
+    telco_sample(folder, rows)
     text = (folder / "lockstep.toml").read_text()
-    text = text[: text.index("# Training:")] + TRAIN
-    text = text.replace("max_shared_fraction = 0.01", "max_shared_fraction = 0.05")
-    (folder / "lockstep.toml").write_text(text)
+    (folder / "lockstep.toml").write_text(text[: text.index("# Training:")] + TRAIN)
     project = Project(folder)
     project.ingest()
     project.build_features()

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lockstep.core.environment import put_back
 from lockstep.core.errors import ServiceError, UserError
 from lockstep.core.lazy import lazy_module
 from lockstep.core.sections import ComputeConfig
@@ -238,11 +239,7 @@ def _put_back(environment: dict[str, str]) -> None:
     config = dask.config.get("distributed.nanny", default={}) or {}
     names = {"PYTHONHASHSEED", *(config.get("pre-spawn-environ") or {}), *(config.get("environ") or {}),
              *(name for name in os.environ if name.startswith("__DASK"))}
-    for name in names:
-        if name in environment:
-            os.environ[name] = environment[name]
-        else:
-            os.environ.pop(name, None)
+    put_back({name: environment.get(name) for name in names})
 
 
 def _forget_modules(names: list[str]) -> None:

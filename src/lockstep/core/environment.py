@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from threadpoolctl import threadpool_info
 from lockstep.core.fingerprint import fingerprint_json
 from lockstep.core.lazy import lazy_module, loaded
 
-__all__ = ["CORE_PACKAGES", "capture", "core", "core_fingerprint", "git_state", "threadpool_summary"]
+__all__ = ["CORE_PACKAGES", "capture", "core", "core_fingerprint", "git_state", "put_back", "threadpool_summary"]
 
 #: Packages whose version can change the numbers lockstep computes.
 CORE_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "deltalake", "lockstep")
@@ -34,6 +35,15 @@ _NUMERICAL = tuple(lazy_module(name) for name in ("numpy", "scipy.linalg", "skle
 
 _THREAD_VARIABLES = ("PYTHONHASHSEED", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def put_back(saved: Mapping[str, str | None]) -> None:
+    """Set this process's environment variables back to ``saved`` (name -> value; None: the variable was unset)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 #: The last :func:`_packages` answer, with the state of the import path it was read from.

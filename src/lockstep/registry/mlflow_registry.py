@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lockstep.core.config import Config
+from lockstep.core.environment import put_back
 from lockstep.core.errors import (
     FileSystemError,
     IntegrityError,
@@ -302,11 +303,7 @@ class Registry:
         try:
             yield
         finally:
-            for name, old in saved.items():
-                if old is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = old
+            put_back(saved)
 
     def _client(self, mlflow: Any) -> Any:
         return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -750,7 +747,6 @@ class Registry:
         return ModelSchema.from_dict(json.loads(path.read_text()))
 
 
-
 def _artifact_locations_for(uri: str) -> None:
     """Forget the artifact locations MLflow keeps for another registry's runs, before this one's are used.
 
@@ -768,6 +764,7 @@ def _artifact_locations_for(uri: str) -> None:
     if cache is not None:
         cache.clear()
     _CACHED_FOR[:] = [uri]
+
 
 def _registered(runs: list[dict[str, str]]) -> dict[str, Any] | None:
     """The first of these runs (their ids and tags, newest first) that registered a version."""
@@ -828,11 +825,7 @@ def _mlflow_variables() -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        put_back(saved)
 
 
 @contextmanager
