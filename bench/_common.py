@@ -26,6 +26,13 @@ def run_python(code: str, *args: object) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def byte_compiled() -> None:
+    """lockstep's sources byte-compiled where stale, as pip leaves an installed wheel (``dev.py env`` does it for
+    the editable install): with ``PYTHONDONTWRITEBYTECODE`` set, a command would otherwise compile every module
+    it imports, every time, and the start-up measured would be no user's."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src" / "lockstep")], check=True)
+
+
 def lockstep(project: Path, *commands: list[str]) -> None:
     """Run lockstep commands on ``project``, one after the other, quietly; stop at the first failure."""
     for command in commands:

@@ -25,7 +25,7 @@ import subprocess
 import time
 
 from _common import LOCKSTEP as LOCKSTEP_EXE
-from _common import ROOT, run_python
+from _common import ROOT, byte_compiled, run_python
 
 PROJECT = ROOT / "examples" / "telco-churn"
 OUT = ROOT / "bench" / "out" / "predict"
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
+    byte_compiled()  # as an installed wheel is
     from ingest import make_data
 
     _, parquet = make_data(args.rows)
