@@ -345,10 +345,16 @@ def _serve(prepare: Callable[[], object], answer: int, request: int,
         for end in parents:
             os.close(end)
         # the parent's objects are never collected here (see :func:`_child`), the helper's own garbage is: it
-        # imports and writes much more than a forked child of :func:`start`
+        # imports and writes much more than a forked child of :func:`start`. Not while it imports, though: the
+        # collections the imports' new objects set off (the full ones traverse all of them, again and again)
+        # took about a quarter of the time MLflow and its stores take to import (docs/benchmarks.md); what it
+        # imported is kept for the rest of its life, like the parent's objects
         gc.freeze()
+        gc.disable()
         _own_streams()
         prepare()
+        gc.freeze()
+        gc.enable()
         _write_all(answer, _READY)
         work = pickle.loads(_receive_message(request))
         _interruptible_once()
