@@ -3,6 +3,7 @@ does not deliver (it dies, hangs, or its result does not travel)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -172,6 +173,26 @@ def test_a_helper_gets_ready_first_then_runs_the_work_it_is_sent() -> None:
         assert helper.run(partial(len, big)) == len(big)  # a helper is used once: then the work is done here
     assert worker == pid and prepared == [pid]  # prepared in the child, before the work
     assert _PREPARED == [] and _exited(pid)
+
+
+def _collector_while_preparing() -> None:
+    _PREPARED.append(gc.isenabled())
+
+
+def _collector_now() -> tuple[list[int], bool, int]:
+    return list(_PREPARED), gc.isenabled(), len(gc.get_objects())
+
+
+def test_a_helper_prepares_without_the_collector_and_works_with_it_on_its_own_objects() -> None:
+    """Its imports are not slowed by collections; its work's garbage is collected; the objects it started with
+    (the parent's) and those it imported are frozen, never traversed there."""
+    assert gc.isenabled()
+    objects_here = len(gc.get_objects())
+    with forked.helper(_collector_while_preparing) as helper:
+        prepared, enabled, tracked = helper.run(_collector_now)
+    assert prepared == [False] and enabled
+    assert tracked < objects_here / 10  # only what the work made since
+    assert gc.isenabled() and _PREPARED == []  # nothing changed here
 
 
 def test_a_lockstep_error_and_the_warnings_of_the_helpers_work_are_given_here() -> None:
