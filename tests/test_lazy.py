@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_a_lazy_module_imports_on_first_attribute_from_any_thread() -> None:
@@ -25,3 +26,20 @@ def test_a_lazy_module_imports_on_first_attribute_from_any_thread() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "<lazy module 'email.mime.text'>" in done.stdout and "OK" in done.stdout, (
         done.stdout + done.stderr)
+
+
+def test_the_collector_is_paused_while_a_stand_in_imports_and_left_as_it_was(tmp_path: Path) -> None:
+    (tmp_path / "recorder.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n")
+    (tmp_path / "second.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n")
+    probe = (
+        "import gc, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from lockstep.core.lazy import lazy_module, loaded\n"
+        "assert gc.isenabled()\n"
+        "assert lazy_module('recorder').COLLECTING is False and gc.isenabled()\n"
+        "gc.disable()  # the caller's own pause is the caller's\n"
+        "assert loaded(lazy_module('second')).COLLECTING is False and not gc.isenabled()\n"
+        "print('OK')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
