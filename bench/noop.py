@@ -12,8 +12,8 @@ included), the median of ``--repeat`` runs:
 * ``lockstep models list`` and ``lockstep data list`` (read-only).
 
 lockstep's sources are byte-compiled first, as an installed wheel is (see
-``_common.byte_compiled``). The baseline is a bare interpreter in the same run (``python -c pass``),
-the floor any command has. Targets (issue 17): ``--help`` under 0.2 s,
+``_common.byte_compiled``). The baseline is a bare interpreter in the same
+run (``python -c pass``), the floor any command has. Targets (issue 17): ``--help`` under 0.2 s,
 ``features`` up to date under 0.3 s, ``run`` unchanged under 1 s.
 
 ``--corpus KEY ...`` times the same commands on projects that ``lockstep
