@@ -39,10 +39,24 @@ LOCKSTEP = [sys.executable, "-m", "lockstep"]
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two worker processes, one thread each, on 127.0.0.1: the address of their scheduler."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0") as running:
-        yield running.scheduler_address
+    """Two worker processes, one thread each, on 127.0.0.1: the address of their scheduler. The variables Dask
+    sets here for the workers it spawns (``PYTHONHASHSEED``, thread counts) are put back at once: the module's
+    tests would otherwise keep them (each test's ``_environment_kept`` starts from them), and so would the later
+    files of this worker, whose recorded environments would show them."""
+    saved = dict(os.environ)
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=":0") as running:
+            _environment_back(saved)
+            yield running.scheduler_address
+    finally:
+        _environment_back(saved)
+
+
+def _environment_back(saved: dict[str, str]) -> None:
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _compute(project: Path, address: str | None, partition_rows: int) -> None:
