@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from lockstep.compute import fork as forked
-from lockstep.core import machine
 from lockstep.core.errors import PipelineError
 
 
@@ -107,9 +106,8 @@ def test_cancel_stops_the_child() -> None:
 def test_without_a_core_to_spare_the_work_runs_here(why: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if why == "one-core":
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
-    else:  # both cores busy over the last minute, and now
+    else:  # both cores busy over the last minute
         monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
-        monkeypatch.setattr(machine, "runnable_now", lambda: os.cpu_count() or 1)
     assert not forked.available()
     child = forked.start(os.getpid)
     assert child.pid is None and child.result(timeout=1) == os.getpid()

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-from lockstep.core import machine
 from lockstep.evaluation import render
 from lockstep.evaluation.drawing import draw
 from lockstep.evaluation.metrics import Outputs
@@ -71,7 +70,6 @@ def test_the_helper_starts_only_with_a_core_to_spare(monkeypatch: pytest.MonkeyP
     data = plot_data(_outputs("regression", []), None, "regression")
     cores = os.cpu_count() or 1
     monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
-    monkeypatch.setattr(machine, "runnable_now", lambda: cores)
     busy = render.start(data)
     assert busy.process is None and set(busy.images()) == {f"plots/{name}.png" for name in REGRESSION}
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
