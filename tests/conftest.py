@@ -58,6 +58,11 @@ def _environment_kept() -> Iterator[None]:
     lockstep's own clusters put them back (tests/test_compute.py)."""
     saved = dict(os.environ)
     yield
+    restore_environment(saved)
+
+
+def restore_environment(saved: dict[str, str]) -> None:
+    """``os.environ`` made ``saved`` again, if anything changed it."""
     if dict(os.environ) != saved:
         os.environ.clear()
         os.environ.update(saved)

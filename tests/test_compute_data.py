@@ -29,7 +29,7 @@ from lockstep.features import partitioned
 from lockstep.scaffold import init_project
 from lockstep.store.parts import PartFile
 
-from .conftest import EXAMPLES, TELCO_CSV, read_rows, write_rows
+from .conftest import EXAMPLES, TELCO_CSV, read_rows, restore_environment, write_rows
 from .corpus import INIT_CORPUS
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -47,16 +47,10 @@ def cluster():
     try:
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                       dashboard_address=":0") as running:
-            _environment_back(saved)
+            restore_environment(saved)
             yield running.scheduler_address
     finally:
-        _environment_back(saved)
-
-
-def _environment_back(saved: dict[str, str]) -> None:
-    if dict(os.environ) != saved:
-        os.environ.clear()
-        os.environ.update(saved)
+        restore_environment(saved)
 
 
 def _compute(project: Path, address: str | None, partition_rows: int) -> None:
