@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from lockstep.core.dtypes import dtype_of
 from lockstep.core.errors import LeakageError, PipelineError
+from lockstep.core.factorize import factorize_objects
 from lockstep.core.frames import raw_frame
 from lockstep.data.splits import SPLIT_VALUES, UNLABELED, split_codes
 from lockstep.features.pipeline import make_transformer, run_pipeline
@@ -113,7 +114,10 @@ def _check_names(features: pd.DataFrame, config: Config, ref: str) -> None:
 def _text_array(series: pd.Series) -> pa.Array | None:
     """Text to Arrow through its distinct values (one conversion per distinct value, not per row), dictionary-
     encoded; None when the values are not all text (their kinds read from the distinct values alone)."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if pd.api.types.is_object_dtype(series.dtype):  # strings shared by many rows: factorized by identity first
+        codes, uniques = factorize_objects(series.to_numpy())
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
     if pd.api.types.infer_dtype(uniques, skipna=True) not in ("string", "empty"):
         return None
     dictionary = pa.array(np.asarray(uniques, dtype=object), pa.string())
