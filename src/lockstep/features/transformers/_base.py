@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._set_output import _get_output_config, _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["LockstepTransformer", "is_numeric", "is_text", "map_distinct"]
@@ -60,12 +61,22 @@ def map_distinct(series: pd.Series, func) -> pd.Series:
     return pd.Series(mapped[codes], index=series.index, dtype=object)
 
 
-class LockstepTransformer(TransformerMixin, BaseEstimator):
-    """Shared machinery; subclasses implement ``_fit``, ``_transform`` and ``_names_out``."""
+class LockstepTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
+    """Shared machinery; subclasses implement ``_fit``, ``_transform`` and ``_names_out``.
+
+    ``set_output`` works as scikit-learn's own transformers' does, but the output is put in its container here,
+    once (:meth:`_container`), not by scikit-learn's wrappers around ``transform`` and ``fit_transform``, which
+    rename the columns of a frame that already has them, twice per step: on one row (serving, the stateless
+    check) that was a fifth of a lockstep pipeline's time. The subclasses, which define neither method, get
+    ``set_output`` from scikit-learn's mixin as usual.
+    """
 
     _parameter_constraints: dict = {}
     _preserves_float64: bool = True
     _accepts_text: bool = True
+    #: Whether ``_transform`` assigns columns of the frame it is given (else it returns a new frame, and the frame
+    #: need not be copied first).
+    _assigns_columns: bool = True
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -180,8 +191,33 @@ class LockstepTransformer(TransformerMixin, BaseEstimator):
         frame, was_frame = self._frame(X, reset=False)
         # A shallow copy: transformers assign whole columns, and with pandas'
         # copy-on-write that never touches the caller's frame.
-        out = self._transform(frame.copy(deep=False))
-        return self._output(out, was_frame)
+        out = self._transform(frame.copy(deep=False) if self._assigns_columns else frame)
+        return self._container(self._output(out, was_frame), X)
+
+    def fit_transform(self, X, y=None):
+        """Fit to ``X``, then transform it.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        DataFrame or ndarray of shape (n_samples, n_features_out)
+        """
+        return self.fit(X, y).transform(X)
+
+    def _container(self, out, X):
+        """``out`` in the container ``set_output`` (or the global configuration) asks for: as it is when it is one
+        already (the default, or a frame with the output's names), else through scikit-learn's own wrapping."""
+        dense = _get_output_config("transform", self)["dense"]
+        if dense == "default":
+            return out
+        if dense == "pandas" and isinstance(out, pd.DataFrame) \
+                and list(out.columns) == self._names_out(self._input_names()):
+            return out
+        return _wrap_data_with_container("transform", out, X, self)
 
     def get_feature_names_out(self, input_features=None):
         """The names of the output columns.

@@ -41,6 +41,8 @@ class SelectColumns(LockstepTransformer):
 
     _parameter_constraints = {"columns": [list, tuple, str, None]}
 
+    _assigns_columns = False
+
     def __init__(self, columns=None):
         self.columns = columns
 
@@ -82,6 +84,8 @@ class DropColumns(LockstepTransformer):
     """
 
     _parameter_constraints = {"columns": [list, tuple, str, None]}
+
+    _assigns_columns = False
 
     def __init__(self, columns=None):
         self.columns = columns
@@ -126,6 +130,8 @@ class RenameColumns(LockstepTransformer):
     """
 
     _parameter_constraints = {"mapping": [dict, None]}
+
+    _assigns_columns = False
 
     def __init__(self, mapping=None):
         self.mapping = mapping
