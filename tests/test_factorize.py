@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from lockstep.core.factorize import MAX_DISTINCT_OBJECTS, factorize_objects
+from lockstep.features.transformers._base import map_distinct
 from tests.corpus import INIT_CORPUS
 
 
@@ -74,3 +75,20 @@ def test_text_columns_of_real_data(key: str) -> None:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         shared = np.where(codes < 0, None, np.asarray(uniques, dtype=object)[np.maximum(codes, 0)])
         _assert_as_pandas(shared)
+
+
+@pytest.mark.parametrize("key", sorted(INIT_CORPUS))
+def test_map_distinct_is_the_function_row_by_row(key: str) -> None:
+    """``map_distinct`` (NormalizeStrings, RareCategoryGrouper, CategoryMissingFiller) gives, row for row, what
+    the function gives each value, on the corpus's text columns as read and as shared objects."""
+    frame = INIT_CORPUS[key].frame()
+    for name in frame.columns:
+        if not (pd.api.types.is_object_dtype(frame[name].dtype) or pd.api.types.is_string_dtype(frame[name].dtype)):
+            continue
+        for series in (frame[name], frame[name].astype("category"), frame[name].astype(object).iloc[::-1]):
+            got = map_distinct(series, lambda v: v.strip().lower() if isinstance(v, str) else repr(v))
+            want = [np.nan if v is None or v is pd.NA or (isinstance(v, float) and v != v)
+                    else (v.strip().lower() if isinstance(v, str) else repr(v)) for v in series.tolist()]
+            assert got.dtype == object and list(got.index) == list(series.index)
+            assert [None if isinstance(v, float) and v != v else v for v in got.tolist()] == \
+                [None if isinstance(v, float) and v != v else v for v in want]

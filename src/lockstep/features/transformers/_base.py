@@ -27,6 +27,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._set_output import _get_output_config, _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from lockstep.core.factorize import factorize_objects
+
 __all__ = ["LockstepTransformer", "is_numeric", "is_text", "map_distinct"]
 
 
@@ -49,12 +51,13 @@ def _missing(value) -> bool:
 def map_distinct(series: pd.Series, func) -> pd.Series:
     """``func`` applied to each distinct non-missing value, spread back to every row (object dtype).
 
-    Missing values stay NaN. One call per distinct value, not per row.
+    Missing values stay NaN. One call per distinct value, not per row; the rows are factorized by their objects'
+    identity first (:func:`~lockstep.core.factorize.factorize_objects`).
     """
     if len(series) <= 16:  # a few rows (a request): a plain loop beats factorizing
         values = [np.nan if _missing(v) else func(v) for v in series.tolist()]
         return pd.Series(values, index=series.index, dtype=object)
-    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+    codes, uniques = factorize_objects(series.astype(object).to_numpy())
     mapped = np.empty(len(uniques) + 1, dtype=object)
     mapped[:-1] = [func(u) for u in uniques]
     mapped[-1] = np.nan
