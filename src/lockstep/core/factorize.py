@@ -53,10 +53,10 @@ def factorize_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     by_object, addresses = pd.factorize(_addresses(values))
     if len(addresses) > MAX_DISTINCT_OBJECTS:
         return _by_value(values)
-    # The objects behind the distinct addresses: alive, since ``values`` holds a reference to each of them.
-    objects = np.empty(len(addresses), dtype=object)
-    objects[:] = [ctypes.cast(int(address), ctypes.py_object).value for address in addresses]
-    by_value, uniques = _by_value(objects)
+    # Codes are given in order of first appearance, so the running maximum rises exactly where each object first
+    # appears: the objects are taken from ``values`` there (never dereferenced from their addresses).
+    rises = np.flatnonzero(np.diff(np.maximum.accumulate(by_object))) + 1
+    by_value, uniques = _by_value(values[np.concatenate(([0], rises))])
     return by_value[by_object], uniques
 
 
